@@ -1,0 +1,63 @@
+"""Supervised contrastive loss (Khosla et al. 2020, the L_out form, their eq. 2).
+
+DESIGN.md §4: for the ``B·V`` views of a batch with L2-normalised projections ``p``,
+
+    L = mean_i  -1/|P(i)| Σ_{p∈P(i)} log( exp(p_i·p_p/τ) / Σ_{a≠i} exp(p_i·p_a/τ) ),
+
+where ``P(i)`` are the *other* views that share the label of view ``i``. Anchors without a
+positive (possible only with a single view of a singleton class) are left out of the mean, so
+the loss is never NaN. With every label distinct and V = 2 this is SimCLR's NT-Xent loss.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["supcon_loss"]
+
+
+def supcon_loss(
+    features: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1
+) -> torch.Tensor:
+    """SupCon L_out loss of a batch.
+
+    Args:
+        features: ``(B, V, D)`` projections of ``V`` views of ``B`` samples, already
+            L2-normalised along ``D``.
+        labels: ``(B,)`` integer class labels.
+        temperature: softmax temperature ``τ > 0``.
+
+    Returns:
+        A scalar tensor: the mean over anchors that have at least one positive (zero, still
+        attached to the graph, when no anchor has one).
+    """
+    if features.dim() != 3:
+        raise ValueError(
+            f"features must have shape (B, V, D); got a tensor of shape {tuple(features.shape)}"
+        )
+    batch, views, _ = features.shape
+    if labels.shape != (batch,):
+        raise ValueError(
+            f"labels must have shape ({batch},) to match features; got {tuple(labels.shape)}"
+        )
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0; got {temperature}")
+
+    # view-major layout: row v*B + b is view v of sample b
+    p = features.transpose(0, 1).reshape(batch * views, -1)
+    y = labels.repeat(views)
+    n = p.shape[0]
+    logits = (p @ p.T) / temperature
+    self_mask = torch.eye(n, dtype=torch.bool, device=p.device)
+    # log of the denominator Σ_{a≠i} exp(p_i·p_a/τ), stable by log-sum-exp
+    log_denom = torch.logsumexp(logits.masked_fill(self_mask, float("-inf")), dim=1)
+    log_prob = logits - log_denom[:, None]
+
+    positives = (y[:, None] == y[None, :]) & ~self_mask
+    n_pos = positives.sum(dim=1)
+    has_pos = n_pos > 0
+    pos_log_prob = torch.where(positives, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
+    per_anchor = -pos_log_prob[has_pos] / n_pos[has_pos]
+    if per_anchor.numel() == 0:
+        return logits.sum() * 0.0
+    return per_anchor.mean()
