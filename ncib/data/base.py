@@ -1,0 +1,181 @@
+"""The data plumbing shared by every dataset: per-member batches and seeded views.
+
+A dataset lives in memory as ``uint8`` images ``(N, C, H, W)`` and ``int64`` labels. For
+training, each member of the seed pair gets its own loader whose batch sampler draws the
+member's own data order from its seed, and tags every batch with a seed from which the
+augmentation of that batch is drawn, on the device, after the transfer
+(:meth:`PairedViewDataModule.on_after_batch_transfer`). So member ``m`` sees exactly the same
+batches and views whether it is trained alone or beside another member, on one device or
+several, and a resumed run draws what an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ncib.data.augment import Normalize
+
+__all__ = ["EpochBatchSampler", "IndexedTensors", "PairedViewDataModule", "mix_seed"]
+
+_ORDER, _AUGMENT = 1, 2
+
+
+def mix_seed(*parts: int) -> int:
+    """A well-mixed 63-bit seed from integers (``numpy.random.SeedSequence``)."""
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def _dist_rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class EpochBatchSampler(Sampler):
+    """Yields ``(indices, batch_seed)`` for one member.
+
+    Each epoch is a fresh permutation drawn from ``(seed, epoch)``; ``batch_size`` is the
+    *global* batch, split evenly across distributed ranks (each rank takes its slice), so the
+    batches a member sees do not depend on the number of devices. The last partial batch is
+    dropped. Lightning calls :meth:`set_epoch` before every epoch.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int):
+        if batch_size > num_samples:
+            raise ValueError(
+                f"batch_size={batch_size} is larger than the {num_samples} training samples; "
+                "choose dataset.datamodule.batch_size <= the training set size"
+            )
+        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_samples // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, int]]:
+        rank, world = _dist_rank_world()
+        if self.batch_size % world:
+            raise ValueError(
+                f"batch_size={self.batch_size} (the global batch) is not divisible by the "
+                f"{world} devices; choose a multiple of {world}"
+            )
+        local = self.batch_size // world
+        g = torch.Generator().manual_seed(mix_seed(self.seed, _ORDER, self.epoch))
+        order = torch.randperm(self.num_samples, generator=g)
+        for b in range(len(self)):
+            start = b * self.batch_size + rank * local
+            yield order[start : start + local], mix_seed(self.seed, _AUGMENT, self.epoch, b, rank)
+
+
+class IndexedTensors(Dataset):
+    """Indexed by ``(indices, batch_seed)`` (or a plain index tensor): a whole batch at once."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            idx, seed = key
+            return {"x": self.images[idx], "y": self.labels[idx], "seed": torch.tensor(seed)}
+        return {"x": self.images[key], "y": self.labels[key]}
+
+
+class PairedViewDataModule(pl.LightningDataModule):
+    """Base DataModule: subclasses implement :meth:`load` and build ``self.augment``.
+
+    Args:
+        seeds: one seed per member (``seed_pair``); member ``m``'s loader is ``f"m{m}"``.
+        batch_size: global training batch per member.
+        views: augmented views per sample (≥ 2).
+        eval_batch_size: batch size of the feature-extraction loaders.
+        num_workers: loader workers (0 is right for in-memory tensors).
+    """
+
+    num_classes: int
+    mean: Sequence[float]
+    std: Sequence[float]
+
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        batch_size: int = 256,
+        views: int = 2,
+        eval_batch_size: int = 1024,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        if views < 2:
+            raise ValueError(f"views must be >= 2 for a contrastive loss; got {views}")
+        self.seeds = [int(s) for s in seeds]
+        self.batch_size, self.views = int(batch_size), int(views)
+        self.eval_batch_size, self.num_workers = int(eval_batch_size), int(num_workers)
+        self.augment: nn.Module = nn.Identity()
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # -- subclasses -------------------------------------------------------------------------
+    def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Return ``{"train": (images, labels), "test": (images, labels)}`` — uint8 images
+        ``(N, C, H, W)`` and int64 labels ``(N,)``."""
+        raise NotImplementedError
+
+    # -- Lightning hooks --------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if not self.splits:
+            self.splits = self.load()
+            self.normalize = Normalize(self.mean, self.std)
+
+    def train_dataloader(self) -> dict[str, DataLoader]:
+        images, labels = self.splits["train"]
+        data = IndexedTensors(images, labels)
+        return {
+            f"m{m}": DataLoader(
+                data,
+                sampler=EpochBatchSampler(len(data), self.batch_size, seed),
+                batch_size=None,
+                num_workers=self.num_workers,
+                pin_memory=torch.cuda.is_available(),
+                persistent_workers=self.num_workers > 0,
+            )
+            for m, seed in enumerate(self.seeds)
+        }
+
+    def eval_dataloader(self, split: str, indices: torch.Tensor | None = None) -> DataLoader:
+        """Sequential, un-augmented uint8 batches ``{"x", "y"}`` of ``split`` (optionally only
+        ``indices``) for feature extraction; map ``x`` with :meth:`eval_transform`."""
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; available: {sorted(self.splits)}")
+        images, labels = self.splits[split]
+        idx = torch.arange(len(labels)) if indices is None else torch.as_tensor(indices)
+        batches = list(torch.split(idx, self.eval_batch_size))
+        return DataLoader(
+            IndexedTensors(images, labels), sampler=batches, batch_size=None,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def eval_transform(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(B, C, H, W)`` → normalised float, on ``x``'s device."""
+        return self.normalize(x.float().div_(255.0))
+
+    def make_views(self, batch: dict) -> dict:
+        """``{"x": uint8 (B,C,H,W), "y", "seed"}`` → ``{"views": (B, V, C, H, W), "y"}``."""
+        x = batch["x"].float().div_(255.0)
+        g = torch.Generator(device=x.device).manual_seed(int(batch["seed"]))
+        views = torch.stack([self.normalize(self.augment(x, g)) for _ in range(self.views)], 1)
+        return {"views": views, "y": batch["y"]}
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if isinstance(batch, dict) and all(isinstance(v, dict) and "seed" in v for v in batch.values()):
+            return {name: self.make_views(member) for name, member in batch.items()}
+        return batch
