@@ -1,0 +1,36 @@
+"""Learning-rate schedules (per optimiser step)."""
+
+from __future__ import annotations
+
+import math
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+__all__ = ["warmup_cosine"]
+
+
+def warmup_cosine(
+    optimizer: Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    warmup_epochs: float = 0.0,
+    final_factor: float = 0.0,
+) -> LambdaLR:
+    """Linear warm-up over ``warmup_epochs`` epochs (from ``lr/warmup_steps`` to ``lr``), then
+    cosine decay to ``final_factor·lr`` at ``total_steps``. Stepped once per optimiser step."""
+    if total_steps < 1 or steps_per_epoch < 1:
+        raise ValueError(
+            f"total_steps and steps_per_epoch must be >= 1; got {total_steps}, {steps_per_epoch}"
+        )
+    if warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs must be >= 0; got {warmup_epochs}")
+    warmup_steps = max(0, min(round(warmup_epochs * steps_per_epoch), total_steps - 1))
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return final_factor + (1 - final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return LambdaLR(optimizer, factor)

@@ -1,0 +1,115 @@
+"""Two SupCon encoders that differ only in their seed, trained side by side (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from ncib.losses import supcon_loss
+
+__all__ = ["Member", "PairedSupCon"]
+
+
+class Member(nn.Module):
+    """One encoder + its projection head. ``features`` is what the analysis studies."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+class PairedSupCon(pl.LightningModule):
+    """Independently trained SupCon members, one per seed.
+
+    Member ``m`` is built under ``torch.manual_seed(seeds[m])`` and trained on batch ``f"m{m}"``
+    (its own data order and augmentations, see :mod:`ncib.data.base`). Parameters are disjoint
+    and the loss is the sum of the members' losses, so one SGD optimiser over both equals two
+    separate runs: nothing couples the members (no shared BatchNorm, no joint gradient
+    clipping). A one-seed module trains a single member exactly as it would be trained in a pair.
+
+    Args:
+        backbone: factory ``() -> nn.Module`` with a ``feature_dim`` attribute.
+        head: factory ``(in_dim) -> nn.Module`` (the projection head).
+        optimizer: factory ``(params) -> Optimizer`` (Hydra ``_partial_``).
+        scheduler: factory ``(optimizer, total_steps, steps_per_epoch) -> LRScheduler`` or None.
+        seeds: one seed per member.
+        temperature: SupCon temperature τ.
+        channels_last: use the channels-last memory format (faster convolutions on GPU).
+    """
+
+    def __init__(
+        self,
+        backbone: Callable[[], nn.Module],
+        head: Callable[[int], nn.Module],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        seeds: Sequence[int],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        temperature: float = 0.1,
+        channels_last: bool = False,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone", "head", "optimizer", "scheduler"])
+        self.seeds = [int(s) for s in seeds]
+        if not self.seeds:
+            raise ValueError("seeds must hold at least one seed")
+        self.members = nn.ModuleList(self._build_member(backbone, head, s) for s in self.seeds)
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.temperature, self.channels_last = float(temperature), bool(channels_last)
+        if self.channels_last:
+            self.members.to(memory_format=torch.channels_last)
+
+    @staticmethod
+    def _build_member(backbone, head, seed: int) -> Member:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            encoder = backbone()
+            return Member(encoder, head(encoder.feature_dim))
+
+    @property
+    def member_names(self) -> list[str]:
+        return [f"m{m}" for m in range(len(self.members))]
+
+    def member_loss(self, member: Member, views: torch.Tensor, labels: torch.Tensor):
+        b, v = views.shape[:2]
+        x = views.flatten(0, 1)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        z = member(x).view(b, v, -1)
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # contrast against the global batch; gradients flow back through the gather
+            z = self.all_gather(z, sync_grads=True).flatten(0, 1)
+            labels = self.all_gather(labels).flatten(0, 1)
+        return supcon_loss(z, labels, self.temperature)
+
+    def training_step(self, batch: dict, batch_idx: int):
+        losses = []
+        for name, member in zip(self.member_names, self.members):
+            loss = self.member_loss(member, batch[name]["views"], batch[name]["y"])
+            self.log(f"train/loss/{name}", loss, on_step=False, on_epoch=True, prog_bar=True)
+            losses.append(loss)
+        return torch.stack(losses).sum()
+
+    def configure_optimizers(self):
+        opt = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return opt
+        total = int(self.trainer.estimated_stepping_batches)
+        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+        sched = self.scheduler_factory(opt, total_steps=total, steps_per_epoch=per_epoch)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Encoder features of every member for a batch, ``[(B, feature_dim)] * members``."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return [m.features(x) for m in self.members]
