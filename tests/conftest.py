@@ -1,0 +1,44 @@
+"""Shared fixtures: hermetic runs (tmp cwd, W&B offline, seeded) and composed configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from ncib.config import register
+from ncib.run import CONF_DIR
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+register()
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("NCIB_DATA_DIR", str(tmp_path / "data"))
+    torch.manual_seed(0)
+    yield
+    GlobalHydra.instance().clear()
+
+
+def compose_config(overrides=(), output_dir=None, hydra_config=False):
+    """The composed run config, as ``python -m ncib.run <overrides>`` would see it."""
+    GlobalHydra.instance().clear()
+    extra = [] if output_dir is None else [f"paths.output_dir={output_dir}"]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(
+            config_name="config",
+            overrides=[*overrides, *extra],
+            return_hydra_config=hydra_config,
+        )
+
+
+@pytest.fixture
+def cfg_factory(tmp_path):
+    return lambda *overrides, **kw: compose_config(overrides, output_dir=tmp_path, **kw)

@@ -1,0 +1,63 @@
+"""The app as a user runs it: ``python -m ncib.run ...`` in a fresh directory."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+
+def run_app(*overrides, cwd, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "ncib.run", *overrides],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_app("trainer.max_epochs=2", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    assert cfg.dataset.name == "digits" and list(cfg.seed_pair) == [0, 1]
+
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/loss/m0")]
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    for name in ("train/loss/m0", "train/loss/m1"):
+        assert float(rows[1][name]) < float(rows[0][name]), name
+
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 2 * (1437 // 256)  # both epochs, 5 steps each
+    assert any(k.startswith("members.1.encoder") for k in ckpt["state_dict"])
+
+    offline = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and any(offline[0].glob("*.wandb"))
+
+
+@pytest.mark.parametrize("value", ["[3,3]", "[1]", "[0,1,2]", "[a,b]", "7"])
+def test_bad_seed_pair_fails_fast_naming_the_key(tmp_path, value):
+    start = time.monotonic()
+    proc = run_app(f"seed_pair={value}", cwd=tmp_path)
+    elapsed = time.monotonic() - start
+    assert proc.returncode != 0
+    assert "seed_pair" in proc.stderr
+    assert elapsed < 10, f"took {elapsed:.1f}s"
+    assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("*.ckpt"))
+
+
+def test_equal_seeds_message_says_what_is_allowed(tmp_path):
+    proc = run_app("seed_pair=[3,3]", cwd=tmp_path)
+    assert "two different integers" in proc.stderr and "[3, 3]" in proc.stderr
+
+
+def test_unknown_dataset_lists_the_options(tmp_path):
+    proc = run_app("dataset=cifar9", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Available options in 'dataset'" in proc.stderr and "digits" in proc.stderr
