@@ -2,9 +2,11 @@
 
 A dataset lives in memory as ``uint8`` images ``(N, C, H, W)`` and ``int64`` labels. For
 training, each member of the seed pair gets its own loader whose batch sampler draws the
-member's own data order from its seed, and tags every batch with a seed from which the
-augmentation of that batch is drawn, on the device, after the transfer
-(:meth:`PairedViewDataModule.on_after_batch_transfer`). So member ``m`` sees exactly the same
+member's own data order from its seed and tags every batch with a seed. The loaders carry only
+these indices and seeds; after the transfer
+(:meth:`PairedViewDataModule.on_after_batch_transfer`) the images are gathered from a copy of
+the training split kept on the training device (uint8: 150 MB for CIFAR) and augmented there,
+in batches, with randomness drawn from the batch seed. So member ``m`` sees exactly the same
 batches and views whether it is trained alone or beside another member, on one device or
 several, and a resumed run draws what an uninterrupted one would have.
 """
@@ -77,7 +79,8 @@ class EpochBatchSampler(Sampler):
 
 
 class IndexedTensors(Dataset):
-    """Indexed by ``(indices, batch_seed)`` (or a plain index tensor): a whole batch at once."""
+    """A whole batch per index: ``(indices, batch_seed)`` → ``{"idx", "seed"}`` (training: the
+    images are gathered on the device); an index tensor → ``{"x", "y"}`` (evaluation)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
         self.images, self.labels = images, labels
@@ -88,7 +91,7 @@ class IndexedTensors(Dataset):
     def __getitem__(self, key):
         if isinstance(key, tuple):
             idx, seed = key
-            return {"x": self.images[idx], "y": self.labels[idx], "seed": torch.tensor(seed)}
+            return {"idx": idx, "seed": torch.tensor(seed)}
         return {"x": self.images[key], "y": self.labels[key]}
 
 
@@ -123,6 +126,7 @@ class PairedViewDataModule(pl.LightningDataModule):
         self.eval_batch_size, self.num_workers = int(eval_batch_size), int(num_workers)
         self.augment: nn.Module = nn.Identity()
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._on_device: tuple[torch.device, torch.Tensor, torch.Tensor] | None = None
 
     # -- subclasses -------------------------------------------------------------------------
     def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -168,12 +172,21 @@ class PairedViewDataModule(pl.LightningDataModule):
         """uint8 ``(B, C, H, W)`` → normalised float, on ``x``'s device."""
         return self.normalize(x.float().div_(255.0))
 
+    def train_split_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training images and labels on ``device`` (copied there once)."""
+        if self._on_device is None or self._on_device[0] != device:
+            images, labels = self.splits["train"]
+            self._on_device = (device, images.to(device), labels.to(device))
+        return self._on_device[1], self._on_device[2]
+
     def make_views(self, batch: dict) -> dict:
-        """``{"x": uint8 (B,C,H,W), "y", "seed"}`` → ``{"views": (B, V, C, H, W), "y"}``."""
-        x = batch["x"].float().div_(255.0)
+        """``{"idx": (B,), "seed"}`` → ``{"views": (B, V, C, H, W) float, "y": (B,)}``, on the
+        device of ``idx``; the same batch seed always gives the same views."""
+        images, labels = self.train_split_on(batch["idx"].device)
+        x = images[batch["idx"]].float().div_(255.0)
         g = torch.Generator(device=x.device).manual_seed(int(batch["seed"]))
         views = torch.stack([self.normalize(self.augment(x, g)) for _ in range(self.views)], 1)
-        return {"views": views, "y": batch["y"]}
+        return {"views": views, "y": labels[batch["idx"]]}
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         if isinstance(batch, dict) and all(isinstance(v, dict) and "seed" in v for v in batch.values()):
