@@ -1,0 +1,107 @@
+"""Encoder features of both members on the train and test splits, extracted once per
+analysis epoch (eval mode, no augmentation) and shared by every analysis callback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+__all__ = ["PairFeatures", "extract_features", "member_features", "reassemble", "stratified_subset"]
+
+
+@dataclass(frozen=True)
+class PairFeatures:
+    """``train[m]``: ``(N_train, d)`` float32 features of member ``m``; ``y_train``: ``(N_train,)``;
+    likewise for test. ``indices`` are the rows of each split that were used."""
+
+    train: tuple[torch.Tensor, ...]
+    test: tuple[torch.Tensor, ...]
+    y_train: torch.Tensor
+    y_test: torch.Tensor
+    indices: dict[str, torch.Tensor]
+
+
+def stratified_subset(labels: torch.Tensor, max_samples: int | None, seed: int = 0) -> torch.Tensor:
+    """Sorted indices of at most ``max_samples`` rows with the class proportions of ``labels``,
+    drawn with a fixed ``seed`` (so both members and every epoch use the same rows)."""
+    n = len(labels)
+    if max_samples is None or max_samples >= n:
+        return torch.arange(n)
+    if max_samples < 1:
+        raise ValueError(f"analysis.max_samples must be >= 1 or null; got {max_samples}")
+    g = torch.Generator().manual_seed(seed)
+    keep = []
+    classes, counts = labels.unique(return_counts=True)
+    quota = torch.floor(counts.double() * max_samples / n).long().clamp(min=1)
+    for c, q in zip(classes.tolist(), quota.tolist()):
+        rows = (labels == c).nonzero().flatten()
+        keep.append(rows[torch.randperm(len(rows), generator=g)[:q]])
+    return torch.cat(keep).sort().values
+
+
+def reassemble(gathered: torch.Tensor, counts: list[int], shard: Callable[[int], torch.Tensor], n: int) -> torch.Tensor:
+    """Undo a padded all-gather: ``gathered`` is ``(world, max_count, d)``, rank ``r`` filled its
+    first ``counts[r]`` rows with the rows ``shard(r)`` of the split; the result is ``(n, d)``
+    with every row exactly once (padding dropped)."""
+    out = gathered.new_empty((n, *gathered.shape[2:]))
+    filled = torch.zeros(n, dtype=torch.bool)
+    for r, count in enumerate(counts):
+        rows = shard(r)
+        if len(rows) != count:
+            raise RuntimeError(f"rank {r} returned {count} rows for a shard of {len(rows)}")
+        out[rows] = gathered[r, :count]
+        filled[rows] = True
+    if not bool(filled.all()):
+        raise RuntimeError(f"{int((~filled).sum())} of {n} rows were not gathered")
+    return out
+
+
+@torch.inference_mode()
+def member_features(pl_module, datamodule, split, rows, device, progress=True) -> list[torch.Tensor]:
+    """``[(len(rows), d)] * members`` float32 features of ``split`` (all rows if ``rows`` is
+    None), computed in batches on ``device`` with the module as it is (call ``eval()`` first)."""
+    outs: list[list[torch.Tensor]] = [[] for _ in pl_module.members]
+    loader = datamodule.eval_dataloader(split, rows)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    for batch in tqdm(loader, desc=f"features/{split}", leave=False, disable=not progress):
+        x = datamodule.eval_transform(batch["x"].to(device, non_blocking=True))
+        with autocast:
+            feats = pl_module.features(x)
+        for m, f in enumerate(feats):
+            outs[m].append(f.float())
+    return [torch.cat(o) for o in outs]
+
+
+def extract_features(trainer, pl_module, max_samples: int | None = None, progress: bool = True) -> PairFeatures:
+    """Features of every member on both splits, in eval mode, each row once.
+
+    Under DDP each rank extracts rows ``rank::world`` of the (sub-sampled) split and the
+    shards are all-gathered and put back in order, so every sample appears exactly once.
+    """
+    datamodule = trainer.datamodule
+    device = pl_module.device
+    world, rank = trainer.world_size, trainer.global_rank
+    was_training = pl_module.training
+    pl_module.eval()
+    try:
+        feats, labels, used = {}, {}, {}
+        for split in ("train", "test"):
+            y_all = datamodule.splits[split][1]
+            rows = stratified_subset(y_all, max_samples) if split == "train" else torch.arange(len(y_all))
+            used[split], labels[split] = rows, y_all[rows]
+            local = member_features(pl_module, datamodule, split, rows[rank::world], device, progress)
+            if world > 1:
+                counts = [len(rows[r::world]) for r in range(world)]
+                longest = max(counts)
+                local = [torch.cat([f, f.new_zeros(longest - len(f), f.shape[1])]) for f in local]
+                local = [
+                    reassemble(pl_module.all_gather(f), counts, lambda r: torch.arange(len(rows))[r::world], len(rows))
+                    for f in local
+                ]
+            feats[split] = tuple(local)
+    finally:
+        pl_module.train(was_training)
+    return PairFeatures(feats["train"], feats["test"], labels["train"].to(device), labels["test"].to(device), used)
