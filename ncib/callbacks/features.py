@@ -3,7 +3,6 @@ analysis epoch (eval mode, no augmentation) and shared by every analysis callbac
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -42,20 +41,15 @@ def stratified_subset(labels: torch.Tensor, max_samples: int | None, seed: int =
     return torch.cat(keep).sort().values
 
 
-def reassemble(gathered: torch.Tensor, counts: list[int], shard: Callable[[int], torch.Tensor], n: int) -> torch.Tensor:
-    """Undo a padded all-gather: ``gathered`` is ``(world, max_count, d)``, rank ``r`` filled its
-    first ``counts[r]`` rows with the rows ``shard(r)`` of the split; the result is ``(n, d)``
-    with every row exactly once (padding dropped)."""
+def reassemble(gathered: torch.Tensor, n: int) -> torch.Tensor:
+    """Undo a padded all-gather of strided shards: rank ``r`` of ``world`` held rows
+    ``r::world`` of an ``n``-row split, padded to a common length; ``gathered`` is
+    ``(world, longest, d)``. Returns ``(n, d)`` with every row once, padding dropped."""
+    world = gathered.shape[0]
     out = gathered.new_empty((n, *gathered.shape[2:]))
-    filled = torch.zeros(n, dtype=torch.bool)
-    for r, count in enumerate(counts):
-        rows = shard(r)
-        if len(rows) != count:
-            raise RuntimeError(f"rank {r} returned {count} rows for a shard of {len(rows)}")
-        out[rows] = gathered[r, :count]
-        filled[rows] = True
-    if not bool(filled.all()):
-        raise RuntimeError(f"{int((~filled).sum())} of {n} rows were not gathered")
+    for r in range(world):
+        rows = torch.arange(r, n, world)
+        out[rows] = gathered[r, : len(rows)]
     return out
 
 
@@ -94,13 +88,9 @@ def extract_features(trainer, pl_module, max_samples: int | None = None, progres
             used[split], labels[split] = rows, y_all[rows]
             local = member_features(pl_module, datamodule, split, rows[rank::world], device, progress)
             if world > 1:
-                counts = [len(rows[r::world]) for r in range(world)]
-                longest = max(counts)
-                local = [torch.cat([f, f.new_zeros(longest - len(f), f.shape[1])]) for f in local]
-                local = [
-                    reassemble(pl_module.all_gather(f), counts, lambda r: torch.arange(len(rows))[r::world], len(rows))
-                    for f in local
-                ]
+                longest = -(-len(rows) // world)  # rank 0 holds the most rows
+                padded = [torch.cat([f, f.new_zeros(longest - len(f), f.shape[1])]) for f in local]
+                local = [reassemble(pl_module.all_gather(f), len(rows)) for f in padded]
             feats[split] = tuple(local)
     finally:
         pl_module.train(was_training)
