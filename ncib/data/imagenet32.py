@@ -1,0 +1,161 @@
+"""ImageNet32: ImageNet-1k downsampled to 32 × 32 (Chrabaszcz, Loshchilov & Hutter 2017).
+
+1,281,167 training and 50,000 validation images (the validation set is the test split here),
+K = 1000. The files come from https://image-net.org/download-images ("Downsampled ImageNet
+32x32"; needs an ImageNet account) and are never downloaded by ncib. Expected layout under
+``root`` (the npz archives, or the older pickle ones)::
+
+    root/Imagenet32_train_npz/train_data_batch_1.npz … train_data_batch_10.npz
+    root/Imagenet32_val_npz/val_data.npz
+    # or: root/Imagenet32_train/train_data_batch_1 … 10, root/Imagenet32_val/val_data
+
+Each file holds ``data`` (``N × 3072`` uint8, channel-major like CIFAR) and ``labels``
+(1..1000; converted to 0..999). All 1.28 M training images take 3.9 GB as uint8.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ncib.data.base import PairedViewDataModule
+from ncib.data.color import SupConAugment
+
+__all__ = ["ImageNet32DataModule", "stratified_subset"]
+
+_LAYOUTS = {  # name → (train folder, train files, val folder, val file)
+    "npz": ("Imagenet32_train_npz", [f"train_data_batch_{i}.npz" for i in range(1, 11)],
+            "Imagenet32_val_npz", "val_data.npz"),
+    "pickle": ("Imagenet32_train", [f"train_data_batch_{i}" for i in range(1, 11)],
+               "Imagenet32_val", "val_data"),
+}
+
+
+def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``n`` samples, each class keeping its share of ``labels`` (largest
+    remainders get the leftover places), chosen at random with ``seed``."""
+    counts = np.bincount(labels)
+    exact = counts * (n / len(labels))
+    quota = np.floor(exact).astype(np.int64)
+    leftover = n - int(quota.sum())
+    quota[np.argsort(-(exact - quota), kind="stable")[:leftover]] += 1
+    perm = np.random.default_rng(seed).permutation(len(labels))
+    by_class = perm[np.argsort(labels[perm], kind="stable")]  # shuffled within each class
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(len(labels)) - starts[labels[by_class]]
+    return np.sort(by_class[rank < quota[labels[by_class]]])
+
+
+def _read(path: Path, keys: Sequence[str]) -> list[np.ndarray]:
+    if path.suffix == ".npz":
+        with np.load(path) as f:
+            return [f[k] for k in keys]
+    with open(path, "rb") as f:
+        try:
+            entry = pickle.load(f)
+        except UnicodeDecodeError:  # written by Python 2
+            f.seek(0)
+            entry = pickle.load(f, encoding="latin1")
+    return [np.asarray(entry[k if k in entry else k.encode()]) for k in keys]
+
+
+class ImageNet32DataModule(PairedViewDataModule):
+    """ImageNet32 (see the module docstring for where the files go).
+
+    Args:
+        seeds: member seeds (``seed_pair``).
+        root: folder that holds ``Imagenet32_train_npz`` and ``Imagenet32_val_npz``.
+        num_classes: keep a random subset of this many classes (fixed by ``subset_seed``,
+            relabelled 0..num_classes−1 in the order of their ImageNet ids); 1000 keeps all.
+        max_train_samples: keep a stratified random subset of this many training images
+            (after the class subset); ``None`` keeps all.
+        subset_seed: seed of both subsets (not a member seed: both members see the same data).
+        augment: keyword arguments of :class:`~ncib.data.color.SupConAugment`.
+        **kwargs: passed to :class:`~ncib.data.base.PairedViewDataModule`.
+    """
+
+    mean = (0.485, 0.456, 0.406)  # the usual ImageNet constants
+    std = (0.229, 0.224, 0.225)
+
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        root: str = "data",
+        num_classes: int = 1000,
+        max_train_samples: int | None = None,
+        subset_seed: int = 0,
+        augment: dict | None = None,
+        **kwargs,
+    ):
+        super().__init__(seeds, **kwargs)
+        if not 2 <= num_classes <= 1000:
+            raise ValueError(f"num_classes must be in 2..1000 (ImageNet32 has 1000); got {num_classes}")
+        if max_train_samples is not None and max_train_samples < num_classes:
+            raise ValueError(
+                f"max_train_samples={max_train_samples} is fewer than one image per class "
+                f"({num_classes} classes); choose at least {num_classes} or null for all"
+            )
+        self.root, self.num_classes = Path(root).expanduser(), int(num_classes)
+        self.max_train_samples, self.subset_seed = max_train_samples, int(subset_seed)
+        self.augment = SupConAugment(**(augment or {}))
+
+    def files(self) -> tuple[list[Path], Path]:
+        """The training files and the validation file of the first complete layout."""
+        for train_dir, train_names, val_dir, val_name in _LAYOUTS.values():
+            train = [self.root / train_dir / n for n in train_names]
+            val = self.root / val_dir / val_name
+            if all(p.is_file() for p in [*train, val]):
+                return train, val
+        train_dir, train_names, val_dir, val_name = _LAYOUTS["npz"]
+        missing = [
+            str(p.relative_to(self.root))
+            for p in [*(self.root / train_dir / n for n in train_names), self.root / val_dir / val_name]
+            if not p.is_file()
+        ]
+        raise FileNotFoundError(
+            f"dataset.datamodule.root={self.root} has no complete ImageNet32 (missing "
+            f"{', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}); expected "
+            f"{train_dir}/train_data_batch_1..10.npz and {val_dir}/{val_name} there. Get "
+            "'Downsampled ImageNet 32x32' (npz) from https://image-net.org/download-images "
+            "(needs an ImageNet account), unpack it into that folder, or point "
+            "paths.data_dir / NCIB_DATA_DIR or dataset.datamodule.root at it"
+        )
+
+    def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        train_files, val_file = self.files()
+        keep = None
+        if self.num_classes < 1000:
+            rng = np.random.default_rng(self.subset_seed)
+            keep = np.sort(rng.choice(1000, self.num_classes, replace=False))
+        return {"train": self._read_split(train_files, keep, self.max_train_samples),
+                "test": self._read_split([val_file], keep, None)}
+
+    def _read_split(self, paths: list[Path], classes: np.ndarray | None, max_samples: int | None):
+        labels = [_read(p, ["labels"])[0].astype(np.int64) - 1 for p in paths]
+        flat = np.concatenate(labels)
+        if flat.min() < 0 or flat.max() > 999:
+            raise ValueError(f"ImageNet32 labels must be 1..1000; found {flat.min() + 1}..{flat.max() + 1} in {paths[0].parent}")
+        relabel = np.full(1000, -1, dtype=np.int64)
+        if classes is None:
+            relabel[:] = np.arange(1000)
+        else:
+            relabel[classes] = np.arange(len(classes))
+        chosen = np.flatnonzero(relabel[flat] >= 0)
+        if max_samples is not None and max_samples < len(chosen):
+            chosen = chosen[stratified_subset(relabel[flat[chosen]], max_samples, self.subset_seed)]
+        images = np.empty((len(chosen), 3 * 32 * 32), dtype=np.uint8)
+        start, filled = 0, 0
+        for path, part in zip(paths, labels):  # one file in memory at a time
+            rows = chosen[(chosen >= start) & (chosen < start + len(part))] - start
+            if len(rows):
+                data = _read(path, ["data"])[0]
+                if data.ndim != 2 or data.shape != (len(part), 3 * 32 * 32):
+                    raise ValueError(f"{path}: expected data of shape ({len(part)}, 3072); got {data.shape}")
+                images[filled : filled + len(rows)] = data[rows]
+                filled += len(rows)
+            start += len(part)
+        return (torch.from_numpy(images.reshape(-1, 3, 32, 32)), torch.from_numpy(relabel[flat[chosen]]))

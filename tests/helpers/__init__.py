@@ -1,0 +1,1 @@
+"""Test helpers (fake datasets in the real on-disk formats)."""
