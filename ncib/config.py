@@ -43,6 +43,7 @@ class RunConfig:
     dataset: DatasetConfig = MISSING
     backbone: Any = MISSING
     model: Any = MISSING
+    probe: Any = None
     callbacks: dict[str, Any] = field(default_factory=dict)
     logger: dict[str, Any] = field(default_factory=dict)
     trainer: Any = MISSING

@@ -56,9 +56,7 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
         for path, sub in built:
             build(path, sub)
         return
-    override = f"+{group}={option}" if group in {"experiment"} else f"{group}={option}"
-    if group in {"logger", "callbacks"} and option in {"default", "none"}:
-        override = f"{group}={option}"
+    override = f"{group}={option}"
     cfg = compose_config([override], output_dir=tmp_path)
     OmegaConf.resolve(cfg)  # every interpolation resolves
     found = list(targets(cfg))

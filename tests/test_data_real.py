@@ -356,7 +356,6 @@ def test_experiments_compose_and_build(name, dataset, tmp_path):
     assert small.backbone.name == "resnet18" and small.trainer.max_epochs == 1
 
 
-@pytest.mark.xfail(reason="conf/config.yaml lists _self_ last, so its experiment_name/tags win over experiment files")
 def test_experiment_names_the_run(tmp_path):
     cfg = compose_config(["experiment=paper_cifar10"], output_dir=tmp_path)
     assert cfg.experiment_name == "paper_cifar10" and "paper" in cfg.tags
@@ -389,7 +388,7 @@ def test_app_runs_on_fake_cifar10(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "ncib.run", "dataset=cifar10", f"paths.data_dir={tmp_path / 'data'}",
          "backbone=convnet", "backbone.width=4", "backbone.feature_dim=16", "trainer=cpu",
-         "+trainer.max_steps=2", "dataset.datamodule.batch_size=16", "dataset.datamodule.eval_batch_size=32",
+         "trainer.max_steps=2", "dataset.datamodule.batch_size=16", "dataset.datamodule.eval_batch_size=32",
          "logger=csv", "callbacks=none", f"hydra.run.dir={run_dir}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )

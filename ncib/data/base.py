@@ -91,7 +91,7 @@ class IndexedTensors(Dataset):
     def __getitem__(self, key):
         if isinstance(key, tuple):
             idx, seed = key
-            return {"idx": idx, "seed": torch.tensor(seed)}
+            return {"idx": idx, "seed": seed}  # a plain int: reading it never waits for a GPU
         return {"x": self.images[key], "y": self.labels[key]}
 
 

@@ -84,7 +84,7 @@ class PairedSupCon(pl.LightningModule):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         z = member(x).view(b, v, -1)
-        if self.trainer is not None and self.trainer.world_size > 1:
+        if self._trainer is not None and self._trainer.world_size > 1:
             # contrast against the global batch; gradients flow back through the gather
             z = self.all_gather(z, sync_grads=True).flatten(0, 1)
             labels = self.all_gather(labels).flatten(0, 1)
