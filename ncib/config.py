@@ -35,6 +35,19 @@ class PathsConfig:
 
 
 @dataclass
+class AnalysisConfig:
+    """When and how the analysis callbacks run (shared by all of them)."""
+
+    epochs: list[int] | None = None  # completed epochs to analyse (0 = initialisation)
+    every_n_epochs: int | None = 10  # used when epochs is null; the last epoch is always included
+    at_init: bool = True  # with every_n_epochs: also epoch 0 (a list is exact: list 0 there)
+    k: int | None = None  # dimension of T_K; null = number of classes
+    max_samples: int | None = None  # stratified training subset for large datasets
+    ridge: float = 1.0e-6
+    progress: bool = True
+
+
+@dataclass
 class RunConfig:
     """Top level of ``conf/config.yaml``. Group contents with a ``_target_`` are checked by the
     target's signature when instantiated (every option is instantiated by the tests)."""
@@ -48,6 +61,8 @@ class RunConfig:
     logger: dict[str, Any] = field(default_factory=dict)
     trainer: Any = MISSING
     paths: PathsConfig = MISSING
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    report: bool = True
     experiment_name: str = "default"
     tags: list[str] = field(default_factory=list)
     ckpt_path: str | None = None

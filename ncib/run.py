@@ -47,6 +47,8 @@ def train(cfg: DictConfig) -> dict:
     log.info("run directory: %s", cfg.paths.output_dir)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if trainer.is_global_zero:
+        metrics |= after_fit(cfg, model, datamodule, trainer, loggers)
     for lg in loggers:
         lg.finalize("success")
     if "wandb" in (cfg.logger or {}) and cfg.logger.wandb is not None:
@@ -54,6 +56,35 @@ def train(cfg: DictConfig) -> dict:
 
         wandb.finish()
     return metrics
+
+
+def after_fit(cfg: DictConfig, model, datamodule, trainer, loggers) -> dict:
+    """Offline linear probes (Table 1), then the report; rank zero only."""
+    from ncib.probe import train_linear_probes, write_probe_results
+    from ncib.report import log_to_wandb, write_report
+
+    out: dict = {}
+    if cfg.probe is not None:
+        log.info("training the offline linear probes (Table 1)")
+        results = train_linear_probes(
+            model, datamodule, cfg.probe, accelerator=trainer.accelerator.__class__.__name__.replace("Accelerator", "").lower(),
+        )
+        write_probe_results(cfg.paths.output_dir, results)
+        scalars = {f"linear_probe/{k}": v for k, v in results.items() if isinstance(v, float)}
+        for lg in loggers:
+            lg.log_metrics(scalars, step=trainer.global_step)
+        out |= scalars
+    if cfg.report:
+        try:
+            report = write_report(cfg.paths.output_dir)
+        except FileNotFoundError as err:
+            log.warning("no report: %s", err)
+        else:
+            log.info("report: %s", report.run_dir / "report.md")
+            for lg in loggers:
+                if lg.__class__.__name__ == "WandbLogger":
+                    log_to_wandb(report, lg)
+    return out
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 import time
@@ -10,6 +11,9 @@ import time
 import pytest
 import torch
 from omegaconf import OmegaConf
+
+from ncib.callbacks import GIBCallback, IdentifiabilityCallback, SimplexETFCallback
+from ncib.callbacks.records import read_records
 
 
 def run_app(*overrides, cwd, timeout=600):
@@ -39,6 +43,24 @@ def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
 
     offline = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and any(offline[0].glob("*.wandb"))
+
+    # analysis at the listed epochs that were reached (digits: [0, 2, 5, ...])
+    records = read_records(run_dir / "analysis.jsonl")
+    assert [r["epoch"] for r in records] == [0, 2]
+    for r in records:
+        for cls in (IdentifiabilityCallback, GIBCallback, SimplexETFCallback):
+            assert set(cls.documented_keys()) <= set(r[cls.name]["scalars"]), cls.name
+    probe = json.loads((run_dir / "linear_probe.json").read_text())
+    assert 0.5 < probe["test_acc/m0"] <= 1 and probe["both_correct"] <= probe["test_acc/m1"]
+    report = (run_dir / "report.md").read_text()
+    assert "Table 1" in report and "Table 2" in report
+    assert len(list((run_dir / "figures").glob("*.png"))) == 4
+
+    # the report is made from the records alone
+    (run_dir / "report.md").unlink()
+    regen = subprocess.run([sys.executable, "-m", "ncib.report", str(run_dir)], capture_output=True, text=True)
+    assert regen.returncode == 0, regen.stderr
+    assert (run_dir / "report.md").read_text() == report
 
 
 @pytest.mark.parametrize("value", ["[3,3]", "[1]", "[0,1,2]", "[a,b]", "7"])

@@ -11,9 +11,10 @@ class AnalysisSchedule:
     """Epoch ``e`` means "after ``e`` completed training epochs"; ``0`` is the initialisation.
 
     Args:
-        epochs: explicit epochs to analyse (wins over ``every_n_epochs``).
+        epochs: explicit epochs to analyse, exactly these (wins over ``every_n_epochs``;
+            list 0 to analyse the initialisation).
         every_n_epochs: analyse at ``n, 2n, …`` and at the last epoch.
-        at_init: also analyse at epoch 0 (before any training).
+        at_init: with ``every_n_epochs``, also analyse epoch 0 (before any training).
     """
 
     def __init__(self, epochs: Sequence[int] | None = None, every_n_epochs: int | None = None, at_init: bool = False):
@@ -31,7 +32,7 @@ class AnalysisSchedule:
 
     def due(self, epoch: int, max_epochs: int | None = None) -> bool:
         if self.epochs is not None:
-            return epoch in self.epochs or (epoch == 0 and self.at_init)
+            return epoch in self.epochs
         if epoch == 0:
             return self.at_init
         return epoch % self.every_n_epochs == 0 or (max_epochs is not None and epoch == max_epochs)

@@ -14,7 +14,8 @@ from ncib.callbacks.schedule import AnalysisSchedule
 def test_schedule_explicit_list_and_every_n():
     s = AnalysisSchedule(epochs=[5, 1, 5, 10])
     assert s.planned(12) == [1, 5, 10]
-    assert AnalysisSchedule(epochs=[3], at_init=True).planned(5) == [0, 3]
+    assert AnalysisSchedule(epochs=[3], at_init=True).planned(5) == [3]  # a list is exact
+    assert AnalysisSchedule(epochs=[0, 3]).planned(5) == [0, 3]
     every = AnalysisSchedule(every_n_epochs=4, at_init=True)
     assert every.planned(10) == [0, 4, 8, 10]  # the last epoch is always analysed
     assert AnalysisSchedule(every_n_epochs=5).planned(10) == [5, 10]

@@ -1,0 +1,146 @@
+"""The paper's figures from the analysis records (matplotlib, Agg backend, PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+
+from ncib.report.tables import MEMBERS, is_terminal, scalar  # noqa: E402
+
+__all__ = ["fig2_nc1_vs_identifiability", "fig3_etf_in_tk", "fig4b_feature_scaling", "fig_information_curve"]
+
+
+def _series(records, key):
+    pts = [(r["epoch"], scalar(r, key)) for r in records]
+    pts = [(e, v) for e, v in pts if v is not None]
+    return [e for e, _ in pts], [v for _, v in pts]
+
+
+def _mean_of_members(records, key_fmt):
+    """Per epoch, the mean over members of ``key_fmt.format(m=...)``."""
+    out = []
+    for r in records:
+        vals = [scalar(r, key_fmt.format(m=m)) for m in MEMBERS]
+        if all(v is not None for v in vals):
+            out.append((r["epoch"], sum(vals) / len(vals)))
+    return [e for e, _ in out], [v for _, v in out]
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def fig2_nc1_vs_identifiability(records: list[dict], path: Path) -> Path | None:
+    """NC1 (mean of members, full features; y, log) against the K leading CCA coefficients
+    between the members, one point per epoch coloured by epoch, the terminal phase (train
+    error < 2%) shaded and its points filled. Left: against their variance (the paper's
+    x-axis); right: against their mean with error bars = their std (the paper's dots)."""
+    pts = []
+    for r in records:
+        nc1 = [scalar(r, f"nc1/full/{m}") for m in MEMBERS]
+        mean, var, std = (scalar(r, f"cca/{s}_k/raw") for s in ("mean", "var", "std"))
+        if None in (*nc1, mean, var, std):
+            continue
+        pts.append((r["epoch"], sum(nc1) / 2, mean, var, std, bool(is_terminal(r))))
+    if not pts:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True)
+    epochs = [p[0] for p in pts]
+    norm = matplotlib.colors.Normalize(min(epochs), max(max(epochs), min(epochs) + 1))
+    cmap = plt.get_cmap("viridis")
+    for ax, (label, xs, xerr) in zip(axes, (
+        ("variance of the K leading CCA coefficients", [p[3] for p in pts], None),
+        ("mean of the K leading CCA coefficients (± std)", [p[2] for p in pts], [p[4] for p in pts]),
+    )):
+        terminal = [x for x, p in zip(xs, pts) if p[5]]
+        if terminal:
+            ax.axvspan(min(terminal), max(terminal), color="0.88", zorder=0, label="terminal phase (train error < 2%)")
+        for i, p in enumerate(pts):
+            c = cmap(norm(p[0]))
+            ax.errorbar(xs[i], p[1], xerr=None if xerr is None else xerr[i], fmt="o", color=c,
+                        mfc=c if p[5] else "white", ms=7, capsize=3)
+        ax.set_xlabel(label)
+        ax.set_yscale("log")
+        if xerr is None and min(xs) > 0:
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes[0].set_ylabel("NC1 = tr(Σ_W Σ_B⁺)/K (mean of members)")
+    if any(p[5] for p in pts):
+        axes[0].legend(loc="best", fontsize=8)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label="epoch")
+    fig.suptitle("Fig. 2 — variability collapse (NC1) vs linear identifiability (raw features)", fontsize=10)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def fig3_etf_in_tk(records: list[dict], num_classes: int, path: Path) -> Path | None:
+    """Four panels over epochs, T_K (solid) against the full features (dashed): probe
+    accuracy, equinorm, angle std, cosine mean (with −1/(K−1))."""
+    panels = [
+        ("A. probe test accuracy", "probe/test_acc/tk/{m}", "probe/test_acc/raw/{m}", None),
+        ("B. equinorm (std/mean of norms)", "etf/equinorm/tk/{m}", "etf/equinorm/full/{m}", None),
+        ("C. std of angles (degrees)", "etf/angle_std_deg/tk/{m}", "etf/angle_std_deg/full/{m}", None),
+        ("D. mean cosine of class means", "etf/cos_mean/tk/{m}", "etf/cos_mean/full/{m}", -1.0 / (num_classes - 1)),
+    ]
+    if not _mean_of_members(records, panels[1][1])[0]:
+        return None
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    for ax, (title, tk_key, full_key, target) in zip(axes, panels):
+        for m, color in zip(MEMBERS, ("C0", "C1")):
+            ax.plot(*_series(records, tk_key.format(m=m)), "-o", color=color, ms=3, label=f"T_K {m}")
+            ax.plot(*_series(records, full_key.format(m=m)), "--", color=color, label=f"full {m}")
+        if target is not None:
+            ax.axhline(target, color="k", lw=0.8, ls=":", label="−1/(K−1)")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+    axes[0].legend(fontsize=7)
+    axes[3].legend(fontsize=7)
+    fig.suptitle("Fig. 3 — simplex ETF inside the K-dimensional IB representation (solid) vs full features (dashed)", fontsize=10)
+    return _save(fig, path)
+
+
+def fig4b_feature_scaling(record: dict, path: Path) -> Path | None:
+    """α_i / mean α of the K IB dimensions at one epoch (paper Fig. 4B)."""
+    scaling = (record.get("gib") or {}).get("feature_scaling")
+    if not scaling:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    k = len(next(iter(scaling.values())))
+    width = 0.8 / len(scaling)
+    for j, (m, vals) in enumerate(sorted(scaling.items())):
+        ax.bar([i + 1 + (j - (len(scaling) - 1) / 2) * width for i in range(k)], vals, width, label=m)
+    ax.axhline(1.0, color="k", lw=0.8)
+    for y in (0.9, 1.1):
+        ax.axhline(y, color="0.5", lw=0.6, ls=":")
+    ax.set_xlabel("IB dimension i (order of the phase transitions)")
+    ax.set_ylabel("α_i / mean α")
+    ax.set_title(f"Fig. 4B — feature scaling of T_K at epoch {record['epoch']}")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def fig_information_curve(record: dict, path: Path) -> Path | None:
+    """I(T;Y) against I(T;X) along β, with I(X;Y) (the GIB information curve)."""
+    curve = (record.get("gib") or {}).get("information_curve")
+    if not curve:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(curve["i_tx"], curve["i_ty"], "-")
+    ax.axhline(curve["i_xy"], color="k", ls=":", lw=0.8, label="I(X;Y)")
+    tk_x, tk_y = scalar(record, "gib/i_tx_tk"), scalar(record, "gib/i_ty_tk")
+    if tk_x is not None:
+        ax.plot([tk_x], [tk_y], "o", color="C3", label="T_K")
+    ax.set_xlabel("I(T;X) (nats)")
+    ax.set_ylabel("I(T;Y) (nats)")
+    ax.set_title(f"GIB information curve, epoch {record['epoch']}")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,120 @@
+"""``<run_dir>/report.md`` and its figures, from the run's records alone (no retraining)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ncib.report import figures
+from ncib.report.tables import Table, identifiability_table, table1, table2, table2_per_epoch
+
+__all__ = ["Report", "build_report", "write_report"]
+
+RECORDS, PROBE, FIGDIR = "analysis.jsonl", "linear_probe.json", "figures"
+
+
+@dataclass
+class Report:
+    run_dir: Path
+    markdown: str
+    tables: dict[str, Table] = field(default_factory=dict)
+    figures: dict[str, Path] = field(default_factory=dict)
+
+
+def _run_info(run_dir: Path) -> dict:
+    cfg_path = run_dir / ".hydra" / "config.yaml"
+    if not cfg_path.exists():
+        return {}
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(cfg_path)
+    return {"dataset": cfg.dataset.name, "num_classes": int(cfg.dataset.num_classes), "seed_pair": list(cfg.seed_pair)}
+
+
+def _read_records(run_dir: Path) -> list[dict]:
+    path = run_dir / RECORDS
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def build_report(run_dir: str | Path) -> Report:
+    """Tables and figures of a run directory (writes the PNGs under ``<run_dir>/figures``)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    records = _read_records(run_dir)
+    probe = json.loads((run_dir / PROBE).read_text()) if (run_dir / PROBE).exists() else None
+    if not records and probe is None:
+        raise FileNotFoundError(
+            f"{run_dir} has neither {RECORDS} nor {PROBE}: nothing to report (were the analysis "
+            "callbacks and the probe turned off?)"
+        )
+    info = _run_info(run_dir)
+    k_classes = info.get("num_classes") or (records[-1]["num_classes"] if records else None)
+    dataset = info.get("dataset", "?")
+    last = records[-1] if records else None
+
+    tables: dict[str, Table] = {}
+    for name, table in (
+        ("table1", table1(probe, dataset)),
+        ("table2", table2(last, last["feature_dim"], last["k"]) if last else None),
+        ("table2_per_epoch", table2_per_epoch(records)),
+        ("identifiability", identifiability_table(records)),
+    ):
+        if table is not None:
+            tables[name] = table
+
+    figdir = run_dir / FIGDIR
+    figdir.mkdir(exist_ok=True)
+    made = {
+        "fig2_nc1_vs_identifiability": figures.fig2_nc1_vs_identifiability(records, figdir / "fig2_nc1_vs_identifiability.png"),
+        "fig3_etf_in_tk": figures.fig3_etf_in_tk(records, k_classes or 2, figdir / "fig3_etf_in_tk.png"),
+        "fig4b_feature_scaling": figures.fig4b_feature_scaling(last, figdir / "fig4b_feature_scaling.png") if last else None,
+        "information_curve": figures.fig_information_curve(last, figdir / "information_curve.png") if last else None,
+    }
+    figs = {k: v for k, v in made.items() if v is not None}
+
+    seeds = info.get("seed_pair")
+    lines = [
+        f"# ncib report — {dataset}" + (f", seed pair {seeds[0]} / {seeds[1]}" if seeds else ""),
+        "",
+        f"Run directory: `{run_dir}`. Analysed epochs: "
+        + (", ".join(str(r["epoch"]) for r in records) if records else "none")
+        + (f"; K = {k_classes}." if k_classes else "."),
+        "Regenerate with `python -m ncib.report <run_dir>`.",
+        "",
+    ]
+    lines += [t.markdown() for t in tables.values()]
+    captions = {
+        "fig2_nc1_vs_identifiability": "Fig. 2 analogue: NC1 against the variance (left) and the mean ± std (right) of the K leading CCA coefficients; one point per epoch, filled in the terminal phase.",
+        "fig3_etf_in_tk": "Fig. 3 analogue: T_K (solid) vs full features (dashed) over epochs.",
+        "fig4b_feature_scaling": "Fig. 4B analogue: α scaling of the K IB dimensions at the last analysis epoch.",
+        "information_curve": "GIB information curve at the last analysis epoch.",
+    }
+    if figs:
+        lines += ["## Figures", ""]
+        for name, path in figs.items():
+            lines += [f"**{captions[name]}**", "", f"![{name}]({path.relative_to(run_dir).as_posix()})", ""]
+    warnings = sorted({w for r in records for w in r.get("warnings", [])})
+    if warnings:
+        lines += ["## Warnings recorded by the analysis", ""] + [f"- {w}" for w in warnings] + [""]
+    return Report(run_dir, "\n".join(lines), tables, figs)
+
+
+def write_report(run_dir: str | Path) -> Report:
+    """Build the report and write ``<run_dir>/report.md``."""
+    report = build_report(run_dir)
+    (report.run_dir / "report.md").write_text(report.markdown)
+    return report
+
+
+def log_to_wandb(report: Report, logger) -> None:
+    """Send the report's tables (``wandb.Table``) and figures (images) to a ``WandbLogger``."""
+    for name, table in report.tables.items():
+        rows = [[v if v is not None else float("nan") for v in row] for row in table.rows]
+        logger.log_table(key=f"report/{name}", columns=table.columns, data=rows)
+    for name, path in report.figures.items():
+        logger.log_image(key=f"report/{name}", images=[str(path)])

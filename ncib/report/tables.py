@@ -1,0 +1,122 @@
+"""The paper's tables from a run's records (``analysis.jsonl``, ``linear_probe.json``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Table", "table1", "table2", "table2_per_epoch", "identifiability_table", "TERMINAL_TRAIN_ACC"]
+
+TERMINAL_TRAIN_ACC = 0.98  # terminal phase of training: train error below 2%
+MEMBERS = ("m0", "m1")
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list] = field(default_factory=list)
+    note: str = ""
+
+    def markdown(self) -> str:
+        def cell(v):
+            if v is None:
+                return "—"
+            return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+        lines = [f"### {self.title}", ""]
+        if self.note:
+            lines += [self.note, ""]
+        lines.append("| " + " | ".join(self.columns) + " |")
+        lines.append("|" + "---|" * len(self.columns))
+        lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in self.rows]
+        return "\n".join(lines) + "\n"
+
+
+def pct(x):
+    return None if x is None else 100.0 * x
+
+
+def scalar(record: dict, key: str):
+    """A scalar of a record, from whichever callback logged it (None if none did)."""
+    for part in record.values():
+        if isinstance(part, dict) and key in part.get("scalars", {}):
+            return part["scalars"][key]
+    return None
+
+
+def is_terminal(record: dict) -> bool | None:
+    accs = [scalar(record, f"probe/train_acc/raw/{m}") for m in MEMBERS]
+    if any(a is None for a in accs):
+        return None
+    return min(accs) >= TERMINAL_TRAIN_ACC
+
+
+def table1(probe: dict | None, dataset: str) -> Table | None:
+    """Offline linear probe: accuracy of m0, of m1, and of both (paper Table 1)."""
+    if not probe:
+        return None
+    return Table(
+        "Table 1 — offline linear probe on the frozen encoders (test accuracy, %)",
+        ["dataset", "m0", "m1", "both correct"],
+        [[dataset, pct(probe["test_acc/m0"]), pct(probe["test_acc/m1"]), pct(probe["both_correct"])]],
+        f"{probe.get('num_test', '?')} test samples; train accuracy m0 {pct(probe['train_acc/m0']):.1f}, "
+        f"m1 {pct(probe['train_acc/m1']):.1f}.",
+    )
+
+
+def table2(record: dict, feature_dim: int, k: int) -> Table | None:
+    """Probe accuracy on raw, ranked and ranked K-IB features at one epoch (paper Table 2)."""
+    names = {"raw": f"raw ({feature_dim}D)", "normal": f"ranked ({feature_dim}D)", "tk": f"ranked K-IB ({k}D)"}
+    rows = []
+    for kind, label in names.items():
+        accs = [scalar(record, f"probe/test_acc/{kind}/{m}") for m in MEMBERS]
+        if any(a is None for a in accs):
+            return None
+        rows.append([label, pct(accs[0]), pct(accs[1]), pct(sum(accs) / 2)])
+    return Table(
+        f"Table 2 — probe test accuracy (%) at epoch {record['epoch']}",
+        ["representation", "m0", "m1", "mean"],
+        rows,
+        "Full-batch logistic regression on standardised features; ranked = normal scores "
+        "(Gaussian copula); K-IB = the GIB representation T_K.",
+    )
+
+
+def table2_per_epoch(records: list[dict]) -> Table | None:
+    rows = []
+    for r in records:
+        vals = [scalar(r, f"probe/test_acc/{kind}/{m}") for kind in ("raw", "normal", "tk") for m in MEMBERS]
+        if any(v is None for v in vals):
+            continue
+        train = [scalar(r, f"probe/train_acc/raw/{m}") for m in MEMBERS]
+        rows.append([r["epoch"], *[pct(v) for v in vals], pct(min(train)), "yes" if is_terminal(r) else "no"])
+    if not rows:
+        return None
+    return Table(
+        "Table 2 per analysis epoch — probe test accuracy (%)",
+        ["epoch", "raw m0", "raw m1", "ranked m0", "ranked m1", "K-IB m0", "K-IB m1", "min train acc (raw)", "terminal phase"],
+        rows,
+        f"Terminal phase: both members' raw-probe train accuracy ≥ {100 * TERMINAL_TRAIN_ACC:.0f}%.",
+    )
+
+
+def identifiability_table(records: list[dict]) -> Table | None:
+    rows = []
+    for r in records:
+        vals = [
+            scalar(r, key)
+            for key in ("cca/mean_k/raw", "cca/std_k/raw", "cca/mean_k/normal", "cca/heldout/mean_k/raw",
+                        "nc1/full/m0", "nc1/full/m1", "etf/cos_mean/tk/m0", "etf/cos_mean/tk/m1")
+        ]
+        if all(v is None for v in vals):
+            continue
+        rows.append([r["epoch"], *vals])
+    if not rows:
+        return None
+    return Table(
+        "Identifiability and collapse per analysis epoch",
+        ["epoch", "mean ρ_K raw", "std ρ_K raw", "mean ρ_K ranked", "held-out mean ρ_K raw",
+         "NC1 m0", "NC1 m1", "cos mean T_K m0", "cos mean T_K m1"],
+        rows,
+        "ρ_K: the K leading canonical correlations between the members. Target cosine: −1/(K−1).",
+    )

@@ -1,0 +1,112 @@
+"""Every analysis callback through real (tiny) fits: schedule, shared features, records."""
+
+from __future__ import annotations
+
+import inspect
+from functools import partial
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+import ncib.callbacks as cb_module
+from ncib.callbacks import (
+    AnalysisCallback,
+    GIBCallback,
+    IdentifiabilityCallback,
+    SimplexETFCallback,
+)
+from ncib.callbacks.base import RECORDS_FILE
+from ncib.callbacks.records import read_records
+from ncib.data import DigitsDataModule
+from ncib.models import ConvNet, PairedSupCon, ProjectionHead
+
+ALL = sorted(
+    (obj for _, obj in inspect.getmembers(cb_module, inspect.isclass)
+     if issubclass(obj, AnalysisCallback) and obj is not AnalysisCallback),
+    key=lambda c: c.__name__,
+)
+
+
+def tiny_model():
+    return PairedSupCon(
+        backbone=partial(ConvNet, in_channels=1, feature_dim=24, width=8),
+        head=partial(ProjectionHead, out_dim=16),
+        optimizer=partial(torch.optim.SGD, lr=0.1, momentum=0.9),
+        seeds=[0, 1],
+    )
+
+
+def fit(callbacks, root, epochs=3, model=None, loggers=False):
+    trainer = pl.Trainer(
+        accelerator="cpu", max_epochs=epochs, logger=loggers, callbacks=callbacks,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=str(root), use_distributed_sampler=False, limit_train_batches=2,
+    )
+    model = model or tiny_model()
+    trainer.fit(model, datamodule=DigitsDataModule(seeds=[0, 1], batch_size=128))
+    return trainer, model
+
+
+def make(cls, **kw):
+    return cls(**({"epochs": [0, 2], "progress": False} | kw))
+
+
+def test_all_callbacks_are_found():
+    assert ALL == [GIBCallback, IdentifiabilityCallback, SimplexETFCallback]
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+def test_callback_acts_only_on_its_epochs_logs_its_documented_keys_and_survives_a_second_fit(cls, tmp_path):
+    callback = make(cls)
+    fit([callback], tmp_path)
+    records = read_records(tmp_path / RECORDS_FILE)
+    assert [r["epoch"] for r in records] == [0, 2]
+    for r in records:
+        assert set(r) >= {"epoch", "global_step", "num_classes", "k", cls.name}
+        other = {c.name for c in ALL} - {cls.name}
+        assert not other & set(r)
+        assert set(r[cls.name]["scalars"]) == set(cls.documented_keys())
+        assert all(isinstance(v, float) for v in r[cls.name]["scalars"].values())
+    assert records[0]["global_step"] == 0 and records[1]["global_step"] == 4
+    fit([callback], tmp_path, epochs=2)  # the same callback object, a new trainer
+    assert [r["epoch"] for r in read_records(tmp_path / RECORDS_FILE)] == [0, 2, 0, 2]
+
+
+def test_features_are_extracted_once_per_analysis_epoch_whatever_the_callbacks(tmp_path, monkeypatch):
+    model = tiny_model()
+    calls = []
+    original = model.features
+    monkeypatch.setattr(model, "features", lambda x: calls.append(len(x)) or original(x))
+    fit([make(c, epochs=[1, 3]) for c in ALL], tmp_path, epochs=3, model=model)
+    # eval_batch_size 1024: train 1437 rows = 2 batches, test 360 rows = 1 batch; 2 epochs
+    assert calls == [1024, 413, 360] * 2
+    records = read_records(tmp_path / RECORDS_FILE)
+    assert [r["epoch"] for r in records] == [1, 3]
+    assert all({c.name for c in ALL} <= set(r) for r in records)
+
+
+def test_turning_a_callback_off_removes_exactly_its_keys(tmp_path):
+    fit([make(c) for c in ALL], tmp_path / "all")
+    without = [c for c in ALL if c is not GIBCallback]
+    fit([make(c) for c in without], tmp_path / "no_gib")
+    full, partial_ = read_records(tmp_path / "all" / RECORDS_FILE), read_records(tmp_path / "no_gib" / RECORDS_FILE)
+    for a, b in zip(full, partial_):
+        assert set(a) - set(b) == {"gib"}
+        for c in without:
+            assert a[c.name]["scalars"].keys() == b[c.name]["scalars"].keys()
+            torch.testing.assert_close(a[c.name]["scalars"], b[c.name]["scalars"])
+
+
+def test_scalars_reach_the_loggers_under_analysis(tmp_path):
+    from pytorch_lightning.loggers import CSVLogger
+
+    logger = CSVLogger(tmp_path, name="csv", version="")
+    fit([make(IdentifiabilityCallback)], tmp_path, loggers=[logger])
+    text = (tmp_path / "csv" / "metrics.csv").read_text()
+    assert "analysis/cca/mean_k/raw" in text and "analysis/epoch" in text
+
+
+def test_mismatched_settings_are_an_error(tmp_path):
+    with pytest.raises(ValueError, match="disagree on their settings"):
+        fit([make(IdentifiabilityCallback), make(GIBCallback, max_samples=100)], tmp_path)

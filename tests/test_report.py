@@ -1,0 +1,96 @@
+"""The report: tables and figures from records alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ncib.callbacks.records import append_record
+from ncib.report import build_report, write_report
+from ncib.report.tables import table2
+
+
+def synthetic_record(epoch, acc, with_gib=True):
+    """A record shaped like the callbacks' (values made up, keys real)."""
+    etf = {}
+    for kind in ("raw", "normal", "tk"):
+        for i, m in enumerate(("m0", "m1")):
+            etf[f"probe/test_acc/{kind}/{m}"] = acc - 0.01 * i - (0.02 if kind == "tk" else 0.0)
+            etf[f"probe/train_acc/{kind}/{m}"] = min(1.0, acc + 0.05)
+    for s in ("full", "tk"):
+        for m in ("m0", "m1"):
+            etf |= {f"etf/equinorm/{s}/{m}": 0.3 / (1 + epoch), f"etf/angle_std_deg/{s}/{m}": 20.0 / (1 + epoch),
+                    f"etf/cos_mean/{s}/{m}": -0.1, f"nc1/{s}/{m}": 1.0 / (1 + epoch)}
+    rec = {
+        "epoch": epoch, "global_step": 5 * epoch, "num_classes": 10, "k": 10, "feature_dim": 128,
+        "num_train": 100, "num_test": 50, "warnings": ["a warning"] if epoch == 0 else [],
+        "identifiability": {"scalars": {"cca/mean_k/raw": 0.9, "cca/var_k/raw": 0.01 / (1 + epoch),
+                                        "cca/std_k/raw": 0.1 / (1 + epoch), "cca/mean_k/normal": 0.88,
+                                        "cca/heldout/mean_k/raw": 0.85}},
+        "simplex_etf": {"scalars": etf},
+    }
+    if with_gib:
+        rec["gib"] = {
+            "scalars": {"gib/i_tx_tk": 3.0, "gib/i_ty_tk": 2.0},
+            "feature_scaling": {"m0": [1.0 + 0.01 * i for i in range(10)], "m1": [1.0] * 10},
+            "information_curve": {"beta": [1, 2, 4], "i_tx": [0, 1, 3], "i_ty": [0, 0.8, 2.0], "i_xy": 2.2},
+        }
+    return rec
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    for epoch, acc in ((0, 0.5), (5, 0.8), (10, 0.95)):
+        append_record(tmp_path / "analysis.jsonl", synthetic_record(epoch, acc))
+    (tmp_path / "linear_probe.json").write_text(json.dumps(
+        {"test_acc/m0": 0.95, "test_acc/m1": 0.96, "train_acc/m0": 1.0, "train_acc/m1": 1.0,
+         "both_correct": 0.93, "num_test": 50}))
+    return tmp_path
+
+
+def test_tables_come_from_the_records(run_dir):
+    report = write_report(run_dir)
+    t1 = report.tables["table1"].rows[0]
+    assert t1[1:] == pytest.approx([95.0, 96.0, 93.0])
+    t2 = report.tables["table2"]
+    assert "epoch 10" in t2.title
+    assert [row[0] for row in t2.rows] == ["raw (128D)", "ranked (128D)", "ranked K-IB (10D)"]
+    assert t2.rows[2][1:] == pytest.approx([93.0, 92.0, 92.5])
+    per_epoch = report.tables["table2_per_epoch"].rows
+    assert [r[0] for r in per_epoch] == [0, 5, 10]
+    assert [r[-1] for r in per_epoch] == ["no", "no", "yes"]  # train acc 0.55, 0.85, 1.0
+    text = (run_dir / "report.md").read_text()
+    assert "| digits" not in text and "Table 1" in text and "a warning" in text
+    for name in ("fig2_nc1_vs_identifiability", "fig3_etf_in_tk", "fig4b_feature_scaling", "information_curve"):
+        path = report.figures[name]
+        assert path.exists() and path.stat().st_size > 5000 and path.read_bytes()[:4] == b"\x89PNG"
+        assert f"figures/{path.name}" in text
+
+
+def test_missing_callbacks_drop_only_their_parts(tmp_path):
+    append_record(tmp_path / "analysis.jsonl", synthetic_record(3, 0.9, with_gib=False))
+    report = build_report(tmp_path)
+    assert "fig4b_feature_scaling" not in report.figures and "information_curve" not in report.figures
+    assert "fig3_etf_in_tk" in report.figures and "table1" not in report.tables
+
+
+def test_table2_needs_every_probe():
+    rec = synthetic_record(1, 0.9)
+    del rec["simplex_etf"]["scalars"]["probe/test_acc/tk/m1"]
+    assert table2(rec, 128, 10) is None
+
+
+def test_cli_regenerates_the_same_report(run_dir):
+    first = write_report(run_dir).markdown
+    (run_dir / "report.md").unlink()
+    proc = subprocess.run([sys.executable, "-m", "ncib.report", str(run_dir)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (run_dir / "report.md").read_text() == first
+
+
+def test_cli_on_an_empty_directory_says_what_is_missing(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "ncib.report", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "analysis.jsonl" in proc.stderr
