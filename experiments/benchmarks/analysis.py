@@ -1,0 +1,348 @@
+"""Benchmark: one per-epoch analysis of a seed pair at CIFAR scale through ``PairAnalysis``.
+
+Synthetic float32 features shaped like a collapsed SupCon pair (K clusters near a simplex plus
+noise; member 1 = ReLU(random linear map of member 0 + noise)), N=50,000 train / 10,000 test,
+d=2,048 by default. Times every stage of ``ncib.analysis.PairAnalysis`` (normal scores of both
+members and splits, CCA on raw and normal scores incl. held-out, GIB and T_K, simplex-ETF /
+NC1 / NCC / NC4 on full features and T_K, linear probes on raw, normal-score and T_K features)
+and, unless ``--skip-baseline``, the same analysis with the usual tools (numpy float64
+``np.cov`` of the stacked features with eigendecomposition whitening, scipy ``rankdata`` +
+``norm.ppf``, scikit-learn ``LogisticRegression``, per-class Python loops for NC1).
+
+    python experiments/benchmarks/analysis.py                  # K=10, CPU, with baseline
+    python experiments/benchmarks/analysis.py --classes 100 --device cuda --skip-baseline
+
+Targets (DESIGN §5): 2-core CPU total <= 60 s, peak memory <= 6 GB, >= 3x faster than the
+baseline; GPU <= 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import threading
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ncib.analysis import PairAnalysis
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class RssSampler:
+    """Peak resident memory of this process between :meth:`reset` and now (sampled every 5 ms)."""
+
+    def __init__(self) -> None:
+        self.peak = self.current()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def current() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self.current())
+
+    def reset(self) -> int:
+        self.peak = self.current()
+        return self.peak
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def synthetic_pair(n_train: int, n_test: int, dim: int, classes: int, seed: int):
+    """Float32 features of a collapsed pair: ``((Z0_tr, Z1_tr), (Z0_te, Z1_te), y_tr, y_te)``.
+
+    Class means near a scaled simplex (separation ≈ 11 vs within-class std ≈ 1 along 2K latent
+    directions and 0.3 per coordinate) plus a positive offset; member 0 = ReLU of that,
+    member 1 = ReLU(random linear map + noise 0.5). 3% of the labels are flipped so that the
+    probes do not see separable data.
+    """
+    g = torch.Generator().manual_seed(seed)
+    n = n_train + n_test
+    y = (torch.arange(n) % classes)[torch.randperm(n, generator=g)]
+    simplex = (torch.eye(classes) - 1.0 / classes) * math.sqrt(classes / (classes - 1))
+    basis, _ = torch.linalg.qr(torch.randn(dim, classes + 2 * classes, generator=g))
+    class_basis, latent_basis = basis[:, :classes], basis[:, classes:]
+    means = 8.0 * (simplex + 0.05 * torch.randn(classes, classes, generator=g)) @ class_basis.T
+    means += 0.5 + 0.25 * torch.rand(dim, generator=g)  # offset so ReLU keeps most structure
+    linear_map = torch.randn(dim, dim, generator=g) / math.sqrt(dim)
+    z0, z1 = torch.empty(n, dim), torch.empty(n, dim)
+    for start in range(0, n, 8192):
+        sl = slice(start, min(n, start + 8192))
+        m = sl.stop - sl.start
+        pre = means[y[sl]] + torch.randn(m, 2 * classes, generator=g) @ latent_basis.T
+        pre += 0.3 * torch.randn(m, dim, generator=g)
+        z1[sl] = (pre @ linear_map + 0.5 * torch.randn(m, dim, generator=g)).relu_()
+        z0[sl] = pre.relu_()
+    flip = torch.rand(n, generator=g) < 0.03
+    y[flip] = torch.randint(0, classes, (int(flip.sum()),), generator=g)
+    return (z0[:n_train], z1[:n_train]), (z0[n_train:], z1[n_train:]), y[:n_train], y[n_train:]
+
+
+def timed(stages: dict[str, float], name: str, fn: Callable[[], object], sync: Callable[[], None]):
+    sync()
+    t0 = time.perf_counter()
+    out = fn()
+    sync()
+    stages[name] = stages.get(name, 0.0) + time.perf_counter() - t0
+    print(f"  {name:<34s} {stages[name]:8.2f} s", flush=True)
+    return out
+
+
+def run_ours(pa: PairAnalysis, sync: Callable[[], None]) -> dict[str, float]:
+    st: dict[str, float] = {}
+    timed(st, "normal scores (2 members x 2 splits)", lambda: [pa.normal(m) for m in (0, 1)], sync)
+    for kind in ("raw", "normal"):
+        timed(st, f"covariance blocks ({kind})", lambda k=kind: pa.covariance(k), sync)
+        timed(
+            st,
+            f"CCA + held-out ({kind})",
+            lambda k=kind: (pa.identifiability(k), pa.heldout(k)),
+            sync,
+        )
+    timed(
+        st,
+        "GIB + T_K (2 members)",
+        lambda: [pa.features("tk", m, s) for m in (0, 1) for s in ("train", "test")],
+        sync,
+    )
+    timed(
+        st,
+        "ETF / NC1 / NCC (full, T_K)",
+        lambda: [
+            (pa.etf(s, m), pa.nc1(s, m), pa.ncc(s, m, "train"), pa.ncc(s, m, "test"))
+            for s in ("full", "tk")
+            for m in (0, 1)
+        ],
+        sync,
+    )
+    for kind in ("raw", "normal", "tk"):
+        name = f"probes ({kind}, 2 members)"
+        probes = timed(st, name, lambda k=kind: [pa.probe(k, m) for m in (0, 1)], sync)
+        print(f"  {'':<34s} L-BFGS evaluations {[p.n_evals for p in probes]}")
+    timed(st, "scalars + record (NC4, curves)", pa.record, sync)
+    return st
+
+
+def _inv_sqrt(cov: np.ndarray, ridge: float) -> np.ndarray:
+    cov = cov + ridge * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
+    evals, evecs = np.linalg.eigh(cov)
+    return (evecs / np.sqrt(np.clip(evals, 1e-300, None))) @ evecs.T
+
+
+def run_baseline(train, test, y_tr: np.ndarray, y_te: np.ndarray, k: int, classes: int):
+    """The same analysis with numpy/scipy/scikit-learn and Python loops."""
+    from scipy.stats import norm, rankdata
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    st: dict[str, float] = {}
+    res: dict[str, object] = {}
+
+    def t(name, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        st[name] = st.get(name, 0.0) + time.perf_counter() - t0
+        print(f"  {name:<34s} {st[name]:8.2f} s", flush=True)
+        return out
+
+    def normal(ztr, zte):
+        n = ztr.shape[0]
+        g_tr = norm.ppf(rankdata(ztr, axis=0) / (n + 1))
+        g_te = np.empty(zte.shape)
+        for j in range(ztr.shape[1]):  # score test against the sorted training column
+            col = np.sort(ztr[:, j])
+            lo = np.searchsorted(col, zte[:, j], "left")
+            hi = np.searchsorted(col, zte[:, j], "right")
+            g_te[:, j] = norm.ppf((lo + hi + 1) / (2.0 * (n + 1)))
+        return g_tr, g_te
+
+    feats = {"raw": (train, test)}
+    feats["normal"] = t(
+        "normal scores (2 members x 2 splits)",
+        lambda: tuple(zip(*[normal(train[m], test[m]) for m in (0, 1)])),
+    )
+    for kind in ("raw", "normal"):
+        (a, b), (a_te, b_te) = feats[kind]
+        d = a.shape[1]
+        cov = t(
+            f"covariance blocks ({kind})",
+            lambda a=a, b=b: np.cov(np.hstack([a, b]).astype(np.float64), rowvar=False),
+        )
+
+        def cca(cov=cov, a=a, b=b, a_te=a_te, b_te=b_te, d=d):
+            wa, wb = _inv_sqrt(cov[:d, :d], 1e-6), _inv_sqrt(cov[d:, d:], 1e-6)
+            u, rho, vt = np.linalg.svd(wa @ cov[:d, d:] @ wb)
+            dir_a, dir_b = wa @ u[:, :k], wb @ vt[:k].T
+            pa_ = (a_te - a.mean(0)) @ dir_a
+            pb_ = (b_te - b.mean(0)) @ dir_b
+            held = [np.corrcoef(pa_[:, i], pb_[:, i])[0, 1] for i in range(k)]
+            return rho, held, wa, u, wb, vt
+
+        res[kind] = t(f"CCA + held-out ({kind})", cca)
+    rho, _, wa, u, wb, vt = res["normal"]
+    (g0, g1), (g0_te, g1_te) = feats["normal"]
+
+    def gib_tk():  # λ = 1 − ρ², v_i = canonical directions, β just below β_{K+1}
+        lam = 1 - rho**2
+        beta = 1 / (1 - lam[k]) * (1 - 1e-6)
+        alpha = np.sqrt(np.clip(beta * (1 - lam[:k]) - 1, 0, None) / lam[:k])
+        out = []
+        for g, g_te, proj in ((g0, g0_te, wa @ u[:, :k]), (g1, g1_te, wb @ vt[:k].T)):
+            mu = g.mean(0)
+            out.append(((g - mu) @ (proj * alpha), (g_te - mu) @ (proj * alpha)))
+        return out
+
+    (tk0, tk0_te), (tk1, tk1_te) = t("GIB + T_K (2 members)", gib_tk)
+
+    def nc_loops(h, y):
+        mus = np.stack([h[y == c].mean(0) for c in range(classes)])
+        mg = mus.mean(0)
+        sw = np.zeros((h.shape[1], h.shape[1]))
+        for c in range(classes):
+            r = h[y == c] - mus[c]
+            sw += r.T @ r
+        sw /= h.shape[0]
+        m = mus - mg
+        sb = m.T @ m / classes
+        nc1 = np.trace(sw @ np.linalg.pinv(sb)) / classes
+        norms = np.linalg.norm(m, axis=1)
+        cos = (m @ m.T) / np.outer(norms, norms)
+        return nc1, norms.std() / norms.mean(), cos[~np.eye(classes, dtype=bool)].mean()
+
+    spaces = {"full": (train, test), "tk": ((tk0, tk1), (tk0_te, tk1_te))}
+    t(
+        "ETF / NC1 / NCC (full, T_K)",
+        lambda: [
+            nc_loops(np.asarray(spaces[s][0][m], dtype=np.float64), y_tr)
+            for s in spaces
+            for m in (0, 1)
+        ],
+    )
+    accs = {}
+    for kind, (tr, te) in (
+        ("raw", feats["raw"]),
+        ("normal", feats["normal"]),
+        ("tk", spaces["tk"]),
+    ):
+
+        def probes(tr=tr, te=te):
+            out = []
+            for m in (0, 1):
+                sc = StandardScaler().fit(tr[m])
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    clf = LogisticRegression().fit(sc.transform(tr[m]), y_tr)
+                out.append(clf.score(sc.transform(te[m]), y_te))
+            return out
+
+        accs[kind] = t(f"probes ({kind}, 2 members)", probes)
+    return st, res, accs
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--n-train", type=int, default=50_000)
+    p.add_argument("--n-test", type=int, default=10_000)
+    p.add_argument("--dim", type=int, default=2048)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-baseline", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sampler = RssSampler()
+    gib = 2**30
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {dev}")
+    base_rss = sampler.current()
+    print(f"RSS before features: {base_rss / gib:.2f} GiB")
+    (z0, z1), (z0t, z1t), y_tr, y_te = synthetic_pair(
+        args.n_train, args.n_test, args.dim, args.classes, args.seed
+    )
+    feats = [t.to(dev) for t in (z0, z1, z0t, z1t)]
+    ytr_d, yte_d = y_tr.to(dev), y_te.to(dev)
+    sync()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(dev)
+        alloc0 = torch.cuda.memory_allocated(dev)
+    before = sampler.reset()
+    print(
+        f"features: N={args.n_train}+{args.n_test}, d={args.dim}, K={args.classes}; "
+        f"RSS with features {before / gib:.2f} GiB\n-- ncib.analysis.PairAnalysis --"
+    )
+    pa = PairAnalysis((feats[0], feats[1]), (feats[2], feats[3]), ytr_d, yte_d, args.classes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = run_ours(pa, sync)
+    total = sum(ours.values())
+    print(f"  {'TOTAL':<34s} {total:8.2f} s")
+    print(
+        f"  peak RSS during analysis {sampler.peak / gib:.2f} GiB (+{(sampler.peak - before) / gib:.2f} GiB over the "
+        f"features; +{(sampler.peak - base_rss) / gib:.2f} GiB over the pre-feature baseline); "
+        f"ru_maxrss so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+    )
+    if cuda:
+        print(
+            f"  CUDA max_memory_allocated {torch.cuda.max_memory_allocated(dev) / gib:.2f} GiB "
+            f"(+{(torch.cuda.max_memory_allocated(dev) - alloc0) / gib:.2f} GiB over the features)"
+        )
+    print(f"  warnings: {len(caught)} emitted; recorded: {pa.warnings}")
+    s = pa.scalars()
+    for key in (
+        "cca/mean_k/raw",
+        "cca/mean_k/normal",
+        "cca/heldout/mean_k/normal",
+        "gib/beta_tk",
+        "etf/cos_mean/tk/m0",
+        "nc1/full/m0",
+        "probe/test_acc/raw/m0",
+        "probe/test_acc/normal/m1",
+        "probe/test_acc/tk/m0",
+        "nc4/test/tk/m0",
+    ):
+        print(f"  {key:<30s} {s[key]: .4f}")
+    if args.skip_baseline:
+        return
+    print("-- baseline (numpy float64 np.cov + eigh whitening, scipy ranks, sklearn, loops) --")
+    np_feats = [t.numpy() for t in (z0, z1, z0t, z1t)]
+    sampler.reset()
+    base, res, accs = run_baseline(
+        np_feats[:2], np_feats[2:], y_tr.numpy(), y_te.numpy(), args.classes, args.classes
+    )
+    btotal = sum(base.values())
+    print(f"  {'TOTAL':<34s} {btotal:8.2f} s   (peak RSS {sampler.peak / gib:.2f} GiB)")
+    print(f"speed-up {btotal / total:.1f}x  (baseline {btotal:.1f} s / ours {total:.1f} s)")
+    for kind in ("raw", "normal"):
+        diff = np.abs(
+            np.asarray(res[kind][0][: args.classes])
+            - pa.cca(kind).rho[: args.classes].cpu().numpy()
+        ).max()
+        print(f"  max |rho_k(ours) - rho_k(baseline)| ({kind}): {diff:.2e}")
+    for kind, acc in accs.items():
+        print(
+            f"  probe test acc {kind}: sklearn {acc}, ours "
+            f"{[round(s[f'probe/test_acc/{kind}/m{m}'], 4) for m in (0, 1)]}"
+        )
+    sampler.stop()
+
+
+if __name__ == "__main__":
+    main()

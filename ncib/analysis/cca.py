@@ -1,0 +1,193 @@
+"""Canonical correlation analysis by Cholesky whitening (DESIGN §4, "linear identifiability").
+
+Centre A and B, form ``Σ_aa, Σ_bb, Σ_ab`` (population, divisor N) in one pass, add the ridge
+``ε·tr(Σ)/d·I`` to ``Σ_aa`` and ``Σ_bb``, factorise ``L_a L_aᵀ = Σ_aa``, ``L_b L_bᵀ = Σ_bb`` and
+take the SVD ``L_a⁻¹ Σ_ab L_b⁻ᵀ = U diag(ρ) Vᵀ`` (triangular solves only, no inverses, no
+eigendecomposition square roots). Canonical directions ``W_a = L_a⁻ᵀ U``, ``W_b = L_b⁻ᵀ V``
+satisfy ``W_aᵀ Σ_aa W_a = I`` and ``W_aᵀ Σ_ab W_b = diag(ρ)`` (Hotelling 1936; the paper uses the
+mean of the K leading ρ as linear identifiability, Fig. 2, after Raghu et al. 2017).
+
+The covariance blocks are a separate step (:func:`cross_covariance`) so that the Gaussian
+information bottleneck (:mod:`ncib.analysis.gib`) reuses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from ._linalg import WarningLog, check_matrix, covariance_blocks, no_tf32, regularised_cholesky
+
+__all__ = [
+    "CCAResult",
+    "CovarianceBlocks",
+    "canonical_correlations",
+    "cca_from_covariance",
+    "cross_covariance",
+]
+
+
+@dataclass(frozen=True)
+class CovarianceBlocks:
+    """Means and population covariance blocks (divisor N) of paired features, float64.
+
+    Attributes:
+        mean_a: ``(d_a,)``; mean_b: ``(d_b,)``.
+        cov_aa: ``(d_a, d_a)``; cov_bb: ``(d_b, d_b)``; cov_ab: ``(d_a, d_b)``.
+        n: number of samples N.
+        warnings: degenerate-input diagnostics (constant columns, N <= d).
+    """
+
+    mean_a: Tensor
+    mean_b: Tensor
+    cov_aa: Tensor
+    cov_bb: Tensor
+    cov_ab: Tensor
+    n: int
+    warnings: tuple[str, ...] = ()
+
+    def swapped(self) -> CovarianceBlocks:
+        """The same blocks with the roles of A and B exchanged (``cov_ab`` transposed)."""
+        return replace(
+            self,
+            mean_a=self.mean_b,
+            mean_b=self.mean_a,
+            cov_aa=self.cov_bb,
+            cov_bb=self.cov_aa,
+            cov_ab=self.cov_ab.T,
+        )
+
+
+def _constant_columns(var: Tensor, mean: Tensor, dtype: torch.dtype) -> int:
+    """Columns whose spread is below the input dtype's resolution of their magnitude."""
+    eps = torch.finfo(dtype).eps
+    floor = eps**2 * (mean.square() + var.max().clamp_min(0))
+    return int((var <= floor).sum())
+
+
+def cross_covariance(a: Tensor, b: Tensor) -> CovarianceBlocks:
+    """Means and covariance blocks of ``a (N, d_a)`` and ``b (N, d_b)`` in one pass.
+
+    float32 inputs: chunked float32 products accumulated in float64 (DESIGN §5); float64 inputs
+    stay float64. The stacked ``(d_a+d_b)``-square covariance is never formed.
+    """
+    check_matrix("a", a, min_rows=2)
+    check_matrix("b", b, min_rows=2)
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"a and b must have the same number of rows (paired samples), got {a.shape[0]} "
+            f"and {b.shape[0]}"
+        )
+    if a.device != b.device:
+        raise ValueError(f"a is on {a.device} but b on {b.device}")
+    log = WarningLog("cross_covariance")
+    (mean_a, mean_b), blocks = covariance_blocks([a, b], [(0, 0), (1, 1), (0, 1)])
+    cov_aa, cov_bb, cov_ab = blocks[(0, 0)], blocks[(1, 1)], blocks[(0, 1)]
+    if not bool(torch.isfinite(cov_aa.diagonal()).all() & torch.isfinite(cov_bb.diagonal()).all()):
+        raise ValueError("the features contain NaN or inf; covariances need finite values")
+    n = a.shape[0]
+    for name, x, mean, cov in (("a", a, mean_a, cov_aa), ("b", b, mean_b, cov_bb)):
+        const = _constant_columns(cov.diagonal(), mean, x.dtype)
+        if const:
+            log.warn(f"{const} of {x.shape[1]} columns of {name} are constant (zero variance)")
+        if n <= x.shape[1]:
+            log.warn(
+                f"N={n} samples <= d={x.shape[1]} columns of {name}: its covariance is "
+                "singular and the canonical correlations rely on the ridge"
+            )
+    return CovarianceBlocks(mean_a, mean_b, cov_aa, cov_bb, cov_ab, n, log.as_tuple())
+
+
+@dataclass(frozen=True)
+class CCAResult:
+    """Canonical correlations and directions (float64).
+
+    Attributes:
+        rho: ``(r,)`` canonical correlations, descending, clamped to [0, 1]; r = min(d_a, d_b).
+        directions_a: ``(d_a, r)`` ``W_a = L_a⁻ᵀ U``; column i maps centred A to variate i.
+        directions_b: ``(d_b, r)`` ``W_b = L_b⁻ᵀ V``.
+        mean_a, mean_b: ``(d_a,)``, ``(d_b,)`` centring means (training means).
+        chol_a, chol_b: Cholesky factors of the regularised ``Σ_aa``, ``Σ_bb`` (lower).
+        ridge: relative ridge ε; reg_a, reg_b: absolute ridges ``ε·tr(Σ)/d`` added.
+        n: samples the fit used; warnings: diagnostics (including those of the covariance).
+    """
+
+    rho: Tensor
+    directions_a: Tensor
+    directions_b: Tensor
+    mean_a: Tensor
+    mean_b: Tensor
+    chol_a: Tensor
+    chol_b: Tensor
+    ridge: float
+    reg_a: float
+    reg_b: float
+    n: int
+    warnings: tuple[str, ...] = ()
+
+    def swapped(self) -> CCAResult:
+        """The same CCA with the roles of A and B exchanged (no recomputation)."""
+        return replace(
+            self,
+            directions_a=self.directions_b,
+            directions_b=self.directions_a,
+            mean_a=self.mean_b,
+            mean_b=self.mean_a,
+            chol_a=self.chol_b,
+            chol_b=self.chol_a,
+            reg_a=self.reg_b,
+            reg_b=self.reg_a,
+        )
+
+
+@no_tf32()
+def cca_from_covariance(cov: CovarianceBlocks, ridge: float = 1e-6) -> CCAResult:
+    """CCA from precomputed :class:`CovarianceBlocks` (see module docstring).
+
+    Args:
+        cov: blocks from :func:`cross_covariance`.
+        ridge: relative ridge ε; ``ε·tr(Σ)/d·I`` is added to ``Σ_aa`` and ``Σ_bb``.
+    """
+    log = WarningLog("canonical_correlations")
+    log.extend(cov.warnings)
+    chol_a, reg_a = regularised_cholesky(cov.cov_aa, ridge, "Σ_aa", log)
+    chol_b, reg_b = regularised_cholesky(cov.cov_bb, ridge, "Σ_bb", log)
+    solve = torch.linalg.solve_triangular
+    left = solve(chol_a, cov.cov_ab, upper=False)  # L_a⁻¹ Σ_ab
+    whitened = solve(chol_b, left.T, upper=False).T  # L_a⁻¹ Σ_ab L_b⁻ᵀ
+    u, s, vh = torch.linalg.svd(whitened, full_matrices=False)
+    # a deterministic sign: the largest-magnitude entry of each column of U is positive
+    pivot = u.abs().argmax(dim=0)
+    sign = torch.sign(u.gather(0, pivot[None, :])).squeeze(0)
+    sign[sign == 0] = 1.0
+    u, vh = u * sign, vh * sign[:, None]
+    if float(s.max()) > 1.0 + 1e-6:
+        log.warn(f"largest canonical correlation {float(s.max()):.6f} > 1 clamped to 1")
+    rho = s.clamp(0.0, 1.0)
+    w_a = solve(chol_a.T, u, upper=True)
+    w_b = solve(chol_b.T, vh.T, upper=True)
+    return CCAResult(
+        rho=rho,
+        directions_a=w_a,
+        directions_b=w_b,
+        mean_a=cov.mean_a,
+        mean_b=cov.mean_b,
+        chol_a=chol_a,
+        chol_b=chol_b,
+        ridge=ridge,
+        reg_a=reg_a,
+        reg_b=reg_b,
+        n=cov.n,
+        warnings=log.as_tuple(),
+    )
+
+
+def canonical_correlations(a: Tensor, b: Tensor, ridge: float = 1e-6) -> CCAResult:
+    """Canonical correlations between ``a (N, d_a)`` and ``b (N, d_b)`` (DESIGN §4).
+
+    Equivalent to ``cca_from_covariance(cross_covariance(a, b), ridge)``; see
+    :class:`CCAResult` for the fields. Computed on the inputs' device.
+    """
+    return cca_from_covariance(cross_covariance(a, b), ridge)

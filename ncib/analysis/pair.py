@@ -1,0 +1,239 @@
+"""One analysis epoch of a seed pair, every expensive quantity computed once (DESIGN §2–§4)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._linalg import WarningLog, check_labels, check_matrix
+from ._pair_outputs import FEATURES, SPACES, PairOutputs
+from .cca import CCAResult, CovarianceBlocks, cca_from_covariance, cross_covariance
+from .copula import normal_scores_train_test
+from .etf import (
+    ClassMeans,
+    ETFStats,
+    class_means,
+    nc1,
+    ncc_predict,
+    simplex_etf_stats,
+)
+from .gib import GIBResult, IBRepresentation, gib_from_cca
+from .identifiability import IdentifiabilityResult, heldout_from_cca, identifiability_from_cca
+from .probe import ProbeResult, fit_linear_probe
+
+__all__ = ["PairAnalysis"]
+
+
+class PairAnalysis(PairOutputs):
+    """Lazy, cached analysis of the features of two members on the train and test splits.
+
+    Args:
+        train: ``(Z0_train (N, d0), Z1_train (N, d1))``, row-aligned (same samples).
+        test: ``(Z0_test (N_test, d0), Z1_test (N_test, d1))``.
+        y_train: ``(N,)``; y_test: ``(N_test,)`` labels in ``[0, num_classes)``.
+        num_classes: K. k: dimension of T_K and number of leading ρ summarised (default K).
+        ridge: relative ridge ε of every covariance (CCA and GIB).
+        probe_kwargs: passed to :func:`ncib.analysis.fit_linear_probe`.
+
+    Everything is computed on first request and cached: normal scores per member (train, and
+    test scored against train), covariance blocks (raw, normal; train split), CCA, GIB of each
+    member w.r.t. the other (X = normal scores of m, sharing the normal CCA), T_K, class means,
+    probes. ``warnings`` collects the warnings of every computed result. Scalar keys:
+
+    ========================================  ==============================================
+    ``cca/{mean_k,var_k,std_k,min_k}/{f}``     in-sample, K leading ρ, f ∈ raw, normal
+    ``cca/heldout/{mean_k,var_k,std_k}/{f}``   directions from train, correlations on test
+    ``gib/mi_xy``                              I(X;Y) = −½ Σ log λ_i (nats, both members)
+    ``gib/beta_crit/k``, ``…/k_next``          β_K and β_{K+1} (inf when none)
+    ``gib/beta_tk``, ``gib/i_tx_tk``,          β of T_K and I(T;X), I(T;Y) there, and
+    ``gib/i_ty_tk``, ``gib/i_ty_frac_tk``      I(T;Y)/I(X;Y)
+    ``gib/feature_scaling/{min,max}/{m}``      range of α_i / mean α (paper Fig. 4B)
+    ``etf/{equinorm,cos_mean,cos_std,          class means on train, s ∈ full (raw Z), tk;
+    angle_std_deg,cos_dev}/{s}/{m}``           m ∈ m0, m1
+    ``nc1/{s}/{m}``                            tr(Σ_W Σ_B⁺)/K on train
+    ``ncc/{train_acc,test_acc}/{s}/{m}``       nearest class centre (centres from train)
+    ``nc4/{train,test}/{s}/{m}``               agreement of NCC and the probe on s
+    ``probe/{train_acc,test_acc}/{f}/{m}``     f ∈ raw, normal, tk
+    ``probe/test_both_correct/{f}``            test samples both members get right (Table 1)
+    ========================================  ==============================================
+
+    The GIB eigenvalues (and so β_i, I(X;Y) and the information curve) are the same whichever
+    member is X (λ_i = 1 − ρ_i²); the members differ in the eigenvectors, hence in T_K.
+    Non-scalars: :meth:`spectra`, :meth:`information_curve`, :meth:`feature_scaling`, all
+    JSON-ready lists; :meth:`record` bundles everything.
+    """
+
+    def __init__(
+        self,
+        train: Sequence[Tensor],
+        test: Sequence[Tensor],
+        y_train: Tensor,
+        y_test: Tensor,
+        num_classes: int,
+        k: int | None = None,
+        ridge: float = 1e-6,
+        probe_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if len(train) != 2 or len(test) != 2:
+            raise ValueError("train and test must each be a pair (member 0, member 1) of features")
+        for m in range(2):
+            check_matrix(f"train[{m}]", train[m], min_rows=2)
+            check_matrix(f"test[{m}]", test[m], min_rows=2)
+            if test[m].shape[1] != train[m].shape[1]:
+                raise ValueError(
+                    f"member {m}: test features have {test[m].shape[1]} columns, train {train[m].shape[1]}"
+                )
+        if train[0].shape[0] != train[1].shape[0] or test[0].shape[0] != test[1].shape[0]:
+            raise ValueError(
+                "the two members' features must be row-aligned (same samples per split)"
+            )
+        self.y_train = check_labels("y_train", y_train, train[0].shape[0], num_classes)
+        self.y_test = check_labels("y_test", y_test, test[0].shape[0], num_classes)
+        r = min(train[0].shape[1], train[1].shape[1])
+        k = num_classes if k is None else k
+        if isinstance(k, bool) or int(k) != k or not 1 <= k <= r:
+            raise ValueError(
+                f"k={k} is out of range: need 1 <= k <= min(d0, d1) = {r} (k defaults to "
+                f"num_classes={num_classes}; features with fewer dimensions cannot hold T_K)"
+            )
+        self.raw = {"train": tuple(train), "test": tuple(test)}
+        self.num_classes, self.k, self.ridge = int(num_classes), int(k), float(ridge)
+        self.probe_kwargs = dict(probe_kwargs or {})
+        self._cache: dict[tuple, Any] = {}
+        log = WarningLog("PairAnalysis")
+        for split, y in (("train", self.y_train), ("test", self.y_test)):
+            absent = int((torch.bincount(y, minlength=self.num_classes) == 0).sum())
+            if absent:
+                log.warn(
+                    f"{absent} of {self.num_classes} classes have no samples in the {split} split"
+                )
+        self.warnings: list[str] = list(log.as_tuple())
+
+    # -- caching -------------------------------------------------------------------------
+    def _get(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            value = compute()
+            for w in getattr(value, "warnings", ()):
+                if w not in self.warnings:
+                    self.warnings.append(w)
+            self._cache[key] = value
+        return self._cache[key]
+
+    def normal(self, m: int) -> tuple[Tensor, Tensor]:
+        """Normal scores of member m: ``(train (N, d), test (N_test, d))``, test scored against train."""
+        return self._get(
+            ("normal", m),
+            lambda: normal_scores_train_test(*(self.raw[s][m] for s in ("train", "test"))),
+        )
+
+    def features(self, kind: str, m: int, split: str) -> Tensor:
+        """Features of member m: kind ∈ raw, normal, tk; split ∈ train, test."""
+        if kind == "raw":
+            return self.raw[split][m]
+        if kind == "normal":
+            return self.normal(m)[split == "test"]
+        if kind == "tk":
+            rep = self.tk(m)
+            return (
+                rep.features
+                if split == "train"
+                else self._get(("tk_test", m), lambda: rep.transform(self.normal(m)[1]))
+            )
+        raise ValueError(f"unknown feature kind {kind!r}; expected one of {FEATURES}")
+
+    def covariance(self, kind: str) -> CovarianceBlocks:
+        """Covariance blocks of (m0, m1) on the training split, kind ∈ raw, normal."""
+        return self._get(
+            ("cov", kind),
+            lambda: cross_covariance(*(self.features(kind, m, "train") for m in range(2))),
+        )
+
+    def cca(self, kind: str) -> CCAResult:
+        return self._get(
+            ("cca", kind), lambda: cca_from_covariance(self.covariance(kind), self.ridge)
+        )
+
+    def identifiability(self, kind: str) -> IdentifiabilityResult:
+        return self._get(("ident", kind), lambda: identifiability_from_cca(self.cca(kind), self.k))
+
+    def heldout(self, kind: str) -> IdentifiabilityResult:
+        return self._get(
+            ("heldout", kind),
+            lambda: heldout_from_cca(
+                self.cca(kind), *(self.features(kind, m, "test") for m in range(2)), self.k
+            ),
+        )
+
+    def gib(self, m: int) -> GIBResult:
+        """GIB compressing the normal scores of member m with respect to the other member's."""
+        return self._get(
+            ("gib", m),
+            lambda: gib_from_cca(self.cca("normal") if m == 0 else self.cca("normal").swapped()),
+        )
+
+    def tk(self, m: int) -> IBRepresentation:
+        """T_K of member m (features on train; ``transform`` maps other normal scores)."""
+
+        def compute() -> IBRepresentation:
+            rep = self.gib(m).representation(self.k)
+            return replace(rep, features=rep.transform(self.normal(m)[0]))
+
+        return self._get(("tk", m), compute)
+
+    def class_means(self, space: str, m: int) -> ClassMeans:
+        return self._get(
+            ("means", space, m),
+            lambda: class_means(
+                self.features(SPACES[space], m, "train"), self.y_train, self.num_classes
+            ),
+        )
+
+    def etf(self, space: str, m: int) -> ETFStats:
+        h = self.features(SPACES[space], m, "train")
+        return self._get(
+            ("etf", space, m),
+            lambda: simplex_etf_stats(
+                h, self.y_train, self.num_classes, self.class_means(space, m)
+            ),
+        )
+
+    def nc1(self, space: str, m: int):
+        h = self.features(SPACES[space], m, "train")
+        return self._get(
+            ("nc1", space, m),
+            lambda: nc1(h, self.y_train, self.num_classes, self.class_means(space, m)),
+        )
+
+    def ncc(self, space: str, m: int, split: str) -> Tensor:
+        kind = SPACES[space]
+        return self._get(
+            ("ncc", space, m, split),
+            lambda: ncc_predict(
+                self.features(kind, m, "train"),
+                self.y_train,
+                self.features(kind, m, split),
+                self.num_classes,
+                self.class_means(space, m),
+            ),
+        )
+
+    def probe(self, kind: str, m: int) -> ProbeResult:
+        def compute() -> ProbeResult:
+            kwargs = dict(self.probe_kwargs)
+            if kind in ("raw", "normal"):  # reuse the covariance blocks: no extra pass
+                cov = self.covariance(kind)
+                kwargs["moments"] = (cov.mean_a, cov.cov_aa) if m == 0 else (cov.mean_b, cov.cov_bb)
+            return fit_linear_probe(
+                self.features(kind, m, "train"),
+                self.y_train,
+                self.features(kind, m, "test"),
+                self.y_test,
+                num_classes=self.num_classes,
+                **kwargs,
+            )
+
+        return self._get(("probe", kind, m), compute)

@@ -1,0 +1,130 @@
+"""Normal scores (Gaussian copula): DESIGN §4."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm, rankdata
+
+from ncib.analysis import normal_scores, normal_scores_train_test
+
+SEEDS = [0, 1, 2]
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(
+    "transform", [torch.exp, lambda x: x**3 + x, lambda x: 5.0 * x - 2.0, torch.atan]
+)
+def test_invariant_to_increasing_transform(seed, transform):
+    z = torch.randn(300, 4, generator=_gen(seed), dtype=torch.float64)
+    assert torch.equal(normal_scores(transform(z)), normal_scores(z))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_columns_are_normal_quantiles(seed):
+    n = 257
+    z = torch.randn(n, 5, generator=_gen(seed), dtype=torch.float64) * 3 + 7
+    g = normal_scores(z)
+    expected = norm.ppf(np.arange(1, n + 1) / (n + 1))  # scipy, independent of torch.ndtri
+    for j in range(z.shape[1]):
+        np.testing.assert_allclose(np.sort(g[:, j].numpy()), expected, rtol=0, atol=1e-12)
+        # and the order is the data's order
+        assert torch.equal(torch.argsort(g[:, j]), torch.argsort(z[:, j]))
+
+
+def test_ties_get_average_ranks_hand_example():
+    z = torch.tensor([[3.0], [1.0], [3.0], [2.0], [3.0]], dtype=torch.float64)
+    ranks = np.array([4.0, 1.0, 4.0, 2.0, 4.0])  # the three 3s share ranks 3, 4, 5
+    np.testing.assert_allclose(normal_scores(z)[:, 0].numpy(), norm.ppf(ranks / 6), atol=1e-15)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_ties_match_scipy_average_ranks(seed, dtype):
+    # integers in [-4, 4]: many ties, negative values, zeros
+    z = torch.randint(-4, 5, (400, 6), generator=_gen(seed)).to(dtype)
+    expected = norm.ppf(rankdata(z.numpy(), axis=0, method="average") / 401)
+    g = normal_scores(z)
+    assert g.dtype == dtype
+    np.testing.assert_allclose(g.numpy(), expected, atol=1e-6 if dtype == torch.float32 else 1e-13)
+
+
+def test_signed_zeros_tie():
+    z = torch.tensor([[-0.0], [0.0], [1.0], [-1.0]], dtype=torch.float64)
+    g = normal_scores(z)[:, 0]
+    assert g[0] == g[1]
+    np.testing.assert_allclose(g.numpy(), norm.ppf(np.array([2.5, 2.5, 4, 1]) / 5), atol=1e-15)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_reference_scoring_itself_equals_plain_transform(seed, dtype):
+    z = (torch.randn(200, 5, generator=_gen(seed), dtype=torch.float64) * 2).round().to(dtype)
+    assert torch.equal(normal_scores(z, reference=z), normal_scores(z))
+
+
+def test_reference_scoring_hand_example():
+    ref = torch.tensor([[1.0], [2.0], [2.0], [4.0]], dtype=torch.float64)
+    x = torch.tensor([[0.0], [1.0], [2.0], [3.0], [5.0]], dtype=torch.float64)
+    # u(x) = (#{ref < x} + ½·#{ref = x} + ½)/(N_ref + 1), N_ref = 4:
+    # 0 -> (0+0+½)/5, 1 -> (0+½+½)/5, 2 -> (1+1+½)/5, 3 -> (3+0+½)/5, 5 -> (4+0+½)/5
+    u = np.array([0.1, 0.2, 0.5, 0.7, 0.9])
+    np.testing.assert_allclose(
+        normal_scores(x, reference=ref)[:, 0].numpy(), norm.ppf(u), atol=1e-15
+    )
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_reference_scoring_matches_brute_force(seed, dtype):
+    g = _gen(seed)
+    ref = torch.randint(-3, 4, (150, 4), generator=g).to(dtype) / 2
+    x = torch.randn(60, 4, generator=g, dtype=torch.float64).round(decimals=1).to(dtype)
+    r, v = ref.numpy()[None, :, :], x.numpy()[:, None, :]
+    u = ((r < v).sum(1) + 0.5 * (r == v).sum(1) + 0.5) / (ref.shape[0] + 1)
+    tol = 1e-6 if dtype == torch.float32 else 1e-13
+    np.testing.assert_allclose(normal_scores(x, reference=ref).numpy(), norm.ppf(u), atol=tol)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_train_test_equals_separate_calls(seed):
+    g = _gen(seed)
+    z_train = torch.randn(120, 3, generator=g, dtype=torch.float64).round(decimals=1)
+    z_test = torch.randn(40, 3, generator=g, dtype=torch.float64).round(decimals=1)
+    tr, te = normal_scores_train_test(z_train, z_test)
+    assert torch.equal(tr, normal_scores(z_train))
+    assert torch.equal(te, normal_scores(z_test, reference=z_train))
+
+
+def test_many_column_blocks(monkeypatch):
+    """Column blocking (used to bound memory) does not change the result."""
+    import ncib.analysis.copula as copula
+
+    z = torch.randn(50, 23, generator=_gen(0), dtype=torch.float64).round(decimals=1)
+    full = normal_scores(z)
+    monkeypatch.setattr(copula, "_BLOCK_ELEMENTS", 3 * 50)  # 3 columns per block
+    assert torch.equal(normal_scores(z), full)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_values_are_rejected(bad):
+    z = torch.randn(10, 2, dtype=torch.float64)
+    z[3, 1] = bad
+    with pytest.raises(ValueError, match="NaN or inf"):
+        normal_scores(z)
+
+
+def test_shape_errors():
+    with pytest.raises(ValueError, match="2-D"):
+        normal_scores(torch.randn(10, dtype=torch.float64))
+    with pytest.raises(ValueError, match="columns"):
+        normal_scores(torch.randn(10, 2), reference=torch.randn(10, 3))
+    with pytest.raises(TypeError, match="floating-point"):
+        normal_scores(torch.ones(4, 2, dtype=torch.int64))

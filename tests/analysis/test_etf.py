@@ -1,0 +1,134 @@
+"""Simplex ETF statistics, NC1, NCC and NC4 (DESIGN §4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ncib.analysis import class_means, nc1, nc4_agreement, ncc_predict, simplex_etf_stats
+
+from .conftest import random_orthonormal, simplex_vertices
+
+SEEDS = [0, 1, 2]
+
+
+def _planted_etf(seed: int, k: int, d: int, per_class: int = 30):
+    g = torch.Generator().manual_seed(seed)
+    scale = float(torch.rand(1, generator=g)) * 10 + 0.1
+    means = scale * simplex_vertices(k) @ random_orthonormal(d, k - 1, g).T
+    means += 5.0 * torch.randn(d, generator=g, dtype=torch.float64)  # global offset
+    y = torch.arange(k).repeat_interleave(per_class)
+    noise = torch.randn(len(y), d, generator=g, dtype=torch.float64)
+    for c in range(k):  # zero within-class mean: the class means are exactly the planted ones
+        noise[y == c] -= noise[y == c].mean(0)
+    return means[y] + noise, y
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(("k", "extra_dims"), [(3, 0), (5, 0), (5, 7), (10, 30)])
+def test_planted_simplex_etf(seed, k, extra_dims):
+    h, y = _planted_etf(seed, k, k - 1 + extra_dims)
+    st = simplex_etf_stats(h, y, k)
+    assert float(st.equinorm) < 1e-10
+    np.testing.assert_allclose(float(st.cos_mean), -1 / (k - 1), atol=1e-10)
+    assert float(st.cos_std) < 1e-10
+    assert float(st.angle_std_deg) < 1e-10
+    assert float(st.cos_dev) < 1e-10
+    assert st.num_classes == k
+
+
+def _random_labelled(seed: int, n=300, d=12, k=5):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, k, (n,), generator=g)
+    y[:k] = torch.arange(k)  # every class present, counts unequal
+    centres = 2.0 * torch.randn(k, d, generator=g, dtype=torch.float64)
+    h = centres[y] + torch.randn(n, d, generator=g, dtype=torch.float64) + 3.0
+    return h, y
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_etf_stats_match_manual(seed):
+    h, y = _random_labelled(seed)
+    k = 5
+    hn, yn = h.numpy(), y.numpy()
+    mus = np.stack([hn[yn == c].mean(0) for c in range(k)])
+    m = mus - mus.mean(0)  # global mean = mean of class means, not the sample mean
+    assert not np.allclose(mus.mean(0), hn.mean(0))  # the distinction matters for this data
+    norms = np.linalg.norm(m, axis=1)
+    cos = (m @ m.T) / np.outer(norms, norms)
+    pairs = cos[~np.eye(k, dtype=bool)]
+    st = simplex_etf_stats(h, y, k)
+    np.testing.assert_allclose(float(st.equinorm), norms.std() / norms.mean(), rtol=1e-10)
+    np.testing.assert_allclose(float(st.cos_mean), pairs.mean(), rtol=1e-10)
+    np.testing.assert_allclose(float(st.cos_std), pairs.std(), rtol=1e-9)
+    np.testing.assert_allclose(
+        float(st.angle_std_deg), np.degrees(np.arccos(pairs)).std(), rtol=1e-9
+    )
+    np.testing.assert_allclose(float(st.cos_dev), np.abs(pairs + 1 / (k - 1)).mean(), rtol=1e-10)
+    np.testing.assert_allclose(class_means(h, y, k).global_mean.numpy(), mus.mean(0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_nc1_zero_when_collapsed(seed):
+    h, y = _random_labelled(seed)
+    collapsed = class_means(h, y, 5).means[y]
+    assert float(nc1(collapsed, y, 5).value) < 1e-20
+    assert float(nc1(h, y, 5).value) > 1e-3  # and not zero otherwise
+
+
+def _slow_nc1(h: np.ndarray, y: np.ndarray, k: int) -> float:
+    d = h.shape[1]
+    mus = {c: h[y == c].mean(0) for c in range(k)}
+    mu_g = np.mean(list(mus.values()), axis=0)
+    sw = np.zeros((d, d))
+    for i in range(len(y)):  # per sample
+        r = h[i] - mus[y[i]]
+        sw += np.outer(r, r)
+    sw /= len(y)
+    sb = np.zeros((d, d))
+    for c in range(k):  # per class
+        sb += np.outer(mus[c] - mu_g, mus[c] - mu_g)
+    sb /= k
+    return float(np.trace(sw @ np.linalg.pinv(sb)) / k)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(("d", "k"), [(12, 5), (3, 5), (20, 2)])
+def test_nc1_matches_slow_reference(seed, d, k):
+    h, y = _random_labelled(seed, d=d, k=k)
+    res = nc1(h, y, k)
+    np.testing.assert_allclose(float(res.value), _slow_nc1(h.numpy(), y.numpy(), k), rtol=1e-9)
+    assert res.rank_b == min(d, k - 1)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_ncc_is_nearest_centre(seed):
+    h, y = _random_labelled(seed)
+    g = torch.Generator().manual_seed(seed + 100)
+    h_new = h[:50] + torch.randn(50, h.shape[1], generator=g, dtype=torch.float64)
+    pred = ncc_predict(h, y, h_new, 5)
+    brute = torch.cdist(h_new, class_means(h, y, 5).means).argmin(1)
+    assert torch.equal(pred, brute)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_nc4_agreement(seed):
+    h, y = _random_labelled(seed)
+    pred = ncc_predict(h, y, h, 5)
+    assert float(nc4_agreement(pred, pred.clone())) == 1.0  # probe = the NCC rule
+    flipped = pred.clone()
+    flipped[:7] = (flipped[:7] + 1) % 5
+    np.testing.assert_allclose(float(nc4_agreement(pred, flipped)), 1 - 7 / len(pred))
+    with pytest.raises(ValueError, match="equal length"):
+        nc4_agreement(pred, pred[:-1])
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_float32_features_close_to_float64(seed):
+    h, y = _random_labelled(seed)
+    a, b = simplex_etf_stats(h, y, 5), simplex_etf_stats(h.float(), y, 5)
+    np.testing.assert_allclose(float(b.cos_mean), float(a.cos_mean), atol=1e-5)
+    np.testing.assert_allclose(
+        float(nc1(h.float(), y, 5).value), float(nc1(h, y, 5).value), rtol=1e-4
+    )

@@ -1,0 +1,88 @@
+"""Shared numerics: TF32 guard, tiled Gram products, warnings pointing at the caller."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ncib.analysis import canonical_correlations
+from ncib.analysis._linalg import _sym_gram, covariance_blocks
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("d", [300, 700, 1500])
+def test_tiled_gram_equals_plain_product(seed, d):
+    c = torch.randn(64, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    torch.testing.assert_close(_sym_gram(c), c.T @ c, rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_covariance_of_float32_with_large_offset(seed):
+    """Centring with the float64 mean (and the exact residual-mean correction) keeps float32
+    covariances accurate when the mean dwarfs the spread."""
+    g = torch.Generator().manual_seed(seed)
+    x64 = torch.randn(4000, 5, generator=g, dtype=torch.float64) * 0.01 + 1000.0
+    x32 = x64.float()
+    (mean,), blocks = covariance_blocks([x32], [(0, 0)])
+    ref = torch.cov(x32.double().T, correction=0)
+    torch.testing.assert_close(blocks[(0, 0)], ref, rtol=1e-4, atol=1e-12)
+    torch.testing.assert_close(mean, x32.double().mean(0), rtol=1e-12, atol=0)
+
+
+_TF32_SCRIPT = """
+import torch
+from ncib.analysis._linalg import no_tf32
+
+{setup}
+
+def state():
+    out = []
+    for read in (lambda: torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision):
+        try:
+            out.append(read())
+        except RuntimeError:
+            out.append("mixed-api error")
+    return out + [torch.backends.cuda.matmul.fp32_precision, torch.backends.mkldnn.matmul.fp32_precision]
+
+before = state()
+with no_tf32():
+    inside = (torch.backends.cuda.matmul.fp32_precision, torch.backends.mkldnn.matmul.fp32_precision)
+assert all(p in ("ieee", "none") for p in inside), inside
+assert state() == before, (before, state())
+print("OK", before)
+"""
+
+_TF32_SETUPS = {
+    "default": "",
+    "legacy allow_tf32": "torch.backends.cuda.matmul.allow_tf32 = True",
+    "legacy medium": "torch.backends.cuda.matmul.allow_tf32 = True\n"
+    "torch.set_float32_matmul_precision('medium')",
+    "new api": "torch.backends.cuda.matmul.fp32_precision = 'tf32'\n"
+    "torch.backends.mkldnn.matmul.fp32_precision = 'bf16'",
+}
+
+
+@pytest.mark.skipif(
+    not hasattr(torch.backends.cuda.matmul, "fp32_precision"), reason="torch < 2.9 API"
+)
+@pytest.mark.parametrize("setup", list(_TF32_SETUPS))
+def test_no_tf32_disables_and_restores_without_mixing_apis(setup):
+    """Run in a subprocess: precision flags are process-global and mixing APIs is sticky."""
+    script = _TF32_SCRIPT.format(setup=_TF32_SETUPS[setup])
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=repo
+    )
+    assert done.returncode == 0 and done.stdout.startswith("OK"), done.stderr[-2000:]
+
+
+def test_warnings_point_at_the_caller():
+    a = torch.randn(50, 3, dtype=torch.float64)
+    a[:, 0] = 1.0
+    with pytest.warns(RuntimeWarning, match="constant") as caught:
+        canonical_correlations(a, torch.randn(50, 2, dtype=torch.float64))
+    assert caught[0].filename == __file__

@@ -1,0 +1,153 @@
+"""PairAnalysis: caching, keys, and values on a synthetic collapsed pair."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+import ncib.analysis.pair as pair_module
+from ncib.analysis import (
+    PairAnalysis,
+    fit_linear_probe,
+    heldout_identifiability,
+    identifiability,
+    normal_scores,
+)
+
+SEEDS = [0, 1, 2]
+K = 4
+
+
+def _expected_keys() -> set[str]:
+    keys = {"gib/mi_xy", "gib/beta_crit/k", "gib/beta_crit/k_next", "gib/beta_tk"}
+    keys |= {"gib/i_tx_tk", "gib/i_ty_tk", "gib/i_ty_frac_tk"}
+    for f in ("raw", "normal"):
+        keys |= {f"cca/{s}/{f}" for s in ("mean_k", "var_k", "std_k", "min_k")}
+        keys |= {f"cca/heldout/{s}/{f}" for s in ("mean_k", "var_k", "std_k")}
+    for m in ("m0", "m1"):
+        keys |= {f"gib/feature_scaling/{s}/{m}" for s in ("min", "max")}
+        for s in ("full", "tk"):
+            keys |= {
+                f"etf/{x}/{s}/{m}"
+                for x in ("equinorm", "cos_mean", "cos_std", "angle_std_deg", "cos_dev")
+            }
+            keys |= {f"nc1/{s}/{m}", f"ncc/train_acc/{s}/{m}", f"ncc/test_acc/{s}/{m}"}
+            keys |= {f"nc4/train/{s}/{m}", f"nc4/test/{s}/{m}"}
+        for f in ("raw", "normal", "tk"):
+            keys |= {f"probe/train_acc/{f}/{m}", f"probe/test_acc/{f}/{m}"}
+    return keys | {f"probe/test_both_correct/{f}" for f in ("raw", "normal", "tk")}
+
+
+@pytest.fixture
+def pair(make_collapsed_pair):
+    def build(seed: int, **kwargs):
+        train, test, y, y_test = make_collapsed_pair(seed, k=K, **kwargs)
+        return PairAnalysis(train, test, y, y_test, num_classes=K), (train, test, y, y_test)
+
+    return build
+
+
+def test_each_expensive_piece_is_computed_once(pair, monkeypatch):
+    calls: Counter[str] = Counter()
+    for name in (
+        "cross_covariance",
+        "normal_scores_train_test",
+        "cca_from_covariance",
+        "gib_from_cca",
+        "fit_linear_probe",
+        "class_means",
+        "heldout_from_cca",
+        "nc1",
+        "simplex_etf_stats",
+        "ncc_predict",
+    ):
+        original = getattr(pair_module, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(pair_module, name, counted)
+    pa, _ = pair(0)
+    first = pa.scalars()
+    assert pa.scalars() == first
+    pa.record()
+    pa.spectra()
+    assert calls == {
+        "cross_covariance": 2,  # raw, normal
+        "normal_scores_train_test": 2,  # per member, both splits at once
+        "cca_from_covariance": 2,  # raw, normal; both GIBs reuse the normal CCA
+        "gib_from_cca": 2,
+        "fit_linear_probe": 6,  # 3 feature kinds x 2 members
+        "class_means": 4,  # 2 spaces x 2 members, shared by ETF, NC1, NCC
+        "heldout_from_cca": 2,
+        "nc1": 4,
+        "simplex_etf_stats": 4,
+        "ncc_predict": 8,  # 2 spaces x 2 members x 2 splits
+    }
+
+
+def test_keys_and_outputs(pair):
+    pa, _ = pair(1)
+    scalars = pa.scalars()
+    assert set(scalars) == _expected_keys()
+    assert all(isinstance(v, float) for v in scalars.values())
+    record = pa.record()
+    json.dumps(record)  # JSON-ready
+    spectra = record["spectra"]
+    assert len(spectra["cca/rho/raw"]) == 16 and len(spectra["cca/heldout/rho_k/normal"]) == K
+    assert len(record["feature_scaling"]["m0"]) == K
+    curve = record["information_curve"]
+    assert len(curve["beta"]) == len(curve["i_tx"]) == len(curve["i_ty"]) == 256
+    assert max(curve["i_ty"]) <= curve["i_xy"] + 1e-9
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_collapsed_pair_values(pair, seed):
+    pa, _ = pair(seed)
+    s = pa.scalars()
+    for kind in ("raw", "normal"):
+        assert pa.cca(kind).rho[:K].min() > 0.98  # K−1 class directions + the shared factor
+        assert s[f"cca/heldout/mean_k/{kind}"] > 0.95
+    for m in ("m0", "m1"):
+        assert abs(s[f"etf/cos_mean/tk/{m}"] + 1 / (K - 1)) < 0.02
+        assert abs(s[f"etf/cos_mean/full/{m}"] + 1 / (K - 1)) < 0.02
+        assert s[f"probe/test_acc/tk/{m}"] > 0.98 and s[f"nc4/test/tk/{m}"] > 0.97
+        assert s[f"nc1/full/{m}"] < 0.05
+    for space, kind in (("full", "raw"), ("tk", "tk")):
+        for m, name in enumerate(("m0", "m1")):
+            agree = pa.ncc(space, m, "test") == pa.probe(kind, m).test_pred
+            assert s[f"nc4/test/{space}/{name}"] == float(agree.double().mean())
+    assert s["gib/beta_crit/k"] < s["gib/beta_tk"] < s["gib/beta_crit/k_next"]
+    assert 0 < s["gib/i_ty_tk"] <= s["gib/mi_xy"]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_agrees_with_direct_calls(pair, seed):
+    pa, ((z0, z1), (t0, t1), y, y_test) = pair(seed)
+    np.testing.assert_allclose(
+        pa.identifiability("raw").mean.item(), identifiability(z0, z1, K).mean.item(), rtol=1e-12
+    )
+    g0, g1 = normal_scores(z0), normal_scores(z1)
+    held = heldout_identifiability(g0, g1, normal_scores(t0, z0), normal_scores(t1, z1), K)
+    np.testing.assert_allclose(pa.heldout("normal").rho_k.numpy(), held.rho_k.numpy(), rtol=1e-10)
+    direct = fit_linear_probe(g1, y, normal_scores(t1, z1), y_test, num_classes=K)
+    assert torch.equal(pa.probe("normal", 1).test_pred, direct.test_pred)
+    # the two members' GIBs share the eigenvalues but not the eigenvectors
+    torch.testing.assert_close(pa.gib(0).lam, pa.gib(1).lam, atol=1e-12, rtol=0)
+    assert pa.gib(0).v.shape == (z0.shape[1], 16)
+    assert not torch.allclose(pa.tk(0).features, pa.tk(1).features)
+
+
+def test_information_curve_default_grid_reaches_saturation(pair):
+    pa, _ = pair(2)
+    curve = pa.information_curve()
+    assert curve["beta"][0] == pytest.approx(1.0)
+    assert curve["beta"][-1] > pa.gib(0).beta_crit[K].item()
+    explicit = pa.information_curve([1.0, 1e12])
+    assert math.isclose(explicit["i_ty"][1], explicit["i_xy"], rel_tol=1e-6)

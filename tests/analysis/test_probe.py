@@ -1,0 +1,139 @@
+"""Full-batch L-BFGS linear probe (DESIGN §4, Table 2)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from ncib.analysis import cross_covariance, fit_linear_probe
+
+SEEDS = [0, 1, 2]
+
+
+def _clusters(seed: int, n=600, n_test=300, d=10, k=4, sep=10.0):
+    g = torch.Generator().manual_seed(seed)
+    centres = sep * torch.randn(k, d, generator=g, dtype=torch.float64) / np.sqrt(2)
+    y, y_test = torch.arange(n) % k, torch.arange(n_test) % k
+    h = centres[y] + torch.randn(n, d, generator=g, dtype=torch.float64)
+    h_test = centres[y_test] + torch.randn(n_test, d, generator=g, dtype=torch.float64)
+    return h, y, h_test, y_test
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_separable_clusters(seed):
+    h, y, h_test, y_test = _clusters(seed)
+    res = fit_linear_probe(h, y, h_test, y_test)
+    assert float(res.test_acc) >= 0.99 and float(res.train_acc) >= 0.99
+    assert res.test_pred.shape == y_test.shape and res.train_pred.shape == y.shape
+    np.testing.assert_allclose(
+        float(res.test_acc), float((res.test_pred == y_test).double().mean())
+    )
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_matches_scikit_learn_on_digits(seed):
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_digits(return_X_y=True)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, stratify=y, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn may not converge in its default 100 iterations
+        ref = (
+            make_pipeline(StandardScaler(), LogisticRegression()).fit(x_tr, y_tr).score(x_te, y_te)
+        )
+    with pytest.warns(RuntimeWarning, match="constant"):  # digits has always-blank pixels
+        ours = fit_linear_probe(
+            torch.tensor(x_tr), torch.tensor(y_tr), torch.tensor(x_te), torch.tensor(y_te)
+        )
+    assert abs(float(ours.test_acc) - ref) <= 0.01, (float(ours.test_acc), ref)
+    assert float(ours.test_acc) > 0.9
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_same_optimum_as_scikit_learn(seed):
+    """Default λ = 1/N is scikit-learn's C = 1: converged probabilities agree."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_digits(return_X_y=True)
+    rows = np.random.default_rng(seed).choice(len(y), 500, replace=False)
+    x, y = x[rows], y[rows]
+    scaler = StandardScaler().fit(x)
+    ref = LogisticRegression(tol=1e-10, max_iter=10_000).fit(scaler.transform(x), y)
+    with pytest.warns(RuntimeWarning, match="constant"):
+        ours = fit_linear_probe(
+            torch.tensor(x),
+            torch.tensor(y),
+            torch.tensor(x),
+            torch.tensor(y),
+            tolerance_grad=1e-10,
+            tolerance_change=0.0,
+            max_iter=2000,
+        )
+    logits = (torch.tensor(x) - ours.mean) / ours.std @ ours.weight + ours.bias
+    probs = torch.softmax(logits, 1).numpy()
+    np.testing.assert_allclose(probs, ref.predict_proba(scaler.transform(x)), atol=2e-4)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_deterministic(seed):
+    h, y, h_test, y_test = _clusters(seed, sep=2.0)  # overlapping: a non-trivial optimum
+    a = fit_linear_probe(h, y, h_test, y_test)
+    b = fit_linear_probe(h, y, h_test, y_test)
+    assert torch.equal(a.test_pred, b.test_pred) and torch.equal(a.train_pred, b.train_pred)
+    assert torch.equal(a.weight, b.weight)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_optimum_satisfies_stationarity(seed):
+    """The gradient of the documented objective vanishes at the returned weights."""
+    h, y, h_test, y_test = _clusters(seed, sep=2.0)
+    lam = 1e-2
+    res = fit_linear_probe(
+        h,
+        y,
+        h_test,
+        y_test,
+        weight_decay=lam,
+        tolerance_grad=1e-10,
+        tolerance_change=0.0,
+        max_iter=500,
+    )
+    x = ((h - res.mean) / res.std).requires_grad_(False)
+    w = res.weight.clone().requires_grad_(True)
+    b = res.bias.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(x @ w + b, y) + 0.5 * lam * w.square().sum()
+    loss.backward()
+    assert float(w.grad.abs().max()) < 1e-6 and float(b.grad.abs().max()) < 1e-6
+    np.testing.assert_allclose(float(res.loss), float(loss.detach()), rtol=1e-10)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_precomputed_moments_and_float32(seed):
+    h, y, h_test, y_test = _clusters(seed, sep=2.0)
+    ref = fit_linear_probe(h, y, h_test, y_test)
+    cov = cross_covariance(h, h)
+    with_moments = fit_linear_probe(h, y, h_test, y_test, moments=(cov.mean_a, cov.cov_aa))
+    torch.testing.assert_close(with_moments.weight, ref.weight, rtol=1e-6, atol=1e-8)
+    f32 = fit_linear_probe(h.float(), y, h_test.float(), y_test)
+    assert float((f32.test_pred == ref.test_pred).double().mean()) >= 0.98
+
+
+def test_validation_errors():
+    h, y, h_test, y_test = _clusters(0)
+    with pytest.raises(ValueError, match="at least two classes"):
+        fit_linear_probe(h, torch.zeros_like(y), h_test, torch.zeros_like(y_test), num_classes=1)
+    with pytest.raises(ValueError, match="shape"):
+        fit_linear_probe(h, y[:-1], h_test, y_test)
+    with pytest.raises(ValueError, match="columns"):
+        fit_linear_probe(h, y, h_test[:, :-1], y_test)
+    with pytest.raises(ValueError, match="outside"):
+        fit_linear_probe(h, y, h_test, y_test, num_classes=3)
