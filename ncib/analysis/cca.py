@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from ._linalg import WarningLog, check_matrix, covariance_blocks, no_tf32, regularised_cholesky
+from ._checks import WarningLog, check_matrix
+from ._linalg import covariance_blocks, no_tf32, regularised_cholesky
 
 __all__ = [
     "CCAResult",

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor
 
-from ._linalg import check_matrix
+from ._checks import check_matrix
 
 __all__ = ["normal_scores", "normal_scores_train_test"]
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._linalg import WarningLog, check_labels, check_matrix, no_tf32, row_chunks, work_dtype
+from ._checks import WarningLog, check_labels, check_matrix
+from ._linalg import no_tf32, row_chunks, work_dtype
 
 __all__ = [
     "ClassMeans",
@@ -64,7 +65,7 @@ def class_means(h: Tensor, y: Tensor, num_classes: int) -> ClassMeans:
     Raises ValueError when fewer than two classes are present.
     """
     check_matrix("h", h)
-    y = check_labels("y", y, h.shape[0], num_classes)
+    y = check_labels("y", y, h.shape[0], num_classes).to(h.device)
     log = WarningLog("class_means")
     dt = work_dtype(h)
     sums = torch.zeros(num_classes, h.shape[1], dtype=torch.float64, device=h.device)
@@ -172,7 +173,7 @@ def nc1(
     residuals are projected onto ≤ K−1 directions chunk by chunk; no d×d matrix is formed.
     """
     cm = means if means is not None else class_means(h, y, num_classes)
-    y = check_labels("y", y, h.shape[0], num_classes)
+    y = check_labels("y", y, h.shape[0], num_classes).to(h.device)
     log = WarningLog("nc1")
     log.extend(cm.warnings)
     m = cm.centred

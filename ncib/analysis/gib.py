@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from ._linalg import WarningLog, check_matrix, no_tf32, work_dtype
+from ._checks import WarningLog, check_matrix
+from ._linalg import no_tf32, row_chunks, work_dtype
 from .cca import CCAResult, CovarianceBlocks, cca_from_covariance, cross_covariance
 
 __all__ = [
@@ -75,7 +76,11 @@ class IBRepresentation:
                 f"x has {x.shape[1]} columns, the projection expects {self.matrix.shape[1]}"
             )
         dt = work_dtype(x)
-        return (x.to(dt) - self.mean.to(dt)) @ self.matrix.T.to(dt)
+        mean, proj = self.mean.to(dt), self.matrix.T.to(dt)
+        out = torch.empty(x.shape[0], proj.shape[1], dtype=dt, device=x.device)
+        for sl in row_chunks(*x.shape):  # centring copies of bounded size
+            out[sl] = (x[sl].to(dt) - mean) @ proj
+        return out
 
 
 def _as_betas(beta: float | Sequence[float] | Tensor, like: Tensor) -> Tensor:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._linalg import WarningLog, check_matrix, no_tf32, work_dtype
+from ._checks import WarningLog, check_matrix
+from ._linalg import no_tf32, row_chunks, work_dtype
 from .cca import CCAResult, canonical_correlations
 
 __all__ = [
@@ -130,7 +131,8 @@ def heldout_from_cca(
         (b_test, cca.directions_b, cca.mean_b),
     ):
         dt = work_dtype(x)
-        s = (x.to(dt) - mu.to(dt)) @ w[:, :k].to(dt)
+        mu_dt, w_dt = mu.to(dt), w[:, :k].to(dt)
+        s = torch.cat([(x[sl].to(dt) - mu_dt) @ w_dt for sl in row_chunks(*x.shape)])
         s = s.to(torch.float64)
         scores.append(s - s.mean(0))
     sa, sb = scores

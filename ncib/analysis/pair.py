@@ -9,13 +9,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._linalg import WarningLog, check_labels, check_matrix
+from ._checks import WarningLog, check_labels, check_matrix
 from ._pair_outputs import FEATURES, SPACES, PairOutputs
 from .cca import CCAResult, CovarianceBlocks, cca_from_covariance, cross_covariance
 from .copula import normal_scores_train_test
 from .etf import (
     ClassMeans,
     ETFStats,
+    NC1Result,
     class_means,
     nc1,
     ncc_predict,
@@ -91,8 +92,9 @@ class PairAnalysis(PairOutputs):
             raise ValueError(
                 "the two members' features must be row-aligned (same samples per split)"
             )
-        self.y_train = check_labels("y_train", y_train, train[0].shape[0], num_classes)
-        self.y_test = check_labels("y_test", y_test, test[0].shape[0], num_classes)
+        device = train[0].device
+        self.y_train = check_labels("y_train", y_train, train[0].shape[0], num_classes).to(device)
+        self.y_test = check_labels("y_test", y_test, test[0].shape[0], num_classes).to(device)
         r = min(train[0].shape[1], train[1].shape[1])
         k = num_classes if k is None else k
         if isinstance(k, bool) or int(k) != k or not 1 <= k <= r:
@@ -153,14 +155,17 @@ class PairAnalysis(PairOutputs):
         )
 
     def cca(self, kind: str) -> CCAResult:
+        """CCA of (m0, m1) on the training split, kind ∈ raw, normal."""
         return self._get(
             ("cca", kind), lambda: cca_from_covariance(self.covariance(kind), self.ridge)
         )
 
     def identifiability(self, kind: str) -> IdentifiabilityResult:
+        """Summary of the k leading in-sample canonical correlations."""
         return self._get(("ident", kind), lambda: identifiability_from_cca(self.cca(kind), self.k))
 
     def heldout(self, kind: str) -> IdentifiabilityResult:
+        """The k leading correlations on the test split, directions fitted on train."""
         return self._get(
             ("heldout", kind),
             lambda: heldout_from_cca(
@@ -185,6 +190,7 @@ class PairAnalysis(PairOutputs):
         return self._get(("tk", m), compute)
 
     def class_means(self, space: str, m: int) -> ClassMeans:
+        """Training class means of member m in space ∈ full (raw Z), tk."""
         return self._get(
             ("means", space, m),
             lambda: class_means(
@@ -193,6 +199,7 @@ class PairAnalysis(PairOutputs):
         )
 
     def etf(self, space: str, m: int) -> ETFStats:
+        """Simplex-ETF statistics of the training class means."""
         h = self.features(SPACES[space], m, "train")
         return self._get(
             ("etf", space, m),
@@ -201,7 +208,8 @@ class PairAnalysis(PairOutputs):
             ),
         )
 
-    def nc1(self, space: str, m: int):
+    def nc1(self, space: str, m: int) -> NC1Result:
+        """NC1 on the training split."""
         h = self.features(SPACES[space], m, "train")
         return self._get(
             ("nc1", space, m),
@@ -209,6 +217,7 @@ class PairAnalysis(PairOutputs):
         )
 
     def ncc(self, space: str, m: int, split: str) -> Tensor:
+        """Nearest-class-centre predictions ``(N_split,)`` with centres from the training split."""
         kind = SPACES[space]
         return self._get(
             ("ncc", space, m, split),
@@ -222,6 +231,8 @@ class PairAnalysis(PairOutputs):
         )
 
     def probe(self, kind: str, m: int) -> ProbeResult:
+        """Linear probe of member m on kind ∈ raw, normal, tk (train → test)."""
+
         def compute() -> ProbeResult:
             kwargs = dict(self.probe_kwargs)
             if kind in ("raw", "normal"):  # reuse the covariance blocks: no extra pass

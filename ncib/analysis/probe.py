@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._linalg import WarningLog, check_labels, check_matrix, covariance_blocks, no_tf32, work_dtype
+from ._checks import WarningLog, check_labels, check_matrix
+from ._linalg import covariance_blocks, no_tf32, row_chunks, work_dtype
 
 __all__ = ["ProbeResult", "fit_linear_probe"]
 
@@ -126,7 +127,7 @@ def fit_linear_probe(
 
     scale = (1.0 / std).to(dt)
     shift = mean.to(dt)
-    x_train = (h_train.to(dt) - shift) * scale
+    x_train = (h_train.to(dt) - shift).mul_(scale)  # standardised copy
     onehot = torch.nn.functional.one_hot(y_train, k).to(dt)
     v = torch.zeros(d, k, dtype=torch.float64, device=h_train.device, requires_grad=True)
     b = torch.zeros(k, dtype=torch.float64, device=h_train.device, requires_grad=True)
@@ -166,7 +167,13 @@ def fit_linear_probe(
     loss = ce + 0.5 * weight_decay * w.square().sum()
     if not bool(torch.isfinite(loss)):
         log.warn("the probe objective is not finite; predictions are unreliable")
-    test_pred = (((h_test.to(dt) - shift) * scale) @ w.to(dt) + bias.to(dt)).argmax(1)
+    w_dt, b_dt = w.to(dt), bias.to(dt)
+    test_pred = torch.cat(
+        [
+            ((h_test[sl].to(dt) - shift) * scale @ w_dt + b_dt).argmax(1)
+            for sl in row_chunks(*h_test.shape)
+        ]
+    )
     return ProbeResult(
         train_acc=(train_pred == y_train).to(torch.float64).mean(),
         test_acc=(test_pred == y_test).to(torch.float64).mean(),
