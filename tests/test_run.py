@@ -44,9 +44,9 @@ def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
     offline = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and any(offline[0].glob("*.wandb"))
 
-    # analysis at the listed epochs that were reached (digits: [0, 2, 5, ...])
+    # analysis at the listed epochs that were reached (digits: [1, 2, 5, ...])
     records = read_records(run_dir / "analysis.jsonl")
-    assert [r["epoch"] for r in records] == [0, 2]
+    assert [r["epoch"] for r in records] == [1, 2]
     for r in records:
         for cls in (IdentifiabilityCallback, GIBCallback, SimplexETFCallback):
             assert set(cls.documented_keys()) <= set(r[cls.name]["scalars"]), cls.name
