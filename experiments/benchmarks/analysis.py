@@ -18,17 +18,23 @@ baseline; GPU <= 3 s.
 
 from __future__ import annotations
 
-import argparse
-import math
 import os
-import resource
-import threading
-import time
-import warnings
-from collections.abc import Callable
 
-import numpy as np
-import torch
+# Spinning OpenMP workers make MKL's LAPACK (the CCA's SVD) 10x slower whenever another process
+# shares the cores; passive waiting costs nothing measurable on an idle machine. Must be set
+# before torch loads its OpenMP runtime; an explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import resource  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from ncib.analysis import PairAnalysis
 
@@ -145,6 +151,7 @@ def _inv_sqrt(cov: np.ndarray, ridge: float) -> np.ndarray:
 
 def run_baseline(train, test, y_tr: np.ndarray, y_te: np.ndarray, k: int, classes: int):
     """The same analysis with numpy/scipy/scikit-learn and Python loops."""
+    from scipy.spatial.distance import cdist
     from scipy.stats import norm, rankdata
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -208,8 +215,9 @@ def run_baseline(train, test, y_tr: np.ndarray, y_te: np.ndarray, k: int, classe
 
     (tk0, tk0_te), (tk1, tk1_te) = t("GIB + T_K (2 members)", gib_tk)
 
-    def nc_loops(h, y):
+    def nc_loops(h, y, h_te):
         mus = np.stack([h[y == c].mean(0) for c in range(classes)])
+        ncc = [cdist(x, mus).argmin(1) for x in (h, h_te)]  # nearest class centre
         mg = mus.mean(0)
         sw = np.zeros((h.shape[1], h.shape[1]))
         for c in range(classes):
@@ -221,13 +229,13 @@ def run_baseline(train, test, y_tr: np.ndarray, y_te: np.ndarray, k: int, classe
         nc1 = np.trace(sw @ np.linalg.pinv(sb)) / classes
         norms = np.linalg.norm(m, axis=1)
         cos = (m @ m.T) / np.outer(norms, norms)
-        return nc1, norms.std() / norms.mean(), cos[~np.eye(classes, dtype=bool)].mean()
+        return nc1, norms.std() / norms.mean(), cos[~np.eye(classes, dtype=bool)].mean(), ncc
 
     spaces = {"full": (train, test), "tk": ((tk0, tk1), (tk0_te, tk1_te))}
     t(
         "ETF / NC1 / NCC (full, T_K)",
         lambda: [
-            nc_loops(np.asarray(spaces[s][0][m], dtype=np.float64), y_tr)
+            nc_loops(np.asarray(spaces[s][0][m], dtype=np.float64), y_tr, spaces[s][1][m])
             for s in spaces
             for m in (0, 1)
         ],
@@ -271,7 +279,10 @@ def main() -> None:
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     sampler = RssSampler()
     gib = 2**30
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {dev}")
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {dev}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, load average {os.getloadavg()}"
+    )
     base_rss = sampler.current()
     print(f"RSS before features: {base_rss / gib:.2f} GiB")
     (z0, z1), (z0t, z1t), y_tr, y_te = synthetic_pair(
@@ -293,7 +304,7 @@ def main() -> None:
         warnings.simplefilter("always")
         ours = run_ours(pa, sync)
     total = sum(ours.values())
-    print(f"  {'TOTAL':<34s} {total:8.2f} s")
+    print(f"  {'TOTAL':<34s} {total:8.2f} s   (load average now {os.getloadavg()[0]:.2f})")
     print(
         f"  peak RSS during analysis {sampler.peak / gib:.2f} GiB (+{(sampler.peak - before) / gib:.2f} GiB over the "
         f"features; +{(sampler.peak - base_rss) / gib:.2f} GiB over the pre-feature baseline); "
@@ -328,7 +339,10 @@ def main() -> None:
         np_feats[:2], np_feats[2:], y_tr.numpy(), y_te.numpy(), args.classes, args.classes
     )
     btotal = sum(base.values())
-    print(f"  {'TOTAL':<34s} {btotal:8.2f} s   (peak RSS {sampler.peak / gib:.2f} GiB)")
+    print(
+        f"  {'TOTAL':<34s} {btotal:8.2f} s   (peak RSS {sampler.peak / gib:.2f} GiB, "
+        f"load average now {os.getloadavg()[0]:.2f})"
+    )
     print(f"speed-up {btotal / total:.1f}x  (baseline {btotal:.1f} s / ours {total:.1f} s)")
     for kind in ("raw", "normal"):
         diff = np.abs(

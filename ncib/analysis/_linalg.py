@@ -89,9 +89,9 @@ def row_chunks(n: int, d: int, itemsize: int = 4) -> Iterator[slice]:
         yield slice(start, min(n, start + step))
 
 
-def _sym_gram(c: Tensor) -> Tensor:
-    """``cᵀ c`` of a ``(n, d)`` chunk from its upper tiles only (up to 4×4 tiles: ≈35% fewer
-    flops than one full product for d >= 2048; torch has no symmetric rank-k update)."""
+def _tiled_gram(c: Tensor) -> Tensor:
+    """``cᵀ c`` from its upper tiles only (up to 4×4 tiles: ≈35% fewer flops than one product
+    for d >= 2048; torch has no symmetric rank-k update)."""
     d = c.shape[1]
     tiles = max(1, min(4, d // 512))
     if tiles == 1:
@@ -153,7 +153,7 @@ def covariance_blocks(
             for i in needed:
                 resid[i] += column_sums(cen[i])
             for i, j in pairs:
-                prod = (_sym_gram(cen[i]) if i == j else cen[i].T @ cen[j]).to(f64)
+                prod = (_tiled_gram(cen[i]) if i == j else cen[i].T @ cen[j]).to(f64)
                 grams[(i, j)] = grams[(i, j)].add_(prod) if (i, j) in grams else prod
     means = [shift[i].to(f64) + resid[i] / n for i in needed]
     for i, j in pairs:

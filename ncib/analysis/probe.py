@@ -18,11 +18,14 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.nn.functional import linear
 
 from ._checks import WarningLog, check_labels, check_matrix
 from ._linalg import covariance_blocks, no_tf32, row_chunks, work_dtype
 
 __all__ = ["ProbeResult", "fit_linear_probe"]
+
+_PRECONDITIONER_FLOOR = 1e-4  # smallest δ of the preconditioner corr + δI
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ def fit_linear_probe(
         )
     std = torch.where(const, 1.0, var.clamp_min(0).sqrt())
     corr = cov / std[:, None] / std[None, :]
-    corr.diagonal().add_(max(k * weight_decay, 1e-4))
+    corr.diagonal().add_(max(k * weight_decay, _PRECONDITIONER_FLOOR))
     chol, info = torch.linalg.cholesky_ex(corr)
     if int(info) != 0:  # cannot happen for a PSD correlation plus δI; keep a safe fallback
         chol = torch.eye(d, dtype=torch.float64, device=h_train.device)
@@ -141,7 +144,7 @@ def fit_linear_probe(
         nonlocal evals
         evals += 1
         w = weights()
-        logits = x_train @ w.to(dt) + b.detach().to(dt)
+        logits = linear(x_train, w.T.to(dt).contiguous(), b.detach().to(dt))
         logp = torch.log_softmax(logits, dim=1)
         ce = -(logp * onehot).sum(dtype=torch.float64) / n
         resid = (logp.exp() - onehot) / n  # d CE / d logits
@@ -161,16 +164,16 @@ def fit_linear_probe(
     )
     opt.step(closure)
     w, bias = weights(), b.detach()
-    logits = x_train @ w.to(dt) + bias.to(dt)
+    logits = linear(x_train, w.T.to(dt).contiguous(), bias.to(dt))
     train_pred = logits.argmax(1)
     ce = -(torch.log_softmax(logits, dim=1) * onehot).sum(dtype=torch.float64) / n
     loss = ce + 0.5 * weight_decay * w.square().sum()
     if not bool(torch.isfinite(loss)):
         log.warn("the probe objective is not finite; predictions are unreliable")
-    w_dt, b_dt = w.to(dt), bias.to(dt)
+    wt_dt, b_dt = w.T.to(dt).contiguous(), bias.to(dt)
     test_pred = torch.cat(
         [
-            ((h_test[sl].to(dt) - shift) * scale @ w_dt + b_dt).argmax(1)
+            linear((h_test[sl].to(dt) - shift) * scale, wt_dt, b_dt).argmax(1)
             for sl in row_chunks(*h_test.shape)
         ]
     )
