@@ -131,7 +131,7 @@ def fit_linear_probe(
     scale = (1.0 / std).to(dt)
     shift = mean.to(dt)
     x_train = (h_train.to(dt) - shift).mul_(scale)  # standardised copy
-    onehot = torch.nn.functional.one_hot(y_train, k).to(dt)
+    rows, cols = torch.arange(n, device=h_train.device), y_train
     v = torch.zeros(d, k, dtype=torch.float64, device=h_train.device, requires_grad=True)
     b = torch.zeros(k, dtype=torch.float64, device=h_train.device, requires_grad=True)
     solve = torch.linalg.solve_triangular
@@ -145,12 +145,13 @@ def fit_linear_probe(
         evals += 1
         w = weights()
         logits = linear(x_train, w.T.to(dt).contiguous(), b.detach().to(dt))
-        logp = torch.log_softmax(logits, dim=1)
-        ce = -(logp * onehot).sum(dtype=torch.float64) / n
-        resid = (logp.exp() - onehot) / n  # d CE / d logits
-        grad_w = (resid.T @ x_train).T.to(torch.float64) + weight_decay * w
+        resid = torch.log_softmax(logits, dim=1)
+        ce = -resid[rows, cols].sum(dtype=torch.float64) / n
+        resid.exp_()  # softmax
+        resid[rows, cols] -= 1.0  # softmax − one-hot = n · d CE / d logits
+        grad_w = (resid.T @ x_train).T.to(torch.float64) / n + weight_decay * w
         v.grad = solve(chol, grad_w, upper=False).contiguous()
-        b.grad = resid.sum(0, dtype=torch.float64)
+        b.grad = resid.sum(0, dtype=torch.float64) / n
         return ce + 0.5 * weight_decay * w.square().sum()
 
     opt = torch.optim.LBFGS(
@@ -166,7 +167,7 @@ def fit_linear_probe(
     w, bias = weights(), b.detach()
     logits = linear(x_train, w.T.to(dt).contiguous(), bias.to(dt))
     train_pred = logits.argmax(1)
-    ce = -(torch.log_softmax(logits, dim=1) * onehot).sum(dtype=torch.float64) / n
+    ce = -torch.log_softmax(logits, dim=1)[rows, cols].sum(dtype=torch.float64) / n
     loss = ce + 0.5 * weight_decay * w.square().sum()
     if not bool(torch.isfinite(loss)):
         log.warn("the probe objective is not finite; predictions are unreliable")
