@@ -2,9 +2,9 @@
 
 * :func:`no_tf32` — TF32 (and reduced-precision float32 matmuls) off inside the analysis.
 * :func:`covariance_blocks` — means and covariances of one or more ``(N, d_m)`` matrices in one
-  pass over row chunks: float32 inputs are centred with a float64 mean, multiplied in float32
-  and accumulated in float64 (with the exact correction for the float32-rounded mean);
-  float64 inputs stay float64 throughout.
+  pass over row chunks: float32 inputs are centred (with a shift close to the mean, corrected
+  exactly afterwards), multiplied in float32 and accumulated in float64; float64 inputs stay
+  float64 throughout.
 * :func:`regularised_cholesky` — ``L Lᵀ = Σ + ε·tr(Σ)/d·I`` with rank diagnostics.
 """
 
@@ -120,12 +120,13 @@ def covariance_blocks(
     Returns:
         ``(means, blocks)``: float64 means ``(d_m,)`` and float64 blocks ``(d_i, d_j)``.
 
-    One pass for approximate means and one for the products: each row chunk is centred with
-    the approximate mean in the working dtype (float32 unless every input is float64),
-    multiplied in that dtype and accumulated in float64; the residual mean δ of the centred
-    data is removed exactly at the end (``G − N δ_i δ_jᵀ``, mean ``= shift + δ``), so the
-    float32 rounding of the centring costs no accuracy. Column sums are products with a ones
-    vector (a reduction with a float64 accumulator is ~20× slower on CPU). The stacked
+    A single pass over the rows: each row chunk is centred with a shift in the working dtype
+    (float32 unless every input is float64) — the mean of ≤ 4096 rows spread evenly over the
+    data, so it is close to the mean whatever the row order — multiplied in that dtype and
+    accumulated in float64. The residual mean δ of the shifted data is then removed exactly
+    (``Σ = G/N − δ_i δ_jᵀ``, mean ``= shift + δ``), so the shift only needs to be close to the
+    mean to keep float32 products accurate. Column sums are products with a ones vector (a
+    reduction with a float64 accumulator is ~20× slower on CPU). The stacked
     ``Σ d_m``-square covariance is never formed.
     """
     n = mats[0].shape[0]
@@ -140,14 +141,14 @@ def covariance_blocks(
         return (ones @ chunk)[0].to(f64)
 
     needed = list(range(len(mats)))
+    stride = max(1, n // 4096)
     grams: dict[tuple[int, int], Tensor] = {}
     with no_tf32():
-        sums = {i: torch.zeros(mats[i].shape[1], dtype=f64, device=dev) for i in needed}
-        for sl in row_chunks(n, width, itemsize):
-            for i in needed:
-                sums[i] += column_sums(mats[i][sl].to(wdt))
-        shift = {i: (sums[i] / n).to(wdt) for i in needed}
-        resid = {i: torch.zeros_like(sums[i]) for i in needed}
+        shift = {}
+        for i in needed:
+            sample = mats[i][::stride].to(wdt)
+            shift[i] = (column_sums(sample) / sample.shape[0]).to(wdt)
+        resid = {i: torch.zeros(mats[i].shape[1], dtype=f64, device=dev) for i in needed}
         for sl in row_chunks(n, width, itemsize):
             cen = {i: mats[i][sl].to(wdt) - shift[i] for i in needed}
             for i in needed:

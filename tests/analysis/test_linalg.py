@@ -21,11 +21,14 @@ def test_gram_products_equal_plain_product(seed, d):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_covariance_of_float32_with_large_offset(seed):
-    """Centring with the float64 mean (and the exact residual-mean correction) keeps float32
-    covariances accurate when the mean dwarfs the spread."""
+@pytest.mark.parametrize("sorted_rows", [False, True])
+def test_covariance_of_float32_with_large_offset(seed, sorted_rows):
+    """Centring with a shift close to the mean (and the exact residual-mean correction) keeps
+    float32 covariances accurate when the mean dwarfs the spread, whatever the row order."""
     g = torch.Generator().manual_seed(seed)
-    x64 = torch.randn(4000, 5, generator=g, dtype=torch.float64) * 0.01 + 1000.0
+    x64 = torch.randn(9000, 5, generator=g, dtype=torch.float64) * 0.01 + 1000.0
+    if sorted_rows:
+        x64 = x64[x64[:, 0].argsort()]
     x32 = x64.float()
     (mean,), blocks = covariance_blocks([x32], [(0, 0)])
     ref = torch.cov(x32.double().T, correction=0)
