@@ -20,6 +20,7 @@ class PairOutputs:
     """Mixin of :class:`~ncib.analysis.PairAnalysis` turning its cached results into outputs."""
 
     def identifiability_scalars(self) -> dict[str, float]:
+        """``cca/…`` keys: in-sample and held-out summaries of the K leading ρ (raw, normal)."""
         out: dict[str, float] = {}
         for kind in ("raw", "normal"):
             res, held = self.identifiability(kind), self.heldout(kind)
@@ -37,6 +38,7 @@ class PairOutputs:
         return out
 
     def gib_scalars(self) -> dict[str, float]:
+        """``gib/…`` keys: I(X;Y), β_K, β_{K+1}, the β of T_K and the information there."""
         g, k = self.gib(0), self.k
         crit = g.beta_crit
         beta = float(self.tk(0).beta)
@@ -58,6 +60,11 @@ class PairOutputs:
         return out
 
     def etf_scalars(self) -> dict[str, float]:
+        """``etf/…``, ``nc1/…``, ``ncc/…``, ``nc4/…`` keys on full features and on T_K.
+
+        NC4 compares with the raw-feature probe (full) and the T_K probe (tk), so this fits
+        those probes if they are not cached yet.
+        """
         out: dict[str, float] = {}
         for space, kind in SPACES.items():
             for m, name in enumerate(MEMBERS):
@@ -76,6 +83,7 @@ class PairOutputs:
         return out
 
     def probe_scalars(self) -> dict[str, float]:
+        """``probe/…`` keys: train/test accuracy per feature kind and member, both-correct."""
         out: dict[str, float] = {}
         for kind in FEATURES:
             probes = [self.probe(kind, m) for m in range(2)]
