@@ -83,3 +83,19 @@ def test_unknown_dataset_lists_the_options(tmp_path):
     proc = run_app("dataset=cifar9", cwd=tmp_path)
     assert proc.returncode != 0
     assert "Available options in 'dataset'" in proc.stderr and "digits" in proc.stderr
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_trains_and_analyses_each_sample_once(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_app(
+        "trainer.devices=2", "+trainer.strategy=ddp", "trainer.max_epochs=3", "logger=csv",
+        "probe.epochs=5", f"hydra.run.dir={run_dir}", cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        losses = [float(r["train/loss/m0"]) for r in csv.DictReader(f) if r.get("train/loss/m0")]
+    assert losses[-1] < losses[0] - 0.5  # the global-batch loss really trains
+    records = read_records(run_dir / "analysis.jsonl")
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert all(r["num_train"] == 1437 and r["num_test"] == 360 for r in records)

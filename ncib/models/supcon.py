@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from ncib.losses import supcon_loss
+from ncib.losses import gather_with_grad, supcon_loss
 
 __all__ = ["Member", "PairedSupCon"]
 
@@ -84,11 +84,8 @@ class PairedSupCon(pl.LightningModule):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         z = member(x).view(b, v, -1)
-        if self._trainer is not None and self._trainer.world_size > 1:
-            # contrast against the global batch; gradients flow back through the gather
-            z = self.all_gather(z, sync_grads=True).flatten(0, 1)
-            labels = self.all_gather(labels).flatten(0, 1)
-        return supcon_loss(z, labels, self.temperature)
+        # under DDP: contrast against the global batch (a no-op on one device)
+        return supcon_loss(gather_with_grad(z), gather_with_grad(labels), self.temperature)
 
     def training_step(self, batch: dict, batch_idx: int):
         losses = []
