@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ncib.models.schedules import optimizers_for
+
 __all__ = ["LinearProbe"]
 
 
@@ -87,10 +89,4 @@ class LinearProbe(pl.LightningModule):
         return torch.cat([w((f - mean) / std).argmax(1) for f in features.split(batch_size)])
 
     def configure_optimizers(self):
-        opt = self.optimizer_factory(params=self.linear.parameters())
-        if self.scheduler_factory is None:
-            return opt
-        total = int(self.trainer.estimated_stepping_batches)
-        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-        sched = self.scheduler_factory(opt, total_steps=total, steps_per_epoch=per_epoch)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return optimizers_for(self.linear.parameters(), self.optimizer_factory, self.scheduler_factory, self.trainer)

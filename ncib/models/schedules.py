@@ -7,7 +7,7 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["warmup_cosine"]
+__all__ = ["optimizers_for", "warmup_cosine"]
 
 
 def warmup_cosine(
@@ -34,3 +34,15 @@ def warmup_cosine(
         return final_factor + (1 - final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)
+
+
+def optimizers_for(params, optimizer_factory, scheduler_factory, trainer):
+    """What ``configure_optimizers`` returns: the optimiser over ``params`` and, if a schedule
+    factory is given, its scheduler stepped every optimiser step over the whole fit."""
+    opt = optimizer_factory(params=params)
+    if scheduler_factory is None:
+        return opt
+    total = int(trainer.estimated_stepping_batches)
+    per_epoch = max(1, total // max(1, trainer.max_epochs or 1))
+    sched = scheduler_factory(opt, total_steps=total, steps_per_epoch=per_epoch)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ncib.losses import gather_with_grad, supcon_loss
+from ncib.models.schedules import optimizers_for
 
 __all__ = ["Member", "PairedSupCon"]
 
@@ -96,13 +97,7 @@ class PairedSupCon(pl.LightningModule):
         return torch.stack(losses).sum()
 
     def configure_optimizers(self):
-        opt = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return opt
-        total = int(self.trainer.estimated_stepping_batches)
-        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-        sched = self.scheduler_factory(opt, total_steps=total, steps_per_epoch=per_epoch)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return optimizers_for(self.parameters(), self.optimizer_factory, self.scheduler_factory, self.trainer)
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
