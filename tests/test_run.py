@@ -56,7 +56,22 @@ def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
     assert "Table 1" in report and "Table 2" in report
     assert len(list((run_dir / "figures").glob("*.png"))) == 4
 
+    # the report's tables and figures went to the (offline) W&B run too
+    media = offline[0] / "files" / "media"
+    assert len(list((media / "images" / "report").glob("*.png"))) == 4
+    assert {p.name.split("_")[0] for p in (media / "table" / "report").glob("*.table.json")} >= {"table1", "table2"}
+
+    # the probe again, standalone, from the checkpoint
+    (run_dir / "linear_probe.json").unlink()
+    again = subprocess.run(
+        [sys.executable, "-m", "ncib.probe", str(run_dir), "--epochs", "3"], capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    reprobe = json.loads((run_dir / "linear_probe.json").read_text())
+    assert 0.5 < reprobe["test_acc/m0"] <= 1 and reprobe["num_test"] == 360
+
     # the report is made from the records alone
+    (run_dir / "linear_probe.json").write_text(json.dumps(probe))
     (run_dir / "report.md").unlink()
     regen = subprocess.run([sys.executable, "-m", "ncib.report", str(run_dir)], capture_output=True, text=True)
     assert regen.returncode == 0, regen.stderr
