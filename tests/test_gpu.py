@@ -74,7 +74,7 @@ def cifar(tmp_path):
 
 def test_make_views_keeps_everything_on_the_device(cifar):
     batch = next(iter(cifar.train_dataloader()["m0"]))
-    on_gpu = {k: v.cuda() for k, v in batch.items()}  # what Lightning's transfer does
+    on_gpu = {k: v.cuda() if torch.is_tensor(v) else v for k, v in batch.items()}  # Lightning's transfer
     out = cifar.make_views(on_gpu)
     assert out["views"].device.type == "cuda" and out["y"].device.type == "cuda"
     assert out["views"].shape == (64, 2, 3, 32, 32) and out["views"].dtype == torch.float32
@@ -138,7 +138,8 @@ def test_bf16_channels_last_pair_trains_on_the_gpu():
     first, last = sum(rec.losses[:4]) / 4, sum(rec.losses[-4:]) / 4
     assert last < first, rec.losses
     conv = model.members[1].encoder.conv1.weight
-    assert conv.device.type == "cuda" and conv.is_contiguous(memory_format=torch.channels_last)
+    # (Lightning moves the module back to the CPU when fit ends)
+    assert conv.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_channels_last_bf16_features_are_close_to_float32():
