@@ -66,9 +66,7 @@ def after_fit(cfg: DictConfig, model, datamodule, trainer, loggers) -> dict:
     out: dict = {}
     if cfg.probe is not None:
         log.info("training the offline linear probes (Table 1)")
-        results = train_linear_probes(
-            model, datamodule, cfg.probe, accelerator=trainer.accelerator.__class__.__name__.replace("Accelerator", "").lower(),
-        )
+        results = train_linear_probes(model, datamodule, cfg.probe, accelerator=model.device.type)
         write_probe_results(cfg.paths.output_dir, results)
         scalars = {f"linear_probe/{k}": v for k, v in results.items() if isinstance(v, float)}
         for lg in loggers:

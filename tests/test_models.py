@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ncib.models import ConvNet, ProjectionHead, cifar_resnet
-from ncib.models.schedules import warmup_cosine
+from ncib.models.schedules import step_decay, warmup_cosine
 
 
 def test_convnet_gives_relu_features_of_the_configured_size():
@@ -48,3 +48,17 @@ def test_warmup_then_cosine():
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     with pytest.raises(ValueError, match="warmup_epochs"):
         warmup_cosine(opt, total_steps=10, steps_per_epoch=1, warmup_epochs=-1)
+
+
+def test_step_decay_at_fractions_of_training():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = step_decay(opt, total_steps=100, steps_per_epoch=10, milestones=(0.5, 0.75), gamma=0.1)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[49] == pytest.approx(1.0) and lrs[50] == pytest.approx(0.1)
+    assert lrs[74] == pytest.approx(0.1) and lrs[75] == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="fractions of training"):
+        step_decay(opt, total_steps=10, steps_per_epoch=1, milestones=(60,))

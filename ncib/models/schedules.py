@@ -7,7 +7,7 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["optimizers_for", "warmup_cosine"]
+__all__ = ["optimizers_for", "step_decay", "warmup_cosine"]
 
 
 def warmup_cosine(
@@ -34,6 +34,22 @@ def warmup_cosine(
         return final_factor + (1 - final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)
+
+
+def step_decay(
+    optimizer: Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    milestones: tuple[float, ...] = (0.6, 0.8),
+    gamma: float = 0.1,
+) -> LambdaLR:
+    """Multiply the learning rate by ``gamma`` at each milestone, given as fractions of the
+    whole fit (``(0.6, 0.8)``: at 60% and 80% of the steps). ``steps_per_epoch`` is unused and
+    accepted so that every schedule is built the same way."""
+    if any(not 0.0 < m < 1.0 for m in milestones):
+        raise ValueError(f"milestones are fractions of training in (0, 1); got {list(milestones)}")
+    at = sorted(round(m * total_steps) for m in milestones)
+    return LambdaLR(optimizer, lambda step: gamma ** sum(step >= a for a in at))
 
 
 def optimizers_for(params, optimizer_factory, scheduler_factory, trainer):
