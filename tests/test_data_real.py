@@ -25,7 +25,7 @@ from ncib.data import (
     SupConAugment,
     color,
 )
-from ncib.data.imagenet32 import stratified_subset
+from ncib.data.base import stratified_subset
 from ncib.models import ConvNet, PairedSupCon, ProjectionHead
 from ncib.models.schedules import warmup_cosine
 from tests.conftest import compose_config

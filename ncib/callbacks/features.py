@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["PairFeatures", "extract_features", "member_features", "reassemble", "stratified_subset"]
+from ncib.data.base import stratified_subset
+
+__all__ = ["PairFeatures", "analysis_rows", "extract_features", "member_features", "reassemble"]
 
 
 @dataclass(frozen=True)
@@ -23,22 +25,15 @@ class PairFeatures:
     indices: dict[str, torch.Tensor]
 
 
-def stratified_subset(labels: torch.Tensor, max_samples: int | None, seed: int = 0) -> torch.Tensor:
-    """Sorted indices of at most ``max_samples`` rows with the class proportions of ``labels``,
-    drawn with a fixed ``seed`` (so both members and every epoch use the same rows)."""
+def analysis_rows(labels: torch.Tensor, max_samples: int | None, seed: int = 0) -> torch.Tensor:
+    """Sorted rows to analyse: all of them, or a stratified subset of ``max_samples`` drawn
+    with a fixed ``seed`` (the same rows for both members and every epoch)."""
     n = len(labels)
     if max_samples is None or max_samples >= n:
         return torch.arange(n)
     if max_samples < 1:
         raise ValueError(f"analysis.max_samples must be >= 1 or null; got {max_samples}")
-    g = torch.Generator().manual_seed(seed)
-    keep = []
-    classes, counts = labels.unique(return_counts=True)
-    quota = torch.floor(counts.double() * max_samples / n).long().clamp(min=1)
-    for c, q in zip(classes.tolist(), quota.tolist()):
-        rows = (labels == c).nonzero().flatten()
-        keep.append(rows[torch.randperm(len(rows), generator=g)[:q]])
-    return torch.cat(keep).sort().values
+    return torch.from_numpy(stratified_subset(labels.cpu().numpy(), int(max_samples), seed))
 
 
 def reassemble(gathered: torch.Tensor, n: int) -> torch.Tensor:
@@ -84,7 +79,7 @@ def extract_features(trainer, pl_module, max_samples: int | None = None, progres
         feats, labels, used = {}, {}, {}
         for split in ("train", "test"):
             y_all = datamodule.splits[split][1]
-            rows = stratified_subset(y_all, max_samples) if split == "train" else torch.arange(len(y_all))
+            rows = analysis_rows(y_all, max_samples) if split == "train" else torch.arange(len(y_all))
             used[split], labels[split] = rows, y_all[rows]
             local = member_features(pl_module, datamodule, split, rows[rank::world], device, progress)
             if world > 1:

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ncib.data.augment import Normalize
 
-__all__ = ["EpochBatchSampler", "IndexedTensors", "PairedViewDataModule", "mix_seed"]
+__all__ = ["EpochBatchSampler", "IndexedTensors", "PairedViewDataModule", "mix_seed", "stratified_subset"]
 
 _ORDER, _AUGMENT = 1, 2
 
@@ -31,6 +31,21 @@ _ORDER, _AUGMENT = 1, 2
 def mix_seed(*parts: int) -> int:
     """A well-mixed 63-bit seed from integers (``numpy.random.SeedSequence``)."""
     return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``n`` samples, each class keeping its share of ``labels`` (largest
+    remainders get the leftover places), chosen at random with ``seed``."""
+    counts = np.bincount(labels)
+    exact = counts * (n / len(labels))
+    quota = np.floor(exact).astype(np.int64)
+    leftover = n - int(quota.sum())
+    quota[np.argsort(-(exact - quota), kind="stable")[:leftover]] += 1
+    perm = np.random.default_rng(seed).permutation(len(labels))
+    by_class = perm[np.argsort(labels[perm], kind="stable")]  # shuffled within each class
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(len(labels)) - starts[labels[by_class]]
+    return np.sort(by_class[rank < quota[labels[by_class]]])
 
 
 def _dist_rank_world() -> tuple[int, int]:

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ncib.data.base import PairedViewDataModule
+from ncib.data.base import PairedViewDataModule, stratified_subset
 from ncib.data.color import SupConAugment
 
-__all__ = ["ImageNet32DataModule", "stratified_subset"]
+__all__ = ["ImageNet32DataModule"]
 
 _LAYOUTS = {  # name → (train folder, train files, val folder, val file)
     "npz": ("Imagenet32_train_npz", [f"train_data_batch_{i}.npz" for i in range(1, 11)],
@@ -33,21 +33,6 @@ _LAYOUTS = {  # name → (train folder, train files, val folder, val file)
     "pickle": ("Imagenet32_train", [f"train_data_batch_{i}" for i in range(1, 11)],
                "Imagenet32_val", "val_data"),
 }
-
-
-def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Sorted indices of ``n`` samples, each class keeping its share of ``labels`` (largest
-    remainders get the leftover places), chosen at random with ``seed``."""
-    counts = np.bincount(labels)
-    exact = counts * (n / len(labels))
-    quota = np.floor(exact).astype(np.int64)
-    leftover = n - int(quota.sum())
-    quota[np.argsort(-(exact - quota), kind="stable")[:leftover]] += 1
-    perm = np.random.default_rng(seed).permutation(len(labels))
-    by_class = perm[np.argsort(labels[perm], kind="stable")]  # shuffled within each class
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.arange(len(labels)) - starts[labels[by_class]]
-    return np.sort(by_class[rank < quota[labels[by_class]]])
 
 
 def _read(path: Path, keys: Sequence[str]) -> list[np.ndarray]:

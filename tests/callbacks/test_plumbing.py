@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from ncib.callbacks.features import reassemble, stratified_subset
+from ncib.callbacks.features import analysis_rows, reassemble
 from ncib.callbacks.records import append_record, read_records, to_jsonable
 from ncib.callbacks.schedule import AnalysisSchedule
 
@@ -78,10 +78,10 @@ def test_reassemble_puts_every_row_back_exactly_once(world, n):
 
 def test_stratified_subset_keeps_class_proportions_and_is_fixed():
     labels = torch.arange(10).repeat_interleave(torch.tensor([100, 50, 50, 100, 100, 100, 100, 100, 100, 200]))
-    sub = stratified_subset(labels, 100)
+    sub = analysis_rows(labels, 100)
     counts = labels[sub].bincount(minlength=10)
     assert counts.tolist() == [10, 5, 5, 10, 10, 10, 10, 10, 10, 20]
-    assert torch.equal(sub, stratified_subset(labels, 100)) and torch.equal(sub, sub.sort().values)
-    assert torch.equal(stratified_subset(labels, None), torch.arange(len(labels)))
+    assert torch.equal(sub, analysis_rows(labels, 100)) and torch.equal(sub, sub.sort().values)
+    assert torch.equal(analysis_rows(labels, None), torch.arange(len(labels)))
     with pytest.raises(ValueError, match="max_samples"):
-        stratified_subset(labels, 0)
+        analysis_rows(labels, 0)
