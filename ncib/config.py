@@ -29,7 +29,6 @@ class DatasetConfig:
 
 @dataclass
 class PathsConfig:
-    root_dir: str = MISSING
     data_dir: str = MISSING
     output_dir: str = MISSING
 

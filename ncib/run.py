@@ -60,13 +60,17 @@ def train(cfg: DictConfig) -> dict:
 
 def after_fit(cfg: DictConfig, model, datamodule, trainer, loggers) -> dict:
     """Offline linear probes (Table 1), then the report; rank zero only."""
+    from pytorch_lightning.loggers import WandbLogger
+
     from ncib.probe import train_linear_probes, write_probe_results
     from ncib.report import log_to_wandb, write_report
 
     out: dict = {}
     if cfg.probe is not None:
         log.info("training the offline linear probes (Table 1)")
-        results = train_linear_probes(model, datamodule, cfg.probe, accelerator=model.device.type)
+        device = trainer.strategy.root_device  # Lightning moved the model to the CPU after fit
+        model.to(device)
+        results = train_linear_probes(model, datamodule, cfg.probe, accelerator=device.type)
         write_probe_results(cfg.paths.output_dir, results)
         scalars = {f"linear_probe/{k}": v for k, v in results.items() if isinstance(v, float)}
         for lg in loggers:
@@ -80,7 +84,7 @@ def after_fit(cfg: DictConfig, model, datamodule, trainer, loggers) -> dict:
         else:
             log.info("report: %s", report.run_dir / "report.md")
             for lg in loggers:
-                if lg.__class__.__name__ == "WandbLogger":
+                if isinstance(lg, WandbLogger):
                     log_to_wandb(report, lg)
     return out
 

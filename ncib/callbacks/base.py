@@ -40,7 +40,6 @@ class AnalysisRound:
 
         self.epoch, self.settings = epoch, settings
         self.participants = participants
-        self.contributed: dict[str, dict] = {}
         self.scalars: dict[str, float] = {}
         self.started = time.perf_counter()
         progress = trainer.is_global_zero and settings["progress"]
@@ -48,7 +47,6 @@ class AnalysisRound:
             log.info("analysis at epoch %d: extracting features of %d members", epoch, len(pl_module.members))
         feats = extract_features(trainer, pl_module, settings["max_samples"], progress=progress)
         k = settings["k"] or trainer.datamodule.num_classes
-        self.features = feats
         self.analysis = PairAnalysis(
             train=feats.train, test=feats.test, y_train=feats.y_train, y_test=feats.y_test,
             num_classes=trainer.datamodule.num_classes, k=k, ridge=settings["ridge"],
@@ -65,15 +63,14 @@ class AnalysisRound:
 
     def contribute(self, callback: AnalysisCallback, scalars: dict[str, float], entries: dict) -> None:
         self.scalars.update({f"analysis/{k}": float(v) for k, v in scalars.items()})
-        self.contributed[callback.name] = entries
         self.record[callback.name] = {"scalars": dict(scalars), **entries}
 
     @property
     def complete(self) -> bool:
-        return all(cb.name in self.contributed for cb in self.participants)
+        return all(cb.name in self.record for cb in self.participants)
 
     def finish(self, trainer) -> None:
-        self.record["warnings"] = sorted(set(getattr(self.analysis, "warnings", [])))
+        self.record["warnings"] = sorted(set(self.analysis.warnings))
         self.record["seconds"] = time.perf_counter() - self.started
         metrics = {"analysis/epoch": float(self.epoch), **self.scalars}
         for logger in trainer.loggers:
