@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ncib.callbacks.features import member_features
 from ncib.data.base import EpochBatchSampler, IndexedTensors
+from ncib.records import PROBE_FILE
 
 __all__ = ["train_linear_probes"]
 log = logging.getLogger("ncib.probe")
@@ -89,7 +90,7 @@ def train_linear_probes(model, datamodule, probe_cfg: DictConfig, accelerator: s
 
 
 def write_probe_results(run_dir: str | Path, results: dict) -> Path:
-    path = Path(run_dir) / "linear_probe.json"
+    path = Path(run_dir) / PROBE_FILE
     path.write_text(json.dumps(results, indent=2) + "\n")
     return path
 

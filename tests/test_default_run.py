@@ -9,7 +9,7 @@ import time
 import pytest
 
 from ncib.callbacks import GIBCallback, IdentifiabilityCallback, SimplexETFCallback
-from ncib.callbacks.records import read_records
+from ncib.records import read_records
 
 MEMBERS = ("m0", "m1")
 

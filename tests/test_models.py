@@ -34,14 +34,20 @@ def test_projection_head_is_normalised():
     torch.testing.assert_close(out.norm(dim=1), torch.ones(7))
 
 
-def test_warmup_then_cosine():
+def lr_trace(schedule, steps=100, **kwargs):
+    """The learning rate (base 1.0) at each of ``steps`` optimiser steps under ``schedule``."""
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = warmup_cosine(opt, total_steps=100, steps_per_epoch=10, warmup_epochs=1)
+    sched = schedule(opt, total_steps=steps, steps_per_epoch=10, **kwargs)
     lrs = []
-    for _ in range(100):
+    for _ in range(steps):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
+    return lrs, opt
+
+
+def test_warmup_then_cosine():
+    lrs, opt = lr_trace(warmup_cosine, warmup_epochs=1)
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert lrs[10] == pytest.approx(1.0)
     assert lrs[55] == pytest.approx(0.5 * (1 + math.cos(math.pi * 45 / 90)))
@@ -51,13 +57,7 @@ def test_warmup_then_cosine():
 
 
 def test_step_decay_at_fractions_of_training():
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = step_decay(opt, total_steps=100, steps_per_epoch=10, milestones=(0.5, 0.75), gamma=0.1)
-    lrs = []
-    for _ in range(100):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
+    lrs, opt = lr_trace(step_decay, milestones=(0.5, 0.75), gamma=0.1)
     assert lrs[49] == pytest.approx(1.0) and lrs[50] == pytest.approx(0.1)
     assert lrs[74] == pytest.approx(0.1) and lrs[75] == pytest.approx(0.01)
     with pytest.raises(ValueError, match="fractions of training"):

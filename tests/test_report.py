@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ncib.callbacks.records import append_record
+from ncib.records import append_record
 from ncib.report import build_report, write_report
 from ncib.report.tables import table2
 

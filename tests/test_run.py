@@ -13,7 +13,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ncib.callbacks import GIBCallback, IdentifiabilityCallback, SimplexETFCallback
-from ncib.callbacks.records import read_records
+from ncib.records import read_records
 
 
 def run_app(*overrides, cwd, timeout=600):

@@ -22,12 +22,11 @@ from pytorch_lightning import Callback
 from pytorch_lightning.utilities import rank_zero_only
 
 from ncib.callbacks.features import extract_features
-from ncib.callbacks.records import append_record
 from ncib.callbacks.schedule import AnalysisSchedule
+from ncib.records import RECORDS_FILE, append_record
 
-__all__ = ["AnalysisCallback", "AnalysisRound", "RECORDS_FILE"]
+__all__ = ["AnalysisCallback", "AnalysisRound"]
 log = logging.getLogger("ncib.analysis")
-RECORDS_FILE = "analysis.jsonl"
 
 _ROUNDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # trainer -> open round
 

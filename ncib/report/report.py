@@ -6,12 +6,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ncib.records import PROBE_FILE, RECORDS_FILE, read_records
 from ncib.report import figures
 from ncib.report.tables import Table, identifiability_table, table1, table2, table2_per_epoch
 
 __all__ = ["Report", "build_report", "write_report"]
 
-RECORDS, PROBE, FIGDIR = "analysis.jsonl", "linear_probe.json", "figures"
+FIGDIR = "figures"
 
 
 @dataclass
@@ -32,24 +33,17 @@ def _run_info(run_dir: Path) -> dict:
     return {"dataset": cfg.dataset.name, "num_classes": int(cfg.dataset.num_classes), "seed_pair": list(cfg.seed_pair)}
 
 
-def _read_records(run_dir: Path) -> list[dict]:
-    path = run_dir / RECORDS
-    if not path.exists():
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def build_report(run_dir: str | Path) -> Report:
     """Tables and figures of a run directory (writes the PNGs under ``<run_dir>/figures``)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
-    records = _read_records(run_dir)
-    probe = json.loads((run_dir / PROBE).read_text()) if (run_dir / PROBE).exists() else None
+    records = read_records(run_dir / RECORDS_FILE) if (run_dir / RECORDS_FILE).exists() else []
+    probe_path = run_dir / PROBE_FILE
+    probe = json.loads(probe_path.read_text()) if probe_path.exists() else None
     if not records and probe is None:
         raise FileNotFoundError(
-            f"{run_dir} has neither {RECORDS} nor {PROBE}: nothing to report (were the analysis "
+            f"{run_dir} has neither {RECORDS_FILE} nor {PROBE_FILE}: nothing to report (were the analysis "
             "callbacks and the probe turned off?)"
         )
     info = _run_info(run_dir)

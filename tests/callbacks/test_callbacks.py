@@ -16,10 +16,9 @@ from ncib.callbacks import (
     IdentifiabilityCallback,
     SimplexETFCallback,
 )
-from ncib.callbacks.base import RECORDS_FILE
-from ncib.callbacks.records import read_records
 from ncib.data import DigitsDataModule
 from ncib.models import ConvNet, PairedSupCon, ProjectionHead
+from ncib.records import RECORDS_FILE, read_records
 
 ALL = sorted(
     (obj for _, obj in inspect.getmembers(cb_module, inspect.isclass)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from ncib.callbacks.features import analysis_rows, reassemble
-from ncib.callbacks.records import append_record, read_records, to_jsonable
 from ncib.callbacks.schedule import AnalysisSchedule
+from ncib.records import append_record, read_records, to_jsonable
 
 
 def test_schedule_explicit_list_and_every_n():

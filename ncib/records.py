@@ -1,4 +1,8 @@
-"""``<run_dir>/analysis.jsonl``: one JSON record per analysis epoch, appended atomically."""
+"""Files of a run directory that the analysis writes and the report reads.
+
+``analysis.jsonl`` holds one JSON record per analysis epoch, appended atomically;
+``linear_probe.json`` the offline probes' Table 1.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,10 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["append_record", "read_records", "to_jsonable"]
+__all__ = ["PROBE_FILE", "RECORDS_FILE", "append_record", "read_records", "to_jsonable"]
+
+RECORDS_FILE = "analysis.jsonl"
+PROBE_FILE = "linear_probe.json"
 
 
 def to_jsonable(value):
