@@ -44,6 +44,7 @@ class AnalysisConfig:
     max_samples: int | None = None  # stratified training subset for large datasets
     ridge: float = 1.0e-6
     progress: bool = True
+    checkpoints: bool = True  # keep the pair's weights at every analysis epoch
 
 
 @dataclass
@@ -55,7 +56,7 @@ class RunConfig:
     dataset: DatasetConfig = MISSING
     backbone: Any = MISSING
     model: Any = MISSING
-    probe: Any = None
+    linear_eval: Any = None
     callbacks: dict[str, Any] = field(default_factory=dict)
     logger: dict[str, Any] = field(default_factory=dict)
     trainer: Any = MISSING

@@ -1,21 +1,78 @@
 """Files of a run directory that the analysis writes and the report reads.
 
 ``analysis.jsonl`` holds one JSON record per analysis epoch, appended atomically;
-``linear_probe.json`` the offline probes' Table 1.
+``linear_eval.json`` the offline linear evaluation (Table 1).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["PROBE_FILE", "RECORDS_FILE", "append_record", "read_records", "to_jsonable"]
+__all__ = [
+    "LINEAR_EVAL_FILE",
+    "RECORDS_FILE",
+    "append_record",
+    "atomic_torch_save",
+    "atomic_write_bytes",
+    "read_records",
+    "report_names",
+    "to_jsonable",
+]
 
 RECORDS_FILE = "analysis.jsonl"
-PROBE_FILE = "linear_probe.json"
+LINEAR_EVAL_FILE = "linear_eval.json"
+
+
+def report_names(records_name: str = RECORDS_FILE) -> tuple[str, str]:
+    """The report file and figure folder of a records file: ``analysis.jsonl`` →
+    (``report.md``, ``figures``); ``analysis-<name>.jsonl`` → (``report-<name>.md``,
+    ``figures-<name>``)."""
+    stem = Path(records_name).stem
+    suffix = stem[len("analysis") :] if stem.startswith("analysis") else f"-{stem}"
+    return f"report{suffix}.md", f"figures{suffix}"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | None = None, writer=None) -> Path:
+    """Write ``path`` through a temporary file in the same folder, ``fsync`` and
+    ``os.replace``: a crash or a full disk leaves the previous file intact, never half a file.
+    Give the bytes, or ``writer(file)`` that writes them."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if writer is not None:
+                writer(f)
+            else:
+                f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.errno == errno.ENOSPC:
+            raise OSError(
+                errno.ENOSPC, f"no space left on the device while writing {path}; the previous "
+                "version of the file, if any, is intact — free some space and resume"
+            ) from err
+        raise
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_torch_save(obj, path: str | Path) -> Path:
+    """``torch.save`` through :func:`atomic_write_bytes`."""
+    import torch
+
+    return atomic_write_bytes(path, writer=lambda f: torch.save(obj, f))
 
 
 def to_jsonable(value):
@@ -35,22 +92,13 @@ def to_jsonable(value):
 
 
 def append_record(path: str | Path, record: dict) -> None:
-    """Append one record as a JSON line. The file is rewritten through a temporary file and
-    ``os.replace``, so a crash leaves either the old file or the new one, never half a line."""
+    """Append one record as a JSON line. The file is rewritten through
+    :func:`atomic_write_bytes`, so a crash leaves either the old file or the new one, never
+    half a line."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(to_jsonable(record), allow_nan=False) + "\n"
     old = path.read_bytes() if path.exists() else b""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(old + line.encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, old + line.encode())
 
 
 def read_records(path: str | Path) -> list[dict]:

@@ -4,14 +4,14 @@
     python -m ncib.run dataset=cifar100 seed_pair=[0,1]  # the paper's setup
     python -m ncib.run -m 'seed_pair=[0,1],[2,3]' dataset=cifar10,cifar100
 
-Configuration lives in ``conf/`` (DESIGN.md §3); the run directory Hydra creates holds the
-composed config (``.hydra/``), logs, checkpoints, analysis records and the report.
+Configuration lives in ``conf/`` (shipped as ``ncib.conf``; docs/configuration.md); the run
+directory Hydra creates holds the composed config (``.hydra/``), logs, checkpoints, analysis
+records and the report.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from ncib.config import register, validate
 
 log = logging.getLogger("ncib")
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONFIG_PATH = "pkg://ncib.conf"  # conf/ of the repository, packaged as ncib.conf
 
 register()
 
@@ -59,20 +59,21 @@ def train(cfg: DictConfig) -> dict:
 
 
 def after_fit(cfg: DictConfig, model, datamodule, trainer, loggers) -> dict:
-    """Offline linear probes (Table 1), then the report; rank zero only."""
+    """The offline linear evaluation (Table 1), then the report; rank zero only."""
     from pytorch_lightning.loggers import WandbLogger
 
-    from ncib.probe import train_linear_probes, write_probe_results
+    from ncib.linear_eval import train_linear_evaluation, write_linear_eval
+    from ncib.metrics import keys, logged_name
     from ncib.report import log_to_wandb, write_report
 
     out: dict = {}
-    if cfg.probe is not None:
-        log.info("training the offline linear probes (Table 1)")
+    if cfg.linear_eval is not None:
+        log.info("offline linear evaluation of the frozen members (Table 1)")
         device = trainer.strategy.root_device  # Lightning moved the model to the CPU after fit
         model.to(device)
-        results = train_linear_probes(model, datamodule, cfg.probe, accelerator=device.type)
-        write_probe_results(cfg.paths.output_dir, results)
-        scalars = {f"linear_probe/{k}": v for k, v in results.items() if isinstance(v, float)}
+        results = train_linear_evaluation(model, datamodule, cfg.linear_eval, accelerator=device.type)
+        write_linear_eval(cfg.paths.output_dir, results)
+        scalars = {logged_name("linear_eval", k): results[k] for k in keys("linear_eval")}
         for lg in loggers:
             lg.log_metrics(scalars, step=trainer.global_step)
         out |= scalars
@@ -82,14 +83,14 @@ def after_fit(cfg: DictConfig, model, datamodule, trainer, loggers) -> dict:
         except FileNotFoundError as err:
             log.warning("no report: %s", err)
         else:
-            log.info("report: %s", report.run_dir / "report.md")
+            log.info("report: %s", report.path)
             for lg in loggers:
                 if isinstance(lg, WandbLogger):
                     log_to_wandb(report, lg)
     return out
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def main(cfg: DictConfig) -> None:
     validate(cfg)
     train(cfg)

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
 from ncib.config import register
-from ncib.run import CONF_DIR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CONF_MODULE = "ncib.conf"  # what python -m ncib.run reads (pkg://ncib.conf)
 register()
 
 
@@ -31,7 +31,7 @@ def compose_config(overrides=(), output_dir=None, hydra_config=False):
     """The composed run config, as ``python -m ncib.run <overrides>`` would see it."""
     GlobalHydra.instance().clear()
     extra = [] if output_dir is None else [f"paths.output_dir={output_dir}"]
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         return compose(
             config_name="config",
             overrides=[*overrides, *extra],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import inspect
 from pathlib import Path
 
@@ -11,17 +12,17 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ncib.run import CONF_DIR
-from tests.conftest import compose_config
+from tests.conftest import CONF_MODULE, REPO_ROOT, compose_config
 
-CONF = Path(CONF_DIR)
+CONF = Path(str(importlib.resources.files(CONF_MODULE)))
 GROUPS = sorted(
     p.parent.relative_to(CONF).as_posix() for p in CONF.rglob("*.yaml") if p.parent != CONF
 )
 OPTIONS = sorted(
     (p.parent.relative_to(CONF).as_posix(), p.stem) for p in CONF.rglob("*.yaml") if p.parent != CONF
 )
-NO_TARGETS = {"paths"}  # groups of plain values
+NO_TARGETS = {"paths", "augment"}  # groups of plain values
+GLOBAL = {"experiment", "recipe", "debug"}  # groups that override other groups' keys
 
 
 def targets(node, path=""):
@@ -56,18 +57,28 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
         for path, sub in built:
             build(path, sub)
         return
-    override = f"{group}={option}"
-    cfg = compose_config([override], output_dir=tmp_path)
+    overrides = [f"{group}={option}"]
+    if group == "augment":  # placed into a dataset by its defaults list
+        dataset = "digits" if option == "digits" else "cifar10"
+        overrides = [f"dataset={dataset}", f"augment@dataset.datamodule.augment={option}"]
+    cfg = compose_config(overrides, output_dir=tmp_path)
     OmegaConf.resolve(cfg)  # every interpolation resolves
     found = list(targets(cfg))
     if group not in NO_TARGETS and option != "none":
-        assert any(p.startswith(group) or group == "experiment" for p, _ in found), group
+        assert any(p.startswith(group) or group in GLOBAL for p, _ in found), group
     for path, node in found:
         build(path, node)
 
 
 def test_every_group_is_covered():
-    assert {"dataset", "backbone", "model", "callbacks", "logger", "trainer", "paths"} <= set(GROUPS)
+    expected = {"dataset", "recipe", "augment", "backbone", "model", "callbacks", "logger", "trainer"}
+    assert expected | {"paths", "linear_eval", "debug", "experiment"} <= set(GROUPS)
+
+
+def test_the_packaged_config_is_the_repository_conf():
+    # in an editable install ncib.conf is conf/ itself; in a wheel a copy of it
+    repo = {p.relative_to(REPO_ROOT / "conf") for p in (REPO_ROOT / "conf").rglob("*.yaml")}
+    assert repo and repo == {p.relative_to(CONF) for p in CONF.rglob("*.yaml")}
 
 
 def test_typos_are_errors(tmp_path):
@@ -96,3 +107,67 @@ def test_explicit_overrides_win_over_dataset_recipe(tmp_path):
     cfg = compose_config(["backbone=resnet18", "model.optimizer.lr=0.3", "trainer.max_epochs=2"], output_dir=tmp_path)
     assert cfg.backbone.name == "resnet18"
     assert cfg.model.optimizer.lr == 0.3 and cfg.trainer.max_epochs == 2
+
+
+def test_a_dataset_alone_selects_the_papers_recipe(tmp_path):
+    cfg = compose_config(["dataset=cifar10"], output_dir=tmp_path)
+    assert cfg.backbone.name == "resnet50" and cfg.trainer.max_epochs == 400
+    assert cfg.model.optimizer.lr == 0.5 and cfg.model.temperature == 0.1
+    assert cfg.model.scheduler.warmup_epochs == 10 and cfg.trainer.accelerator == "auto"
+    assert cfg.dataset.datamodule.augment.scale == [0.2, 1.0]  # SupCon's views
+    digits = compose_config([], output_dir=tmp_path)
+    assert digits.model.optimizer.lr == 0.1 and list(digits.analysis.epochs)[-1] == 60
+
+
+def test_overrides_win_over_the_recipe_a_dataset_selects(tmp_path):
+    cfg = compose_config(
+        ["dataset=cifar100", "backbone=resnet18", "model.optimizer.lr=0.3", "trainer.max_epochs=2"],
+        output_dir=tmp_path,
+    )
+    assert cfg.dataset.num_classes == 100 and cfg.backbone.name == "resnet18"
+    assert cfg.model.optimizer.lr == 0.3 and cfg.trainer.max_epochs == 2
+    other = compose_config(["dataset=cifar10", "recipe=digits"], output_dir=tmp_path)
+    assert other.dataset.name == "cifar10" and other.backbone._target_.endswith("ConvNet")
+
+
+def test_debug_fast_is_one_epoch_one_analysis_csv_only(tmp_path):
+    cfg = compose_config(["debug=fast"], output_dir=tmp_path)
+    assert cfg.trainer.max_epochs == 1 and list(cfg.analysis.epochs) == [1]
+    assert list(cfg.logger) == ["csv"] and cfg.linear_eval is None
+
+
+def _blocks(node, path=""):
+    """Every mapping with at least four scalar leaves, as a comparable tuple."""
+    if isinstance(node, dict):
+        leaves = {k: v for k, v in node.items() if not isinstance(v, dict | list)}
+        if len(leaves) >= 4:
+            yield path, tuple(sorted((k, repr(v)) for k, v in leaves.items()))
+        for k, v in node.items():
+            yield from _blocks(v, f"{path}.{k}")
+
+
+def test_no_config_block_is_repeated_across_files():
+    import yaml
+
+    seen: dict[tuple, str] = {}
+    for path in sorted(CONF.rglob("*.yaml")):
+        for where, block in _blocks(yaml.safe_load(path.read_text()) or {}):
+            name = f"{path.relative_to(CONF)}:{where}"
+            assert block not in seen, f"{name} repeats {seen[block]}; move it to one file"
+            seen[block] = name
+
+
+def test_a_users_own_config_folder_extends_the_groups(tmp_path):
+    import subprocess
+    import sys
+
+    mine = tmp_path / "my_conf" / "recipe"
+    mine.mkdir(parents=True)
+    (mine / "long.yaml").write_text("# @package _global_\ndefaults:\n  - digits\n  - _self_\ntrainer:\n  max_epochs: 234\n")
+    for how in (["--config-dir", str(tmp_path / "my_conf")], [f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ncib.run", *how, "recipe=long", "--cfg", "job"],
+            cwd=tmp_path, capture_output=True, text=True,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "max_epochs: 234" in proc.stdout

@@ -20,7 +20,7 @@ def synthetic_record(epoch, acc, with_gib=True):
         for i, m in enumerate(("m0", "m1")):
             etf[f"probe/test_acc/{kind}/{m}"] = acc - 0.01 * i - (0.02 if kind == "tk" else 0.0)
             etf[f"probe/train_acc/{kind}/{m}"] = min(1.0, acc + 0.05)
-    for s in ("full", "tk"):
+    for s in ("raw", "tk"):
         for m in ("m0", "m1"):
             etf |= {f"etf/equinorm/{s}/{m}": 0.3 / (1 + epoch), f"etf/angle_std_deg/{s}/{m}": 20.0 / (1 + epoch),
                     f"etf/cos_mean/{s}/{m}": -0.1, f"nc1/{s}/{m}": 1.0 / (1 + epoch)}
@@ -35,7 +35,8 @@ def synthetic_record(epoch, acc, with_gib=True):
     if with_gib:
         rec["gib"] = {
             "scalars": {"gib/i_tx_tk": 3.0, "gib/i_ty_tk": 2.0},
-            "feature_scaling": {"m0": [1.0 + 0.01 * i for i in range(10)], "m1": [1.0] * 10},
+            "feature_scaling/m0": [1.0 + 0.01 * i for i in range(10)],
+            "feature_scaling/m1": [1.0] * 10,
             "information_curve": {"beta": [1, 2, 4], "i_tx": [0, 1, 3], "i_ty": [0, 0.8, 2.0], "i_xy": 2.2},
         }
     return rec
@@ -45,7 +46,7 @@ def synthetic_record(epoch, acc, with_gib=True):
 def run_dir(tmp_path):
     for epoch, acc in ((0, 0.5), (5, 0.8), (10, 0.95)):
         append_record(tmp_path / "analysis.jsonl", synthetic_record(epoch, acc))
-    (tmp_path / "linear_probe.json").write_text(json.dumps(
+    (tmp_path / "linear_eval.json").write_text(json.dumps(
         {"test_acc/m0": 0.95, "test_acc/m1": 0.96, "train_acc/m0": 1.0, "train_acc/m1": 1.0,
          "both_correct": 0.93, "num_test": 50}))
     return tmp_path
@@ -57,7 +58,8 @@ def test_tables_come_from_the_records(run_dir):
     assert t1[1:] == pytest.approx([95.0, 96.0, 93.0])
     t2 = report.tables["table2"]
     assert "epoch 10" in t2.title
-    assert [row[0] for row in t2.rows] == ["raw (128D)", "ranked (128D)", "ranked K-IB (10D)"]
+    assert [row[0].split(" ")[0] for row in t2.rows] == ["raw", "normal", "T_K"]
+    assert "(128D)" in t2.rows[1][0] and "(10D)" in t2.rows[2][0]
     assert t2.rows[2][1:] == pytest.approx([93.0, 92.0, 92.5])
     per_epoch = report.tables["table2_per_epoch"].rows
     assert [r[0] for r in per_epoch] == [0, 5, 10]
@@ -94,3 +96,15 @@ def test_cli_regenerates_the_same_report(run_dir):
 def test_cli_on_an_empty_directory_says_what_is_missing(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ncib.report", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2 and "analysis.jsonl" in proc.stderr
+
+
+def test_a_reanalysis_records_file_gets_its_own_report(run_dir):
+    append_record(run_dir / "analysis-k5.jsonl", synthetic_record(10, 0.7))
+    (run_dir / "analysis-k5.overrides").write_text("analysis.k=5\n")
+    main = write_report(run_dir)
+    other = write_report(run_dir, "analysis-k5.jsonl")
+    assert other.path == run_dir / "report-k5.md" and main.path == run_dir / "report.md"
+    assert all(p.parent.name == "figures-k5" for p in other.figures.values())
+    text = other.path.read_text()
+    assert "analysis.k=5" in text and "figures-k5/" in text
+    assert "Re-analysis" not in main.path.read_text()

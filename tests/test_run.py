@@ -13,6 +13,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ncib.callbacks import GIBCallback, IdentifiabilityCallback, SimplexETFCallback
+from ncib.metrics import keys
 from ncib.records import read_records
 
 
@@ -37,7 +38,7 @@ def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
     for name in ("train/loss/m0", "train/loss/m1"):
         assert float(rows[1][name]) < float(rows[0][name]), name
 
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 2 * (1437 // 256)  # both epochs, 5 steps each
     assert any(k.startswith("members.1.encoder") for k in ckpt["state_dict"])
 
@@ -49,9 +50,9 @@ def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
     assert [r["epoch"] for r in records] == [1, 2]
     for r in records:
         for cls in (IdentifiabilityCallback, GIBCallback, SimplexETFCallback):
-            assert set(cls.documented_keys()) <= set(r[cls.name]["scalars"]), cls.name
-    probe = json.loads((run_dir / "linear_probe.json").read_text())
-    assert 0.5 < probe["test_acc/m0"] <= 1 and probe["both_correct"] <= probe["test_acc/m1"]
+            assert set(r[cls.group]["scalars"]) == set(keys(cls.group)), cls.group
+    evaluation = json.loads((run_dir / "linear_eval.json").read_text())
+    assert 0.5 < evaluation["test_acc/m0"] <= 1 and evaluation["both_correct"] <= evaluation["test_acc/m1"]
     report = (run_dir / "report.md").read_text()
     assert "Table 1" in report and "Table 2" in report
     assert len(list((run_dir / "figures").glob("*.png"))) == 4
@@ -61,17 +62,20 @@ def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
     assert len(list((media / "images" / "report").glob("*.png"))) == 4
     assert {p.name.split("_")[0] for p in (media / "table" / "report").glob("*.table.json")} >= {"table1", "table2"}
 
-    # the probe again, standalone, from the checkpoint
-    (run_dir / "linear_probe.json").unlink()
+    # the linear evaluation again, standalone, from the last checkpoint: it reproduces Table 1,
+    # and never overwrites it silently
     again = subprocess.run(
-        [sys.executable, "-m", "ncib.probe", str(run_dir), "--epochs", "3"], capture_output=True, text=True
+        [sys.executable, "-m", "ncib.linear_eval", str(run_dir)], capture_output=True, text=True
+    )
+    assert again.returncode != 0 and "linear_eval.json exists" in again.stderr
+    again = subprocess.run(
+        [sys.executable, "-m", "ncib.linear_eval", str(run_dir), "--output", "again.json"],
+        capture_output=True, text=True,
     )
     assert again.returncode == 0, again.stderr[-2000:]
-    reprobe = json.loads((run_dir / "linear_probe.json").read_text())
-    assert 0.5 < reprobe["test_acc/m0"] <= 1 and reprobe["num_test"] == 360
+    assert json.loads((run_dir / "again.json").read_text()) == evaluation
 
     # the report is made from the records alone
-    (run_dir / "linear_probe.json").write_text(json.dumps(probe))
     (run_dir / "report.md").unlink()
     regen = subprocess.run([sys.executable, "-m", "ncib.report", str(run_dir)], capture_output=True, text=True)
     assert regen.returncode == 0, regen.stderr

@@ -1,4 +1,5 @@
-"""Pure math on feature tensors: normal scores, CCA, Gaussian IB, simplex ETF, probes (DESIGN §4).
+"""Pure math on feature tensors: normal scores, CCA, CKA, Gaussian IB, simplex ETF, probes
+(docs/math.md).
 
 Tensors in, frozen dataclasses of tensors out; no Lightning, no logging, no I/O. Every result
 carries ``warnings: tuple[str, ...]`` (each also emitted as a :class:`RuntimeWarning`).
@@ -12,6 +13,7 @@ from .cca import (
     cca_from_covariance,
     cross_covariance,
 )
+from .cka import linear_cka, linear_cka_from_covariance
 from .copula import normal_scores, normal_scores_train_test
 from .etf import (
     ClassMeans,
@@ -39,10 +41,12 @@ from .identifiability import (
     identifiability,
     identifiability_from_cca,
 )
-from .pair import PairAnalysis
-from .probe import ProbeResult, fit_linear_probe
+from .pair import FEATURES, SPACES, PairAnalysis
+from .probe import ProbeResult, fit_logistic_probe
 
 __all__ = [
+    "FEATURES",
+    "SPACES",
     "CCAResult",
     "ClassMeans",
     "CovarianceBlocks",
@@ -58,7 +62,7 @@ __all__ = [
     "cca_from_covariance",
     "class_means",
     "cross_covariance",
-    "fit_linear_probe",
+    "fit_logistic_probe",
     "gaussian_ib",
     "gib_from_cca",
     "gib_from_covariance",
@@ -67,6 +71,8 @@ __all__ = [
     "ib_representation",
     "identifiability",
     "identifiability_from_cca",
+    "linear_cka",
+    "linear_cka_from_covariance",
     "nc1",
     "nc4_agreement",
     "ncc_predict",

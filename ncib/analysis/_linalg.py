@@ -1,4 +1,4 @@
-"""Shared numerics of :mod:`ncib.analysis` (DESIGN §5).
+"""Shared numerics of :mod:`ncib.analysis` (docs/math.md §9).
 
 * :func:`no_tf32` — TF32 (and reduced-precision float32 matmuls) off inside the analysis.
 * :func:`covariance_blocks` — means and covariances of one or more ``(N, d_m)`` matrices in one
@@ -165,7 +165,7 @@ def covariance_blocks(
 def regularised_cholesky(
     cov: Tensor, ridge: float, what: str, log: WarningLog
 ) -> tuple[Tensor, float]:
-    """Cholesky factor ``L`` (lower) of ``Σ + ε·tr(Σ)/d·I`` (DESIGN §4), float64.
+    """Cholesky factor ``L`` (lower) of ``Σ + ε·tr(Σ)/d·I`` (docs/math.md §3), float64.
 
     Returns ``(L, reg)`` with ``reg = ε·tr(Σ)/d`` the absolute ridge actually added. Warns when
     Σ is numerically rank deficient — a squared Cholesky pivot keeps less than

@@ -1,4 +1,4 @@
-"""Canonical correlation analysis by Cholesky whitening (DESIGN §4, "linear identifiability").
+"""Canonical correlation analysis by Cholesky whitening (docs/math.md §3, "linear identifiability").
 
 Centre A and B, form ``Σ_aa, Σ_bb, Σ_ab`` (population, divisor N) in one pass, add the ridge
 ``ε·tr(Σ)/d·I`` to ``Σ_aa`` and ``Σ_bb``, factorise ``L_a L_aᵀ = Σ_aa``, ``L_b L_bᵀ = Σ_bb`` and
@@ -71,7 +71,7 @@ def _constant_columns(var: Tensor, mean: Tensor, dtype: torch.dtype) -> int:
 def cross_covariance(a: Tensor, b: Tensor) -> CovarianceBlocks:
     """Means and covariance blocks of ``a (N, d_a)`` and ``b (N, d_b)`` in one pass.
 
-    float32 inputs: chunked float32 products accumulated in float64 (DESIGN §5); float64 inputs
+    float32 inputs: chunked float32 products accumulated in float64 (docs/math.md §9); float64 inputs
     stay float64. The stacked ``(d_a+d_b)``-square covariance is never formed.
     """
     check_matrix("a", a, min_rows=2)
@@ -186,7 +186,7 @@ def cca_from_covariance(cov: CovarianceBlocks, ridge: float = 1e-6) -> CCAResult
 
 
 def canonical_correlations(a: Tensor, b: Tensor, ridge: float = 1e-6) -> CCAResult:
-    """Canonical correlations between ``a (N, d_a)`` and ``b (N, d_b)`` (DESIGN §4).
+    """Canonical correlations between ``a (N, d_a)`` and ``b (N, d_b)`` (docs/math.md §3).
 
     Equivalent to ``cca_from_covariance(cross_covariance(a, b), ridge)``; see
     :class:`CCAResult` for the fields. Computed on the inputs' device.

@@ -1,4 +1,4 @@
-"""Normal scores: the Gaussian copula transform of each feature column (DESIGN §4).
+"""Normal scores: the Gaussian copula transform of each feature column (docs/math.md §2).
 
 Per column ``u = rank/(N+1)`` with average ranks for ties and ``g = Φ⁻¹(u)``; values scored
 against a reference column use ``u(x) = (#{ref < x} + ½·#{ref = x} + ½)/(N_ref+1)``, which
@@ -120,7 +120,7 @@ def normal_scores(z: Tensor, reference: Tensor | None = None) -> Tensor:
         z: features ``(N, d)``, floating point.
         reference: optional ``(N_ref, d)``; when given, every value of ``z`` is scored against
             the empirical CDF of the same column of ``reference``:
-            ``u(x) = (#{ref < x} + ½·#{ref = x} + ½)/(N_ref+1)`` (DESIGN §4).
+            ``u(x) = (#{ref < x} + ½·#{ref = x} + ½)/(N_ref+1)`` (docs/math.md §2).
 
     Returns:
         ``(N, d)`` tensor of ``Φ⁻¹(u)`` with the dtype and device of ``z``; without a reference

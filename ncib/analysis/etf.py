@@ -1,4 +1,4 @@
-"""Simplex ETF geometry and neural collapse of class means (DESIGN §4; Papyan et al. 2020).
+"""Simplex ETF geometry and neural collapse of class means (docs/math.md §6; Papyan et al. 2020).
 
 For features ``H (N, d)`` with labels ``y``: class means ``μ_k``, global mean ``μ_G`` = the mean
 of the class means (not the sample mean), ``M_k = μ_k − μ_G``. Equinorm

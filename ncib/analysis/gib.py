@@ -1,4 +1,4 @@
-"""Gaussian information bottleneck between two members (Chechik et al. 2005; DESIGN §4).
+"""Gaussian information bottleneck between two members (Chechik et al. 2005; docs/math.md §5).
 
 For jointly Gaussian X, Y the optimal compression ``T = A X + ξ``, ``ξ ~ N(0, I)`` of
 ``min I(X;T) − β I(T;Y)`` (paper eq. 2, Theorem 2.4) has rows ``α_i v_iᵀ`` where ``v_i`` are

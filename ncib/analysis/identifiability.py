@@ -1,4 +1,4 @@
-"""Linear identifiability: summaries of the K leading canonical correlations (DESIGN §4).
+"""Linear identifiability: summaries of the K leading canonical correlations (docs/math.md §3).
 
 The paper (Fig. 2) reports the mean of the K leading canonical correlations between two
 members and their variance / standard deviation; :func:`heldout_identifiability` measures the

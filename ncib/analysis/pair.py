@@ -1,7 +1,8 @@
-"""One analysis epoch of a seed pair, every expensive quantity computed once (DESIGN §2–§4)."""
+"""One analysis epoch of a seed pair, every expensive quantity computed once (docs/math.md)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -10,8 +11,8 @@ import torch
 from torch import Tensor
 
 from ._checks import WarningLog, check_labels, check_matrix
-from ._pair_outputs import FEATURES, SPACES, PairOutputs
 from .cca import CCAResult, CovarianceBlocks, cca_from_covariance, cross_covariance
+from .cka import linear_cka_from_covariance
 from .copula import normal_scores_train_test
 from .etf import (
     ClassMeans,
@@ -22,14 +23,17 @@ from .etf import (
     ncc_predict,
     simplex_etf_stats,
 )
-from .gib import GIBResult, IBRepresentation, gib_from_cca
+from .gib import GIBResult, IBRepresentation, InformationCurve, gib_from_cca
 from .identifiability import IdentifiabilityResult, heldout_from_cca, identifiability_from_cca
-from .probe import ProbeResult, fit_linear_probe
+from .probe import ProbeResult, fit_logistic_probe
 
-__all__ = ["PairAnalysis"]
+__all__ = ["FEATURES", "SPACES", "PairAnalysis"]
+
+FEATURES = ("raw", "normal", "tk")  # raw Z, its normal scores, T_K
+SPACES = ("raw", "tk")  # where class-mean geometry is measured
 
 
-class PairAnalysis(PairOutputs):
+class PairAnalysis:
     """Lazy, cached analysis of the features of two members on the train and test splits.
 
     Args:
@@ -38,34 +42,20 @@ class PairAnalysis(PairOutputs):
         y_train: ``(N,)``; y_test: ``(N_test,)`` labels in ``[0, num_classes)``.
         num_classes: K. k: dimension of T_K and number of leading ρ summarised (default K).
         ridge: relative ridge ε of every covariance (CCA and GIB).
-        probe_kwargs: passed to :func:`ncib.analysis.fit_linear_probe`.
+        probe_kwargs: passed to :func:`ncib.analysis.fit_logistic_probe`.
 
     Everything is computed on first request and cached: normal scores per member (train, and
-    test scored against train), covariance blocks (raw, normal; train split), CCA, GIB of each
-    member w.r.t. the other (X = normal scores of m, sharing the normal CCA), T_K, class means,
-    probes. ``warnings`` collects the warnings of every computed result. Scalar keys:
+    test scored against train), covariance blocks (raw, normal; train split), CCA, CKA, GIB of
+    each member w.r.t. the other (X = normal scores of m, sharing the normal CCA), T_K, class
+    means, probes. ``warnings`` collects the warnings of every computed result.
 
-    ========================================  ==============================================
-    ``cca/{mean_k,var_k,std_k,min_k}/{f}``     in-sample, K leading ρ, f ∈ raw, normal
-    ``cca/heldout/{mean_k,var_k,std_k}/{f}``   directions from train, correlations on test
-    ``gib/mi_xy``                              I(X;Y) = −½ Σ log λ_i (nats, both members)
-    ``gib/beta_crit/k``, ``…/k_next``          β_K and β_{K+1} (inf when none)
-    ``gib/beta_tk``, ``gib/i_tx_tk``,          β of T_K and I(T;X), I(T;Y) there, and
-    ``gib/i_ty_tk``, ``gib/i_ty_frac_tk``      I(T;Y)/I(X;Y)
-    ``gib/feature_scaling/{min,max}/{m}``      range of α_i / mean α (paper Fig. 4B)
-    ``etf/{equinorm,cos_mean,cos_std,          class means on train, s ∈ full (raw Z), tk;
-    angle_std_deg,cos_dev}/{s}/{m}``           m ∈ m0, m1
-    ``nc1/{s}/{m}``                            tr(Σ_W Σ_B⁺)/K on train
-    ``ncc/{train_acc,test_acc}/{s}/{m}``       nearest class centre (centres from train)
-    ``nc4/{train,test}/{s}/{m}``               agreement of NCC and the probe on s
-    ``probe/{train_acc,test_acc}/{f}/{m}``     f ∈ raw, normal, tk
-    ``probe/test_both_correct/{f}``            test samples both members get right (Table 1)
-    ========================================  ==============================================
+    Feature kinds (:data:`FEATURES`): ``raw`` (the encoder features Z), ``normal`` (their
+    normal scores, the paper's "ranked" features) and ``tk`` (T_K, built from the normal
+    scores). Class-mean geometry is measured in the spaces :data:`SPACES` (``raw``, ``tk``).
 
     The GIB eigenvalues (and so β_i, I(X;Y) and the information curve) are the same whichever
     member is X (λ_i = 1 − ρ_i²); the members differ in the eigenvectors, hence in T_K.
-    Non-scalars: :meth:`spectra`, :meth:`information_curve`, :meth:`feature_scaling`, all
-    JSON-ready lists; :meth:`record` bundles everything.
+    The logged keys are made from these values by :mod:`ncib.metrics.outputs`.
     """
 
     def __init__(
@@ -160,6 +150,10 @@ class PairAnalysis(PairOutputs):
             ("cca", kind), lambda: cca_from_covariance(self.covariance(kind), self.ridge)
         )
 
+    def cka(self, kind: str) -> Tensor:
+        """Linear CKA of (m0, m1) on the training split, kind ∈ raw, normal (0-dim)."""
+        return self._get(("cka", kind), lambda: linear_cka_from_covariance(self.covariance(kind)))
+
     def identifiability(self, kind: str) -> IdentifiabilityResult:
         """Summary of the k leading in-sample canonical correlations."""
         return self._get(("ident", kind), lambda: identifiability_from_cca(self.cca(kind), self.k))
@@ -189,18 +183,23 @@ class PairAnalysis(PairOutputs):
 
         return self._get(("tk", m), compute)
 
+    def _space(self, space: str) -> str:
+        if space not in SPACES:
+            raise ValueError(f"unknown space {space!r}; expected one of {SPACES}")
+        return space
+
     def class_means(self, space: str, m: int) -> ClassMeans:
-        """Training class means of member m in space ∈ full (raw Z), tk."""
+        """Training class means of member m in space ∈ raw (Z), tk (T_K)."""
         return self._get(
             ("means", space, m),
             lambda: class_means(
-                self.features(SPACES[space], m, "train"), self.y_train, self.num_classes
+                self.features(self._space(space), m, "train"), self.y_train, self.num_classes
             ),
         )
 
     def etf(self, space: str, m: int) -> ETFStats:
         """Simplex-ETF statistics of the training class means."""
-        h = self.features(SPACES[space], m, "train")
+        h = self.features(self._space(space), m, "train")
         return self._get(
             ("etf", space, m),
             lambda: simplex_etf_stats(
@@ -210,7 +209,7 @@ class PairAnalysis(PairOutputs):
 
     def nc1(self, space: str, m: int) -> NC1Result:
         """NC1 on the training split."""
-        h = self.features(SPACES[space], m, "train")
+        h = self.features(self._space(space), m, "train")
         return self._get(
             ("nc1", space, m),
             lambda: nc1(h, self.y_train, self.num_classes, self.class_means(space, m)),
@@ -218,7 +217,7 @@ class PairAnalysis(PairOutputs):
 
     def ncc(self, space: str, m: int, split: str) -> Tensor:
         """Nearest-class-centre predictions ``(N_split,)`` with centres from the training split."""
-        kind = SPACES[space]
+        kind = self._space(space)
         return self._get(
             ("ncc", space, m, split),
             lambda: ncc_predict(
@@ -238,7 +237,7 @@ class PairAnalysis(PairOutputs):
             if kind in ("raw", "normal"):  # reuse the covariance blocks: no extra pass
                 cov = self.covariance(kind)
                 kwargs["moments"] = (cov.mean_a, cov.cov_aa) if m == 0 else (cov.mean_b, cov.cov_bb)
-            return fit_linear_probe(
+            return fit_logistic_probe(
                 self.features(kind, m, "train"),
                 self.y_train,
                 self.features(kind, m, "test"),
@@ -248,3 +247,12 @@ class PairAnalysis(PairOutputs):
             )
 
         return self._get(("probe", kind, m), compute)
+
+    def information_curve(self, betas: Sequence[float] | Tensor | None = None) -> InformationCurve:
+        """I(T;X), I(T;Y) along β (default: 256 log-spaced β in [1, 10·β_{k+1}])."""
+        g = self.gib(0)
+        if betas is None:
+            finite = g.beta_crit[torch.isfinite(g.beta_crit)]
+            top = float(finite[min(self.k, finite.numel() - 1)]) if finite.numel() else 10.0
+            betas = torch.logspace(0.0, math.log10(10.0 * max(top, 1.0)), 256, dtype=torch.float64)
+        return g.information_curve(betas)

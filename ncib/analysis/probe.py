@@ -1,4 +1,6 @@
-"""Full-batch linear probe: multinomial logistic regression by L-BFGS (DESIGN §4, Table 2).
+"""The analysis probe: full-batch multinomial logistic regression by L-BFGS (docs/math.md §7,
+the paper's Table 2; not to be confused with the offline linear evaluation of Table 1,
+:mod:`ncib.linear_eval`).
 
 Objective on standardised features ``x̃ = (h − μ)/σ`` (training mean and population std):
 ``mean_i CE(softmax(x̃_i W + b), y_i) + ½·λ·‖W‖²`` (bias not penalised). With
@@ -23,14 +25,14 @@ from torch.nn.functional import linear
 from ._checks import WarningLog, check_labels, check_matrix
 from ._linalg import covariance_blocks, no_tf32, row_chunks, work_dtype
 
-__all__ = ["ProbeResult", "fit_linear_probe"]
+__all__ = ["ProbeResult", "fit_logistic_probe"]
 
 _PRECONDITIONER_FLOOR = 1e-4  # smallest δ of the preconditioner corr + δI
 
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """Result of :func:`fit_linear_probe`.
+    """Result of :func:`fit_logistic_probe`.
 
     Attributes:
         train_acc, test_acc: accuracies (0-dim float64).
@@ -68,7 +70,7 @@ def _validate(h_train: Tensor, y_train: Tensor, h_test: Tensor, y_test: Tensor, 
 
 
 @no_tf32()
-def fit_linear_probe(
+def fit_logistic_probe(
     h_train: Tensor,
     y_train: Tensor,
     h_test: Tensor,
@@ -97,7 +99,7 @@ def fit_linear_probe(
             :func:`ncib.analysis.cross_covariance`) to skip one pass over the data.
     """
     y_train, y_test, k = _validate(h_train, y_train, h_test, y_test, num_classes)
-    log = WarningLog("fit_linear_probe")
+    log = WarningLog("fit_logistic_probe")
     n, d = h_train.shape
     dt = work_dtype(h_train)
     if weight_decay is None:

@@ -1,105 +1,70 @@
-"""Shared machinery of the analysis callbacks: one *round* per analysis epoch.
+"""The analysis callbacks: thin Lightning adapters over :class:`ncib.engine.PairEpochAnalysis`.
 
-The first analysis callback that is due at an epoch opens the round: it extracts both
-members' features once (:func:`~ncib.callbacks.features.extract_features`) and wraps them in a
-:class:`~ncib.analysis.PairAnalysis`, which computes every expensive quantity (normal scores,
-covariances, GIB, T_K, …) once, whichever callbacks ask for it. Each due callback adds its
-scalars and record entries; when the last one has, the round logs the scalars to every logger
-under ``analysis/…`` and appends one record to ``<run_dir>/analysis.jsonl`` (rank zero).
+Each callback owns one metric group (its keys: ``ncib/metrics/registry.py``, listed in its
+docstring) and an epoch schedule. At an epoch where several are due, features are still
+extracted once: the first analysis callback in ``trainer.callbacks`` leads — it runs one
+:class:`~ncib.engine.PairEpochAnalysis` for the groups of every callback due at that epoch;
+the others do nothing in their hooks. No state outside the callbacks is shared.
+
+The leader also keeps the pair's weights at each analysis epoch
+(``checkpoints/analysis/epoch=NNNN.ckpt``, ``analysis.checkpoints``), so that
+``python -m ncib.analyse <run_dir>`` can redo every analysed epoch without retraining.
 """
 
 from __future__ import annotations
 
-import itertools
-import logging
-import re
-import time
-import weakref
 from pathlib import Path
 
-import torch
 from pytorch_lightning import Callback
-from pytorch_lightning.utilities import rank_zero_only
 
-from ncib.callbacks.features import extract_features
 from ncib.callbacks.schedule import AnalysisSchedule
-from ncib.records import RECORDS_FILE, append_record
+from ncib.engine import AnalysisSettings, PairEpochAnalysis
+from ncib.engine.checkpoints import analysis_checkpoint_path, save_weights
+from ncib.metrics.registry import GROUPS, METRICS
 
-__all__ = ["AnalysisCallback", "AnalysisRound"]
-log = logging.getLogger("ncib.analysis")
-
-_ROUNDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # trainer -> open round
+__all__ = ["AnalysisCallback", "LightningCollective", "keys_table"]
 
 
-class AnalysisRound:
-    """Everything computed at one analysis epoch, shared by the callbacks due then."""
+class LightningCollective:
+    """The Trainer's processes as a :class:`~ncib.engine.features.Collective`."""
 
-    def __init__(self, trainer, pl_module, epoch: int, settings: dict, participants: list):
-        from ncib.analysis import PairAnalysis
+    def __init__(self, trainer, pl_module):
+        self.rank, self.world = trainer.global_rank, trainer.world_size
+        self._module = pl_module
 
-        self.epoch, self.settings = epoch, settings
-        self.participants = participants
-        self.scalars: dict[str, float] = {}
-        self.started = time.perf_counter()
-        progress = trainer.is_global_zero and settings["progress"]
-        if progress:
-            log.info("analysis at epoch %d: extracting features of %d members", epoch, len(pl_module.members))
-        feats = extract_features(trainer, pl_module, settings["max_samples"], progress=progress)
-        k = settings["k"] or trainer.datamodule.num_classes
-        self.analysis = PairAnalysis(
-            train=feats.train, test=feats.test, y_train=feats.y_train, y_test=feats.y_test,
-            num_classes=trainer.datamodule.num_classes, k=k, ridge=settings["ridge"],
-        )
-        self.record: dict = {
-            "epoch": epoch,
-            "global_step": trainer.global_step,
-            "num_classes": trainer.datamodule.num_classes,
-            "k": k,
-            "num_train": len(feats.y_train),
-            "num_test": len(feats.y_test),
-            "feature_dim": int(feats.train[0].shape[1]),
-        }
+    def all_gather(self, tensor):
+        return self._module.all_gather(tensor)
 
-    def contribute(self, callback: AnalysisCallback, scalars: dict[str, float], entries: dict) -> None:
-        self.scalars.update({f"analysis/{k}": float(v) for k, v in scalars.items()})
-        self.record[callback.name] = {"scalars": dict(scalars), **entries}
 
-    @property
-    def complete(self) -> bool:
-        return all(cb.name in self.record for cb in self.participants)
-
-    def finish(self, trainer) -> None:
-        self.record["warnings"] = sorted(set(self.analysis.warnings))
-        self.record["seconds"] = time.perf_counter() - self.started
-        metrics = {"analysis/epoch": float(self.epoch), **self.scalars}
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
-        self._write(trainer)
-        if trainer.is_global_zero and self.settings["progress"]:
-            log.info("analysis at epoch %d done in %.1f s", self.epoch, self.record["seconds"])
-
-    @rank_zero_only
-    def _write(self, trainer) -> None:
-        append_record(Path(trainer.default_root_dir) / RECORDS_FILE, self.record)
+def keys_table(group: str) -> str:
+    """The docstring table of the keys a group logs (from the registry)."""
+    rows = [(f"``{m.template}``", m.meaning) for m in METRICS if m.group == group and m.shape == "scalar"]
+    width = max(len(k) for k, _ in rows)
+    rule = "=" * width + "  " + "=" * 40
+    lines = [rule, "key".ljust(width) + "  value", rule]
+    lines += [k.ljust(width) + "  " + v for k, v in rows]
+    lines.append(rule)
+    prefix = GROUPS[group][1]
+    return f"\n    Logged under ``{prefix}`` (keys from ``ncib/metrics/registry.py``):\n\n" + "\n".join(
+        "    " + line for line in lines
+    ) + "\n"
 
 
 class AnalysisCallback(Callback):
-    """Base of the analysis callbacks: the schedule, and the shared round.
-
-    Subclasses set ``name`` and implement :meth:`analyse`, returning the scalars to log
-    (keys without the ``analysis/`` prefix) and the non-scalar entries of the record.
+    """Base of the analysis callbacks: the group, the schedule, the shared settings.
 
     Args:
         epochs: analyse after these numbers of completed epochs (0 = initialisation).
         every_n_epochs: or every n epochs (and at the last one).
-        at_init: also analyse the initialisation (epoch 0).
+        at_init: with ``every_n_epochs``, also analyse the initialisation (epoch 0).
         k: dimension of the IB representation T_K (default: the number of classes K).
         max_samples: analyse a stratified subset of at most this many training samples.
-        ridge: relative ridge of the covariances (DESIGN.md §4).
+        ridge: relative ridge of the covariances (docs/math.md §3).
         progress: show progress of the extraction and the analysis.
+        checkpoints: keep the pair's weights at each analysis epoch (for ``ncib.analyse``).
     """
 
-    name = "analysis"
+    group: str = ""
 
     def __init__(
         self,
@@ -110,28 +75,36 @@ class AnalysisCallback(Callback):
         max_samples: int | None = None,
         ridge: float = 1e-6,
         progress: bool = True,
+        checkpoints: bool = True,
     ):
+        if self.group not in GROUPS:
+            raise TypeError(f"{type(self).__name__} must set `group` to a metric group of the registry")
         self.schedule = AnalysisSchedule(epochs, every_n_epochs, at_init)
-        self.settings = {"k": k, "max_samples": max_samples, "ridge": float(ridge), "progress": bool(progress)}
-
-    def analyse(self, analysis) -> tuple[dict[str, float], dict]:
-        raise NotImplementedError
-
-    @classmethod
-    def documented_keys(cls) -> list[str]:
-        """The scalar keys listed in the class docstring's table (``{a,b}`` expanded),
-        without the ``analysis/`` prefix."""
-        keys = []
-        for line in (cls.__doc__ or "").splitlines():
-            m = re.match(r"\s*``([^`]+)``\s{2,}", line)
-            if not m:
-                continue
-            parts = re.split(r"\{([^}]*)\}", m.group(1))
-            choices = [[p] if i % 2 == 0 else p.split(",") for i, p in enumerate(parts)]
-            keys += ["".join(c) for c in itertools.product(*choices)]
-        return keys
+        self.settings = AnalysisSettings(k=k, max_samples=max_samples, ridge=float(ridge), progress=bool(progress))
+        self.checkpoints = bool(checkpoints)
+        self._peers: list[AnalysisCallback] = []
+        self._engine: PairEpochAnalysis | None = None
 
     # -- hooks --------------------------------------------------------------------------------
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        peers = [cb for cb in trainer.callbacks if isinstance(cb, AnalysisCallback)]
+        self._peers, self._engine = [], None
+        if peers[0] is not self:
+            return  # the leader analyses for everyone
+        for cb in peers:
+            if not cb.settings.same_analysis(self.settings):
+                raise ValueError(
+                    f"analysis callbacks {self.group!r} and {cb.group!r} disagree on their settings "
+                    f"({self.settings} vs {cb.settings}); set them once under analysis.*"
+                )
+        self._peers = peers
+        self._engine = PairEpochAnalysis(
+            trainer.default_root_dir,
+            self.settings,
+            loggers=trainer.loggers,
+            collective=LightningCollective(trainer, pl_module),
+        )
+
     def on_train_start(self, trainer, pl_module) -> None:
         if trainer.global_step == 0 and trainer.current_epoch == 0:
             self._maybe_run(trainer, pl_module, 0)
@@ -139,26 +112,12 @@ class AnalysisCallback(Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self._maybe_run(trainer, pl_module, trainer.current_epoch + 1)
 
-    # -- the round ------------------------------------------------------------------------------
     def _maybe_run(self, trainer, pl_module, epoch: int) -> None:
-        if not self.schedule.due(epoch, trainer.max_epochs):
+        if self._engine is None:
             return
-        rnd = _ROUNDS.get(trainer)
-        if rnd is None or rnd.epoch != epoch:
-            participants = [
-                cb for cb in trainer.callbacks
-                if isinstance(cb, AnalysisCallback) and cb.schedule.due(epoch, trainer.max_epochs)
-            ]
-            for cb in participants:
-                if cb.settings | {"progress": True} != self.settings | {"progress": True}:
-                    raise ValueError(
-                        f"analysis callbacks {self.name!r} and {cb.name!r} disagree on their settings "
-                        f"({self.settings} vs {cb.settings}); set them once under analysis.*"
-                    )
-            rnd = _ROUNDS[trainer] = AnalysisRound(trainer, pl_module, epoch, self.settings, participants)
-        with torch.no_grad():
-            scalars, entries = self.analyse(rnd.analysis)
-        rnd.contribute(self, scalars, entries)
-        if rnd.complete:
-            rnd.finish(trainer)
-            del _ROUNDS[trainer]
+        groups = [cb.group for cb in self._peers if cb.schedule.due(epoch, trainer.max_epochs)]
+        if not groups:
+            return
+        if self.checkpoints and trainer.is_global_zero:
+            save_weights(analysis_checkpoint_path(Path(trainer.default_root_dir), epoch), pl_module, epoch, trainer.global_step)
+        self._engine.run(pl_module, trainer.datamodule, epoch, trainer.global_step, groups, pl_module.device)

@@ -1,7 +1,7 @@
 """Batched, seeded image augmentation on whatever device the batch is on.
 
 Every random draw takes an explicit ``torch.Generator`` so that each member of a seed pair
-draws its own augmentation randomness (DESIGN.md §2) and a batch's views can be reproduced
+draws its own augmentation randomness (docs/design.md §5) and a batch's views can be reproduced
 from its seed alone. Images arrive as floats in [0, 1] with shape ``(B, C, H, W)``.
 """
 

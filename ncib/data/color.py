@@ -1,4 +1,4 @@
-"""SupCon's colour-image augmentation, batched on the batch's device (DESIGN.md §5, §6).
+"""SupCon's colour-image augmentation, batched on the batch's device (docs/design.md §5).
 
 ``RandomResizedCrop(size, scale=(0.2, 1), ratio=(3/4, 4/3))`` → horizontal flip (p = 0.5) →
 ``ColorJitter(0.4, 0.4, 0.4, 0.1)`` (p = 0.8) → grayscale (p = 0.2), as in Khosla et al. (2020),

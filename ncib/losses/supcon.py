@@ -1,6 +1,6 @@
 """Supervised contrastive loss (Khosla et al. 2020, the L_out form, their eq. 2).
 
-DESIGN.md §4: for the ``B·V`` views of a batch with L2-normalised projections ``p``,
+docs/math.md §1: for the ``B·V`` views of a batch with L2-normalised projections ``p``,
 
     L = mean_i  -1/|P(i)| Σ_{p∈P(i)} log( exp(p_i·p_p/τ) / Σ_{a≠i} exp(p_i·p_a/τ) ),
 

@@ -1,4 +1,4 @@
-"""Two SupCon encoders that differ only in their seed, trained side by side (DESIGN.md §2)."""
+"""Two SupCon encoders that differ only in their seed, trained side by side (docs/design.md §2)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ncib.losses import gather_with_grad, supcon_loss
+from ncib.metrics import member_name
 from ncib.models.schedules import optimizers_for
 
 __all__ = ["Member", "PairedSupCon"]
@@ -58,8 +59,9 @@ class PairedSupCon(pl.LightningModule):
         channels_last: bool = False,
     ):
         super().__init__()
+        seeds = [int(s) for s in seeds]  # plain ints in the checkpoint (weights_only loading)
         self.save_hyperparameters(ignore=["backbone", "head", "optimizer", "scheduler"])
-        self.seeds = [int(s) for s in seeds]
+        self.seeds = seeds
         if not self.seeds:
             raise ValueError("seeds must hold at least one seed")
         self.members = nn.ModuleList(self._build_member(backbone, head, s) for s in self.seeds)
@@ -77,7 +79,7 @@ class PairedSupCon(pl.LightningModule):
 
     @property
     def member_names(self) -> list[str]:
-        return [f"m{m}" for m in range(len(self.members))]
+        return [member_name(m) for m in range(len(self.members))]
 
     def member_loss(self, member: Member, views: torch.Tensor, labels: torch.Tensor):
         b, v = views.shape[:2]

@@ -10,7 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
-from ncib.report.tables import MEMBERS, is_terminal, scalar  # noqa: E402
+from ncib.metrics import MEMBERS  # noqa: E402
+from ncib.report.tables import is_terminal, scalar  # noqa: E402
 
 __all__ = ["fig2_nc1_vs_identifiability", "fig3_etf_in_tk", "fig4b_feature_scaling", "fig_information_curve"]
 
@@ -39,13 +40,13 @@ def _save(fig, path: Path) -> Path:
 
 
 def fig2_nc1_vs_identifiability(records: list[dict], path: Path) -> Path | None:
-    """NC1 (mean of members, full features; y, log) against the K leading CCA coefficients
+    """NC1 (mean of members, raw features; y, log) against the K leading CCA coefficients
     between the members, one point per epoch coloured by epoch, the terminal phase (train
     error < 2%) shaded and its points filled. Left: against their variance (the paper's
     x-axis); right: against their mean with error bars = their std (the paper's dots)."""
     pts = []
     for r in records:
-        nc1 = [scalar(r, f"nc1/full/{m}") for m in MEMBERS]
+        nc1 = [scalar(r, f"nc1/raw/{m}") for m in MEMBERS]
         mean, var, std = (scalar(r, f"cca/{s}_k/raw") for s in ("mean", "var", "std"))
         if None in (*nc1, mean, var, std):
             continue
@@ -83,34 +84,36 @@ def fig2_nc1_vs_identifiability(records: list[dict], path: Path) -> Path | None:
 
 
 def fig3_etf_in_tk(records: list[dict], num_classes: int, path: Path) -> Path | None:
-    """Four panels over epochs, T_K (solid) against the full features (dashed): probe
-    accuracy, equinorm, angle std, cosine mean (with −1/(K−1))."""
+    """Four panels over epochs, T_K (solid) against the raw features (dashed): probe
+    accuracy, equinorm, angle std, cosine mean (with −1/(K−1)). Panel D is the mean of the
+    pairwise cosines (docs/math.md §6 relates it to the paper's "cosine of the mean angle")."""
     panels = [
         ("A. probe test accuracy", "probe/test_acc/tk/{m}", "probe/test_acc/raw/{m}", None),
-        ("B. equinorm (std/mean of norms)", "etf/equinorm/tk/{m}", "etf/equinorm/full/{m}", None),
-        ("C. std of angles (degrees)", "etf/angle_std_deg/tk/{m}", "etf/angle_std_deg/full/{m}", None),
-        ("D. mean cosine of class means", "etf/cos_mean/tk/{m}", "etf/cos_mean/full/{m}", -1.0 / (num_classes - 1)),
+        ("B. equinorm (std/mean of norms)", "etf/equinorm/tk/{m}", "etf/equinorm/raw/{m}", None),
+        ("C. std of angles (degrees)", "etf/angle_std_deg/tk/{m}", "etf/angle_std_deg/raw/{m}", None),
+        ("D. mean cosine of class means", "etf/cos_mean/tk/{m}", "etf/cos_mean/raw/{m}", -1.0 / (num_classes - 1)),
     ]
     if not _mean_of_members(records, panels[1][1])[0]:
         return None
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-    for ax, (title, tk_key, full_key, target) in zip(axes, panels):
+    for ax, (title, tk_key, raw_key, target) in zip(axes, panels):
         for m, color in zip(MEMBERS, ("C0", "C1")):
             ax.plot(*_series(records, tk_key.format(m=m)), "-o", color=color, ms=3, label=f"T_K {m}")
-            ax.plot(*_series(records, full_key.format(m=m)), "--", color=color, label=f"full {m}")
+            ax.plot(*_series(records, raw_key.format(m=m)), "--", color=color, label=f"raw {m}")
         if target is not None:
             ax.axhline(target, color="k", lw=0.8, ls=":", label="−1/(K−1)")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
     axes[0].legend(fontsize=7)
     axes[3].legend(fontsize=7)
-    fig.suptitle("Fig. 3 — simplex ETF inside the K-dimensional IB representation (solid) vs full features (dashed)", fontsize=10)
+    fig.suptitle("Fig. 3 — simplex ETF inside the K-dimensional IB representation (solid) vs raw features (dashed)", fontsize=10)
     return _save(fig, path)
 
 
 def fig4b_feature_scaling(record: dict, path: Path) -> Path | None:
     """α_i / mean α of the K IB dimensions at one epoch (paper Fig. 4B)."""
-    scaling = (record.get("gib") or {}).get("feature_scaling")
+    gib = record.get("gib") or {}
+    scaling = {m: gib[f"feature_scaling/{m}"] for m in MEMBERS if f"feature_scaling/{m}" in gib}
     if not scaling:
         return None
     fig, ax = plt.subplots(figsize=(6, 3.6))

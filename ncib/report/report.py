@@ -6,13 +6,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ncib.records import PROBE_FILE, RECORDS_FILE, read_records
+from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, read_records, report_names
 from ncib.report import figures
 from ncib.report.tables import Table, identifiability_table, table1, table2, table2_per_epoch
 
 __all__ = ["Report", "build_report", "write_report"]
-
-FIGDIR = "figures"
 
 
 @dataclass
@@ -21,6 +19,12 @@ class Report:
     markdown: str
     tables: dict[str, Table] = field(default_factory=dict)
     figures: dict[str, Path] = field(default_factory=dict)
+    records_name: str = RECORDS_FILE
+
+    @property
+    def path(self) -> Path:
+        """Where :func:`write_report` puts the markdown."""
+        return self.run_dir / report_names(self.records_name)[0]
 
 
 def _run_info(run_dir: Path) -> dict:
@@ -33,18 +37,21 @@ def _run_info(run_dir: Path) -> dict:
     return {"dataset": cfg.dataset.name, "num_classes": int(cfg.dataset.num_classes), "seed_pair": list(cfg.seed_pair)}
 
 
-def build_report(run_dir: str | Path) -> Report:
-    """Tables and figures of a run directory (writes the PNGs under ``<run_dir>/figures``)."""
+def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Report:
+    """Tables and figures of a run directory from one records file (default: the training run's
+    ``analysis.jsonl``; a re-analysis ``analysis-<name>.jsonl`` gets ``report-<name>.md`` and
+    ``figures-<name>/``). Writes the PNGs."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
-    records = read_records(run_dir / RECORDS_FILE) if (run_dir / RECORDS_FILE).exists() else []
-    probe_path = run_dir / PROBE_FILE
-    probe = json.loads(probe_path.read_text()) if probe_path.exists() else None
-    if not records and probe is None:
+    records_path = run_dir / records_name
+    records = read_records(records_path) if records_path.exists() else []
+    evaluation_path = run_dir / LINEAR_EVAL_FILE
+    evaluation = json.loads(evaluation_path.read_text()) if evaluation_path.exists() else None
+    if not records and evaluation is None:
         raise FileNotFoundError(
-            f"{run_dir} has neither {RECORDS_FILE} nor {PROBE_FILE}: nothing to report (were the analysis "
-            "callbacks and the probe turned off?)"
+            f"{run_dir} has neither {records_name} nor {LINEAR_EVAL_FILE}: nothing to report (were the "
+            "analysis callbacks and the linear evaluation turned off?)"
         )
     info = _run_info(run_dir)
     k_classes = info.get("num_classes") or (records[-1]["num_classes"] if records else None)
@@ -53,7 +60,7 @@ def build_report(run_dir: str | Path) -> Report:
 
     tables: dict[str, Table] = {}
     for name, table in (
-        ("table1", table1(probe, dataset)),
+        ("table1", table1(evaluation, dataset)),
         ("table2", table2(last, last["feature_dim"], last["k"]) if last else None),
         ("table2_per_epoch", table2_per_epoch(records)),
         ("identifiability", identifiability_table(records)),
@@ -61,7 +68,7 @@ def build_report(run_dir: str | Path) -> Report:
         if table is not None:
             tables[name] = table
 
-    figdir = run_dir / FIGDIR
+    figdir = run_dir / report_names(records_name)[1]
     figdir.mkdir(exist_ok=True)
     made = {
         "fig2_nc1_vs_identifiability": figures.fig2_nc1_vs_identifiability(records, figdir / "fig2_nc1_vs_identifiability.png"),
@@ -78,13 +85,22 @@ def build_report(run_dir: str | Path) -> Report:
         f"Run directory: `{run_dir}`. Analysed epochs: "
         + (", ".join(str(r["epoch"]) for r in records) if records else "none")
         + (f"; K = {k_classes}." if k_classes else "."),
-        "Regenerate with `python -m ncib.report <run_dir>`.",
+        "Regenerate with `python -m ncib.report <run_dir>`"
+        + ("." if records_name == RECORDS_FILE else f" --records {records_name}."),
         "",
     ]
+    overrides = run_dir / (records_path.stem + ".overrides")
+    if records_name != RECORDS_FILE:
+        told = overrides.read_text().split() if overrides.exists() else []
+        lines += [
+            f"Re-analysis of the saved checkpoints (`{records_name}`, by `python -m ncib.analyse`)"
+            + (f" with {', '.join(f'`{o}`' for o in told)}." if told else " with the run's own config."),
+            "",
+        ]
     lines += [t.markdown() for t in tables.values()]
     captions = {
         "fig2_nc1_vs_identifiability": "Fig. 2 analogue: NC1 against the variance (left) and the mean ± std (right) of the K leading CCA coefficients; one point per epoch, filled in the terminal phase.",
-        "fig3_etf_in_tk": "Fig. 3 analogue: T_K (solid) vs full features (dashed) over epochs.",
+        "fig3_etf_in_tk": "Fig. 3 analogue: T_K (solid) vs raw features (dashed) over epochs.",
         "fig4b_feature_scaling": "Fig. 4B analogue: α scaling of the K IB dimensions at the last analysis epoch.",
         "information_curve": "GIB information curve at the last analysis epoch.",
     }
@@ -95,13 +111,13 @@ def build_report(run_dir: str | Path) -> Report:
     warnings = sorted({w for r in records for w in r.get("warnings", [])})
     if warnings:
         lines += ["## Warnings recorded by the analysis", ""] + [f"- {w}" for w in warnings] + [""]
-    return Report(run_dir, "\n".join(lines), tables, figs)
+    return Report(run_dir, "\n".join(lines), tables, figs, records_name)
 
 
-def write_report(run_dir: str | Path) -> Report:
-    """Build the report and write ``<run_dir>/report.md``."""
-    report = build_report(run_dir)
-    (report.run_dir / "report.md").write_text(report.markdown)
+def write_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Report:
+    """Build the report and write it (``<run_dir>/report.md`` for ``analysis.jsonl``)."""
+    report = build_report(run_dir, records_name)
+    report.path.write_text(report.markdown)
     return report
 
 

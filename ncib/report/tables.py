@@ -1,13 +1,14 @@
-"""The paper's tables from a run's records (``analysis.jsonl``, ``linear_probe.json``)."""
+"""The paper's tables from a run's records (``analysis.jsonl``, ``linear_eval.json``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ncib.metrics import MEMBERS
+
 __all__ = ["Table", "table1", "table2", "table2_per_epoch", "identifiability_table", "TERMINAL_TRAIN_ACC"]
 
 TERMINAL_TRAIN_ACC = 0.98  # terminal phase of training: train error below 2%
-MEMBERS = ("m0", "m1")
 
 
 @dataclass
@@ -51,22 +52,27 @@ def is_terminal(record: dict) -> bool | None:
     return min(accs) >= TERMINAL_TRAIN_ACC
 
 
-def table1(probe: dict | None, dataset: str) -> Table | None:
-    """Offline linear probe: accuracy of m0, of m1, and of both (paper Table 1)."""
-    if not probe:
+def table1(evaluation: dict | None, dataset: str) -> Table | None:
+    """Offline linear evaluation: accuracy of m0, of m1, and of both (paper Table 1)."""
+    if not evaluation:
         return None
+    e = evaluation
     return Table(
-        "Table 1 — offline linear probe on the frozen encoders (test accuracy, %)",
+        "Table 1 — offline linear evaluation of the frozen encoders (test accuracy, %)",
         ["dataset", "m0", "m1", "both correct"],
-        [[dataset, pct(probe["test_acc/m0"]), pct(probe["test_acc/m1"]), pct(probe["both_correct"])]],
-        f"{probe.get('num_test', '?')} test samples; train accuracy m0 {pct(probe['train_acc/m0']):.1f}, "
-        f"m1 {pct(probe['train_acc/m1']):.1f}.",
+        [[dataset, pct(e["test_acc/m0"]), pct(e["test_acc/m1"]), pct(e["both_correct"])]],
+        f"Protocol: {e.get('protocol', 'cached')}; {e.get('num_test', '?')} test samples; train accuracy "
+        f"m0 {pct(e['train_acc/m0']):.1f}, m1 {pct(e['train_acc/m1']):.1f}.",
     )
 
 
 def table2(record: dict, feature_dim: int, k: int) -> Table | None:
     """Probe accuracy on raw, ranked and ranked K-IB features at one epoch (paper Table 2)."""
-    names = {"raw": f"raw ({feature_dim}D)", "normal": f"ranked ({feature_dim}D)", "tk": f"ranked K-IB ({k}D)"}
+    names = {
+        "raw": f"raw ({feature_dim}D)",
+        "normal": f"normal scores, 'ranked' ({feature_dim}D)",
+        "tk": f"T_K of the normal scores, 'ranked K-IB' ({k}D)",
+    }
     rows = []
     for kind, label in names.items():
         accs = [scalar(record, f"probe/test_acc/{kind}/{m}") for m in MEMBERS]
@@ -74,11 +80,12 @@ def table2(record: dict, feature_dim: int, k: int) -> Table | None:
             return None
         rows.append([label, pct(accs[0]), pct(accs[1]), pct(sum(accs) / 2)])
     return Table(
-        f"Table 2 — probe test accuracy (%) at epoch {record['epoch']}",
+        f"Table 2 — analysis probe test accuracy (%) at epoch {record['epoch']}",
         ["representation", "m0", "m1", "mean"],
         rows,
-        "Full-batch logistic regression on standardised features; ranked = normal scores "
-        "(Gaussian copula); K-IB = the GIB representation T_K.",
+        "The analysis probe: full-batch logistic regression on standardised features; normal "
+        "scores = the Gaussian copula of the features (the paper's 'ranked'); T_K = the "
+        "K-dimensional GIB representation.",
     )
 
 
@@ -93,8 +100,8 @@ def table2_per_epoch(records: list[dict]) -> Table | None:
     if not rows:
         return None
     return Table(
-        "Table 2 per analysis epoch — probe test accuracy (%)",
-        ["epoch", "raw m0", "raw m1", "ranked m0", "ranked m1", "K-IB m0", "K-IB m1", "min train acc (raw)", "terminal phase"],
+        "Table 2 per analysis epoch — analysis probe test accuracy (%)",
+        ["epoch", "raw m0", "raw m1", "normal m0", "normal m1", "T_K m0", "T_K m1", "min train acc (raw)", "terminal phase"],
         rows,
         f"Terminal phase: both members' raw-probe train accuracy ≥ {100 * TERMINAL_TRAIN_ACC:.0f}%.",
     )
@@ -106,7 +113,7 @@ def identifiability_table(records: list[dict]) -> Table | None:
         vals = [
             scalar(r, key)
             for key in ("cca/mean_k/raw", "cca/std_k/raw", "cca/mean_k/normal", "cca/heldout/mean_k/raw",
-                        "nc1/full/m0", "nc1/full/m1", "etf/cos_mean/tk/m0", "etf/cos_mean/tk/m1")
+                        "cka/raw", "nc1/raw/m0", "nc1/raw/m1", "etf/cos_mean/tk/m0", "etf/cos_mean/tk/m1")
         ]
         if all(v is None for v in vals):
             continue
@@ -115,8 +122,8 @@ def identifiability_table(records: list[dict]) -> Table | None:
         return None
     return Table(
         "Identifiability and collapse per analysis epoch",
-        ["epoch", "mean ρ_K raw", "std ρ_K raw", "mean ρ_K ranked", "held-out mean ρ_K raw",
-         "NC1 m0", "NC1 m1", "cos mean T_K m0", "cos mean T_K m1"],
+        ["epoch", "mean ρ_K raw", "std ρ_K raw", "mean ρ_K normal", "held-out mean ρ_K raw",
+         "CKA raw", "NC1 m0", "NC1 m1", "cos mean T_K m0", "cos mean T_K m1"],
         rows,
         "ρ_K: the K leading canonical correlations between the members. Target cosine: −1/(K−1).",
     )

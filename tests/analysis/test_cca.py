@@ -1,4 +1,4 @@
-"""CCA and linear identifiability (DESIGN §4)."""
+"""CCA and linear identifiability (docs/math.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Normal scores (Gaussian copula): DESIGN §4."""
+"""Normal scores (Gaussian copula): docs/math.md §2."""
 
 from __future__ import annotations
 

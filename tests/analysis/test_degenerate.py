@@ -1,4 +1,4 @@
-"""Degenerate inputs: finite results with recorded warnings, or clear errors (DESIGN §5)."""
+"""Degenerate inputs: finite results with recorded warnings, or clear errors (docs/math.md §9)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ncib.analysis import (
     canonical_correlations,
     class_means,
     cross_covariance,
-    fit_linear_probe,
+    fit_logistic_probe,
     gaussian_ib,
     heldout_identifiability,
     identifiability,
@@ -51,7 +51,7 @@ def test_constant_column(seed):
     assert torch.all(normal_scores(a)[:, 2] == 0.0)  # all tied: rank (N+1)/2, Φ⁻¹(½) = 0
     y = torch.arange(a.shape[0]) % 3
     with pytest.warns(RuntimeWarning, match="constant"):
-        probe = fit_linear_probe(a, y, a, y)
+        probe = fit_logistic_probe(a, y, a, y)
     assert _finite(probe.weight) and any("constant" in w for w in probe.warnings)
 
 

@@ -1,4 +1,4 @@
-"""Simplex ETF statistics, NC1, NCC and NC4 (DESIGN §4)."""
+"""Simplex ETF statistics, NC1, NCC and NC4 (docs/math.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Gaussian information bottleneck (Chechik et al. 2005; DESIGN §4)."""
+"""Gaussian information bottleneck (Chechik et al. 2005; docs/math.md §5)."""
 
 from __future__ import annotations
 

@@ -13,34 +13,31 @@ import torch
 import ncib.analysis.pair as pair_module
 from ncib.analysis import (
     PairAnalysis,
-    fit_linear_probe,
+    fit_logistic_probe,
     heldout_identifiability,
     identifiability,
+    linear_cka,
     normal_scores,
 )
+from ncib.metrics import keys
+from ncib.metrics.outputs import ANALYSIS_GROUPS, group_outputs
 
 SEEDS = [0, 1, 2]
 K = 4
 
 
-def _expected_keys() -> set[str]:
-    keys = {"gib/mi_xy", "gib/beta_crit/k", "gib/beta_crit/k_next", "gib/beta_tk"}
-    keys |= {"gib/i_tx_tk", "gib/i_ty_tk", "gib/i_ty_frac_tk"}
-    for f in ("raw", "normal"):
-        keys |= {f"cca/{s}/{f}" for s in ("mean_k", "var_k", "std_k", "min_k")}
-        keys |= {f"cca/heldout/{s}/{f}" for s in ("mean_k", "var_k", "std_k")}
-    for m in ("m0", "m1"):
-        keys |= {f"gib/feature_scaling/{s}/{m}" for s in ("min", "max")}
-        for s in ("full", "tk"):
-            keys |= {
-                f"etf/{x}/{s}/{m}"
-                for x in ("equinorm", "cos_mean", "cos_std", "angle_std_deg", "cos_dev")
-            }
-            keys |= {f"nc1/{s}/{m}", f"ncc/train_acc/{s}/{m}", f"ncc/test_acc/{s}/{m}"}
-            keys |= {f"nc4/train/{s}/{m}", f"nc4/test/{s}/{m}"}
-        for f in ("raw", "normal", "tk"):
-            keys |= {f"probe/train_acc/{f}/{m}", f"probe/test_acc/{f}/{m}"}
-    return keys | {f"probe/test_both_correct/{f}" for f in ("raw", "normal", "tk")}
+def scalars_of(pa: PairAnalysis) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for group in ANALYSIS_GROUPS:
+        out |= group_outputs(pa, group)[0]
+    return out
+
+
+def entries_of(pa: PairAnalysis) -> dict:
+    out: dict = {}
+    for group in ANALYSIS_GROUPS:
+        out |= group_outputs(pa, group)[1]
+    return out
 
 
 @pytest.fixture
@@ -59,7 +56,7 @@ def test_each_expensive_piece_is_computed_once(pair, monkeypatch):
         "normal_scores_train_test",
         "cca_from_covariance",
         "gib_from_cca",
-        "fit_linear_probe",
+        "fit_logistic_probe",
         "class_means",
         "heldout_from_cca",
         "nc1",
@@ -74,16 +71,15 @@ def test_each_expensive_piece_is_computed_once(pair, monkeypatch):
 
         monkeypatch.setattr(pair_module, name, counted)
     pa, _ = pair(0)
-    first = pa.scalars()
-    assert pa.scalars() == first
-    pa.record()
-    pa.spectra()
+    first = scalars_of(pa)
+    assert scalars_of(pa) == first
+    entries_of(pa)
     assert calls == {
-        "cross_covariance": 2,  # raw, normal
+        "cross_covariance": 2,  # raw, normal (shared by CCA, CKA and the raw/normal probes)
         "normal_scores_train_test": 2,  # per member, both splits at once
         "cca_from_covariance": 2,  # raw, normal; both GIBs reuse the normal CCA
         "gib_from_cca": 2,
-        "fit_linear_probe": 6,  # 3 feature kinds x 2 members
+        "fit_logistic_probe": 6,  # 3 feature kinds x 2 members
         "class_means": 4,  # 2 spaces x 2 members, shared by ETF, NC1, NCC
         "heldout_from_cca": 2,
         "nc1": 4,
@@ -94,15 +90,14 @@ def test_each_expensive_piece_is_computed_once(pair, monkeypatch):
 
 def test_keys_and_outputs(pair):
     pa, _ = pair(1)
-    scalars = pa.scalars()
-    assert set(scalars) == _expected_keys()
+    scalars = scalars_of(pa)
+    assert set(scalars) == {k for g in ANALYSIS_GROUPS for k in keys(g)}
     assert all(isinstance(v, float) for v in scalars.values())
-    record = pa.record()
-    json.dumps(record)  # JSON-ready
-    spectra = record["spectra"]
-    assert len(spectra["cca/rho/raw"]) == 16 and len(spectra["cca/heldout/rho_k/normal"]) == K
-    assert len(record["feature_scaling"]["m0"]) == K
-    curve = record["information_curve"]
+    entries = entries_of(pa)
+    json.dumps(entries)  # JSON-ready
+    assert len(entries["cca/rho/raw"]) == 16 and len(entries["cca/heldout/rho_k/normal"]) == K
+    assert len(entries["feature_scaling/m0"]) == K
+    curve = entries["information_curve"]
     assert len(curve["beta"]) == len(curve["i_tx"]) == len(curve["i_ty"]) == 256
     assert max(curve["i_ty"]) <= curve["i_xy"] + 1e-9
 
@@ -110,18 +105,18 @@ def test_keys_and_outputs(pair):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_collapsed_pair_values(pair, seed):
     pa, _ = pair(seed)
-    s = pa.scalars()
+    s = scalars_of(pa)
     for kind in ("raw", "normal"):
         assert pa.cca(kind).rho[:K].min() > 0.98  # K−1 class directions + the shared factor
         assert s[f"cca/heldout/mean_k/{kind}"] > 0.95
     for m in ("m0", "m1"):
         assert abs(s[f"etf/cos_mean/tk/{m}"] + 1 / (K - 1)) < 0.02
-        assert abs(s[f"etf/cos_mean/full/{m}"] + 1 / (K - 1)) < 0.02
+        assert abs(s[f"etf/cos_mean/raw/{m}"] + 1 / (K - 1)) < 0.02
         assert s[f"probe/test_acc/tk/{m}"] > 0.98 and s[f"nc4/test/tk/{m}"] > 0.97
-        assert s[f"nc1/full/{m}"] < 0.05
-    for space, kind in (("full", "raw"), ("tk", "tk")):
+        assert s[f"nc1/raw/{m}"] < 0.05
+    for space in ("raw", "tk"):
         for m, name in enumerate(("m0", "m1")):
-            agree = pa.ncc(space, m, "test") == pa.probe(kind, m).test_pred
+            agree = pa.ncc(space, m, "test") == pa.probe(space, m).test_pred
             assert s[f"nc4/test/{space}/{name}"] == float(agree.double().mean())
     assert s["gib/beta_crit/k"] < s["gib/beta_tk"] < s["gib/beta_crit/k_next"]
     assert 0 < s["gib/i_ty_tk"] <= s["gib/mi_xy"]
@@ -136,7 +131,7 @@ def test_agrees_with_direct_calls(pair, seed):
     g0, g1 = normal_scores(z0), normal_scores(z1)
     held = heldout_identifiability(g0, g1, normal_scores(t0, z0), normal_scores(t1, z1), K)
     np.testing.assert_allclose(pa.heldout("normal").rho_k.numpy(), held.rho_k.numpy(), rtol=1e-10)
-    direct = fit_linear_probe(g1, y, normal_scores(t1, z1), y_test, num_classes=K)
+    direct = fit_logistic_probe(g1, y, normal_scores(t1, z1), y_test, num_classes=K)
     assert torch.equal(pa.probe("normal", 1).test_pred, direct.test_pred)
     # the two members' GIBs share the eigenvalues but not the eigenvectors
     torch.testing.assert_close(pa.gib(0).lam, pa.gib(1).lam, atol=1e-12, rtol=0)
@@ -147,7 +142,14 @@ def test_agrees_with_direct_calls(pair, seed):
 def test_information_curve_default_grid_reaches_saturation(pair):
     pa, _ = pair(2)
     curve = pa.information_curve()
-    assert curve["beta"][0] == pytest.approx(1.0)
-    assert curve["beta"][-1] > pa.gib(0).beta_crit[K].item()
+    assert curve.beta[0].item() == pytest.approx(1.0)
+    assert curve.beta[-1].item() > pa.gib(0).beta_crit[K].item()
     explicit = pa.information_curve([1.0, 1e12])
-    assert math.isclose(explicit["i_ty"][1], explicit["i_xy"], rel_tol=1e-6)
+    assert math.isclose(explicit.i_ty[1].item(), explicit.i_xy.item(), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_cka_agrees_with_the_direct_call(pair, seed):
+    pa, ((z0, z1), _, _, _) = pair(seed)
+    torch.testing.assert_close(pa.cka("raw"), linear_cka(z0, z1), atol=1e-12, rtol=0)
+    torch.testing.assert_close(pa.cka("normal"), linear_cka(normal_scores(z0), normal_scores(z1)), atol=1e-12, rtol=0)

@@ -1,4 +1,4 @@
-"""Full-batch L-BFGS linear probe (DESIGN §4, Table 2)."""
+"""The analysis probe: full-batch L-BFGS logistic regression (docs/math.md §7, Table 2)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ncib.analysis import cross_covariance, fit_linear_probe
+from ncib.analysis import cross_covariance, fit_logistic_probe
 
 SEEDS = [0, 1, 2]
 
@@ -25,7 +25,7 @@ def _clusters(seed: int, n=600, n_test=300, d=10, k=4, sep=10.0):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_separable_clusters(seed):
     h, y, h_test, y_test = _clusters(seed)
-    res = fit_linear_probe(h, y, h_test, y_test)
+    res = fit_logistic_probe(h, y, h_test, y_test)
     assert float(res.test_acc) >= 0.99 and float(res.train_acc) >= 0.99
     assert res.test_pred.shape == y_test.shape and res.train_pred.shape == y.shape
     np.testing.assert_allclose(
@@ -49,7 +49,7 @@ def test_matches_scikit_learn_on_digits(seed):
             make_pipeline(StandardScaler(), LogisticRegression()).fit(x_tr, y_tr).score(x_te, y_te)
         )
     with pytest.warns(RuntimeWarning, match="constant"):  # digits has always-blank pixels
-        ours = fit_linear_probe(
+        ours = fit_logistic_probe(
             torch.tensor(x_tr), torch.tensor(y_tr), torch.tensor(x_te), torch.tensor(y_te)
         )
     assert abs(float(ours.test_acc) - ref) <= 0.01, (float(ours.test_acc), ref)
@@ -69,7 +69,7 @@ def test_same_optimum_as_scikit_learn(seed):
     scaler = StandardScaler().fit(x)
     ref = LogisticRegression(tol=1e-10, max_iter=10_000).fit(scaler.transform(x), y)
     with pytest.warns(RuntimeWarning, match="constant"):
-        ours = fit_linear_probe(
+        ours = fit_logistic_probe(
             torch.tensor(x),
             torch.tensor(y),
             torch.tensor(x),
@@ -86,8 +86,8 @@ def test_same_optimum_as_scikit_learn(seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_deterministic(seed):
     h, y, h_test, y_test = _clusters(seed, sep=2.0)  # overlapping: a non-trivial optimum
-    a = fit_linear_probe(h, y, h_test, y_test)
-    b = fit_linear_probe(h, y, h_test, y_test)
+    a = fit_logistic_probe(h, y, h_test, y_test)
+    b = fit_logistic_probe(h, y, h_test, y_test)
     assert torch.equal(a.test_pred, b.test_pred) and torch.equal(a.train_pred, b.train_pred)
     assert torch.equal(a.weight, b.weight)
 
@@ -97,7 +97,7 @@ def test_optimum_satisfies_stationarity(seed):
     """The gradient of the documented objective vanishes at the returned weights."""
     h, y, h_test, y_test = _clusters(seed, sep=2.0)
     lam = 1e-2
-    res = fit_linear_probe(
+    res = fit_logistic_probe(
         h,
         y,
         h_test,
@@ -119,21 +119,21 @@ def test_optimum_satisfies_stationarity(seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_precomputed_moments_and_float32(seed):
     h, y, h_test, y_test = _clusters(seed, sep=2.0)
-    ref = fit_linear_probe(h, y, h_test, y_test)
+    ref = fit_logistic_probe(h, y, h_test, y_test)
     cov = cross_covariance(h, h)
-    with_moments = fit_linear_probe(h, y, h_test, y_test, moments=(cov.mean_a, cov.cov_aa))
+    with_moments = fit_logistic_probe(h, y, h_test, y_test, moments=(cov.mean_a, cov.cov_aa))
     torch.testing.assert_close(with_moments.weight, ref.weight, rtol=1e-6, atol=1e-8)
-    f32 = fit_linear_probe(h.float(), y, h_test.float(), y_test)
+    f32 = fit_logistic_probe(h.float(), y, h_test.float(), y_test)
     assert float((f32.test_pred == ref.test_pred).double().mean()) >= 0.98
 
 
 def test_validation_errors():
     h, y, h_test, y_test = _clusters(0)
     with pytest.raises(ValueError, match="at least two classes"):
-        fit_linear_probe(h, torch.zeros_like(y), h_test, torch.zeros_like(y_test), num_classes=1)
+        fit_logistic_probe(h, torch.zeros_like(y), h_test, torch.zeros_like(y_test), num_classes=1)
     with pytest.raises(ValueError, match="shape"):
-        fit_linear_probe(h, y[:-1], h_test, y_test)
+        fit_logistic_probe(h, y[:-1], h_test, y_test)
     with pytest.raises(ValueError, match="columns"):
-        fit_linear_probe(h, y, h_test[:, :-1], y_test)
+        fit_logistic_probe(h, y, h_test[:, :-1], y_test)
     with pytest.raises(ValueError, match="outside"):
-        fit_linear_probe(h, y, h_test, y_test, num_classes=3)
+        fit_logistic_probe(h, y, h_test, y_test, num_classes=3)

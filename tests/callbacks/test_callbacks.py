@@ -17,6 +17,8 @@ from ncib.callbacks import (
     SimplexETFCallback,
 )
 from ncib.data import DigitsDataModule
+from ncib.engine.checkpoints import list_analysis_checkpoints, load_weights
+from ncib.metrics import keys
 from ncib.models import ConvNet, PairedSupCon, ProjectionHead
 from ncib.records import RECORDS_FILE, read_records
 
@@ -62,11 +64,12 @@ def test_callback_acts_only_on_its_epochs_logs_its_documented_keys_and_survives_
     records = read_records(tmp_path / RECORDS_FILE)
     assert [r["epoch"] for r in records] == [0, 2]
     for r in records:
-        assert set(r) >= {"epoch", "global_step", "num_classes", "k", cls.name}
-        other = {c.name for c in ALL} - {cls.name}
+        assert set(r) >= {"epoch", "global_step", "num_classes", "k", cls.group}
+        other = {c.group for c in ALL} - {cls.group}
         assert not other & set(r)
-        assert set(r[cls.name]["scalars"]) == set(cls.documented_keys())
-        assert all(isinstance(v, float) for v in r[cls.name]["scalars"].values())
+        assert set(r[cls.group]["scalars"]) == set(keys(cls.group))
+        assert set(r[cls.group]) - {"scalars"} == set(keys(cls.group, scalars=False))
+        assert all(isinstance(v, float) for v in r[cls.group]["scalars"].values())
     assert records[0]["global_step"] == 0 and records[1]["global_step"] == 4
     fit([callback], tmp_path, epochs=2)  # the same callback object, a new trainer
     assert [r["epoch"] for r in read_records(tmp_path / RECORDS_FILE)] == [0, 2, 0, 2]
@@ -82,7 +85,7 @@ def test_features_are_extracted_once_per_analysis_epoch_whatever_the_callbacks(t
     assert calls == [1024, 413, 360] * 2
     records = read_records(tmp_path / RECORDS_FILE)
     assert [r["epoch"] for r in records] == [1, 3]
-    assert all({c.name for c in ALL} <= set(r) for r in records)
+    assert all({c.group for c in ALL} <= set(r) for r in records)
 
 
 def test_turning_a_callback_off_removes_exactly_its_keys(tmp_path):
@@ -90,11 +93,12 @@ def test_turning_a_callback_off_removes_exactly_its_keys(tmp_path):
     without = [c for c in ALL if c is not GIBCallback]
     fit([make(c) for c in without], tmp_path / "no_gib")
     full, partial_ = read_records(tmp_path / "all" / RECORDS_FILE), read_records(tmp_path / "no_gib" / RECORDS_FILE)
-    for a, b in zip(full, partial_):
+    assert len(full) == len(partial_) == 2
+    for a, b in zip(full, partial_, strict=True):
         assert set(a) - set(b) == {"gib"}
         for c in without:
-            assert a[c.name]["scalars"].keys() == b[c.name]["scalars"].keys()
-            torch.testing.assert_close(a[c.name]["scalars"], b[c.name]["scalars"])
+            assert a[c.group]["scalars"].keys() == b[c.group]["scalars"].keys()
+            torch.testing.assert_close(a[c.group]["scalars"], b[c.group]["scalars"])
 
 
 def test_scalars_reach_the_loggers_under_analysis(tmp_path):
@@ -104,6 +108,21 @@ def test_scalars_reach_the_loggers_under_analysis(tmp_path):
     fit([make(IdentifiabilityCallback)], tmp_path, loggers=[logger])
     text = (tmp_path / "csv" / "metrics.csv").read_text()
     assert "analysis/cca/mean_k/raw" in text and "analysis/epoch" in text
+
+
+def test_weights_are_kept_at_each_analysis_epoch_and_reload_safely(tmp_path):
+    _, model = fit([make(c, epochs=[0, 3]) for c in ALL], tmp_path, epochs=3)
+    saved = list_analysis_checkpoints(tmp_path)
+    assert [e for e, _ in saved] == [0, 3]
+    last = load_weights(saved[-1][1])  # weights_only=True inside
+    assert last["epoch"] == 3 and last["global_step"] == 6
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(last["state_dict"][name], value, atol=0, rtol=0)
+    first = load_weights(saved[0][1])["state_dict"]
+    assert not torch.equal(first["members.0.encoder.net.0.0.weight"], last["state_dict"]["members.0.encoder.net.0.0.weight"])
+    # analysis.checkpoints=false keeps none
+    fit([make(c, checkpoints=False) for c in ALL], tmp_path / "none")
+    assert list_analysis_checkpoints(tmp_path / "none") == []
 
 
 def test_mismatched_settings_are_an_error(tmp_path):

@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
-from ncib.callbacks.features import analysis_rows, reassemble
 from ncib.callbacks.schedule import AnalysisSchedule
+from ncib.engine.features import analysis_rows, reassemble
 from ncib.records import append_record, read_records, to_jsonable
 
 

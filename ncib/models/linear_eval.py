@@ -1,4 +1,8 @@
-"""Offline linear probe (the paper's Table 1): a linear layer on a frozen encoder."""
+"""The offline linear evaluation (the paper's Table 1): a linear layer on a frozen encoder.
+
+Not to be confused with the analysis probe (:mod:`ncib.analysis.probe`, Table 2), a
+full-batch logistic regression on cached features at every analysis epoch.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +15,16 @@ from torch import nn
 
 from ncib.models.schedules import optimizers_for
 
-__all__ = ["LinearProbe"]
+__all__ = ["LinearEvaluator"]
 
 
-class LinearProbe(pl.LightningModule):
-    """Frozen ``encoder`` → standardise → ``Linear(feature_dim, num_classes)``.
+class LinearEvaluator(pl.LightningModule):
+    """Frozen ``encoder`` → (optionally standardise) → ``Linear(feature_dim, num_classes)``.
 
     Batches are ``{"x", "y"}`` where ``x`` is either images (passed through the frozen encoder
-    in eval mode) or, with ``inputs="features"``, encoder features computed beforehand — the
-    fast path when no augmentation is used, since the encoder is frozen. ``set_standardization``
-    fixes the feature mean/std from the training split.
+    in eval mode, float32) or, with ``inputs="features"``, encoder features computed beforehand —
+    the fast path when no augmentation is used, since the encoder is frozen.
+    :meth:`set_standardization` fixes the feature mean/std from the training split.
 
     Args:
         encoder: the trained encoder (its weights are never updated).
@@ -28,9 +32,8 @@ class LinearProbe(pl.LightningModule):
         optimizer: factory ``(params) -> Optimizer``.
         scheduler: factory ``(optimizer, total_steps, steps_per_epoch) -> LRScheduler`` or None.
         inputs: ``"images"`` or ``"features"``.
-        view_fn: with ``inputs="images"``, maps a ``{"idx", "seed"}`` batch to augmented
-            ``{"views": (B, V, C, H, W), "y"}`` on the device (the DataModule's
-            ``make_views``); every view is a training sample.
+        view_fn: with ``inputs="images"``, maps a sampler batch to augmented
+            ``{"views": (B, V, C, H, W), "y"}`` on the device; every view is a training sample.
     """
 
     def __init__(
@@ -64,8 +67,8 @@ class LinearProbe(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.inputs == "images":
-            with torch.no_grad():
-                x = self.encoder(x).float()
+            with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+                x = self.encoder(x.float()).float()
         return self.linear((x - self.mean) / self.std)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
@@ -77,7 +80,7 @@ class LinearProbe(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss = F.cross_entropy(self(batch["x"]), batch["y"])
-        self.log("probe/train_loss", loss, on_step=False, on_epoch=True)
+        self.log("linear_eval/train_loss", loss, on_step=False, on_epoch=True)
         return loss
 
     @torch.no_grad()

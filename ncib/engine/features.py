@@ -1,16 +1,30 @@
-"""Encoder features of both members on the train and test splits, extracted once per
-analysis epoch (eval mode, no augmentation) and shared by every analysis callback."""
+"""Encoder features of both members on the train and test splits, extracted once per analysis
+(eval mode, no augmentation, float32 whatever the training precision: docs/design.md §3).
+
+A *pair* is anything with ``members`` (a sequence) and ``features(x) -> [(B, d)] * members``,
+such as :class:`ncib.models.PairedSupCon`; a *datamodule* provides ``splits``,
+``eval_dataloader`` and ``eval_transform`` (:class:`ncib.data.base.PairedViewDataModule`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm
 
 from ncib.data.base import stratified_subset
 
-__all__ = ["PairFeatures", "analysis_rows", "extract_features", "member_features", "reassemble"]
+__all__ = [
+    "Collective",
+    "PairFeatures",
+    "SingleProcess",
+    "analysis_rows",
+    "extract_pair_features",
+    "member_features",
+    "reassemble",
+]
 
 
 @dataclass(frozen=True)
@@ -23,6 +37,25 @@ class PairFeatures:
     y_train: torch.Tensor
     y_test: torch.Tensor
     indices: dict[str, torch.Tensor]
+
+
+class Collective(Protocol):
+    """The process group the extraction is shared over (one process, or the ranks of DDP)."""
+
+    rank: int
+    world: int
+
+    def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``(B, d)`` on every rank → ``(world, B, d)``."""
+
+
+class SingleProcess:
+    """No process group: rank 0 of 1."""
+
+    rank, world = 0, 1
+
+    def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor[None]
 
 
 def analysis_rows(labels: torch.Tensor, max_samples: int | None, seed: int = 0) -> torch.Tensor:
@@ -49,44 +82,56 @@ def reassemble(gathered: torch.Tensor, n: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def member_features(pl_module, datamodule, split, rows, device, progress=True) -> list[torch.Tensor]:
+def member_features(pair, datamodule, split, rows, device, progress=True) -> list[torch.Tensor]:
     """``[(len(rows), d)] * members`` float32 features of ``split`` (all rows if ``rows`` is
-    None), computed in batches on ``device`` with the module as it is (call ``eval()`` first)."""
-    outs: list[list[torch.Tensor]] = [[] for _ in pl_module.members]
+    None), in batches on ``device``, with the pair as it is (put it in eval mode first).
+
+    Autocast is switched off explicitly: under bf16 training the pooled features would keep an
+    8-bit mantissa, a precision floor for ranks and for 1 − ρ² near ρ = 1.
+    """
+    outs: list[list[torch.Tensor]] = [[] for _ in pair.members]
     loader = datamodule.eval_dataloader(split, rows)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     for batch in tqdm(loader, desc=f"features/{split}", leave=False, disable=not progress):
         x = datamodule.eval_transform(batch["x"].to(device, non_blocking=True))
-        with autocast:
-            feats = pl_module.features(x)
+        with torch.autocast(device.type, enabled=False):
+            feats = pair.features(x.float())
         for m, f in enumerate(feats):
             outs[m].append(f.float())
     return [torch.cat(o) for o in outs]
 
 
-def extract_features(trainer, pl_module, max_samples: int | None = None, progress: bool = True) -> PairFeatures:
+def extract_pair_features(
+    pair,
+    datamodule,
+    device: torch.device,
+    max_samples: int | None = None,
+    collective: Collective | None = None,
+    progress: bool = True,
+) -> PairFeatures:
     """Features of every member on both splits, in eval mode, each row once.
 
-    Under DDP each rank extracts rows ``rank::world`` of the (sub-sampled) split and the
-    shards are all-gathered and put back in order, so every sample appears exactly once.
+    With a ``collective`` of several ranks, each rank extracts rows ``rank::world`` of the
+    (sub-sampled) split and the shards are all-gathered and put back in order, so every sample
+    appears exactly once. The training subset (``max_samples``) is the same for every call.
     """
-    datamodule = trainer.datamodule
-    device = pl_module.device
-    world, rank = trainer.world_size, trainer.global_rank
-    was_training = pl_module.training
-    pl_module.eval()
+    collective = collective or SingleProcess()
+    world, rank = collective.world, collective.rank
+    was_training = pair.training
+    pair.eval()
     try:
         feats, labels, used = {}, {}, {}
         for split in ("train", "test"):
             y_all = datamodule.splits[split][1]
             rows = analysis_rows(y_all, max_samples) if split == "train" else torch.arange(len(y_all))
             used[split], labels[split] = rows, y_all[rows]
-            local = member_features(pl_module, datamodule, split, rows[rank::world], device, progress)
+            local = member_features(pair, datamodule, split, rows[rank::world], device, progress)
             if world > 1:
                 longest = -(-len(rows) // world)  # rank 0 holds the most rows
                 padded = [torch.cat([f, f.new_zeros(longest - len(f), f.shape[1])]) for f in local]
-                local = [reassemble(pl_module.all_gather(f), len(rows)) for f in padded]
+                local = [reassemble(collective.all_gather(f), len(rows)) for f in padded]
             feats[split] = tuple(local)
     finally:
-        pl_module.train(was_training)
-    return PairFeatures(feats["train"], feats["test"], labels["train"].to(device), labels["test"].to(device), used)
+        pair.train(was_training)
+    return PairFeatures(
+        feats["train"], feats["test"], labels["train"].to(device), labels["test"].to(device), used
+    )

@@ -1,0 +1,109 @@
+"""``python -m ncib.analyse <run_dir> [key=value ...]``: analyse a finished run again.
+
+Every analysis epoch of the run kept the pair's weights (``checkpoints/analysis/``); this
+command loads each of them and runs the same analysis as training did
+(:class:`ncib.engine.PairEpochAnalysis`), with the run's composed config plus the overrides —
+another ``analysis.k``, a larger ``analysis.max_samples`` — and writes a new records file beside
+the old one (``analysis-<name>.jsonl``, never overwriting anything) and its report
+(``report-<name>.md``, ``figures-<name>/``).
+
+    python -m ncib.analyse outputs/digits/2026-11-28_10-00-00                 # the same analysis
+    python -m ncib.analyse outputs/digits/2026-11-28_10-00-00 analysis.k=5 --name k5
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from pathlib import Path
+
+__all__ = ["analyse_run", "main"]
+log = logging.getLogger("ncib.analyse")
+
+
+def _next_name(run_dir: Path) -> str:
+    taken = {int(m.group(1)) for p in run_dir.glob("analysis-*.jsonl") if (m := re.match(r"analysis-(\d+)\.jsonl$", p.name))}
+    return str(max(taken, default=0) + 1)
+
+
+def analyse_run(run_dir: str | Path, overrides=(), name: str | None = None, epochs=None, device=None) -> Path:
+    """Re-analyse the saved analysis checkpoints of ``run_dir``; returns the new records path."""
+    import torch
+    from hydra.utils import instantiate
+
+    from ncib.callbacks import AnalysisCallback
+    from ncib.engine import PairEpochAnalysis
+    from ncib.engine.checkpoints import (
+        ANALYSIS_CHECKPOINTS,
+        list_analysis_checkpoints,
+        load_weights,
+    )
+    from ncib.records import RECORDS_FILE
+    from ncib.rundir import RunDirError, load_run_config
+
+    cfg = load_run_config(run_dir, overrides)
+    run_dir = Path(run_dir)
+    saved = list_analysis_checkpoints(run_dir)
+    if epochs is not None:
+        saved = [(e, p) for e, p in saved if e in set(epochs)]
+    if not saved:
+        raise RunDirError(
+            f"{run_dir / ANALYSIS_CHECKPOINTS} holds no analysis checkpoints"
+            + (f" for epochs {sorted(epochs)}" if epochs is not None else "")
+            + " (epoch=NNNN.ckpt, kept at every analysis epoch unless analysis.checkpoints=false)"
+        )
+    callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values() if node is not None]
+    analysers = [cb for cb in callbacks if isinstance(cb, AnalysisCallback)]
+    if not analysers:
+        raise RunDirError(f"the config of {run_dir} has no analysis callbacks: nothing to analyse")
+    settings = analysers[0].settings
+    name = name or _next_name(run_dir)
+    if not re.fullmatch(r"[A-Za-z0-9_.=+-]+", name):
+        raise RunDirError(f"--name {name!r}: use letters, digits and _.=+- only")
+    records_name = f"analysis-{name}.jsonl"
+    if (run_dir / records_name).exists() or records_name == RECORDS_FILE:
+        raise RunDirError(f"{run_dir / records_name} exists; choose another --name (nothing is overwritten)")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = instantiate(cfg.model).to(device)
+    datamodule = instantiate(cfg.dataset.datamodule)
+    engine = PairEpochAnalysis(run_dir, settings, records_name=records_name)
+    (run_dir / f"analysis-{name}.overrides").write_text("".join(f"{o}\n" for o in overrides))
+    for epoch, path in saved:
+        ckpt = load_weights(path)
+        model.load_state_dict(ckpt["state_dict"])
+        groups = [cb.group for cb in analysers if cb.schedule.due(epoch, cfg.trainer.max_epochs)] or [
+            cb.group for cb in analysers
+        ]
+        log.info("epoch %d (%s): %s", epoch, path.name, ", ".join(groups))
+        engine.run(model, datamodule, epoch, int(ckpt.get("global_step", 0)), groups, device)
+    return run_dir / records_name
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m ncib.analyse", description=__doc__.split("\n\n")[0],
+        epilog="overrides are key=value pairs of the run's composed config, e.g. analysis.k=5",
+    )
+    parser.add_argument("run_dir", type=Path, help="a run directory written by python -m ncib.run")
+    parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config")
+    parser.add_argument("--name", default=None, help="suffix of the new files (default: the next free number)")
+    parser.add_argument("--epochs", type=int, nargs="+", default=None, help="only these analysis epochs")
+    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)
+
+    from ncib.report import write_report
+    from ncib.rundir import RunDirError
+
+    try:
+        records = analyse_run(args.run_dir, args.overrides, args.name, args.epochs, args.device)
+    except RunDirError as err:
+        parser.exit(2, f"error: {err}\n")
+    report = write_report(args.run_dir, records.name)
+    print(f"wrote {records} and {report.path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""The analysis of a seed pair at one epoch, as one object that needs no Trainer.
+
+:class:`PairEpochAnalysis` extracts both members' features once
+(:func:`~ncib.engine.features.extract_pair_features`), wraps them in a
+:class:`~ncib.analysis.PairAnalysis` (every expensive quantity computed once, whichever groups
+ask for it), computes the requested metric groups (:mod:`ncib.metrics.outputs`), logs their
+scalars under ``analysis/…`` and appends one record to the run's records file. Its callers:
+the training callbacks (:mod:`ncib.callbacks`), ``python -m ncib.analyse`` (saved
+checkpoints of a finished run), and the zero-shot transfer experiment.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ncib.analysis import PairAnalysis
+from ncib.engine.features import Collective, SingleProcess, extract_pair_features
+from ncib.metrics import logged_name
+from ncib.metrics.outputs import ANALYSIS_GROUPS, group_outputs
+from ncib.records import RECORDS_FILE, append_record
+
+__all__ = ["AnalysisSettings", "PairEpochAnalysis"]
+log = logging.getLogger("ncib.analysis")
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """How the pair is analysed (the ``analysis.*`` config keys).
+
+    Attributes:
+        k: dimension of T_K and number of leading canonical correlations summarised
+            (None: the number of classes K).
+        max_samples: analyse a stratified training subset of at most this many samples,
+            the same rows at every epoch and for both members (None: all).
+        ridge: relative ridge ε of every covariance.
+        progress: log progress and show progress bars.
+    """
+
+    k: int | None = None
+    max_samples: int | None = None
+    ridge: float = 1e-6
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.k is not None and (isinstance(self.k, bool) or int(self.k) != self.k or self.k < 1):
+            raise ValueError(f"analysis.k must be an integer >= 1 or null (K); got {self.k!r}")
+        if self.max_samples is not None and (isinstance(self.max_samples, bool) or self.max_samples < 1):
+            raise ValueError(f"analysis.max_samples must be >= 1 or null (all); got {self.max_samples!r}")
+        if not self.ridge >= 0:
+            raise ValueError(f"analysis.ridge must be >= 0; got {self.ridge!r}")
+
+    def same_analysis(self, other: AnalysisSettings) -> bool:
+        """Whether two settings give the same numbers (``progress`` aside)."""
+        return (self.k, self.max_samples, self.ridge) == (other.k, other.max_samples, other.ridge)
+
+
+class PairEpochAnalysis:
+    """Analyse a pair at an epoch: extract features once, analyse, log, append one record.
+
+    Args:
+        run_dir: where the records file is (``<run_dir>/<records_name>``).
+        settings: :class:`AnalysisSettings`.
+        records_name: file name of the records (``analysis.jsonl`` for a training run).
+        loggers: objects with ``log_metrics(dict, step)`` (Lightning loggers).
+        collective: the processes sharing the extraction (default: this process alone); only
+            rank 0 writes the record.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        settings: AnalysisSettings,
+        records_name: str = RECORDS_FILE,
+        loggers: Sequence = (),
+        collective: Collective | None = None,
+    ):
+        self.run_dir, self.settings, self.records_name = Path(run_dir), settings, records_name
+        self.loggers = list(loggers)
+        self.collective = collective or SingleProcess()
+
+    @property
+    def records_path(self) -> Path:
+        return self.run_dir / self.records_name
+
+    def run(
+        self,
+        pair,
+        datamodule,
+        epoch: int,
+        global_step: int,
+        groups: Sequence[str],
+        device: torch.device | str | None = None,
+    ) -> dict:
+        """Analyse ``pair`` on ``datamodule``'s splits for the metric ``groups``; returns the
+        record (also logged and appended). ``device`` defaults to the pair's."""
+        unknown = [g for g in groups if g not in ANALYSIS_GROUPS]
+        if unknown or not groups:
+            raise ValueError(f"analysis groups must be among {sorted(ANALYSIS_GROUPS)}; got {list(groups)}")
+        device = torch.device(device) if device is not None else next(pair.parameters()).device
+        started = time.perf_counter()
+        st = self.settings
+        talk = st.progress and self.collective.rank == 0
+        if talk:
+            log.info("analysis at epoch %d: extracting features of %d members", epoch, len(pair.members))
+        datamodule.setup("fit")
+        feats = extract_pair_features(pair, datamodule, device, st.max_samples, self.collective, talk)
+        num_classes = int(datamodule.num_classes)
+        k = st.k or num_classes
+        record: dict = {
+            "epoch": int(epoch),
+            "global_step": int(global_step),
+            "num_classes": num_classes,
+            "k": k,
+            "num_train": len(feats.y_train),
+            "num_test": len(feats.y_test),
+            "feature_dim": int(feats.train[0].shape[1]),
+            "settings": asdict(st) | {"k": k},
+        }
+        with torch.no_grad():
+            pa = PairAnalysis(
+                train=feats.train, test=feats.test, y_train=feats.y_train, y_test=feats.y_test,
+                num_classes=num_classes, k=k, ridge=st.ridge,
+            )
+            scalars: dict[str, float] = {}
+            for group in groups:
+                values, entries = group_outputs(pa, group)
+                record[group] = {"scalars": values, **entries}
+                scalars |= {logged_name(group, name): v for name, v in values.items()}
+        record["warnings"] = sorted(set(pa.warnings))
+        record["seconds"] = time.perf_counter() - started
+        for logger in self.loggers:
+            logger.log_metrics({"analysis/epoch": float(epoch), **scalars}, step=int(global_step))
+        if self.collective.rank == 0:
+            append_record(self.records_path, record)
+        if talk:
+            log.info("analysis at epoch %d done in %.1f s", epoch, record["seconds"])
+        return record

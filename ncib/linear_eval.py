@@ -1,0 +1,142 @@
+"""The offline linear evaluation of both members (the paper's Table 1), at the end of training or
+standalone from a run directory:
+
+    python -m ncib.linear_eval <run_dir> [--checkpoint PATH] [--epochs N] [--output NAME] [--force]
+
+Writes ``<run_dir>/linear_eval.json``: test accuracy of m0, of m1, and the share of test samples
+that both classify correctly. Each member's evaluation draws all its randomness (the linear
+layer's initialisation, the data order, the views) from the member's own seed and
+``linear_eval.seed``, so swapping the seed pair swaps Table 1 exactly, and a rerun on the same
+checkpoint reproduces it (docs/design.md §6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, TensorDataset
+
+from ncib.data.base import EpochBatchSampler, IndexedTensors, mix_seed
+from ncib.engine.features import member_features
+from ncib.metrics import MEMBERS, key
+from ncib.records import LINEAR_EVAL_FILE, atomic_write_bytes
+
+__all__ = ["member_eval_seed", "train_linear_evaluation", "write_linear_eval"]
+log = logging.getLogger("ncib.linear_eval")
+
+_LINEAR_EVAL = 3  # stream of mix_seed reserved for the linear evaluation
+
+
+def member_eval_seed(member_seed: int, eval_seed: int) -> int:
+    """The seed of one member's linear evaluation: a function of its own seed, not its position."""
+    return mix_seed(int(member_seed), _LINEAR_EVAL, int(eval_seed)) % 2**31
+
+
+def _collate_xy(samples) -> dict:
+    x, y = zip(*samples)
+    return {"x": torch.stack(x), "y": torch.stack(y)}
+
+
+def _feature_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> DataLoader:
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=g, collate_fn=_collate_xy)
+
+
+def train_linear_evaluation(model, datamodule, cfg: DictConfig, accelerator: str = "auto", progress: bool = True) -> dict:
+    """Train one :class:`~ncib.models.LinearEvaluator` per member on its frozen encoder.
+
+    Returns ``{"test_acc/m0", "test_acc/m1", "train_acc/m0", …, "both_correct", "num_test",
+    "seeds", "protocol"}`` (accuracies as fractions).
+    """
+    datamodule.setup("fit")
+    model.eval()
+    device = next(model.parameters()).device
+    y_train = datamodule.splits["train"][1].to(device)
+    y_test = datamodule.splits["test"][1].to(device)
+    train_feats = member_features(model, datamodule, "train", None, device, progress)
+    test_feats = member_features(model, datamodule, "test", None, device, progress)
+    augment = bool(cfg.get("augment", False))
+    results: dict = {}
+    correct = []
+    for m, (name, member) in enumerate(zip(MEMBERS, model.members, strict=True)):
+        seed = member_eval_seed(model.seeds[m], cfg.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # before the linear layer is built
+            evaluator = instantiate(cfg.module)(
+                encoder=copy.deepcopy(member.encoder),
+                num_classes=datamodule.num_classes,
+                inputs="images" if augment else "features",
+                view_fn=datamodule.make_views if augment else None,
+            )
+            evaluator.set_standardization(train_feats[m].cpu())
+            if augment:
+                images, labels = datamodule.splits["train"]
+                loader = DataLoader(
+                    IndexedTensors(images, labels),
+                    sampler=EpochBatchSampler(len(labels), int(cfg.batch_size), seed),
+                    batch_size=None,
+                )
+            else:
+                loader = _feature_batches(train_feats[m].cpu(), y_train.cpu(), int(cfg.batch_size), seed)
+            trainer = pl.Trainer(
+                accelerator=accelerator, devices=1, max_epochs=int(cfg.epochs), logger=False,
+                enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
+            )
+            trainer.fit(evaluator, train_dataloaders=loader)
+        pred_train = evaluator.predict_features(train_feats[m])
+        pred_test = evaluator.predict_features(test_feats[m])
+        results[key("{split}_acc/{member}", split="train", member=name)] = (pred_train == y_train).float().mean().item()
+        results[key("{split}_acc/{member}", split="test", member=name)] = (pred_test == y_test).float().mean().item()
+        correct.append(pred_test == y_test)
+    results[key("both_correct")] = torch.stack(correct).all(0).float().mean().item()
+    results["num_test"] = len(y_test)
+    results["seeds"] = [int(s) for s in model.seeds]
+    results["protocol"] = str(cfg.get("protocol", "cached"))
+    return results
+
+
+def write_linear_eval(run_dir: str | Path, results: dict, name: str = LINEAR_EVAL_FILE) -> Path:
+    return atomic_write_bytes(Path(run_dir) / name, (json.dumps(results, indent=2) + "\n").encode())
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ncib.linear_eval", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: <run_dir>/checkpoints/last.ckpt")
+    parser.add_argument("--epochs", type=int, default=None, help="override linear_eval.epochs")
+    parser.add_argument("--output", default=LINEAR_EVAL_FILE, help=f"file name in run_dir (default {LINEAR_EVAL_FILE})")
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    args = parser.parse_args(argv)
+    from ncib.engine.checkpoints import load_weights
+    from ncib.rundir import load_run_config
+
+    cfg = load_run_config(args.run_dir, error=parser.error)
+    out = args.run_dir / args.output
+    if out.exists() and not args.force:
+        parser.error(f"{out} exists; pass --output NAME to write beside it, or --force to replace it")
+    ckpt_path = args.checkpoint or args.run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt_path.exists():
+        parser.error(f"checkpoint {ckpt_path} not found; pass --checkpoint")
+    eval_cfg = cfg.get("linear_eval")
+    if eval_cfg is None:
+        parser.error(f"{args.run_dir} was run with linear_eval=null; nothing says how to evaluate")
+    if args.epochs is not None:
+        eval_cfg.epochs = args.epochs
+    model = instantiate(cfg.model)
+    model.load_state_dict(load_weights(ckpt_path)["state_dict"])
+    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    results = train_linear_evaluation(model, instantiate(cfg.dataset.datamodule), eval_cfg)
+    print(json.dumps(results, indent=2))
+    print(f"wrote {write_linear_eval(args.run_dir, results, args.output)}")
+
+
+if __name__ == "__main__":
+    main()

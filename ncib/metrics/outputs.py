@@ -1,0 +1,136 @@
+"""The key mapping: the values of a :class:`~ncib.analysis.PairAnalysis` under their registered
+names, one function per analysis group.
+
+Every key is built with :func:`ncib.metrics.registry.key` (an unregistered name is an error),
+and :func:`group_outputs` checks that a group produced exactly the scalar keys the registry
+lists for it, so the names logged, documented and tested cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ncib.analysis import FEATURES, SPACES, PairAnalysis, nc4_agreement
+from ncib.metrics.registry import AXES, MEMBERS, key, keys
+
+__all__ = ["ANALYSIS_GROUPS", "group_outputs", "identifiability", "gib", "simplex_etf"]
+
+Outputs = tuple[dict[str, float], dict[str, Any]]  # (logged scalars, record entries)
+
+
+def identifiability(pa: PairAnalysis) -> Outputs:
+    """CCA summaries (in-sample and held out), CKA, and the spectra."""
+    scalars: dict[str, float] = {}
+    entries: dict[str, Any] = {}
+    for f in AXES["features"]:
+        res, held = pa.identifiability(f), pa.heldout(f)
+        scalars[key("cca/mean_k/{features}", features=f)] = float(res.mean)
+        scalars[key("cca/var_k/{features}", features=f)] = float(res.var)
+        scalars[key("cca/std_k/{features}", features=f)] = float(res.std)
+        scalars[key("cca/min_k/{features}", features=f)] = float(res.rho_k.min())
+        scalars[key("cca/heldout/mean_k/{features}", features=f)] = float(held.mean)
+        scalars[key("cca/heldout/var_k/{features}", features=f)] = float(held.var)
+        scalars[key("cca/heldout/std_k/{features}", features=f)] = float(held.std)
+        scalars[key("cka/{features}", features=f)] = float(pa.cka(f))
+        entries[key("cca/rho/{features}", features=f)] = pa.cca(f).rho.tolist()
+        entries[key("cca/heldout/rho_k/{features}", features=f)] = held.rho_k.tolist()
+    return scalars, entries
+
+
+def gib(pa: PairAnalysis) -> Outputs:
+    """I(X;Y), the critical β around T_K, the information of T_K, its feature scaling."""
+    g, k = pa.gib(0), pa.k
+    beta = float(pa.tk(0).beta)
+    at_tk = g.information_curve(beta)
+    i_xy = float(at_tk.i_xy)
+    scalars = {
+        key("gib/mi_xy"): i_xy,
+        key("gib/beta_crit/k"): float(g.beta_crit[k - 1]),
+        key("gib/beta_crit/k_next"): float(g.beta_crit[k]) if k < g.beta_crit.shape[0] else math.inf,
+        key("gib/beta_tk"): beta,
+        key("gib/i_tx_tk"): float(at_tk.i_tx[0]),
+        key("gib/i_ty_tk"): float(at_tk.i_ty[0]),
+        key("gib/i_ty_frac_tk"): float(at_tk.i_ty[0]) / i_xy if i_xy > 0 else 0.0,
+    }
+    curve = pa.information_curve()
+    entries: dict[str, Any] = {
+        key("lambda"): g.lam.tolist(),
+        key("beta_crit"): g.beta_crit.tolist(),
+        key("information_curve"): {
+            "beta": curve.beta.tolist(),
+            "i_tx": curve.i_tx.tolist(),
+            "i_ty": curve.i_ty.tolist(),
+            "i_xy": float(curve.i_xy),
+        },
+    }
+    for m, name in enumerate(MEMBERS):
+        scaling = pa.tk(m).feature_scaling
+        scalars[key("gib/feature_scaling/min/{member}", member=name)] = float(scaling.min())
+        scalars[key("gib/feature_scaling/max/{member}", member=name)] = float(scaling.max())
+        entries[key("feature_scaling/{member}", member=name)] = scaling.tolist()
+    return scalars, entries
+
+
+def simplex_etf(pa: PairAnalysis) -> Outputs:
+    """Class-mean geometry, NC1, NCC and NC4 in raw Z and in T_K; the analysis probe."""
+    out: dict[str, float] = {}
+    splits = {"train": pa.y_train, "test": pa.y_test}
+    for space in SPACES:
+        for m, name in enumerate(MEMBERS):
+            ax = {"space": space, "member": name}
+            st = pa.etf(space, m)
+            out[key("etf/equinorm/{space}/{member}", **ax)] = float(st.equinorm)
+            out[key("etf/cos_mean/{space}/{member}", **ax)] = float(st.cos_mean)
+            out[key("etf/cos_dev/{space}/{member}", **ax)] = float(st.cos_dev)
+            out[key("etf/cos_std/{space}/{member}", **ax)] = float(st.cos_std)
+            out[key("etf/angle_std_deg/{space}/{member}", **ax)] = float(st.angle_std_deg)
+            out[key("nc1/{space}/{member}", **ax)] = float(pa.nc1(space, m).value)
+            probe = pa.probe(space, m)  # NC4 compares NCC with the probe on the same features
+            for split, y in splits.items():
+                ncc = pa.ncc(space, m, split)
+                pred = probe.train_pred if split == "train" else probe.test_pred
+                out[key("ncc/{split}_acc/{space}/{member}", split=split, **ax)] = _accuracy(ncc, y)
+                out[key("nc4/{split}/{space}/{member}", split=split, **ax)] = float(
+                    nc4_agreement(ncc, pred)
+                )
+    for kind in FEATURES:
+        probes = [pa.probe(kind, m) for m in range(len(MEMBERS))]
+        for name, p in zip(MEMBERS, probes, strict=True):
+            ax = {"probe_input": kind, "member": name}
+            out[key("probe/{split}_acc/{probe_input}/{member}", split="train", **ax)] = float(p.train_acc)
+            out[key("probe/{split}_acc/{probe_input}/{member}", split="test", **ax)] = float(p.test_acc)
+        both = (probes[0].test_pred == pa.y_test) & (probes[1].test_pred == pa.y_test)
+        out[key("probe/test_both_correct/{probe_input}", probe_input=kind)] = float(both.double().mean())
+    return out, {}
+
+
+def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
+    return float((pred == y).double().mean())
+
+
+ANALYSIS_GROUPS: dict[str, Callable[[PairAnalysis], Outputs]] = {
+    "identifiability": identifiability,
+    "gib": gib,
+    "simplex_etf": simplex_etf,
+}
+
+
+def group_outputs(pa: PairAnalysis, group: str) -> Outputs:
+    """The scalars and record entries of one analysis group, checked against the registry."""
+    if group not in ANALYSIS_GROUPS:
+        raise ValueError(f"unknown analysis group {group!r}; known: {sorted(ANALYSIS_GROUPS)}")
+    scalars, entries = ANALYSIS_GROUPS[group](pa)
+    for made, expected, what in (
+        (scalars, keys(group), "scalars"),
+        (entries, keys(group, scalars=False), "record entries"),
+    ):
+        if set(made) != set(expected):
+            raise RuntimeError(
+                f"analysis group {group!r} made {what} {sorted(set(made) ^ set(expected))} that "
+                "differ from ncib/metrics/registry.py; register them or stop making them"
+            )
+    return scalars, entries

@@ -1,0 +1,209 @@
+"""Every name ncib logs or records, defined once: key template, meaning, owner, shape.
+
+This module is vocabulary only (standard library, no torch), so every part of ncib can import
+it. The analysis callbacks log exactly the scalar keys of their group (``keys(group)``), the
+engine checks that, the tests compare against it, and ``docs/metrics.md`` is generated from it
+(``python -m ncib.metrics > docs/metrics.md``).
+
+A template holds placeholders in braces; each placeholder names an axis of :data:`AXES`, and a
+template stands for every combination of the axes' values:
+``"cca/mean_k/{features}"`` → ``cca/mean_k/raw``, ``cca/mean_k/normal``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+from dataclasses import dataclass
+
+__all__ = [
+    "AXES",
+    "GROUPS",
+    "MEMBERS",
+    "METRICS",
+    "Metric",
+    "key",
+    "keys",
+    "logged_name",
+    "markdown_table",
+    "member_name",
+]
+
+MEMBERS = ("m0", "m1")
+"""Names of the two members of a seed pair: member ``i`` has seed ``seed_pair[i]``."""
+
+
+def member_name(index: int) -> str:
+    """``"m0"``, ``"m1"``, … for the member at ``index`` of the pair."""
+    return f"m{int(index)}"
+
+
+AXES: dict[str, tuple[str, ...]] = {
+    "member": MEMBERS,
+    # the two kinds of encoder features: raw Z, and its normal scores (the "ranked" features)
+    "features": ("raw", "normal"),
+    # inputs of the analysis probe (Table 2): raw Z, normal scores, and T_K
+    "probe_input": ("raw", "normal", "tk"),
+    # where neural collapse is measured: raw Z, and T_K
+    "space": ("raw", "tk"),
+    "split": ("train", "test"),
+}
+
+# owner → what it is and the prefix its keys carry when logged
+GROUPS: dict[str, tuple[str, str]] = {
+    "identifiability": ("IdentifiabilityCallback: CCA and CKA between the members", "analysis/"),
+    "gib": ("GIBCallback: Gaussian information bottleneck between the members", "analysis/"),
+    "simplex_etf": ("SimplexETFCallback: neural collapse and the analysis probe", "analysis/"),
+    "linear_eval": ("offline linear evaluation at the end of training (Table 1)", "linear_eval/"),
+    "train": ("the training loop", ""),
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One family of keys.
+
+    Attributes:
+        template: key with ``{axis}`` placeholders (see :data:`AXES`), without the group prefix.
+        meaning: what the value is, in one line.
+        group: the owner (a key of :data:`GROUPS`).
+        shape: ``"scalar"`` for logged scalars; otherwise the shape of a record entry
+            (``"(r,)"``: one value per canonical pair …), stored in the records file only.
+    """
+
+    template: str
+    meaning: str
+    group: str
+    shape: str = "scalar"
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        return tuple(f for _, f, _, _ in string.Formatter().parse(self.template) if f)
+
+    def keys(self) -> list[str]:
+        """Every concrete key of the family, in axis order."""
+        values = [AXES[a] for a in self.axes]
+        return [self.template.format(**dict(zip(self.axes, combo))) for combo in itertools.product(*values)]
+
+
+def _m(template: str, meaning: str, group: str, shape: str = "scalar") -> Metric:
+    return Metric(template, meaning, group, shape)
+
+
+_I, _G, _E = "identifiability", "gib", "simplex_etf"
+
+METRICS: tuple[Metric, ...] = (
+    # -- identifiability (docs/math.md §3, §4) ---------------------------------------------
+    _m("cca/mean_k/{features}", "mean of the k leading canonical correlations ρ between the members (training split)", _I),
+    _m("cca/var_k/{features}", "population variance of those k correlations", _I),
+    _m("cca/std_k/{features}", "population standard deviation of those k correlations", _I),
+    _m("cca/min_k/{features}", "the k-th largest canonical correlation", _I),
+    _m("cca/heldout/mean_k/{features}", "mean of the k leading correlations measured on the test split, directions fitted on the training split", _I),
+    _m("cca/heldout/var_k/{features}", "population variance of those held-out correlations", _I),
+    _m("cca/heldout/std_k/{features}", "population standard deviation of those held-out correlations", _I),
+    _m("cka/{features}", "linear CKA between the members (training split)", _I),
+    _m("cca/rho/{features}", "every canonical correlation, descending", _I, "(r,)"),
+    _m("cca/heldout/rho_k/{features}", "the k held-out correlations", _I, "(k,)"),
+    # -- Gaussian information bottleneck (docs/math.md §5) -----------------------------------
+    _m("gib/mi_xy", "I(X;Y) = −½ Σ log λ_i between the members' normal scores (nats, in-sample)", _G),
+    _m("gib/beta_crit/k", "critical β_k = 1/(1−λ_k) of the k-th phase transition", _G),
+    _m("gib/beta_crit/k_next", "critical β_{k+1} (inf when there is none)", _G),
+    _m("gib/beta_tk", "the β of T_K, just below β_{k+1}", _G),
+    _m("gib/i_tx_tk", "I(T;X) of T_K (nats)", _G),
+    _m("gib/i_ty_tk", "I(T;Y) of T_K (nats)", _G),
+    _m("gib/i_ty_frac_tk", "I(T;Y) / I(X;Y) of T_K", _G),
+    _m("gib/feature_scaling/min/{member}", "smallest α_i / mean α over the k dimensions of T_K", _G),
+    _m("gib/feature_scaling/max/{member}", "largest α_i / mean α over the k dimensions of T_K", _G),
+    _m("lambda", "GIB eigenvalues λ_i = 1 − ρ_i², ascending", _G, "(r,)"),
+    _m("beta_crit", "critical β_i = 1/(1−λ_i)", _G, "(r,)"),
+    _m("information_curve", "β, I(T;X), I(T;Y) along β, and I(X;Y)", _G, "{beta, i_tx, i_ty: (M,), i_xy}"),
+    _m("feature_scaling/{member}", "α_i / mean α of T_K (the paper's Fig. 4B)", _G, "(k,)"),
+    # -- neural collapse and the analysis probe (docs/math.md §6, §7) ------------------------
+    _m("etf/equinorm/{space}/{member}", "std / mean of the norms of the centred class means", _E),
+    _m("etf/cos_mean/{space}/{member}", "mean cosine between centred class means (simplex ETF: −1/(K−1))", _E),
+    _m("etf/cos_dev/{space}/{member}", "mean |cos + 1/(K−1)| over pairs of classes", _E),
+    _m("etf/cos_std/{space}/{member}", "std of the cosines between class means", _E),
+    _m("etf/angle_std_deg/{space}/{member}", "std of the angles between class means (degrees)", _E),
+    _m("nc1/{space}/{member}", "NC1 = tr(Σ_W Σ_B⁺)/K on the training split", _E),
+    _m("ncc/{split}_acc/{space}/{member}", "nearest-class-centre accuracy (centres from the training split)", _E),
+    _m("nc4/{split}/{space}/{member}", "agreement of the nearest-class-centre rule and the analysis probe", _E),
+    _m("probe/{split}_acc/{probe_input}/{member}", "accuracy of the analysis probe (full-batch logistic regression, Table 2)", _E),
+    _m("probe/test_both_correct/{probe_input}", "share of test samples both members' analysis probes classify correctly", _E),
+    # -- offline linear evaluation (Table 1) --------------------------------------------------
+    _m("{split}_acc/{member}", "accuracy of the offline linear evaluation on the frozen encoder", "linear_eval"),
+    _m("both_correct", "share of test samples both members classify correctly", "linear_eval"),
+    # -- training --------------------------------------------------------------------------
+    _m("train/loss/{member}", "SupCon loss of the member, mean over the epoch", "train"),
+)
+
+
+def _index() -> dict[str, Metric]:
+    out: dict[str, Metric] = {}
+    for metric in METRICS:
+        if metric.group not in GROUPS:
+            raise ValueError(f"metric {metric.template!r} has unknown group {metric.group!r}")
+        if metric.template in out:
+            raise ValueError(f"metric template {metric.template!r} is defined twice")
+        out[metric.template] = metric
+    return out
+
+
+_BY_TEMPLATE = _index()
+
+
+def key(template: str, **axes: str) -> str:
+    """The concrete key of a registered ``template`` for the given axis values.
+
+    Raises ``KeyError`` for an unregistered template and ``ValueError`` for a value outside its
+    axis, so code that names a metric cannot drift from the registry.
+    """
+    metric = _BY_TEMPLATE.get(template)
+    if metric is None:
+        raise KeyError(f"{template!r} is not a registered metric (ncib/metrics/registry.py)")
+    if set(axes) != set(metric.axes):
+        raise ValueError(f"{template!r} needs the axes {metric.axes}, got {tuple(axes)}")
+    for axis, value in axes.items():
+        if value not in AXES[axis]:
+            raise ValueError(f"{axis}={value!r} is not one of {AXES[axis]} (in {template!r})")
+    return template.format(**axes)
+
+
+def keys(group: str, scalars: bool = True) -> list[str]:
+    """Every key of ``group``: its logged scalars (default) or its record entries."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown metric group {group!r}; known: {sorted(GROUPS)}")
+    return [
+        k
+        for m in METRICS
+        if m.group == group and (m.shape == "scalar") == scalars
+        for k in m.keys()
+    ]
+
+
+def logged_name(group: str, name: str) -> str:
+    """The name under which a key of ``group`` reaches the loggers (with its prefix)."""
+    return GROUPS[group][1] + name
+
+
+def markdown_table() -> str:
+    """The metric reference of ``docs/metrics.md``."""
+    lines = [
+        "# Metrics",
+        "",
+        "Generated from `ncib/metrics/registry.py` by `python -m ncib.metrics > docs/metrics.md`;",
+        "a test fails when this file and the registry disagree. `{axis}` stands for each value:",
+        "",
+    ]
+    lines += [f"- `{{{a}}}`: {', '.join(f'`{v}`' for v in vals)}" for a, vals in AXES.items()]
+    for group, (what, prefix) in GROUPS.items():
+        lines += ["", f"## `{group}` — {what}", ""]
+        if prefix:
+            lines += [f"Logged scalars carry the prefix `{prefix}`.", ""]
+        lines += ["| key | shape | meaning |", "|---|---|---|"]
+        for m in METRICS:
+            if m.group == group:
+                where = "logged" if m.shape == "scalar" else f"record `{m.shape}`"
+                lines.append(f"| `{m.template}` | {where} | {m.meaning} |")
+    return "\n".join(lines) + "\n"
+
+

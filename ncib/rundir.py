@@ -1,0 +1,69 @@
+"""A run directory as the commands that come after training see it (``ncib.analyse``,
+``ncib.linear_eval``, ``ncib.report``, the transfer experiment): its composed config, checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+__all__ = ["CONFIG_FILE", "RunDirError", "load_run_config"]
+
+CONFIG_FILE = ".hydra/config.yaml"
+
+
+class RunDirError(ValueError):
+    """A path that is not a run directory of ``python -m ncib.run``."""
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    """``run_dir`` as a Path if it holds a composed config; else :class:`RunDirError` naming the
+    path and what was expected."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunDirError(f"run directory {run_dir} does not exist")
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} is a file; expected a run directory written by python -m ncib.run")
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise RunDirError(
+            f"{run_dir} is not an ncib run directory: expected {run_dir / CONFIG_FILE} (the composed "
+            "config that python -m ncib.run writes there)"
+        )
+    return run_dir
+
+
+def load_run_config(
+    run_dir: str | Path,
+    overrides: Sequence[str] = (),
+    error: Callable[[str], None] | None = None,
+):
+    """The composed config a run used, with ``paths.output_dir`` pointing at ``run_dir`` and
+    ``key=value`` ``overrides`` merged in (a key the run's config does not have is an error).
+
+    ``error`` (e.g. ``argparse.ArgumentParser.error``) is called with the message instead of
+    raising :class:`RunDirError`.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from ncib.config import register
+
+    try:
+        run_dir = check_run_dir(run_dir)
+        register()
+        cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+        OmegaConf.set_struct(cfg, True)
+        cfg.paths.output_dir = str(run_dir)
+        bad = [o for o in overrides if "=" not in o or o.startswith(("+", "~"))]
+        if bad:
+            raise RunDirError(f"overrides must be key=value pairs of the run's config; got {bad}")
+        try:
+            cfg.merge_with(OmegaConf.from_dotlist(list(overrides)))
+        except OmegaConfBaseException as err:
+            raise RunDirError(f"override not applicable to the config of {run_dir}: {err}") from err
+    except RunDirError as err:
+        if error is None:
+            raise
+        error(str(err))
+        raise
+    return cfg
