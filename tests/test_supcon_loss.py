@@ -1,8 +1,11 @@
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from ncib.losses import supcon_loss
+from ncib.models import ConvNet, PairedSupCon, ProjectionHead
 
 
 def slow_supcon(features, labels, temperature):
@@ -87,3 +90,76 @@ def test_bad_shapes_are_errors():
         supcon_loss(feats, labels[:-1])
     with pytest.raises(ValueError, match="temperature"):
         supcon_loss(feats, labels, temperature=0.0)
+
+
+def reference_formula(features, labels, temperature, base_temperature):
+    """The reference code's loss, spelt out with plain masks in float64 (every anchor here has a
+    positive): views stacked view-major, ``-(τ/τ_base)`` times the mean log-probability of the
+    positives of each anchor, averaged over all anchors."""
+    b, v, _ = features.shape
+    z = torch.cat([features[:, k] for k in range(v)]).double()  # row k*b + i: view k of i
+    y = [int(labels[i]) for k in range(v) for i in range(b)]
+    n = v * b
+    not_self = torch.ones(n, n, dtype=torch.float64)
+    same = torch.zeros(n, n, dtype=torch.float64)
+    for i in range(n):
+        not_self[i, i] = 0.0
+        for j in range(n):
+            same[i, j] = float(y[i] == y[j])
+    positive = same * not_self
+    logits = z @ z.T / temperature
+    log_prob = logits - torch.log((torch.exp(logits) * not_self).sum(dim=1, keepdim=True))
+    mean_log_prob_pos = (positive * log_prob).sum(dim=1) / positive.sum(dim=1)
+    return (-(temperature / base_temperature) * mean_log_prob_pos).mean()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(
+    "views,classes,temperature", [(2, 4, 0.1), (3, 3, 0.5), (4, 7, 0.07), (2, 12, 0.2)]
+)
+def test_base_temperature_matches_reference_formula(seed, views, classes, temperature):
+    feats, labels = random_batch(seed, b=12, v=views, classes=classes)
+    ours = supcon_loss(feats, labels, temperature, base_temperature=0.07)
+    ref = reference_formula(feats, labels, temperature, 0.07)
+    torch.testing.assert_close(ours, ref, atol=1e-12, rtol=1e-12)
+
+
+def test_base_temperature_none_is_factor_one_and_scales_gradients():
+    feats, labels = random_batch(4, v=3)
+    plain = supcon_loss(feats, labels, 0.1)
+    torch.testing.assert_close(supcon_loss(feats, labels, 0.1, base_temperature=0.1), plain)
+    torch.testing.assert_close(plain, reference_formula(feats, labels, 0.1, 0.1))
+    grads = []
+    for base in (None, 0.07):
+        f = feats.clone().requires_grad_(True)
+        supcon_loss(f, labels, 0.1, base_temperature=base).backward()
+        grads.append(f.grad)
+    torch.testing.assert_close(grads[1], grads[0] * (0.1 / 0.07), atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.07, float("nan")])
+def test_bad_base_temperature_is_an_error(bad):
+    feats, labels = random_batch(0)
+    with pytest.raises(ValueError, match="base_temperature must be > 0"):
+        supcon_loss(feats, labels, base_temperature=bad)
+
+
+def test_paired_supcon_passes_base_temperature_to_the_loss():
+    def module(**kwargs):
+        return PairedSupCon(
+            backbone=partial(ConvNet, in_channels=1, feature_dim=16, width=4),
+            head=partial(ProjectionHead, out_dim=8),
+            optimizer=partial(torch.optim.SGD, lr=0.1),
+            seeds=[0],
+            temperature=0.1,
+            **kwargs,
+        )
+
+    views = torch.randn(6, 2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 0, 1, 2, 2])
+    plain, scaled = module(), module(base_temperature=0.07)
+    assert scaled.hparams.base_temperature == 0.07
+    with torch.no_grad():
+        a = plain.member_loss(plain.members[0], views, labels)
+        b = scaled.member_loss(scaled.members[0], views, labels)
+    torch.testing.assert_close(b, a * (0.1 / 0.07))

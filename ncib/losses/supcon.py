@@ -2,11 +2,16 @@
 
 docs/math.md §1: for the ``B·V`` views of a batch with L2-normalised projections ``p``,
 
-    L = mean_i  -1/|P(i)| Σ_{p∈P(i)} log( exp(p_i·p_p/τ) / Σ_{a≠i} exp(p_i·p_a/τ) ),
+    L = (τ/τ_base) · mean_i  -1/|P(i)| Σ_{p∈P(i)} log( exp(p_i·p_p/τ) / Σ_{a≠i} exp(p_i·p_a/τ) ),
 
 where ``P(i)`` are the *other* views that share the label of view ``i``. Anchors without a
 positive (possible only with a single view of a singleton class) are left out of the mean, so
-the loss is never NaN. With every label distinct and V = 2 this is SimCLR's NT-Xent loss.
+the loss is never NaN. With every label distinct, V = 2 and τ_base = τ this is SimCLR's NT-Xent
+loss.
+
+The factor ``τ/τ_base`` is the reference implementation's (``base_temperature``, 0.07 there):
+it scales the loss, hence every gradient, so the learning rates published with that code
+assume it. With τ = 0.1 and τ_base = 0.07 the gradients are 10/7 as large as without it.
 """
 
 from __future__ import annotations
@@ -17,15 +22,21 @@ __all__ = ["supcon_loss"]
 
 
 def supcon_loss(
-    features: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float = 0.1,
+    base_temperature: float | None = None,
 ) -> torch.Tensor:
-    """SupCon L_out loss of a batch.
+    """SupCon L_out loss of a batch, multiplied by ``τ/τ_base``.
 
     Args:
         features: ``(B, V, D)`` projections of ``V`` views of ``B`` samples, already
             L2-normalised along ``D``.
         labels: ``(B,)`` integer class labels.
         temperature: softmax temperature ``τ > 0``.
+        base_temperature: ``τ_base > 0`` of the loss factor ``τ/τ_base``. ``None`` means
+            ``τ_base = τ`` (factor 1, the plain L_out). The reference SupCon code uses 0.07;
+            its learning rates were tuned with that factor in the loss.
 
     Returns:
         A scalar tensor: the mean over anchors that have at least one positive (zero, still
@@ -42,6 +53,9 @@ def supcon_loss(
         )
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0; got {temperature}")
+    if base_temperature is not None and not base_temperature > 0:
+        raise ValueError(f"base_temperature must be > 0 (or None for τ); got {base_temperature}")
+    scale = 1.0 if base_temperature is None else temperature / base_temperature
 
     # view-major layout: row v*B + b is view v of sample b
     p = features.transpose(0, 1).reshape(batch * views, -1)
@@ -57,7 +71,7 @@ def supcon_loss(
     n_pos = positives.sum(dim=1)
     has_pos = n_pos > 0
     pos_log_prob = torch.where(positives, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
-    per_anchor = -pos_log_prob[has_pos] / n_pos[has_pos]
+    per_anchor = -scale * pos_log_prob[has_pos] / n_pos[has_pos]
     if per_anchor.numel() == 0:
         return logits.sum() * 0.0
     return per_anchor.mean()

@@ -7,7 +7,7 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["optimizers_for", "step_decay", "warmup_cosine"]
+__all__ = ["optimizers_for", "step_decay", "supcon_reference", "warmup_cosine"]
 
 
 def warmup_cosine(
@@ -50,6 +50,91 @@ def step_decay(
         raise ValueError(f"milestones are fractions of training in (0, 1); got {list(milestones)}")
     at = sorted(round(m * total_steps) for m in milestones)
     return LambdaLR(optimizer, lambda step: gamma ** sum(step >= a for a in at))
+
+
+def supcon_reference(
+    optimizer: Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    warmup_epochs: int = 10,
+    warmup_from: float = 0.01,
+    final_factor: float = 1e-3,
+    warmup: bool = True,
+) -> LambdaLR:
+    """The learning rate of the reference SupCon code (Khosla et al. 2020): cosine decay set
+    once per epoch, with an optional linear warm-up set every step. Stepped once per optimiser
+    step, like every schedule here.
+
+    With ``E = ceil(total_steps / steps_per_epoch)`` epochs of ``T = steps_per_epoch`` steps,
+    optimiser step ``s`` (from 0) lies in epoch ``e = s // T + 1`` (counted from 1) at batch
+    ``i = s % T``. For a parameter group of base learning rate ``lr``:
+
+        cos(e)  = lr·f + lr·(1 - f)·(1 + cos(π e / E)) / 2              (f = final_factor)
+        lr(s)   = cos(e)                                                 if not warm-up, or e > W
+        lr(s)   = w_0 + p·(cos(W) - w_0),  p = (i + (e - 1)·T) / (W·T)  if warm-up and e <= W
+
+    with ``W = warmup_epochs`` and ``w_0 = warmup_from``. So the cosine part changes only at
+    epoch boundaries and already stands at ``cos(1) < lr`` in the first epoch; the last epoch
+    runs at ``lr·f`` (the reference's ``lr·lr_decay_rate**3``, 10⁻³·lr). The warm-up starts at
+    ``w_0`` at step 0 and rises linearly per step toward ``cos(W)``, the cosine value of epoch
+    ``W`` (reached only in the limit: its last step has ``p = 1 - 1/(W·T)``); epoch ``W + 1``
+    then runs at ``cos(W + 1)``. With fewer epochs than ``W`` the whole fit is warm-up, as in
+    the reference.
+
+    The reference turns warm-up on when the batch exceeds 256 samples (or on request). Here the
+    configuration decides: set ``warmup: true`` when the global batch (all devices) is > 256.
+
+    Args:
+        optimizer: its groups' learning rates at construction are the base ``lr`` (each group
+            is scheduled from its own).
+        total_steps: optimiser steps in the whole fit (``trainer.estimated_stepping_batches``).
+        steps_per_epoch: optimiser steps per epoch ``T``.
+        warmup_epochs: ``W``, a whole number of epochs >= 0.
+        warmup_from: ``w_0``, an *absolute* learning rate (0.01 in the reference), not a
+            fraction of ``lr``.
+        final_factor: ``f >= 0``: the last epoch's learning rate as a fraction of ``lr``.
+        warmup: whether to warm up at all.
+
+    Returns:
+        A :class:`~torch.optim.lr_scheduler.LambdaLR` whose factor is ``lr(s) / lr``.
+    """
+    if total_steps < 1 or steps_per_epoch < 1:
+        raise ValueError(
+            f"total_steps and steps_per_epoch must be >= 1; got {total_steps}, {steps_per_epoch}"
+        )
+    if isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs must be a whole number >= 0; got {warmup_epochs}")
+    if warmup_from < 0:
+        raise ValueError(f"warmup_from is a learning rate >= 0; got {warmup_from}")
+    if final_factor < 0:
+        raise ValueError(f"final_factor must be >= 0; got {final_factor}")
+    warm_epochs = int(warmup_epochs)
+    warm = bool(warmup) and warm_epochs > 0
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    bases = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
+    if warm and any(not base > 0 for base in bases):
+        raise ValueError(
+            f"warm-up from an absolute learning rate needs base learning rates > 0; got {bases}"
+        )
+
+    def cosine(epoch: int) -> float:
+        # cos(e) / lr, constant over the epoch
+        return final_factor + (1 - final_factor) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+    def factor_for(base: float):
+        start, end = warmup_from / base, cosine(warm_epochs)
+
+        def factor(step: int) -> float:
+            epoch, batch = step // steps_per_epoch + 1, step % steps_per_epoch
+            if warm and epoch <= warm_epochs:
+                p = (batch + (epoch - 1) * steps_per_epoch) / (warm_epochs * steps_per_epoch)
+                return start + p * (end - start)
+            # past the last step (Lightning steps the scheduler once more) hold the last epoch
+            return cosine(min(epoch, epochs))
+
+        return factor
+
+    return LambdaLR(optimizer, [factor_for(base) for base in bases])
 
 
 def optimizers_for(params, optimizer_factory, scheduler_factory, trainer):

@@ -45,6 +45,8 @@ class PairedSupCon(pl.LightningModule):
         scheduler: factory ``(optimizer, total_steps, steps_per_epoch) -> LRScheduler`` or None.
         seeds: one seed per member.
         temperature: SupCon temperature τ.
+        base_temperature: τ_base of the loss factor τ/τ_base (see :func:`ncib.losses.supcon_loss`);
+            None means τ (factor 1).
         channels_last: use the channels-last memory format (faster convolutions on GPU).
     """
 
@@ -56,6 +58,7 @@ class PairedSupCon(pl.LightningModule):
         seeds: Sequence[int],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         temperature: float = 0.1,
+        base_temperature: float | None = None,
         channels_last: bool = False,
     ):
         super().__init__()
@@ -67,6 +70,7 @@ class PairedSupCon(pl.LightningModule):
         self.members = nn.ModuleList(self._build_member(backbone, head, s) for s in self.seeds)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.temperature, self.channels_last = float(temperature), bool(channels_last)
+        self.base_temperature = None if base_temperature is None else float(base_temperature)
         if self.channels_last:
             self.members.to(memory_format=torch.channels_last)
 
@@ -88,7 +92,10 @@ class PairedSupCon(pl.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         z = member(x).view(b, v, -1)
         # under DDP: contrast against the global batch (a no-op on one device)
-        return supcon_loss(gather_with_grad(z), gather_with_grad(labels), self.temperature)
+        return supcon_loss(
+            gather_with_grad(z), gather_with_grad(labels), self.temperature,
+            base_temperature=self.base_temperature,
+        )
 
     def training_step(self, batch: dict, batch_idx: int):
         losses = []
