@@ -13,6 +13,7 @@ from .cca import (
     cross_covariance,
 )
 from .copula import normal_scores, normal_scores_train_test
+from .copula_cca import CopulaCCAResult, copula_cca, copula_cca_from_covariance
 from .etf import (
     ClassMeans,
     ETFStats,
@@ -32,6 +33,16 @@ from .gib import (
     gib_from_covariance,
     ib_representation,
 )
+from .heldout_gib import (
+    HeldoutCorrelations,
+    HeldoutGIBResult,
+    HeldoutGIBSummary,
+    heldout_correlations,
+    heldout_gaussian_ib,
+    heldout_gib_from_cca,
+    heldout_gib_from_correlations,
+    heldout_gib_summary,
+)
 from .identifiability import (
     IdentifiabilityResult,
     heldout_from_cca,
@@ -45,9 +56,13 @@ from .probe import ProbeResult, fit_linear_probe
 __all__ = [
     "CCAResult",
     "ClassMeans",
+    "CopulaCCAResult",
     "CovarianceBlocks",
     "ETFStats",
     "GIBResult",
+    "HeldoutCorrelations",
+    "HeldoutGIBResult",
+    "HeldoutGIBSummary",
     "IBRepresentation",
     "IdentifiabilityResult",
     "InformationCurve",
@@ -57,12 +72,19 @@ __all__ = [
     "canonical_correlations",
     "cca_from_covariance",
     "class_means",
+    "copula_cca",
+    "copula_cca_from_covariance",
     "cross_covariance",
     "fit_linear_probe",
     "gaussian_ib",
     "gib_from_cca",
     "gib_from_covariance",
+    "heldout_correlations",
     "heldout_from_cca",
+    "heldout_gaussian_ib",
+    "heldout_gib_from_cca",
+    "heldout_gib_from_correlations",
+    "heldout_gib_summary",
     "heldout_identifiability",
     "ib_representation",
     "identifiability",
