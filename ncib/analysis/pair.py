@@ -215,6 +215,7 @@ class PairAnalysis(PairOutputs):
             lambda: heldout_gib_from_correlations(
                 self.cca("normal") if m == 0 else self.cca("normal").swapped(),
                 self.heldout_correlations("normal"),
+                self.gib(m).r,  # the in-sample GIB shares the directions (and is needed for T_K)
             ),
         )
 

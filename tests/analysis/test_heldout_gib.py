@@ -84,6 +84,7 @@ def _check_known_answer(n_train, n_test, d, k, dtype, seed, in_sample_excess, ro
     assert summary.beta_k < summary.beta_tk < summary.beta_k_next
     assert held.rho[:k].min() > 0.985 and held.rho[k] < 5 / math.sqrt(n_test)
     assert sorted(held.order[:k].tolist()) == list(range(k))  # the planted pairs lead
+    assert torch.all(held.lam[:-1] <= held.lam[1:]) and torch.all(held.rho >= 0)
 
 
 def test_known_answer_d512():
@@ -216,15 +217,19 @@ def _reference(xtr, ytr, xte, yte, ridge, k):
     }
 
 
-def _random_pair(seed, n, n_test, dx, dy):
-    """Correlated features with unequal scales, a mean offset, and a test split whose mean is
-    shifted (the correlations must be re-centred on the test rows)."""
+def _random_pair(seed, n, n_test, dx, dy, rank=3):
+    """Features related through a rank-3 map (so that the remaining pairs are pure noise whose
+    test correlations come out in no order and with either sign), with unequal scales, a mean
+    offset, and a test split whose mean is shifted (the correlations must be re-centred on the
+    test rows)."""
     g = _gen(seed)
     total = n + n_test
     x = torch.randn(total, dx, generator=g, dtype=torch.float64) @ torch.randn(
         dx, dx, generator=g, dtype=torch.float64
     )
-    mix = torch.randn(dx, dy, generator=g, dtype=torch.float64) * torch.linspace(1.0, 0.05, dy)
+    mix = torch.randn(dx, rank, generator=g, dtype=torch.float64) @ torch.randn(
+        rank, dy, generator=g, dtype=torch.float64
+    )
     y = x @ mix + 2.0 * torch.randn(total, dy, generator=g, dtype=torch.float64)
     x, y = x + 5.0, y - 3.0
     x[n:] += 0.7
@@ -233,7 +238,7 @@ def _random_pair(seed, n, n_test, dx, dy):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("dims", [(6, 5), (5, 7)])
+@pytest.mark.parametrize("dims", [(9, 8), (7, 10)])
 def test_matches_numpy_reference(seed, dims):
     k = 2
     xtr, ytr, xte, yte = _random_pair(seed, 400, 150, *dims)
@@ -254,6 +259,7 @@ def test_matches_numpy_reference(seed, dims):
     np.testing.assert_allclose(v, ref["v"] * signs, rtol=0, atol=1e-8 * np.abs(v).max())
     np.testing.assert_allclose(held.gib.r.numpy(), ref["r"], rtol=1e-8)
     assert torch.all(held.lam[:-1] <= held.lam[1:])
+    assert held.order.tolist() != sorted(held.order.tolist())  # the sort mattered here
 
 
 # -- invariances and consistency --------------------------------------------------------------
@@ -346,8 +352,14 @@ def test_pair_analysis_heldout_gib(make_collapsed_pair, seed):
     t0, t1 = normal_scores(test[0], train[0]), normal_scores(test[1], train[1])
     direct = heldout_gaussian_ib(g0, g1, t0, t1, ridge=pa.ridge)
     torch.testing.assert_close(held.lam, direct.lam, rtol=0, atol=1e-10)
+    torch.testing.assert_close(held.gib.r, direct.gib.r, rtol=1e-10, atol=0)  # reused r_i
     torch.testing.assert_close(pa.heldout_gib(1).lam, held.lam, rtol=0, atol=0)
-    assert pa.heldout_gib(1).gib.v.shape == (train[1].shape[1], 16)
+    other = heldout_gaussian_ib(g1, g0, t1, t0, ridge=pa.ridge).gib.v  # member 1's directions
+    v1 = pa.heldout_gib(1).gib.v
+    top = slice(0, K)  # distinct ρ̃: each direction is defined up to sign
+    torch.testing.assert_close(
+        (v1[:, top] * other[:, top]).sum(0).abs(), other[:, top].square().sum(0), rtol=1e-6, atol=0
+    )
     # the K leading train pairs' test correlations are the held-out identifiability ones
     torch.testing.assert_close(
         pa.heldout_correlations().corr[:K],
