@@ -339,6 +339,24 @@ def main() -> None:
         "nc4/test/tk/m0",
     ):
         print(f"  {key:<30s} {s[key]: .4f}")
+    print("-- beside the per-epoch analysis above (not in TOTAL) --")
+    extra: dict[str, float] = {}
+    held = timed(extra, "held-out GIB (normal, test split)", pa.heldout_gib_summary, sync)
+    print(
+        f"  {'':<34s} I(X;Y) held-out {held.mi_xy:.3f} nats, in-sample "
+        f"{held.mi_xy_in_sample:.3f}; β_K {held.beta_k:.4g}, β_K+1 {held.beta_k_next:.4g}; "
+        f"I(T_K;Y)/I(X;Y) {held.i_ty_frac_tk:.4f}"
+    )
+    copula = timed(
+        extra,
+        "copula CCA raw vs normal (2 members)",
+        lambda: [pa.copula_cca(m) for m in (0, 1)],
+        sync,
+    )
+    print(
+        f"  {'':<34s} mean ρ (K leading / all): "
+        + ", ".join(f"m{m} {c.mean_k:.4f} / {c.mean_all:.4f}" for m, c in enumerate(copula))
+    )
     if args.skip_baseline:
         return
     print("-- baseline (numpy float64 np.cov + eigh whitening, scipy ranks, sklearn, loops) --")

@@ -15,6 +15,7 @@ from .cca import (
 )
 from .cka import linear_cka, linear_cka_from_covariance
 from .copula import normal_scores, normal_scores_train_test
+from .copula_cca import CopulaCCAResult, copula_cca, copula_cca_from_covariance
 from .etf import (
     ClassMeans,
     ETFStats,
@@ -34,6 +35,16 @@ from .gib import (
     gib_from_covariance,
     ib_representation,
 )
+from .heldout_gib import (
+    HeldoutCorrelations,
+    HeldoutGIBResult,
+    HeldoutGIBSummary,
+    heldout_correlations,
+    heldout_gaussian_ib,
+    heldout_gib_from_cca,
+    heldout_gib_from_correlations,
+    heldout_gib_summary,
+)
 from .identifiability import (
     IdentifiabilityResult,
     heldout_from_cca,
@@ -49,9 +60,13 @@ __all__ = [
     "SPACES",
     "CCAResult",
     "ClassMeans",
+    "CopulaCCAResult",
     "CovarianceBlocks",
     "ETFStats",
     "GIBResult",
+    "HeldoutCorrelations",
+    "HeldoutGIBResult",
+    "HeldoutGIBSummary",
     "IBRepresentation",
     "IdentifiabilityResult",
     "InformationCurve",
@@ -61,12 +76,19 @@ __all__ = [
     "canonical_correlations",
     "cca_from_covariance",
     "class_means",
+    "copula_cca",
+    "copula_cca_from_covariance",
     "cross_covariance",
     "fit_logistic_probe",
     "gaussian_ib",
     "gib_from_cca",
     "gib_from_covariance",
+    "heldout_correlations",
     "heldout_from_cca",
+    "heldout_gaussian_ib",
+    "heldout_gib_from_cca",
+    "heldout_gib_from_correlations",
+    "heldout_gib_summary",
     "heldout_identifiability",
     "ib_representation",
     "identifiability",

@@ -11,9 +11,11 @@ import torch
 from torch import Tensor
 
 from ._checks import WarningLog, check_labels, check_matrix
+from ._linalg import covariance_blocks
 from .cca import CCAResult, CovarianceBlocks, cca_from_covariance, cross_covariance
 from .cka import linear_cka_from_covariance
 from .copula import normal_scores_train_test
+from .copula_cca import CopulaCCAResult, copula_cca_from_covariance
 from .etf import (
     ClassMeans,
     ETFStats,
@@ -24,6 +26,14 @@ from .etf import (
     simplex_etf_stats,
 )
 from .gib import GIBResult, IBRepresentation, InformationCurve, gib_from_cca
+from .heldout_gib import (
+    HeldoutCorrelations,
+    HeldoutGIBResult,
+    HeldoutGIBSummary,
+    heldout_correlations,
+    heldout_gib_from_correlations,
+    heldout_gib_summary,
+)
 from .identifiability import IdentifiabilityResult, heldout_from_cca, identifiability_from_cca
 from .probe import ProbeResult, fit_logistic_probe
 
@@ -55,6 +65,11 @@ class PairAnalysis:
 
     The GIB eigenvalues (and so β_i, I(X;Y) and the information curve) are the same whichever
     member is X (λ_i = 1 − ρ_i²); the members differ in the eigenvectors, hence in T_K.
+    Held out: :meth:`heldout_gib` and :meth:`heldout_gib_summary` give the GIB with the
+    spectrum measured on the test split (:mod:`ncib.analysis.heldout_gib`, free of the
+    ``d²/(2N)`` nats of in-sample noise); :meth:`copula_cca` the CCA between a member's raw
+    features and its normal scores (:mod:`ncib.analysis.copula_cca`).
+
     The logged keys are made from these values by :mod:`ncib.metrics.outputs`.
     """
 
@@ -174,6 +189,57 @@ class PairAnalysis:
             lambda: gib_from_cca(self.cca("normal") if m == 0 else self.cca("normal").swapped()),
         )
 
+    def heldout_correlations(self, kind: str = "normal") -> HeldoutCorrelations:
+        """Test-split correlations of all r pairs of canonical variates of :meth:`cca` (kind ∈
+        raw, normal; directions and means from train)."""
+        return self._get(
+            ("heldout_corr", kind),
+            lambda: heldout_correlations(
+                self.cca(kind), *(self.features(kind, m, "test") for m in range(2))
+            ),
+        )
+
+    def heldout_gib(self, m: int = 0) -> HeldoutGIBResult:
+        """Held-out GIB of member m's normal scores w.r.t. the other's: the normal CCA fitted
+        on train, its spectrum measured on test (``lam``, ``rho``, ``beta_crit``, ``mi_xy`` are
+        the same for both members; the directions ``gib.v`` are member m's)."""
+        _check_member(m)
+        return self._get(
+            ("heldout_gib", m),
+            lambda: heldout_gib_from_correlations(
+                self.cca("normal") if m == 0 else self.cca("normal").swapped(),
+                self.heldout_correlations("normal"),
+                self.gib(m).r,  # the in-sample GIB shares the directions (and is needed for T_K)
+            ),
+        )
+
+    def heldout_gib_summary(self) -> HeldoutGIBSummary:
+        """Held-out I(X;Y), β̃_K, β̃_{K+1}, the β of T_K, I(T_K;X), I(T_K;Y), their ratio to
+        I(X;Y), and the held-out spectrum (same for both members)."""
+        return self._get(
+            ("heldout_gib_summary",), lambda: heldout_gib_summary(self.heldout_gib(0), self.k)
+        )
+
+    def copula_cca(self, m: int) -> CopulaCCAResult:
+        """CCA between member m's raw features and its normal scores (training split): the
+        spectrum and the means of the k leading and of all ρ. Reuses the cached raw and normal
+        covariance blocks; only the cross block is a new pass over the data."""
+        _check_member(m)
+
+        def compute() -> CopulaCCAResult:
+            side = [
+                (c.mean_a, c.cov_aa) if m == 0 else (c.mean_b, c.cov_bb)
+                for c in (self.covariance("raw"), self.covariance("normal"))
+            ]
+            raw, normal = self.features("raw", m, "train"), self.features("normal", m, "train")
+            _, cross = covariance_blocks([raw, normal], [(0, 1)])
+            blocks = CovarianceBlocks(
+                side[0][0], side[1][0], side[0][1], side[1][1], cross[(0, 1)], raw.shape[0]
+            )
+            return copula_cca_from_covariance(blocks, self.k, self.ridge)
+
+        return self._get(("copula_cca", m), compute)
+
     def tk(self, m: int) -> IBRepresentation:
         """T_K of member m (features on train; ``transform`` maps other normal scores)."""
 
@@ -256,3 +322,8 @@ class PairAnalysis:
             top = float(finite[min(self.k, finite.numel() - 1)]) if finite.numel() else 10.0
             betas = torch.logspace(0.0, math.log10(10.0 * max(top, 1.0)), 256, dtype=torch.float64)
         return g.information_curve(betas)
+
+
+def _check_member(m: int) -> None:
+    if isinstance(m, bool) or m not in (0, 1):
+        raise ValueError(f"member m={m!r} is not 0 or 1 (a pair has members 0 and 1)")
