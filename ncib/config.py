@@ -4,6 +4,7 @@ about a second."""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
-__all__ = ["ConfigError", "RunConfig", "register", "validate"]
+__all__ = ["ConfigError", "RunConfig", "feature_dim", "register", "validate"]
+log = logging.getLogger("ncib.config")
 
 
 class ConfigError(ValueError):
@@ -65,6 +67,7 @@ class RunConfig:
     report: bool = True
     experiment_name: str = "default"
     tags: list[str] = field(default_factory=list)
+    resume: bool = True
     ckpt_path: str | None = None
     float32_matmul_precision: str = "high"
 
@@ -102,18 +105,94 @@ def register() -> None:
         )
 
 
+MIN_SAMPLES_PER_CLASS = 5  # analysis.max_samples must leave at least this many per class
+_KNOWN_FEATURE_DIMS = {"resnet18": 512, "resnet50": 2048}
+
+
+def _fail(key: str, value, allowed: str) -> None:
+    raise ConfigError(f"{key}={value!r} cannot be used: {allowed}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def feature_dim(cfg: DictConfig) -> int:
+    """The encoder's feature dimension d, from the backbone config (building it if need be)."""
+    backbone = cfg.backbone
+    if backbone.get("feature_dim") is not None:
+        return int(backbone.feature_dim)
+    if backbone.get("name") in _KNOWN_FEATURE_DIMS:
+        return _KNOWN_FEATURE_DIMS[backbone.name]
+    from hydra.utils import instantiate
+
+    return int(instantiate(backbone)().feature_dim)
+
+
 def validate(cfg: DictConfig) -> None:
-    """Checks that need more than types; raise :class:`ConfigError` naming key, value, and
-    what is allowed."""
+    """Checks that need more than types, before any work: raise :class:`ConfigError` naming the
+    key, the value and what is allowed; warn (``ncib.config`` logger) about legal but suspicious
+    settings."""
     pair = cfg.get("seed_pair")
     values = list(pair) if isinstance(pair, ListConfig | list | tuple) else pair
     if (
         not isinstance(values, list)
         or len(values) != 2
-        or not all(isinstance(s, int) and not isinstance(s, bool) for s in values)
+        or not all(_is_int(s) for s in values)
         or values[0] == values[1]
     ):
         raise ConfigError(
             f"seed_pair must hold exactly two different integers (the seeds of the two "
             f"members), got seed_pair={values!r}; for example seed_pair=[0,1]"
         )
+    num_classes = int(cfg.dataset.num_classes)
+    max_epochs = cfg.trainer.get("max_epochs")
+    if not _is_int(max_epochs) or max_epochs < 1:
+        _fail("trainer.max_epochs", max_epochs, "a training run needs at least one epoch (an integer >= 1)")
+    batch = cfg.dataset.datamodule.get("batch_size")
+    if not _is_int(batch) or batch < 2:
+        _fail(
+            "dataset.datamodule.batch_size", batch,
+            "each member's batch needs at least 2 samples (with one, a sample has no negatives and "
+            "the SupCon loss is identically 0)",
+        )
+    if batch < num_classes:
+        log.warning(
+            "dataset.datamodule.batch_size=%d is smaller than the %d classes: most classes are "
+            "missing from every batch, and few anchors have positives beyond their own views",
+            batch, num_classes,
+        )
+    _validate_analysis(cfg, num_classes, max_epochs)
+
+
+def _validate_analysis(cfg: DictConfig, num_classes: int, max_epochs: int) -> None:
+    a = cfg.analysis
+    if a.epochs is not None:
+        epochs = list(a.epochs)
+        negative = [e for e in epochs if not _is_int(e) or e < 0]
+        if negative:
+            _fail("analysis.epochs", epochs, "completed epochs are integers in [0, trainer.max_epochs]")
+        late = [e for e in epochs if e > max_epochs]
+        if late:
+            log.warning(
+                "analysis.epochs %s lie beyond trainer.max_epochs=%d and will not be analysed",
+                late, max_epochs,
+            )
+        if len(late) == len(epochs):
+            log.warning("no analysis epoch lies within trainer.max_epochs=%d: nothing will be analysed", max_epochs)
+    elif a.every_n_epochs is None or not _is_int(a.every_n_epochs) or a.every_n_epochs < 1:
+        _fail("analysis.every_n_epochs", a.every_n_epochs, "an integer >= 1 (or give analysis.epochs)")
+    if a.k is not None:
+        d = feature_dim(cfg)
+        if not _is_int(a.k) or not 1 <= a.k <= d:
+            _fail("analysis.k", a.k, f"an integer in [1, {d}] (the feature dimension), or null for K = {num_classes}")
+    if a.max_samples is not None:
+        least = MIN_SAMPLES_PER_CLASS * num_classes
+        if not _is_int(a.max_samples) or a.max_samples < least:
+            _fail(
+                "analysis.max_samples", a.max_samples,
+                f"the stratified subset must keep at least {MIN_SAMPLES_PER_CLASS} samples per class "
+                f"({least} for {num_classes} classes), or null for every training sample",
+            )
+    if not a.ridge >= 0:
+        _fail("analysis.ridge", a.ridge, "a number >= 0")

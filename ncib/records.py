@@ -10,7 +10,9 @@ import errno
 import json
 import math
 import os
+import signal
 import tempfile
+import warnings
 from pathlib import Path
 
 __all__ = [
@@ -19,13 +21,22 @@ __all__ = [
     "append_record",
     "atomic_torch_save",
     "atomic_write_bytes",
+    "fault_point",
     "read_records",
     "report_names",
+    "rewrite_records",
     "to_jsonable",
 ]
 
 RECORDS_FILE = "analysis.jsonl"
 LINEAR_EVAL_FILE = "linear_eval.json"
+
+
+def fault_point(name: str, epoch: int) -> None:
+    """A crash-test hook: with ``NCIB_FAULT=<name>:<epoch>`` in the environment the process kills
+    itself (SIGKILL) here, as a preempted job would be killed. Nothing happens otherwise."""
+    if os.environ.get("NCIB_FAULT") == f"{name}:{int(epoch)}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def report_names(records_name: str = RECORDS_FILE) -> tuple[str, str]:
@@ -91,20 +102,77 @@ def to_jsonable(value):
     return value
 
 
+def _split_records(data: bytes) -> tuple[list[bytes], list[bytes]]:
+    """Lines of a records file that parse as JSON objects, and those that do not (a torn or
+    foreign line: a record cut short cannot parse, its closing brace is its last byte)."""
+    good, bad = [], []
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            ok = isinstance(json.loads(line), dict)
+        except ValueError:
+            ok = False
+        (good if ok else bad).append(line)
+    return good, bad
+
+
+def _set_aside(path: Path, bad: list[bytes]) -> Path:
+    """Append unreadable lines to ``<path>.corrupt`` (never deleted) and warn."""
+    corrupt = path.with_name(path.name + ".corrupt")
+    with open(corrupt, "ab") as f:
+        for line in bad:
+            f.write(line + b"\n")
+    warnings.warn(
+        f"{path}: {len(bad)} unreadable line(s) (a torn write?) set aside in {corrupt}",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return corrupt
+
+
+def rewrite_records(path: str | Path, keep=lambda record: True) -> tuple[int, int]:
+    """Rewrite a records file atomically with the records ``keep`` accepts; unreadable lines
+    are moved to ``<path>.corrupt``. Returns ``(kept, dropped)`` record counts."""
+    path = Path(path)
+    if not path.exists():
+        return 0, 0
+    good, bad = _split_records(path.read_bytes())
+    if bad:
+        _set_aside(path, bad)
+    kept = [line for line in good if keep(json.loads(line))]
+    if bad or len(kept) != len(good):
+        atomic_write_bytes(path, b"".join(line + b"\n" for line in kept))
+    return len(kept), len(good) - len(kept)
+
+
 def append_record(path: str | Path, record: dict) -> None:
     """Append one record as a JSON line. The file is rewritten through
     :func:`atomic_write_bytes`, so a crash leaves either the old file or the new one, never
-    half a line."""
+    half a line; an unreadable line already there (a torn write of another tool) is set aside
+    in ``<path>.corrupt`` rather than glued to the new record."""
     path = Path(path)
-    line = json.dumps(to_jsonable(record), allow_nan=False) + "\n"
-    old = path.read_bytes() if path.exists() else b""
-    atomic_write_bytes(path, old + line.encode())
+    line = json.dumps(to_jsonable(record), allow_nan=False).encode()
+    good = []
+    if path.exists():
+        good, bad = _split_records(path.read_bytes())
+        if bad:
+            _set_aside(path, bad)
+    atomic_write_bytes(path, b"".join(g + b"\n" for g in [*good, line]))
 
 
 def read_records(path: str | Path) -> list[dict]:
-    """Every record of an ``analysis.jsonl``, in order."""
+    """Every readable record of an ``analysis.jsonl``, in order. Unreadable lines (a torn
+    write) are skipped with a warning; the file is not changed."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no analysis records at {path}: was analysis enabled for this run?")
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    good, bad = _split_records(path.read_bytes())
+    if bad:
+        warnings.warn(
+            f"{path}: skipped {len(bad)} unreadable line(s) (a torn write?); the other "
+            f"{len(good)} records are used",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return [json.loads(line) for line in good]

@@ -12,6 +12,7 @@ records and the report.
 from __future__ import annotations
 
 import logging
+import os
 
 import hydra
 from omegaconf import DictConfig
@@ -24,11 +25,22 @@ CONFIG_PATH = "pkg://ncib.conf"  # conf/ of the repository, packaged as ncib.con
 register()
 
 
-def instantiate_group(group: DictConfig | None) -> list:
-    """Instantiate every entry of a ``{name: {_target_: ...}}`` group; ``null`` entries are off."""
+def instantiate_group(group: DictConfig | None, **extra_for: dict) -> list:
+    """Instantiate every entry of a ``{name: {_target_: ...}}`` group; ``null`` entries are off.
+    ``extra_for[name]`` holds extra keyword arguments for entry ``name``."""
     from hydra.utils import instantiate
 
-    return [instantiate(node) for node in (group or {}).values() if node is not None]
+    return [
+        instantiate(node, **extra_for.get(name, {}))
+        for name, node in (group or {}).items()
+        if node is not None
+    ]
+
+
+def launched_as_rank_zero() -> bool:
+    """Whether this process is rank 0 of its job, judged before any process group exists
+    (SLURM tasks, torchrun, and Lightning's own DDP launcher each set one of these)."""
+    return all(os.environ.get(v, "0") == "0" for v in ("SLURM_PROCID", "RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
 def train(cfg: DictConfig) -> dict:
@@ -37,15 +49,21 @@ def train(cfg: DictConfig) -> dict:
     import torch
     from hydra.utils import instantiate
 
+    from ncib.callbacks import AtomicCheckpointIO
+    from ncib.resume import prepare_run_dir
+
+    plan = prepare_run_dir(cfg, cfg.paths.output_dir, rank_zero=launched_as_rank_zero())
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     pl.seed_everything(cfg.seed_pair[0], workers=True, verbose=False)  # unseeded bits only
     datamodule = instantiate(cfg.dataset.datamodule)
     model = instantiate(cfg.model)
     callbacks = instantiate_group(cfg.callbacks)
-    loggers = instantiate_group(cfg.logger)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    loggers = instantiate_group(cfg.logger, wandb={"id": plan.wandb_id or None, "resume": "allow"})
+    trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
     log.info("run directory: %s", cfg.paths.output_dir)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=plan.ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         metrics |= after_fit(cfg, model, datamodule, trainer, loggers)

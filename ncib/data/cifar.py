@@ -28,8 +28,17 @@ __all__ = ["CIFAR10DataModule", "CIFAR100DataModule", "read_cifar_pickle"]
 
 def read_cifar_pickle(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR pickle → uint8 images ``(N, 3, 32, 32)`` and int64 labels ``(N,)``."""
-    with open(path, "rb") as f:
-        entry = pickle.load(f, encoding="bytes")
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as err:
+        raise ValueError(
+            f"{path} is not a readable CIFAR batch ({type(err).__name__}: {err}); the file is "
+            "truncated or corrupt — delete the folder and fetch it again (dataset.datamodule.download=true)"
+        ) from err
+    missing = [k.decode() for k in (b"data", label_key) if not isinstance(entry, dict) or k not in entry]
+    if missing:
+        raise ValueError(f"{path} is not a CIFAR batch: it has no {', '.join(missing)} entry")
     data = np.asarray(entry[b"data"], dtype=np.uint8)
     labels = np.asarray(entry[label_key], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):

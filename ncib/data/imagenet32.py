@@ -16,6 +16,7 @@ Each file holds ``data`` (``N × 3072`` uint8, channel-major like CIFAR) and ``l
 from __future__ import annotations
 
 import pickle
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,16 +37,36 @@ _LAYOUTS = {  # name → (train folder, train files, val folder, val file)
 
 
 def _read(path: Path, keys: Sequence[str]) -> list[np.ndarray]:
-    if path.suffix == ".npz":
-        with np.load(path) as f:
-            return [f[k] for k in keys]
-    with open(path, "rb") as f:
-        try:
-            entry = pickle.load(f)
-        except UnicodeDecodeError:  # written by Python 2
-            f.seek(0)
-            entry = pickle.load(f, encoding="latin1")
-    return [np.asarray(entry[k if k in entry else k.encode()]) for k in keys]
+    """The arrays ``keys`` of one ImageNet32 batch file (npz or pickle), with errors that name
+    the file and what was wrong."""
+    try:
+        if path.suffix == ".npz":
+            with np.load(path) as f:
+                missing = [k for k in keys if k not in f.files]
+                if missing:
+                    raise ValueError(
+                        f"{path} is not an ImageNet32 batch: it has no {', '.join(missing)} "
+                        f"(found {', '.join(f.files) or 'nothing'}; expected data and labels)"
+                    )
+                return [f[k] for k in keys]
+        with open(path, "rb") as f:
+            try:
+                entry = pickle.load(f)
+            except UnicodeDecodeError:  # written by Python 2
+                f.seek(0)
+                entry = pickle.load(f, encoding="latin1")
+    except ValueError:
+        raise
+    except (OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError) as err:
+        raise ValueError(
+            f"{path} is not a readable ImageNet32 batch ({type(err).__name__}: {err}); the file "
+            "is truncated or corrupt — download it again"
+        ) from err
+    found = {k: entry.get(k, entry.get(k.encode())) for k in keys} if isinstance(entry, dict) else {}
+    missing = [k for k in keys if found.get(k) is None]
+    if missing:
+        raise ValueError(f"{path} is not an ImageNet32 batch: it has no {', '.join(missing)} entry")
+    return [np.asarray(found[k]) for k in keys]
 
 
 class ImageNet32DataModule(PairedViewDataModule):

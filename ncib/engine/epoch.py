@@ -12,6 +12,7 @@ checkpoints of a finished run), and the zero-shot transfer experiment.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -23,7 +24,7 @@ from ncib.analysis import PairAnalysis
 from ncib.engine.features import Collective, SingleProcess, extract_pair_features
 from ncib.metrics import logged_name
 from ncib.metrics.outputs import ANALYSIS_GROUPS, group_outputs
-from ncib.records import RECORDS_FILE, append_record
+from ncib.records import RECORDS_FILE, append_record, fault_point
 
 __all__ = ["AnalysisSettings", "PairEpochAnalysis"]
 log = logging.getLogger("ncib.analysis")
@@ -111,7 +112,7 @@ class PairEpochAnalysis:
         datamodule.setup("fit")
         feats = extract_pair_features(pair, datamodule, device, st.max_samples, self.collective, talk)
         num_classes = int(datamodule.num_classes)
-        k = st.k or num_classes
+        k = num_classes if st.k is None else st.k
         record: dict = {
             "epoch": int(epoch),
             "global_step": int(global_step),
@@ -132,12 +133,18 @@ class PairEpochAnalysis:
                 values, entries = group_outputs(pa, group)
                 record[group] = {"scalars": values, **entries}
                 scalars |= {logged_name(group, name): v for name, v in values.items()}
-        record["warnings"] = sorted(set(pa.warnings))
+        notes = [
+            f"{name} = {value} is not finite; the records file stores it as null"
+            for name, value in scalars.items()
+            if not math.isfinite(value)
+        ]
+        record["warnings"] = sorted(set(pa.warnings)) + notes
         record["seconds"] = time.perf_counter() - started
         for logger in self.loggers:
             logger.log_metrics({"analysis/epoch": float(epoch), **scalars}, step=int(global_step))
         if self.collective.rank == 0:
             append_record(self.records_path, record)
+            fault_point("after_record", epoch)
         if talk:
             log.info("analysis at epoch %d done in %.1f s", epoch, record["seconds"])
         return record

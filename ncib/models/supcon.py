@@ -103,7 +103,9 @@ class PairedSupCon(pl.LightningModule):
             loss = self.member_loss(member, batch[name]["views"], batch[name]["y"])
             self.log(f"train/loss/{name}", loss, on_step=False, on_epoch=True, prog_bar=True)
             losses.append(loss)
-        return torch.stack(losses).sum()
+        stacked = torch.stack(losses)
+        self.last_member_losses = stacked.detach()  # read by ncib.callbacks.DivergenceGuard
+        return stacked.sum()
 
     def configure_optimizers(self):
         return optimizers_for(self.parameters(), self.optimizer_factory, self.scheduler_factory, self.trainer)

@@ -1,0 +1,172 @@
+"""Resume in place: re-running the same command in the same run directory continues the run.
+
+A requeued cluster job runs ``python -m ncib.run <same overrides> hydra.run.dir=<same dir>``;
+:func:`prepare_run_dir` then finds ``checkpoints/last.ckpt`` and:
+
+* checks that the composed config is the one of the first start (kept in ``.ncib/``), except
+  the keys of :data:`MAY_CHANGE_ON_RESUME`; a difference is an error naming the keys;
+* puts back the first start's ``.hydra/overrides.yaml`` (Hydra rewrote it);
+* drops what was written after the checkpoint and will be written again — records of later
+  analysis epochs, CSV rows of later steps — so nothing is duplicated; unreadable record lines
+  are set aside in ``analysis.jsonl.corrupt``;
+* keeps the W&B run id (``.ncib/wandb_id``) so W&B continues the same run;
+* logs the resume in ``.ncib/resumes.jsonl`` (the report mentions it).
+
+``resume=false`` starts fresh and refuses a run directory that already holds a run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ncib.config import ConfigError
+from ncib.loggers import drop_csv_rows
+from ncib.records import RECORDS_FILE, rewrite_records
+
+__all__ = ["MAY_CHANGE_ON_RESUME", "ResumePlan", "prepare_run_dir", "read_resumes"]
+log = logging.getLogger("ncib.resume")
+
+STATE = ".ncib"
+MAY_CHANGE_ON_RESUME = (
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "analysis.progress",
+    "resume",
+    "ckpt_path",
+)
+_HYDRA_OWN = {".hydra", "run.log"}  # what Hydra writes before ncib starts
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """What :func:`prepare_run_dir` decided: the checkpoint to resume from (None: fresh), the
+    epochs it had completed, its optimiser step, and the W&B run id to use."""
+
+    ckpt_path: Path | None
+    epochs_done: int
+    global_step: int
+    wandb_id: str
+
+
+def _flat(node, prefix: str = "") -> dict[str, object]:
+    if isinstance(node, dict):
+        out: dict[str, object] = {}
+        for k, v in node.items():
+            out |= _flat(v, f"{prefix}{k}.")
+        return out or {prefix[:-1]: {}}
+    return {prefix[:-1]: node}
+
+
+def _config_changes(first: DictConfig, now: DictConfig) -> list[str]:
+    a = _flat(OmegaConf.to_container(first, resolve=False))
+    b = _flat(OmegaConf.to_container(now, resolve=False))
+    changed = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key, "<absent>") != b.get(key, "<absent>") and not key.startswith(MAY_CHANGE_ON_RESUME):
+            changed.append(f"{key}: {a.get(key, '<absent>')!r} → {b.get(key, '<absent>')!r}")
+    return changed
+
+
+def _checkpoint_position(path: Path) -> tuple[int, int]:
+    """(epochs completed, optimiser steps) of a Lightning checkpoint saved at an epoch's end."""
+    import torch
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return int(ckpt["epoch"]) + 1, int(ckpt["global_step"])
+
+
+def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True) -> ResumePlan:
+    """Decide whether this start resumes, and make the run directory consistent with it.
+
+    The other processes of a multi-process job (``rank_zero=False``) only read the decision:
+    the checkpoint to resume from.
+    """
+    run_dir = Path(run_dir)
+    if not rank_zero:
+        last = run_dir / "checkpoints" / "last.ckpt"
+        ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else (last if cfg.get("resume", True) and last.exists() else None)
+        return ResumePlan(ckpt, *(_checkpoint_position(ckpt) if ckpt else (0, 0)), "")
+    state = run_dir / STATE
+    first_cfg, first_overrides = state / "config.yaml", state / "overrides.yaml"
+    hydra_cfg, hydra_overrides = run_dir / ".hydra" / "config.yaml", run_dir / ".hydra" / "overrides.yaml"
+    resume = bool(cfg.get("resume", True))
+    started_before = first_cfg.exists()
+    if not resume:
+        leftovers = sorted(p.name for p in run_dir.iterdir() if p.name not in _HYDRA_OWN) if run_dir.exists() else []
+        if leftovers:
+            raise ConfigError(
+                f"resume=false starts a fresh run, but {run_dir} already holds one "
+                f"({', '.join(leftovers[:5])}); choose an empty hydra.run.dir, or resume=true to continue it"
+            )
+    if started_before and resume:
+        changes = _config_changes(OmegaConf.load(first_cfg), cfg)
+        if changes:
+            raise ConfigError(
+                f"resuming the run in {run_dir} with a config that differs from its first start in "
+                f"{len(changes)} key(s): " + "; ".join(changes[:10])
+                + f". Only {', '.join(MAY_CHANGE_ON_RESUME)} may change on resume; start a new run "
+                "(another hydra.run.dir) to change anything else"
+            )
+        if first_overrides.exists() and hydra_overrides.exists():
+            shutil.copyfile(first_overrides, hydra_overrides)
+    elif hydra_cfg.exists():
+        state.mkdir(exist_ok=True)
+        shutil.copyfile(hydra_cfg, first_cfg)
+        if hydra_overrides.exists():
+            shutil.copyfile(hydra_overrides, first_overrides)
+
+    ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if ckpt is None and resume and last.exists():
+        ckpt = last
+    epochs_done, step = _checkpoint_position(ckpt) if ckpt is not None else (0, 0)
+
+    records = run_dir / RECORDS_FILE
+    if ckpt is None:  # a fresh start: whatever an earlier attempt wrote is written again
+        kept, dropped = rewrite_records(records, keep=lambda r: False)
+        rows = drop_csv_rows(run_dir / "csv" / "metrics.csv", lambda r: True)
+    else:
+        kept, dropped = rewrite_records(records, keep=lambda r: int(r["epoch"]) <= epochs_done)
+        rows = drop_csv_rows(run_dir / "csv" / "metrics.csv", lambda r: _after(r, step))
+    if dropped or rows:
+        log.info("dropped %d analysis record(s) and %d CSV row(s) written after the checkpoint", dropped, rows)
+
+    state.mkdir(parents=True, exist_ok=True)
+    id_file = state / "wandb_id"
+    if not id_file.exists():
+        id_file.write_text(secrets.token_hex(4) + "\n")
+    if ckpt is not None:
+        with open(state / "resumes.jsonl", "a") as f:
+            f.write(json.dumps({
+                "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "checkpoint": str(ckpt),
+                "epochs_done": epochs_done,
+                "global_step": step,
+                "records_kept": kept,
+            }) + "\n")
+        log.info("resuming from %s (after epoch %d, step %d)", ckpt, epochs_done, step)
+    return ResumePlan(ckpt, epochs_done, step, id_file.read_text().strip())
+
+
+def _after(row: dict, step: int) -> bool:
+    """Whether a CSV row was logged after the checkpoint taken at optimiser step ``step``:
+    a later step, or at that step anything but the analysis of the epoch that ended there
+    (the learning-rate monitor logs the next epoch's rate at the same step)."""
+    at = int(float(row.get("step") or 0))
+    return at > step or (at == step and not row.get("analysis/epoch"))
+
+
+def read_resumes(run_dir: str | Path) -> list[dict]:
+    """The resumes logged in a run directory, oldest first."""
+    path = Path(run_dir) / STATE / "resumes.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
