@@ -45,6 +45,11 @@ class PairedSupCon(pl.LightningModule):
         seeds: one seed per member.
         temperature: SupCon temperature τ.
         channels_last: use the channels-last memory format (faster convolutions on GPU).
+        compile: compile each member's training path (forward, projection and SupCon loss,
+            and their backward) with ``torch.compile`` on first use, for static shapes (the
+            sampler drops the last partial batch). The modules are not wrapped, so the
+            ``state_dict`` keys are the same either way; the first training step pays the
+            compile time.
     """
 
     def __init__(
@@ -56,6 +61,7 @@ class PairedSupCon(pl.LightningModule):
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         temperature: float = 0.1,
         channels_last: bool = False,
+        compile: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone", "head", "optimizer", "scheduler"])
@@ -67,6 +73,7 @@ class PairedSupCon(pl.LightningModule):
         self.temperature, self.channels_last = float(temperature), bool(channels_last)
         if self.channels_last:
             self.members.to(memory_format=torch.channels_last)
+        self.use_compile, self._compiled_member_loss = bool(compile), None
 
     @staticmethod
     def _build_member(backbone, head, seed: int) -> Member:
@@ -88,10 +95,25 @@ class PairedSupCon(pl.LightningModule):
         # under DDP: contrast against the global batch (a no-op on one device)
         return supcon_loss(gather_with_grad(z), gather_with_grad(labels), self.temperature)
 
+    def _member_loss_fn(self) -> Callable:
+        """:meth:`member_loss`, compiled on first use when ``compile`` is on. One compiled
+        function serves every member (Dynamo keeps one graph per guard set)."""
+        if not self.use_compile:
+            return self.member_loss
+        if self._compiled_member_loss is None:
+            self._compiled_member_loss = torch.compile(self.member_loss, dynamic=False)
+        return self._compiled_member_loss
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_compiled_member_loss"] = None  # bound to this instance; rebuilt on first use
+        return state
+
     def training_step(self, batch: dict, batch_idx: int):
         losses = []
+        member_loss = self._member_loss_fn()
         for name, member in zip(self.member_names, self.members):
-            loss = self.member_loss(member, batch[name]["views"], batch[name]["y"])
+            loss = member_loss(member, batch[name]["views"], batch[name]["y"])
             self.log(f"train/loss/{name}", loss, on_step=False, on_epoch=True, prog_bar=True)
             losses.append(loss)
         return torch.stack(losses).sum()
