@@ -3,7 +3,10 @@
 ncib's path is a Lightning fit of ``PairedSupCon`` (two members) on CIFAR-shaped data kept as
 uint8 on the training device, views made there by ``make_views`` (``SupConAugment``), bf16
 autocast and channels_last on CUDA, float32 on the CPU; ``--compile`` compiles each member's
-training path (``PairedSupCon(compile=True)``).
+training path (``PairedSupCon(compile=True)``), ``--compile-augment`` also the augmentation
+(``SupConAugment.apply``; a hook of this script only). With either, the first step's time minus
+the median step is printed as the compile time (``--cold-compile``: into an empty Inductor cache,
+as on a fresh machine; otherwise earlier runs' cached kernels shorten it).
 
 ``--reference`` adds a loop written the way the SupContrast reference code trains (Khosla et al.
 2020): PIL images augmented one by one in DataLoader workers (RandomResizedCrop(32, scale=(0.2,
@@ -13,8 +16,8 @@ with its τ/τ_base factor, ``loss.item()`` every step, NCHW, float32 (PyTorch's
 may use TF32 for convolutions, matmuls stay float32) or autocast (``--reference-amp``). The two
 members train one after the other, each with its own model and SGD optimiser, as two separate
 runs would; one loader with ``--workers`` workers yields each step's batches of both members
-(each member its own shuffle), so the workers produce two batches per two model steps, as a
-single run's do. It trains the same backbone on the same synthetic uint8 images in the same
+(each member its own shuffle), so the workers make one batch per model step, as a single
+run's do (the reference's learning-rate schedule, which costs nothing, is left out). It trains the same backbone on the same synthetic uint8 images in the same
 process, alternating with ncib's path in rounds (ncib ``--round-steps`` steps, reference
 ``--round-steps`` steps, repeat) so that machine noise hits both.
 
@@ -22,7 +25,7 @@ process, alternating with ncib's path in rounds (ncib ``--round-steps`` steps, r
     python experiments/benchmarks/training.py --device cpu --backbone convnet --batch-size 32 \\
         --steps 6 --round-steps 3 --reference
     python experiments/benchmarks/training.py --device cuda --backbone resnet50 --batch-size 1024 \\
-        --steps 40 --round-steps 10 --reference --compile
+        --steps 40 --round-steps 10 --reference --compile --compile-augment --cold-compile
 
 Timing (the device is synchronised at every boundary):
 * ncib: data = end of the previous batch → ``on_train_batch_start``: the loader (indices and
@@ -45,9 +48,11 @@ H200 bf16 dense) is printed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import statistics
+import tempfile
 import time
 from functools import partial
 
@@ -178,7 +183,7 @@ class MemberOrders(Sampler):
         self.n, self.batch_size, self.seeds = int(num_samples), int(batch_size), list(seeds)
 
     def __iter__(self):
-        for epoch in range(2**62):
+        for epoch in itertools.count():
             orders = [torch.randperm(self.n, generator=torch.Generator().manual_seed(
                 1_000_003 * s + epoch)).tolist() for s in self.seeds]
             for b in range(self.n // self.batch_size):
@@ -220,7 +225,7 @@ class ReferenceLoop:
 
     def __init__(self, backbone, images: torch.Tensor, labels: torch.Tensor, mean, std, *,
                  batch_size: int, workers: int, device: torch.device, amp: str | None):
-        self.device, self.batch_size = device, int(batch_size)
+        self.device = device
         self.members = [seeded_member(backbone, s).to(device) for s in SEEDS]
         self.optimizers = [OPTIMIZER(m.parameters()) for m in self.members]
         self.criterion = ReferenceSupConLoss()
@@ -384,6 +389,7 @@ def main(argv=None) -> dict:
     p.add_argument("--fixed-jitter-order", action="store_true", help="brightness→contrast→saturation→hue instead of a random order per sample")
     p.add_argument("--compile", action="store_true", help="PairedSupCon(compile=True): torch.compile each member's training path")
     p.add_argument("--compile-augment", action="store_true", help="also torch.compile SupConAugment.apply (benchmark-only hook)")
+    p.add_argument("--cold-compile", action="store_true", help="compile into a fresh, empty Inductor cache (TORCHINDUCTOR_CACHE_DIR), so the compile time is that of a first run")
     p.add_argument("--reference", action="store_true", help="also time the reference-style loop, alternating in rounds")
     p.add_argument("--reference-amp", nargs="?", const="bf16", choices=["bf16", "fp16"], default=None,
                    help="autocast for the reference loop (bare flag: bf16; fp16 uses a GradScaler); default float32")
@@ -406,6 +412,8 @@ def main(argv=None) -> dict:
         p.error("--device cuda but torch.cuda.is_available() is False")
     device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
     torch.set_float32_matmul_precision("high")
+    if args.cold_compile:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="ncib-inductor-")
     settle = args.settle if args.settle is not None else (2 * args.workers if args.reference else 0)
     plan = round_plan(args.steps, args.round_steps or args.steps, settle, args.warmup)
     total = sum(u + t for u, t in plan)
@@ -505,7 +513,8 @@ def main(argv=None) -> dict:
     if args.compile or args.compile_augment:
         r = result["ncib"]
         print(f"compile           first ncib step {r['first_step_s']:.1f} s vs {r['step_ms_median'] / 1e3:.2f} s "
-              f"median: ≈ {r['first_step_s'] - r['step_ms_median'] / 1e3:.1f} s compiling")
+              f"median: ≈ {r['first_step_s'] - r['step_ms_median'] / 1e3:.1f} s compiling "
+              f"({'fresh' if args.cold_compile else 'existing'} Inductor cache)")
     return result
 
 
