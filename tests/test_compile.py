@@ -48,6 +48,17 @@ def test_compile_is_lazy_and_keeps_state_dict_keys():
     assert not any("_orig_mod" in k for k in compiled.state_dict())
 
 
+def test_a_copy_compiles_its_own_training_path():
+    import copy
+
+    model, _ = build([0, 1], compile=True)
+    fn = model._member_loss_fn()  # torch.compile wraps now, compiles on the first call
+    assert model._member_loss_fn() is fn
+    clone = copy.deepcopy(model)
+    assert clone._compiled_member_loss is None  # not the original's, bound to the original
+    assert clone._member_loss_fn() is not fn
+
+
 @pytest.mark.slow
 def test_compiled_pair_member_equals_compiled_member_alone_and_eager():
     torch.use_deterministic_algorithms(True)
