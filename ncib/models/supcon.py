@@ -48,6 +48,11 @@ class PairedSupCon(pl.LightningModule):
         base_temperature: τ_base of the loss factor τ/τ_base (see :func:`ncib.losses.supcon_loss`);
             None means τ (factor 1).
         channels_last: use the channels-last memory format (faster convolutions on GPU).
+        compile: compile each member's training path (forward, projection and SupCon loss,
+            and their backward) with ``torch.compile`` on first use, for static shapes (the
+            sampler drops the last partial batch). The modules are not wrapped, so the
+            ``state_dict`` keys are the same either way; the first training step pays the
+            compile time.
     """
 
     def __init__(
@@ -60,6 +65,7 @@ class PairedSupCon(pl.LightningModule):
         temperature: float = 0.1,
         base_temperature: float | None = None,
         channels_last: bool = False,
+        compile: bool = False,
     ):
         super().__init__()
         seeds = [int(s) for s in seeds]  # plain ints in the checkpoint (weights_only loading)
@@ -73,6 +79,7 @@ class PairedSupCon(pl.LightningModule):
         self.base_temperature = None if base_temperature is None else float(base_temperature)
         if self.channels_last:
             self.members.to(memory_format=torch.channels_last)
+        self.use_compile, self._compiled_member_loss = bool(compile), None
 
     @staticmethod
     def _build_member(backbone, head, seed: int) -> Member:
@@ -97,10 +104,25 @@ class PairedSupCon(pl.LightningModule):
             base_temperature=self.base_temperature,
         )
 
+    def _member_loss_fn(self) -> Callable:
+        """:meth:`member_loss`, compiled on first use when ``compile`` is on. One compiled
+        function serves every member (Dynamo keeps one graph per guard set)."""
+        if not self.use_compile:
+            return self.member_loss
+        if self._compiled_member_loss is None:
+            self._compiled_member_loss = torch.compile(self.member_loss, dynamic=False)
+        return self._compiled_member_loss
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_compiled_member_loss"] = None  # bound to this instance; rebuilt on first use
+        return state
+
     def training_step(self, batch: dict, batch_idx: int):
         losses = []
+        member_loss = self._member_loss_fn()
         for name, member in zip(self.member_names, self.members):
-            loss = self.member_loss(member, batch[name]["views"], batch[name]["y"])
+            loss = member_loss(member, batch[name]["views"], batch[name]["y"])
             self.log(f"train/loss/{name}", loss, on_step=False, on_epoch=True, prog_bar=True)
             losses.append(loss)
         stacked = torch.stack(losses)
