@@ -127,7 +127,7 @@ def main(argv=None) -> None:
         parser.error(f"checkpoint {ckpt_path} not found; pass --checkpoint")
     eval_cfg = cfg.get("linear_eval")
     if eval_cfg is None:
-        parser.error(f"{args.run_dir} was run with linear_eval=null; nothing says how to evaluate")
+        parser.error(f"{args.run_dir} was run without a linear evaluation (~linear_eval); nothing says how to evaluate")
     if args.epochs is not None:
         eval_cfg.epochs = args.epochs
     model = instantiate(cfg.model)

@@ -23,6 +23,7 @@ __all__ = [
     "atomic_write_bytes",
     "fault_point",
     "read_records",
+    "read_resumes",
     "report_names",
     "rewrite_records",
     "to_jsonable",
@@ -30,6 +31,16 @@ __all__ = [
 
 RECORDS_FILE = "analysis.jsonl"
 LINEAR_EVAL_FILE = "linear_eval.json"
+STATE_DIR = ".ncib"  # what ncib keeps about the run itself (first config, W&B id, resumes)
+RESUMES_FILE = f"{STATE_DIR}/resumes.jsonl"
+
+
+def read_resumes(run_dir: str | Path) -> list[dict]:
+    """The resumes of a run (``ncib.resume``), oldest first: time, checkpoint, epochs done."""
+    path = Path(run_dir) / RESUMES_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def fault_point(name: str, epoch: int) -> None:
@@ -80,10 +91,16 @@ def atomic_write_bytes(path: str | Path, data: bytes | None = None, writer=None)
 
 
 def atomic_torch_save(obj, path: str | Path) -> Path:
-    """``torch.save`` through :func:`atomic_write_bytes`."""
+    """``torch.save`` through :func:`atomic_write_bytes`. The object is serialised in memory
+    first, so a failing write is the file system's own error (``torch.save`` writing straight
+    to a full disk reports a zip-writer ``RuntimeError`` instead of "no space left")."""
+    import io
+
     import torch
 
-    return atomic_write_bytes(path, writer=lambda f: torch.save(obj, f))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getbuffer())
 
 
 def to_jsonable(value):

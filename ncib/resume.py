@@ -29,12 +29,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from ncib.config import ConfigError
 from ncib.loggers import drop_csv_rows
-from ncib.records import RECORDS_FILE, rewrite_records
+from ncib.records import RECORDS_FILE, RESUMES_FILE, STATE_DIR, rewrite_records
 
-__all__ = ["MAY_CHANGE_ON_RESUME", "ResumePlan", "prepare_run_dir", "read_resumes"]
+__all__ = ["MAY_CHANGE_ON_RESUME", "ResumePlan", "prepare_run_dir"]
 log = logging.getLogger("ncib.resume")
 
-STATE = ".ncib"
+STATE = STATE_DIR
 MAY_CHANGE_ON_RESUME = (
     "trainer.max_epochs",
     "trainer.max_steps",
@@ -102,21 +102,25 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True
     if not resume:
         leftovers = sorted(p.name for p in run_dir.iterdir() if p.name not in _HYDRA_OWN) if run_dir.exists() else []
         if leftovers:
+            for kept, hydras in ((first_cfg, hydra_cfg), (first_overrides, hydra_overrides)):
+                if kept.exists():  # Hydra overwrote the existing run's files for this start
+                    shutil.copyfile(kept, hydras)
             raise ConfigError(
                 f"resume=false starts a fresh run, but {run_dir} already holds one "
                 f"({', '.join(leftovers[:5])}); choose an empty hydra.run.dir, or resume=true to continue it"
             )
     if started_before and resume:
+        if first_overrides.exists() and hydra_overrides.exists():
+            shutil.copyfile(first_overrides, hydra_overrides)  # Hydra rewrote it for this start
         changes = _config_changes(OmegaConf.load(first_cfg), cfg)
         if changes:
+            shutil.copyfile(first_cfg, hydra_cfg)  # the run's config stays the one that ran
             raise ConfigError(
                 f"resuming the run in {run_dir} with a config that differs from its first start in "
                 f"{len(changes)} key(s): " + "; ".join(changes[:10])
                 + f". Only {', '.join(MAY_CHANGE_ON_RESUME)} may change on resume; start a new run "
                 "(another hydra.run.dir) to change anything else"
             )
-        if first_overrides.exists() and hydra_overrides.exists():
-            shutil.copyfile(first_overrides, hydra_overrides)
     elif hydra_cfg.exists():
         state.mkdir(exist_ok=True)
         shutil.copyfile(hydra_cfg, first_cfg)
@@ -144,7 +148,7 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True
     if not id_file.exists():
         id_file.write_text(secrets.token_hex(4) + "\n")
     if ckpt is not None:
-        with open(state / "resumes.jsonl", "a") as f:
+        with open(run_dir / RESUMES_FILE, "a") as f:
             f.write(json.dumps({
                 "time": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "checkpoint": str(ckpt),
@@ -163,10 +167,3 @@ def _after(row: dict, step: int) -> bool:
     at = int(float(row.get("step") or 0))
     return at > step or (at == step and not row.get("analysis/epoch"))
 
-
-def read_resumes(run_dir: str | Path) -> list[dict]:
-    """The resumes logged in a run directory, oldest first."""
-    path = Path(run_dir) / STATE / "resumes.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

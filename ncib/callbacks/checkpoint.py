@@ -107,6 +107,6 @@ class DivergenceGuard(Callback):
         raise TrainingDivergedError(
             f"training diverged: the SupCon loss of member {who} is {'nan' if math.isnan(value) else value} "
             f"at epoch {trainer.current_epoch} (0-based), optimiser step {trainer.global_step}; {where}. "
-            "Lower model.optimizer.lr or check the data; resume from the checkpoint with the same command "
-            "once fixed."
+            "Lower model.optimizer.lr (in a new run directory: the config may not change on resume) "
+            "or check the data."
         )

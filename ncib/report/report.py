@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, read_records, report_names
+from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, read_records, read_resumes, report_names
 from ncib.report import figures
 from ncib.report.tables import Table, identifiability_table, table1, table2, table2_per_epoch
 
@@ -89,6 +89,14 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
         + ("." if records_name == RECORDS_FILE else f" --records {records_name}."),
         "",
     ]
+    resumes = read_resumes(run_dir)
+    if resumes:
+        lines += [
+            f"The run was resumed {len(resumes)} time(s): "
+            + "; ".join(f"{r['time']} after epoch {r['epochs_done']}" for r in resumes)
+            + " (each from `checkpoints/last.ckpt`; what was written after it was written again).",
+            "",
+        ]
     overrides = run_dir / (records_path.stem + ".overrides")
     if records_name != RECORDS_FILE:
         told = overrides.read_text().split() if overrides.exists() else []

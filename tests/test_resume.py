@@ -1,0 +1,117 @@
+"""Runs that survive: kill a real run (SIGKILL), re-run the same command in the same run
+directory, and get what an uninterrupted run gets."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from ncib.records import read_records
+
+COMMAND = [
+    "trainer.max_epochs=6", "analysis.epochs=[0,2,4,6]", "linear_eval.epochs=3",
+    "dataset.datamodule.batch_size=128",
+]
+
+
+def run(run_dir, *extra, env=None, cwd, base=COMMAND):
+    return subprocess.run(
+        [sys.executable, "-m", "ncib.run", *base, *extra, f"hydra.run.dir={run_dir}"],
+        cwd=cwd, capture_output=True, text=True, timeout=900, env={**os.environ, **(env or {})},
+    )
+
+
+def numbers(record):
+    return {k: v for k, v in record.items() if k != "seconds"}
+
+
+def outcome(run_dir):
+    records = [numbers(r) for r in read_records(run_dir / "analysis.jsonl")]
+    weights = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    table1 = json.loads((run_dir / "linear_eval.json").read_text())
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        rows = [{k: v for k, v in r.items() if v} for r in csv.DictReader(f)]
+    ids = {p.name.rsplit("-", 1)[-1] for p in (run_dir / "wandb").glob("offline-run-*")}
+    return records, weights, table1, rows, ids
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("uninterrupted")
+    proc = run(root / "run", cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return outcome(root / "run")
+
+
+def assert_same_run(resumed, reference):
+    records, weights, table1, rows, ids = resumed
+    ref_records, ref_weights, ref_table1, ref_rows, _ = reference
+    assert [r["epoch"] for r in records] == [0, 2, 4, 6]
+    assert records == ref_records  # every value, bit for bit (deterministic CPU)
+    assert weights.keys() == ref_weights.keys()
+    for name in weights:
+        assert torch.equal(weights[name], ref_weights[name]), name
+    assert table1 == ref_table1
+    assert rows == ref_rows  # one continuous metrics.csv
+    assert len(ids) == 1  # one W&B run
+
+
+def test_a_kill_right_after_an_analysis_record_resumes_without_duplicates(uninterrupted, tmp_path):
+    killed = run(tmp_path / "run", env={"NCIB_FAULT": "after_record:4"}, cwd=tmp_path)
+    assert killed.returncode == -signal.SIGKILL
+    before = read_records(tmp_path / "run" / "analysis.jsonl")
+    assert [r["epoch"] for r in before] == [0, 2, 4]  # epoch 4's checkpoint was never written
+    resumed = run(tmp_path / "run", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(outcome(tmp_path / "run"), uninterrupted)
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert "resuming from" in log and "dropped 1 analysis record" in log
+    assert "resumed" in (tmp_path / "run" / "report.md").read_text().lower()
+
+
+def test_a_kill_half_way_resumes_to_the_same_result(uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ncib.run", *COMMAND, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            ckpt = run_dir / "checkpoints" / "last.ckpt"
+            if ckpt.exists() and torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"] >= 2:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+    resumed = run(run_dir, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(outcome(run_dir), uninterrupted)
+
+
+def test_resume_with_another_config_names_the_keys_and_changes_nothing(tmp_path):
+    quick = ["analysis.epochs=[1]", "~linear_eval", "logger=csv"]
+    first = run(tmp_path / "run", "trainer.max_epochs=1", cwd=tmp_path, base=quick)
+    assert first.returncode == 0, first.stderr[-3000:]
+    records = (tmp_path / "run" / "analysis.jsonl").read_bytes()
+    changed = run(tmp_path / "run", "trainer.max_epochs=1", "model.optimizer.lr=0.3", cwd=tmp_path, base=quick)
+    assert changed.returncode != 0 and "model.optimizer.lr: 0.1 → 0.3" in changed.stderr
+    assert (tmp_path / "run" / "analysis.jsonl").read_bytes() == records
+    assert "model.optimizer.lr" not in (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()
+    fresh = run(tmp_path / "run", "trainer.max_epochs=1", "resume=false", cwd=tmp_path, base=quick)
+    assert fresh.returncode != 0 and "resume=false" in fresh.stderr and "already holds" in fresh.stderr
+    assert "resume=false" not in (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()
+    longer = run(tmp_path / "run", "trainer.max_epochs=2", cwd=tmp_path, base=quick)
+    assert longer.returncode == 0, longer.stderr[-3000:]  # max_epochs may change on resume
+    assert [r["epoch"] for r in read_records(tmp_path / "run" / "analysis.jsonl")] == [1]
