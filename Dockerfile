@@ -8,7 +8,8 @@ WORKDIR /workspace/ncib
 COPY pyproject.toml README.md ./
 COPY ncib ./ncib
 COPY conf ./conf
-# the same install as README.md (the image's torch satisfies the project's bounds)
-RUN python -m pip install --no-cache-dir -e .
+# a regular (non-editable) install: the configuration ships inside the package
+# (the image's torch satisfies the project's bounds)
+RUN python -m pip install --no-cache-dir .
 
 ENTRYPOINT ["python", "-m", "ncib.run"]

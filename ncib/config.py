@@ -98,6 +98,9 @@ def register() -> None:
     ConfigStore.instance().store(name="schema", node=RunConfig)
     if not OmegaConf.has_resolver("ncib.wandb_mode"):
         OmegaConf.register_new_resolver("ncib.wandb_mode", wandb_mode)
+    if not OmegaConf.has_resolver("ncib.gt"):
+        # ${ncib.gt:a,b}: whether a > b (e.g. the reference's warm-up rule, batch > 256)
+        OmegaConf.register_new_resolver("ncib.gt", lambda a, b: float(a) > float(b))
     if not OmegaConf.has_resolver("ncib.if_cuda"):
         # ${ncib.if_cuda:gpu_value,cpu_value}: a choice made on the machine that runs
         OmegaConf.register_new_resolver(

@@ -50,20 +50,61 @@ def _feature_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: in
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=g, collate_fn=_collate_xy)
 
 
+VIEWS = ("none", "crop_flip", "train")
+
+
+def _crop_flip(datamodule):
+    """The reference linear evaluation's views: RandomResizedCrop(scale 0.2–1) and a horizontal
+    flip, nothing else (no colour jitter, no grayscale)."""
+    from ncib.data.color import SupConAugment
+
+    size = int(datamodule.splits["train"][0].shape[-1])
+    return SupConAugment(size=size, scale=(0.2, 1.0), hflip_p=0.5, jitter_p=0.0, grayscale_p=0.0)
+
+
+def _view_fn(datamodule, views: str):
+    if views == "train":
+        return datamodule.make_views
+    augment = _crop_flip(datamodule)
+    return lambda batch: datamodule.make_views(batch, augment=augment, views=1)
+
+
+@torch.inference_mode()
+def _predict_split(evaluator, datamodule, split: str, device) -> torch.Tensor:
+    """Predictions ``(N,)`` of the encoder + linear layer on the un-augmented images of ``split``,
+    in batches (nothing of the size of the split's features is kept)."""
+    evaluator.to(device).eval()
+    out = []
+    for batch in datamodule.eval_dataloader(split):
+        x = datamodule.eval_transform(batch["x"].to(device, non_blocking=True))
+        out.append(evaluator(x).argmax(1))
+    return torch.cat(out)
+
+
 def train_linear_evaluation(model, datamodule, cfg: DictConfig, accelerator: str = "auto", progress: bool = True) -> dict:
     """Train one :class:`~ncib.models.LinearEvaluator` per member on its frozen encoder.
 
+    ``cfg.views``: ``none`` trains on cached features of the plain training images (fast);
+    ``crop_flip`` / ``train`` on views made each step and passed through the frozen encoder (the
+    reference protocol; nothing of the size of the split's features is kept, so it scales to
+    ImageNet32). ``cfg.standardize``: standardise the features with their training mean and std.
+
     Returns ``{"test_acc/m0", "test_acc/m1", "train_acc/m0", …, "both_correct", "num_test",
-    "seeds", "protocol"}`` (accuracies as fractions).
+    "seeds", "protocol"}`` (accuracies as fractions; train accuracy on the plain images).
     """
+    views = str(cfg.get("views", "none"))
+    if views not in VIEWS:
+        raise ValueError(f"linear_eval.views={views!r}; allowed: {', '.join(VIEWS)}")
+    standardize = bool(cfg.get("standardize", True))
     datamodule.setup("fit")
     model.eval()
     device = next(model.parameters()).device
     y_train = datamodule.splits["train"][1].to(device)
     y_test = datamodule.splits["test"][1].to(device)
-    train_feats = member_features(model, datamodule, "train", None, device, progress)
-    test_feats = member_features(model, datamodule, "test", None, device, progress)
-    augment = bool(cfg.get("augment", False))
+    cached = views == "none" or standardize
+    if cached:
+        train_feats = member_features(model, datamodule, "train", None, device, progress)
+        test_feats = member_features(model, datamodule, "test", None, device, progress)
     results: dict = {}
     correct = []
     for m, (name, member) in enumerate(zip(MEMBERS, model.members, strict=True)):
@@ -73,26 +114,31 @@ def train_linear_evaluation(model, datamodule, cfg: DictConfig, accelerator: str
             evaluator = instantiate(cfg.module)(
                 encoder=copy.deepcopy(member.encoder),
                 num_classes=datamodule.num_classes,
-                inputs="images" if augment else "features",
-                view_fn=datamodule.make_views if augment else None,
+                inputs="features" if views == "none" else "images",
+                view_fn=None if views == "none" else _view_fn(datamodule, views),
             )
-            evaluator.set_standardization(train_feats[m].cpu())
-            if augment:
+            if standardize:
+                evaluator.set_standardization(train_feats[m].cpu())
+            if views == "none":
+                loader = _feature_batches(train_feats[m].cpu(), y_train.cpu(), int(cfg.batch_size), seed)
+            else:
                 images, labels = datamodule.splits["train"]
                 loader = DataLoader(
                     IndexedTensors(images, labels),
                     sampler=EpochBatchSampler(len(labels), int(cfg.batch_size), seed),
                     batch_size=None,
                 )
-            else:
-                loader = _feature_batches(train_feats[m].cpu(), y_train.cpu(), int(cfg.batch_size), seed)
             trainer = pl.Trainer(
                 accelerator=accelerator, devices=1, max_epochs=int(cfg.epochs), logger=False,
                 enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
             )
             trainer.fit(evaluator, train_dataloaders=loader)
-        pred_train = evaluator.predict_features(train_feats[m])
-        pred_test = evaluator.predict_features(test_feats[m])
+        if cached:
+            pred_train = evaluator.predict_features(train_feats[m])
+            pred_test = evaluator.predict_features(test_feats[m])
+        else:
+            pred_train = _predict_split(evaluator, datamodule, "train", device)
+            pred_test = _predict_split(evaluator, datamodule, "test", device)
         results[key("{split}_acc/{member}", split="train", member=name)] = (pred_train == y_train).float().mean().item()
         results[key("{split}_acc/{member}", split="test", member=name)] = (pred_test == y_test).float().mean().item()
         correct.append(pred_test == y_test)

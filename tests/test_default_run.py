@@ -35,7 +35,7 @@ def test_default_run_analyses_at_least_six_epochs_with_every_documented_key(defa
         for cls in (IdentifiabilityCallback, GIBCallback, SimplexETFCallback):
             assert set(r[cls.group]["scalars"]) == set(keys(cls.group)), (r["epoch"], cls.group)
     assert (default_run / "report.md").exists() and (default_run / "linear_eval.json").exists()
-    assert len(list((default_run / "figures").glob("*.png"))) == 4
+    assert len(list((default_run / "figures").glob("*.png"))) == 5
 
 
 def test_default_run_shows_the_science(default_run):

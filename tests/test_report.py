@@ -34,10 +34,13 @@ def synthetic_record(epoch, acc, with_gib=True):
     }
     if with_gib:
         rec["gib"] = {
-            "scalars": {"gib/i_tx_tk": 3.0, "gib/i_ty_tk": 2.0},
+            "scalars": {"gib/i_tx_tk": 3.0, "gib/i_ty_tk": 2.0, "gib/mi_xy": 40.0 + epoch,
+                        "gib/heldout/mi_xy": 20.0 + epoch, "gib/i_ty_frac_tk": 0.9,
+                        "gib/heldout/i_ty_frac_tk": 0.5 + 0.01 * epoch},
             "feature_scaling/m0": [1.0 + 0.01 * i for i in range(10)],
             "feature_scaling/m1": [1.0] * 10,
             "information_curve": {"beta": [1, 2, 4], "i_tx": [0, 1, 3], "i_ty": [0, 0.8, 2.0], "i_xy": 2.2},
+            "heldout/information_curve": {"beta": [1, 2, 4], "i_tx": [0, 0.5, 1], "i_ty": [0, 0.4, 0.9], "i_xy": 1.0},
         }
     return rec
 
@@ -66,7 +69,12 @@ def test_tables_come_from_the_records(run_dir):
     assert [r[-1] for r in per_epoch] == ["no", "no", "yes"]  # train acc 0.55, 0.85, 1.0
     text = (run_dir / "report.md").read_text()
     assert "| digits" not in text and "Table 1" in text and "a warning" in text
-    for name in ("fig2_nc1_vs_identifiability", "fig3_etf_in_tk", "fig4b_feature_scaling", "information_curve"):
+    info = report.tables["information"].rows
+    assert [r[0] for r in info] == [0, 5, 10] and info[-1][1:3] == [50.0, 30.0]  # in-sample, held-out
+    cg = report.tables["compression_generalisation"].rows
+    assert cg[-1][:2] == [10, pytest.approx(0.6)] and cg[-1][3:5] == pytest.approx([95.0, 94.0])
+    for name in ("fig2_nc1_vs_identifiability", "fig3_etf_in_tk", "fig4b_feature_scaling", "information_curve",
+                 "compression_generalisation"):
         path = report.figures[name]
         assert path.exists() and path.stat().st_size > 5000 and path.read_bytes()[:4] == b"\x89PNG"
         assert f"figures/{path.name}" in text

@@ -55,11 +55,11 @@ def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
     assert 0.5 < evaluation["test_acc/m0"] <= 1 and evaluation["both_correct"] <= evaluation["test_acc/m1"]
     report = (run_dir / "report.md").read_text()
     assert "Table 1" in report and "Table 2" in report
-    assert len(list((run_dir / "figures").glob("*.png"))) == 4
+    assert len(list((run_dir / "figures").glob("*.png"))) == 5
 
     # the report's tables and figures went to the (offline) W&B run too
     media = offline[0] / "files" / "media"
-    assert len(list((media / "images" / "report").glob("*.png"))) == 4
+    assert len(list((media / "images" / "report").glob("*.png"))) == 5
     assert {p.name.split("_")[0] for p in (media / "table" / "report").glob("*.table.json")} >= {"table1", "table2"}
 
     # the linear evaluation again, standalone, from the last checkpoint: it reproduces Table 1,

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ncib.models.schedules import optimizers_for, supcon_reference
+from ncib.models.schedules import optimizers_for, step_decay, supcon_reference
 
 
 def reference_lrs(lr, epochs, steps_per_epoch, warm, warm_epochs=10, warmup_from=0.01):
@@ -134,3 +134,20 @@ def test_bad_arguments_are_errors():
     zero = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)
     with pytest.raises(ValueError, match="base learning rates > 0"):
         supcon_reference(zero, 100, 10)
+
+
+def test_step_decay_at_completed_epochs_is_the_reference_linear_evaluation():
+    # main_linear.py: lr · 0.2^{#(epoch > d) for d in (60, 75, 90)}, epochs counted from 1,
+    # set once per epoch
+    steps_per_epoch = 7
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=5.0)
+    sched = step_decay(opt, total_steps=100 * steps_per_epoch, steps_per_epoch=steps_per_epoch,
+                       gamma=0.2, milestone_epochs=(60, 75, 90))
+    for step in range(100 * steps_per_epoch):
+        epoch = step // steps_per_epoch + 1
+        expected = 5.0 * 0.2 ** sum(epoch > d for d in (60, 75, 90))
+        assert opt.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-12), step
+        opt.step()
+        sched.step()
+    with pytest.raises(ValueError, match="milestone_epochs"):
+        step_decay(opt, 10, 2, milestone_epochs=(0,))

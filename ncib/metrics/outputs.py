@@ -38,6 +38,10 @@ def identifiability(pa: PairAnalysis) -> Outputs:
         scalars[key("cka/{features}", features=f)] = float(pa.cka(f))
         entries[key("cca/rho/{features}", features=f)] = pa.cca(f).rho.tolist()
         entries[key("cca/heldout/rho_k/{features}", features=f)] = held.rho_k.tolist()
+    for m, name in enumerate(MEMBERS):
+        copula = pa.copula_cca(m)
+        scalars[key("copula_cca/mean_k/{member}", member=name)] = float(copula.mean_k)
+        scalars[key("copula_cca/mean_all/{member}", member=name)] = float(copula.mean_all)
     return scalars, entries
 
 
@@ -56,16 +60,20 @@ def gib(pa: PairAnalysis) -> Outputs:
         key("gib/i_ty_tk"): float(at_tk.i_ty[0]),
         key("gib/i_ty_frac_tk"): float(at_tk.i_ty[0]) / i_xy if i_xy > 0 else 0.0,
     }
+    held = pa.heldout_gib_summary()
+    scalars |= {
+        key("gib/heldout/mi_xy"): held.mi_xy,
+        key("gib/heldout/beta_crit/k"): held.beta_k,
+        key("gib/heldout/beta_crit/k_next"): held.beta_k_next,
+        key("gib/heldout/i_ty_frac_tk"): held.i_ty_frac_tk,
+    }
     curve = pa.information_curve()
     entries: dict[str, Any] = {
         key("lambda"): g.lam.tolist(),
         key("beta_crit"): g.beta_crit.tolist(),
-        key("information_curve"): {
-            "beta": curve.beta.tolist(),
-            "i_tx": curve.i_tx.tolist(),
-            "i_ty": curve.i_ty.tolist(),
-            "i_xy": float(curve.i_xy),
-        },
+        key("information_curve"): _curve(curve),
+        key("heldout/lambda"): held.lam,
+        key("heldout/information_curve"): _curve(pa.heldout_gib(0).gib.information_curve(curve.beta)),
     }
     for m, name in enumerate(MEMBERS):
         scaling = pa.tk(m).feature_scaling
@@ -106,6 +114,15 @@ def simplex_etf(pa: PairAnalysis) -> Outputs:
         both = (probes[0].test_pred == pa.y_test) & (probes[1].test_pred == pa.y_test)
         out[key("probe/test_both_correct/{probe_input}", probe_input=kind)] = float(both.double().mean())
     return out, {}
+
+
+def _curve(curve) -> dict[str, Any]:
+    return {
+        "beta": curve.beta.tolist(),
+        "i_tx": curve.i_tx.tolist(),
+        "i_ty": curve.i_ty.tolist(),
+        "i_xy": float(curve.i_xy),
+    }
 
 
 def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:

@@ -42,13 +42,20 @@ def step_decay(
     steps_per_epoch: int,
     milestones: tuple[float, ...] = (0.6, 0.8),
     gamma: float = 0.1,
+    milestone_epochs: tuple[int, ...] | None = None,
 ) -> LambdaLR:
-    """Multiply the learning rate by ``gamma`` at each milestone, given as fractions of the
-    whole fit (``(0.6, 0.8)``: at 60% and 80% of the steps). ``steps_per_epoch`` is unused and
-    accepted so that every schedule is built the same way."""
-    if any(not 0.0 < m < 1.0 for m in milestones):
-        raise ValueError(f"milestones are fractions of training in (0, 1); got {list(milestones)}")
-    at = sorted(round(m * total_steps) for m in milestones)
+    """Multiply the learning rate by ``gamma`` at each milestone: fractions of the whole fit
+    (``milestones=(0.6, 0.8)``: at 60% and 80% of the steps), or, when ``milestone_epochs`` is
+    given, after those numbers of completed epochs (the reference linear evaluation decays by
+    0.2 after epochs 60, 75 and 90: ``milestone_epochs=(60, 75, 90), gamma=0.2``)."""
+    if milestone_epochs is not None:
+        if any(int(e) != e or e < 1 for e in milestone_epochs):
+            raise ValueError(f"milestone_epochs are completed epochs >= 1; got {list(milestone_epochs)}")
+        at = sorted(int(e) * steps_per_epoch for e in milestone_epochs)
+    else:
+        if any(not 0.0 < m < 1.0 for m in milestones):
+            raise ValueError(f"milestones are fractions of training in (0, 1); got {list(milestones)}")
+        at = sorted(round(m * total_steps) for m in milestones)
     return LambdaLR(optimizer, lambda step: gamma ** sum(step >= a for a in at))
 
 

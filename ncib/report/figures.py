@@ -13,7 +13,13 @@ import matplotlib.ticker  # noqa: E402
 from ncib.metrics import MEMBERS  # noqa: E402
 from ncib.report.tables import is_terminal, scalar  # noqa: E402
 
-__all__ = ["fig2_nc1_vs_identifiability", "fig3_etf_in_tk", "fig4b_feature_scaling", "fig_information_curve"]
+__all__ = [
+    "fig2_nc1_vs_identifiability",
+    "fig3_etf_in_tk",
+    "fig4b_feature_scaling",
+    "fig_compression_generalisation",
+    "fig_information_curve",
+]
 
 
 def _series(records, key):
@@ -132,18 +138,49 @@ def fig4b_feature_scaling(record: dict, path: Path) -> Path | None:
 
 
 def fig_information_curve(record: dict, path: Path) -> Path | None:
-    """I(T;Y) against I(T;X) along β, with I(X;Y) (the GIB information curve)."""
-    curve = (record.get("gib") or {}).get("information_curve")
+    """I(T;Y) against I(T;X) along β, with I(X;Y) (the GIB information curve): in-sample, and
+    held-out where the record has it."""
+    gib = record.get("gib") or {}
+    curve = gib.get("information_curve")
     if not curve:
         return None
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot(curve["i_tx"], curve["i_ty"], "-")
-    ax.axhline(curve["i_xy"], color="k", ls=":", lw=0.8, label="I(X;Y)")
+    ax.plot(curve["i_tx"], curve["i_ty"], "-", color="C0", label="in-sample")
+    ax.axhline(curve["i_xy"], color="C0", ls=":", lw=0.8, label="I(X;Y) in-sample")
+    held = gib.get("heldout/information_curve")
+    if held:
+        ax.plot(held["i_tx"], held["i_ty"], "-", color="C2", label="held-out")
+        ax.axhline(held["i_xy"], color="C2", ls=":", lw=0.8, label="I(X;Y) held-out")
     tk_x, tk_y = scalar(record, "gib/i_tx_tk"), scalar(record, "gib/i_ty_tk")
     if tk_x is not None:
         ax.plot([tk_x], [tk_y], "o", color="C3", label="T_K")
     ax.set_xlabel("I(T;X) (nats)")
     ax.set_ylabel("I(T;Y) (nats)")
     ax.set_title(f"GIB information curve, epoch {record['epoch']}")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def fig_compression_generalisation(records: list[dict], path: Path) -> Path | None:
+    """Held-out I(T_K;Y)/I(X;Y) against the analysis probe's test accuracy, one point per epoch
+    and member (raw features: circles, T_K: squares), coloured by epoch."""
+    pts = []
+    for r in records:
+        frac = scalar(r, "gib/heldout/i_ty_frac_tk")
+        for m in MEMBERS:
+            raw, tk = scalar(r, f"probe/test_acc/raw/{m}"), scalar(r, f"probe/test_acc/tk/{m}")
+            if None not in (frac, raw, tk):
+                pts.append((r["epoch"], frac, raw, tk))
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    epochs = [p[0] for p in pts]
+    norm = matplotlib.colors.Normalize(min(epochs), max(max(epochs), min(epochs) + 1))
+    ax.scatter([p[1] for p in pts], [100 * p[2] for p in pts], c=epochs, norm=norm, marker="o", label="raw features")
+    sc = ax.scatter([p[1] for p in pts], [100 * p[3] for p in pts], c=epochs, norm=norm, marker="s", label="T_K")
+    fig.colorbar(sc, ax=ax, label="epoch")
+    ax.set_xlabel("held-out I(T_K;Y) / I(X;Y)")
+    ax.set_ylabel("analysis probe test accuracy (%)")
+    ax.set_title("Compression vs generalisation")
     ax.legend(fontsize=8)
     return _save(fig, path)

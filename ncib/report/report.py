@@ -8,7 +8,15 @@ from pathlib import Path
 
 from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, read_records, read_resumes, report_names
 from ncib.report import figures
-from ncib.report.tables import Table, identifiability_table, table1, table2, table2_per_epoch
+from ncib.report.tables import (
+    Table,
+    compression_generalisation_table,
+    identifiability_table,
+    information_table,
+    table1,
+    table2,
+    table2_per_epoch,
+)
 
 __all__ = ["Report", "build_report", "write_report"]
 
@@ -64,6 +72,8 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
         ("table2", table2(last, last["feature_dim"], last["k"]) if last else None),
         ("table2_per_epoch", table2_per_epoch(records)),
         ("identifiability", identifiability_table(records)),
+        ("information", information_table(records)),
+        ("compression_generalisation", compression_generalisation_table(records)),
     ):
         if table is not None:
             tables[name] = table
@@ -75,6 +85,9 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
         "fig3_etf_in_tk": figures.fig3_etf_in_tk(records, k_classes or 2, figdir / "fig3_etf_in_tk.png"),
         "fig4b_feature_scaling": figures.fig4b_feature_scaling(last, figdir / "fig4b_feature_scaling.png") if last else None,
         "information_curve": figures.fig_information_curve(last, figdir / "information_curve.png") if last else None,
+        "compression_generalisation": figures.fig_compression_generalisation(
+            records, figdir / "compression_generalisation.png"
+        ),
     }
     figs = {k: v for k, v in made.items() if v is not None}
 
@@ -110,7 +123,8 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
         "fig2_nc1_vs_identifiability": "Fig. 2 analogue: NC1 against the variance (left) and the mean ± std (right) of the K leading CCA coefficients; one point per epoch, filled in the terminal phase.",
         "fig3_etf_in_tk": "Fig. 3 analogue: T_K (solid) vs raw features (dashed) over epochs.",
         "fig4b_feature_scaling": "Fig. 4B analogue: α scaling of the K IB dimensions at the last analysis epoch.",
-        "information_curve": "GIB information curve at the last analysis epoch.",
+        "information_curve": "GIB information curve at the last analysis epoch, in-sample and held-out.",
+        "compression_generalisation": "Held-out I(T_K;Y)/I(X;Y) against the analysis probe's test accuracy, per epoch and member.",
     }
     if figs:
         lines += ["## Figures", ""]

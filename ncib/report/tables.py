@@ -6,7 +6,16 @@ from dataclasses import dataclass, field
 
 from ncib.metrics import MEMBERS
 
-__all__ = ["Table", "table1", "table2", "table2_per_epoch", "identifiability_table", "TERMINAL_TRAIN_ACC"]
+__all__ = [
+    "TERMINAL_TRAIN_ACC",
+    "Table",
+    "compression_generalisation_table",
+    "identifiability_table",
+    "information_table",
+    "table1",
+    "table2",
+    "table2_per_epoch",
+]
 
 TERMINAL_TRAIN_ACC = 0.98  # terminal phase of training: train error below 2%
 
@@ -126,4 +135,42 @@ def identifiability_table(records: list[dict]) -> Table | None:
          "CKA raw", "NC1 m0", "NC1 m1", "cos mean T_K m0", "cos mean T_K m1"],
         rows,
         "ρ_K: the K leading canonical correlations between the members. Target cosine: −1/(K−1).",
+    )
+
+
+def information_table(records: list[dict]) -> Table | None:
+    """The GIB's information per epoch, in-sample beside held-out (docs/math.md §5)."""
+    keys = ("gib/mi_xy", "gib/heldout/mi_xy", "gib/i_ty_frac_tk", "gib/heldout/i_ty_frac_tk",
+            "gib/beta_crit/k", "gib/heldout/beta_crit/k", "gib/beta_crit/k_next", "gib/heldout/beta_crit/k_next")
+    rows = [[r["epoch"], *(scalar(r, k) for k in keys)] for r in records if scalar(r, "gib/mi_xy") is not None]
+    if not rows:
+        return None
+    return Table(
+        "Information between the members — in-sample vs held-out",
+        ["epoch", "I(X;Y) in-sample", "I(X;Y) held-out", "I(T_K;Y)/I(X;Y) in-sample",
+         "I(T_K;Y)/I(X;Y) held-out", "β_K in-sample", "β_K held-out", "β_K+1 in-sample", "β_K+1 held-out"],
+        rows,
+        "In-sample: the canonical correlations of the training split, as in the paper; they carry "
+        "about d²/(2N) nats of estimation noise. Held-out: directions fitted on the training split, "
+        "correlations measured on the test split (docs/math.md §5). Nats; — where undefined.",
+    )
+
+
+def compression_generalisation_table(records: list[dict]) -> Table | None:
+    """Per epoch: how much of I(X;Y) T_K keeps (held out) against the probes' test accuracy."""
+    rows = []
+    for r in records:
+        frac = scalar(r, "gib/heldout/i_ty_frac_tk")
+        accs = [scalar(r, f"probe/test_acc/{kind}/{m}") for kind in ("raw", "tk") for m in MEMBERS]
+        if frac is None or any(a is None for a in accs):
+            continue
+        rows.append([r["epoch"], frac, scalar(r, "gib/i_ty_frac_tk"), *(pct(a) for a in accs)])
+    if not rows:
+        return None
+    return Table(
+        "Compression and generalisation per analysis epoch",
+        ["epoch", "I(T_K;Y)/I(X;Y) held-out", "in-sample", "probe raw m0", "probe raw m1",
+         "probe T_K m0", "probe T_K m1"],
+        rows,
+        "Probe: the analysis probe's test accuracy (%).",
     )
