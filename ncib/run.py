@@ -51,6 +51,7 @@ def train(cfg: DictConfig) -> dict:
 
     from ncib.callbacks import AtomicCheckpointIO
     from ncib.resume import prepare_run_dir
+    from ncib.wandb_run import init_kwargs as wandb_init_kwargs
 
     plan = prepare_run_dir(cfg, cfg.paths.output_dir, rank_zero=launched_as_rank_zero())
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
@@ -58,7 +59,7 @@ def train(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.dataset.datamodule)
     model = instantiate(cfg.model)
     callbacks = instantiate_group(cfg.callbacks)
-    loggers = instantiate_group(cfg.logger, wandb={"id": plan.wandb_id or None, "resume": "allow"})
+    loggers = instantiate_group(cfg.logger, wandb=wandb_init_kwargs(cfg, plan.wandb_id))
     trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
@@ -83,6 +84,7 @@ def after_fit(cfg: DictConfig, model, datamodule, trainer, loggers) -> dict:
     from ncib.linear_eval import train_linear_evaluation, write_linear_eval
     from ncib.metrics import keys, logged_name
     from ncib.report import log_to_wandb, write_report
+    from ncib.wandb_run import log_run_artifact
 
     out: dict = {}
     if cfg.linear_eval is not None:
@@ -105,6 +107,7 @@ def after_fit(cfg: DictConfig, model, datamodule, trainer, loggers) -> dict:
             for lg in loggers:
                 if isinstance(lg, WandbLogger):
                     log_to_wandb(report, lg)
+    log_run_artifact(cfg.paths.output_dir, loggers)  # records, Table 1, report, figures
     return out
 
 

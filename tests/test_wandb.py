@@ -1,0 +1,162 @@
+"""W&B that reads like the paper: config, names, axes and files of a real offline run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from ncib.metrics import GROUPS, keys, logged_name
+from ncib.wandb_run import (
+    ANALYSIS_STEP,
+    ARTIFACT_TYPE,
+    EPOCH_STEP,
+    group_name,
+    init_kwargs,
+    step_metric_for,
+)
+from tests.helpers.wandb_offline import read_offline_run
+
+
+@pytest.fixture(scope="module")
+def offline_run(tmp_path_factory):
+    """A tiny digits run with W&B offline: 2 epochs, one analysis, a short linear evaluation."""
+    root = tmp_path_factory.mktemp("wandb_run")
+    run_dir = root / "run"
+    env = {
+        **__import__("os").environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+        "WANDB_DATA_DIR": str(root / "wandb-data"), "WANDB_CACHE_DIR": str(root / "wandb-cache"),
+        "NCIB_DATA_DIR": str(root / "data"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "ncib.run", "trainer.max_epochs=2", "analysis.epochs=[2]",
+         "linear_eval.epochs=1", "analysis.checkpoints=false", "tags=[paper]",
+         f"hydra.run.dir={run_dir}"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir, read_offline_run(run_dir)
+
+
+def test_the_resolved_config_is_the_runs_config(offline_run):
+    run_dir, run = offline_run
+    composed = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    cfg = run.config
+    assert cfg["dataset"]["name"] == "digits" and cfg["seed_pair"] == [0, 1]
+    assert cfg["trainer"]["max_epochs"] == 2 and cfg["analysis"]["epochs"] == [2]
+    assert cfg["model"]["optimizer"]["lr"] == composed.model.optimizer.lr
+    assert cfg["backbone"]["_target_"] == "ncib.models.ConvNet"  # data, not a built object
+    assert cfg["dataset"]["datamodule"]["seeds"] == [0, 1]  # interpolations resolved
+    assert cfg["paths"]["output_dir"] == str(run_dir)
+    assert cfg["ncib_run"] == {"seed_pair": "0-1", "sweep": "single", "run_dir": str(run_dir), "backbone": "convnet"}
+    assert "hydra" not in cfg
+    # Lightning's hyper-parameters are kept apart from the composed config
+    assert cfg["lightning_hparams"]["seeds"] == [0, 1] and "temperature" not in cfg
+
+
+def test_names_group_job_type_and_tags(offline_run):
+    _, run = offline_run
+    assert run.run.run_group == "digits/single"
+    assert run.run.job_type == "digits"
+    assert run.run.display_name == "digits_seeds0-1"
+    assert list(run.run.tags) == ["paper", "digits", "convnet"]
+
+
+def test_axes_analysis_against_analysis_epoch_training_against_epoch(offline_run):
+    _, run = offline_run
+    assert run.glob_step("analysis/*") == ANALYSIS_STEP
+    assert run.glob_step("train/*") == EPOCH_STEP and run.glob_step("lr-*") == EPOCH_STEP
+    # every analysis key by name too (W&B tries its globs in no fixed order, and Lightning's
+    # own "*" glob points at trainer/global_step)
+    for group in ("identifiability", "gib", "simplex_etf"):
+        for k in keys(group):
+            assert run.step_of(logged_name(group, k)) == ANALYSIS_STEP, k
+    for k in keys("train"):
+        assert run.step_of(k) == EPOCH_STEP, k
+    assert run.step_of("lr-SGD") == EPOCH_STEP
+
+
+def test_history_rows_carry_their_steps(offline_run):
+    _, run = offline_run
+    analysis_rows = [h for h in run.history if "analysis/nc1/raw/m0" in h]
+    assert [h[ANALYSIS_STEP] for h in analysis_rows] == [2]
+    train_rows = [h for h in run.history if "train/loss/m0" in h]
+    assert [h[EPOCH_STEP] for h in train_rows] == [0, 1]
+    # the learning rate of each epoch sits on that epoch's row (warm-up: it grows)
+    lrs = [h["lr-SGD"] for h in train_rows]
+    assert len(lrs) == 2 and 0 < lrs[0] < lrs[1]
+    assert not any("lr-SGD" in h and EPOCH_STEP not in h for h in run.history)
+
+
+def test_linear_evaluation_is_a_summary_not_a_curve(offline_run):
+    run_dir, run = offline_run
+    table1 = __import__("json").loads((run_dir / "linear_eval.json").read_text())
+    for k in keys("linear_eval"):
+        name = logged_name("linear_eval", k)
+        assert run.summary[name] == pytest.approx(table1[k]), name
+        assert not any(name in h for h in run.history), name
+
+
+def test_the_run_files_are_an_artifact(offline_run):
+    run_dir, run = offline_run
+    artifacts = run.artifact_paths(ARTIFACT_TYPE)
+    assert list(artifacts) == [f"ncib-run-{run.run.run_id}"]
+    paths = next(iter(artifacts.values()))
+    figures = sorted(f"figures/{p.name}" for p in (run_dir / "figures").glob("*.png"))
+    assert figures and set(paths) == {"analysis.jsonl", "linear_eval.json", "report.md", ".hydra/config.yaml", *figures}
+    # the manifest's digests are those of the files as they are now (uploaded after the report)
+    import base64
+    import hashlib
+
+    art = next(a for a in run.artifacts if a.type == ARTIFACT_TYPE)
+    for entry in art.manifest.contents:
+        digest = base64.b64encode(hashlib.md5((run_dir / entry.path).read_bytes()).digest()).decode()
+        assert entry.digest == digest, entry.path
+
+
+# -- without a run ---------------------------------------------------------------------------
+
+
+def test_step_rules_cover_every_logged_history_key():
+    for group, (_, prefix) in GROUPS.items():
+        for k in keys(group):
+            step = step_metric_for(logged_name(group, k))
+            assert step == {"analysis/": ANALYSIS_STEP, "": EPOCH_STEP, "linear_eval/": None}[prefix], k
+
+
+def _sweep_job(root, job_overrides, sweep_overrides):
+    sweep = root / "2026-01-01_00-00-00"
+    job = sweep / "1_digits_seeds2-3"
+    (job / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create({"hydra": {"overrides": {"task": sweep_overrides}}}), sweep / "multirun.yaml")
+    OmegaConf.save(OmegaConf.create(job_overrides), job / ".hydra" / "overrides.yaml")
+    return sweep, job
+
+
+def test_group_is_one_recipe_of_one_sweep(cfg_factory, tmp_path):
+    cfg = cfg_factory("experiment_name=paper")
+    assert group_name(cfg, tmp_path / "alone") == "paper/single"
+    sweep, job = _sweep_job(
+        tmp_path,
+        ["seed_pair=[2,3]", "model.temperature=0.5", "trainer.max_epochs=2"],
+        ["seed_pair=[0,1],[2,3]", "model.temperature=0.1,0.5", "trainer.max_epochs=2"],
+    )
+    # the swept keys other than the seed pair name the recipe; fixed overrides do not
+    assert group_name(cfg, job) == f"paper/{sweep.name}/model.temperature=0.5"
+    chosen = cfg_factory("logger.wandb.group=mine")
+    assert group_name(chosen, job) == "mine"
+
+
+def test_init_kwargs_are_data_for_wandb(cfg_factory, tmp_path):
+    cfg = cfg_factory("tags=[a,digits]", "seed_pair=[4,9]")
+    kw = init_kwargs(cfg, "abc123")
+    assert kw["id"] == "abc123" and kw["resume"] == "allow"
+    assert kw["tags"] == ["a", "digits", "convnet"]
+    assert kw["group"] == "digits/single"
+    assert kw["run_config"]["seed_pair"] == [4, 9] and kw["run_config"]["ncib_run"]["seed_pair"] == "4-9"
+    # Hydra must hand the config over as data, not build its _target_ nodes
+    assert kw["_recursive_"] is False
+    no_wandb = init_kwargs(cfg_factory("logger=csv"), None)
+    assert no_wandb == {"id": None, "resume": "allow"}
