@@ -116,6 +116,16 @@ def test_the_run_files_are_an_artifact(offline_run):
         assert entry.digest == digest, entry.path
 
 
+def test_the_dashboard_refers_to_names_this_run_logged(offline_run):
+    pytest.importorskip("wandb_workspaces")
+    from ncib.dashboard import build_report, panel_keys
+
+    _, run = offline_run
+    seen = set(run.summary) | {k for row in run.history for k in row}
+    missing = {k for _, names in panel_keys(build_report("e", "p")) for k in names} - seen
+    assert not missing
+
+
 # -- without a run ---------------------------------------------------------------------------
 
 

@@ -1,0 +1,92 @@
+"""The W&B dashboard (a report built with wandb-workspaces), built offline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("wandb_workspaces", reason="pip install 'ncib[dashboard]'")
+
+from ncib import dashboard  # noqa: E402
+from ncib.dashboard import PANELS, Panel, build_report, logged_names, metric, panel_keys  # noqa: E402
+from ncib.metrics import GROUPS, keys, logged_name  # noqa: E402
+
+
+def unknown_keys(report) -> list[tuple[str, str]]:
+    """(chart title, key) for every key of the report that no run logs."""
+    known = logged_names()
+    return [(title, k) for title, names in panel_keys(report) for k in names if k not in known]
+
+
+def test_every_panel_refers_to_a_key_the_runs_log():
+    report = build_report("entity", "project")
+    charts = panel_keys(report)
+    assert len(charts) == len(PANELS) >= 15
+    assert unknown_keys(report) == []
+
+
+def test_a_planted_wrong_key_is_found():
+    wrong = Panel("Fig. 2", "planted", ("analysis/nc1/raw",))  # no member: not a logged key
+    report = build_report("entity", "project", panels=(*PANELS, wrong))
+    assert unknown_keys(report) == [("planted", "analysis/nc1/raw")]
+    off_axis = Panel("Fig. 2", "planted x", (metric("gib/mi_xy"),), x="analysis/step")
+    assert unknown_keys(build_report("e", "p", panels=(off_axis,))) == [("planted x", "analysis/step")]
+
+
+def test_the_known_names_are_the_registry_with_its_prefixes():
+    names = logged_names()
+    assert {"analysis/epoch", "epoch", "analysis/nc1/raw/m0", "linear_eval/test_acc/m1", "train/loss/m0"} <= names
+    assert len(names) == 2 + sum(len(keys(g)) for g in GROUPS)
+    assert all(n.startswith(("analysis/", "linear_eval/", "train/")) or n == "epoch" for n in names)
+
+
+def test_keys_come_from_the_registry():
+    assert metric("nc1/{space}/{member}", space="tk", member="m1") == "analysis/nc1/tk/m1"
+    assert metric("both_correct") == logged_name("linear_eval", "both_correct")
+    with pytest.raises(KeyError, match="not a registered metric"):
+        metric("nc1/{space}")
+    with pytest.raises(ValueError):
+        metric("nc1/{space}/{member}", space="normal", member="m0")  # NC is measured in raw, tk
+
+
+def test_the_paper_sections_and_their_axes():
+    report = build_report("entity", "project", group="digits/single")
+    titles = [b.text for b in report.blocks if type(b).__name__ == "H2"]
+    assert [t.split(" —")[0] for t in titles[:2]] == ["Fig. 2", "Fig. 3"]
+    assert any("Identifiability" in t for t in titles) and any("Information" in t for t in titles)
+    assert any("Tables 1 and 2" in t for t in titles)
+    fig3 = [p for p in PANELS if p.section.startswith("Fig. 3")]
+    assert [p.title[:2] for p in fig3] == ["A.", "B.", "C.", "D."]
+    for p in fig3:  # T_K against raw, both members
+        assert {k.split("/")[-2] for k in p.y} == {"tk", "raw"} and len(p.y) == 4
+    info = next(p for p in PANELS if "I(X;Y)" in p.title)
+    assert set(info.y) == {"analysis/gib/mi_xy", "analysis/gib/heldout/mi_xy"}
+    grids = [b for b in report.blocks if hasattr(b, "runsets")]
+    for grid in grids:
+        rs = grid.runsets[0]
+        assert rs.groupby == ["group"] and "digits/single" in rs.filters
+        for chart in grid.panels:
+            assert chart.groupby_aggfunc == "mean" and chart.groupby_rangefunc == "stddev"
+            if hasattr(chart, "x"):
+                assert chart.x in {"analysis/epoch", "epoch"} or chart.x.startswith("analysis/")
+    # every chart serialises as W&B would save it (no network for panels)
+    for grid in grids:
+        for chart in grid.panels:
+            assert chart._to_model() is not None
+
+
+def test_dry_run_prints_the_panels_and_saving_needs_a_login(tmp_path, monkeypatch, capsys):
+    dashboard.main(["--entity", "e", "--project", "p", "--group", "g", "--dry-run"])
+    out = capsys.readouterr().out
+    assert "## Fig. 2" in out and "analysis/nc1/raw/m0" in out and "linear_eval/both_correct" in out
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    env |= {"HOME": str(tmp_path), "NETRC": str(tmp_path / "none"), "WANDB_CONFIG_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ncib.dashboard", "--entity", "e", "--project", "p"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 2 and "needs a login" in proc.stderr
