@@ -97,9 +97,11 @@ def swept_values(run_dir: str | Path, sweep_dir: Path) -> list[str]:
     from omegaconf import OmegaConf
 
     try:
+        hydra = OmegaConf.load(sweep_dir / SWEEP_FILE).hydra
+        params = (hydra.get("sweeper") or {}).get("params") or {}
         swept = {
             o.key_or_group
-            for o in _parse(OmegaConf.load(sweep_dir / SWEEP_FILE).hydra.overrides.task)
+            for o in _parse([*(f"{k}={v}" for k, v in params.items()), *hydra.overrides.task])
             if o.is_sweep_override()
         } - {"seed_pair"}
         own = Path(run_dir) / ".hydra" / "overrides.yaml"
