@@ -67,6 +67,7 @@ class RunConfig:
     report: bool = True
     experiment_name: str = "default"
     tags: list[str] = field(default_factory=list)
+    transfer: Any = None  # the zero-shot transfer experiment (experiment=zero_shot_transfer)
     resume: bool = True
     ckpt_path: str | None = None
     float32_matmul_precision: str = "high"
@@ -149,6 +150,14 @@ def validate(cfg: DictConfig) -> None:
             f"members), got seed_pair={values!r}; for example seed_pair=[0,1]"
         )
     num_classes = int(cfg.dataset.num_classes)
+    if cfg.get("transfer") is not None:  # no training: only the analysis settings matter
+        if OmegaConf.is_missing(cfg.transfer, "source"):
+            raise ConfigError(
+                "transfer.source is required: the run directory of a pretrained pair (or a "
+                "checkpoint in it), e.g. transfer.source=outputs/imagenet32_pretrain/<date_time>"
+            )
+        _validate_analysis(cfg, num_classes, None)
+        return
     max_epochs = cfg.trainer.get("max_epochs")
     if not _is_int(max_epochs) or max_epochs < 1:
         _fail("trainer.max_epochs", max_epochs, "a training run needs at least one epoch (an integer >= 1)")
@@ -168,9 +177,9 @@ def validate(cfg: DictConfig) -> None:
     _validate_analysis(cfg, num_classes, max_epochs)
 
 
-def _validate_analysis(cfg: DictConfig, num_classes: int, max_epochs: int) -> None:
+def _validate_analysis(cfg: DictConfig, num_classes: int, max_epochs: int | None) -> None:
     a = cfg.analysis
-    if a.epochs is not None:
+    if a.epochs is not None and max_epochs is not None:
         epochs = list(a.epochs)
         negative = [e for e in epochs if not _is_int(e) or e < 0]
         if negative:

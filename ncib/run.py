@@ -67,22 +67,36 @@ def train(cfg: DictConfig) -> dict:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         metrics |= after_fit(cfg, model, datamodule, trainer, loggers)
+    finish(cfg, loggers)
+    return metrics
+
+
+def transfer(cfg: DictConfig) -> dict:
+    """The zero-shot transfer experiment: analyse a pretrained pair on this dataset, no training."""
+    from ncib.transfer import resolve_source, run_transfer
+
+    resolve_source(cfg.transfer.source)  # a wrong source fails before anything is built
+    loggers = instantiate_group(cfg.logger)
+    log.info("run directory: %s", cfg.paths.output_dir)
+    record = run_transfer(cfg, loggers)
+    write_run_report(cfg, loggers)
+    finish(cfg, loggers)
+    return record["transfer"]["scalars"]
+
+
+def finish(cfg: DictConfig, loggers) -> None:
     for lg in loggers:
         lg.finalize("success")
     if "wandb" in (cfg.logger or {}) and cfg.logger.wandb is not None:
         import wandb
 
         wandb.finish()
-    return metrics
 
 
 def after_fit(cfg: DictConfig, model, datamodule, trainer, loggers) -> dict:
     """The offline linear evaluation (Table 1), then the report; rank zero only."""
-    from pytorch_lightning.loggers import WandbLogger
-
     from ncib.linear_eval import train_linear_evaluation, write_linear_eval
     from ncib.metrics import keys, logged_name
-    from ncib.report import log_to_wandb, write_report
 
     out: dict = {}
     if cfg.linear_eval is not None:
@@ -95,23 +109,36 @@ def after_fit(cfg: DictConfig, model, datamodule, trainer, loggers) -> dict:
         for lg in loggers:
             lg.log_metrics(scalars, step=trainer.global_step)
         out |= scalars
-    if cfg.report:
-        try:
-            report = write_report(cfg.paths.output_dir)
-        except FileNotFoundError as err:
-            log.warning("no report: %s", err)
-        else:
-            log.info("report: %s", report.path)
-            for lg in loggers:
-                if isinstance(lg, WandbLogger):
-                    log_to_wandb(report, lg)
+    write_run_report(cfg, loggers)
     return out
+
+
+def write_run_report(cfg: DictConfig, loggers) -> None:
+    """``report.md`` and its figures (``cfg.report``), also sent to W&B."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    from ncib.report import log_to_wandb, write_report
+
+    if not cfg.report:
+        return
+    try:
+        report = write_report(cfg.paths.output_dir)
+    except FileNotFoundError as err:
+        log.warning("no report: %s", err)
+        return
+    log.info("report: %s", report.path)
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            log_to_wandb(report, lg)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def main(cfg: DictConfig) -> None:
     validate(cfg)
-    train(cfg)
+    if cfg.get("transfer") is not None:
+        transfer(cfg)
+    else:
+        train(cfg)
 
 
 if __name__ == "__main__":
