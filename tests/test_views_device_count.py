@@ -63,6 +63,32 @@ def test_philox_matches_the_reference_on_random_counters():
         assert out.tolist() == expected
 
 
+class _RangeChecked(torch.Tensor):
+    """Records the range of every int64 tensor computed from it."""
+
+    lo, hi = [], []
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        out = super().__torch_function__(func, types, args, kwargs or {})
+        if isinstance(out, torch.Tensor) and out.dtype == torch.int64 and out.numel():
+            with torch._C.DisableTorchFunctionSubclass():
+                cls.lo.append(int(out.min()))
+                cls.hi.append(int(out.max()))
+        return out
+
+
+def test_philox_never_leaves_the_int64_range():
+    """Every intermediate stays in [0, 2^49]: nothing relies on signed overflow wrapping."""
+    words = torch.tensor([0, 1, 2**31, _MASK - 1, _MASK])
+    ctr = [words.as_subclass(_RangeChecked) for _ in range(4)]
+    _RangeChecked.lo.clear(), _RangeChecked.hi.clear()
+    out = philox4x32(ctr, 2**64 - 1).as_subclass(torch.Tensor)
+    assert len(_RangeChecked.hi) > 200  # the rounds really ran on the checked tensors
+    assert min(_RangeChecked.lo) >= 0 and max(_RangeChecked.hi) < 2**49
+    assert out.tolist() == [_philox_reference([int(w)] * 4, 2**64 - 1) for w in words]
+
+
 def test_sample_rng_counter_layout():
     """Row r's j-th word of its c-th request is word j mod 4 of Philox((j // 4, c, index, view))."""
     index, view = torch.tensor([5, 0, 2**32 + 7, 123456]), torch.tensor([0, 3, 1, 2])
