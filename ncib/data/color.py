@@ -246,9 +246,9 @@ class SupConAugment(nn.Module):
         params["flip"] = u[:, 0] < self.hflip_p
         params["jitter"] = u[:, 1] < self.jitter_p
         params["gray"] = u[:, 2] < self.grayscale_p
-        lo = torch.tensor([max(0.0, 1 - s) for s in self.strengths] + [-self.hue], device=u.device)
-        hi = torch.tensor([1 + s for s in self.strengths] + [self.hue], device=u.device)
-        params["factors"] = lo + (hi - lo) * u[:, 3:7]  # (B, 4): brightness, contrast, saturation, hue
+        ranges = [(max(0.0, 1 - s), 1 + s) for s in self.strengths] + [(-self.hue, self.hue)]
+        factors = [lo + (hi - lo) * u[:, 3 + k] for k, (lo, hi) in enumerate(ranges)]
+        params["factors"] = torch.stack(factors, 1)  # (B, 4): brightness, contrast, saturation, hue
         # a stable sort: ties (equal keys) are broken by position on every device and batch size
         order = u[:, 7:11].argsort(dim=1, stable=True)
         params["order"] = order if self.random_order else torch.arange(4, device=u.device).expand(b, 4)

@@ -48,9 +48,9 @@ _W = (0x9E3779B9, 0xBB67AE85)  # Weyl key increments
 _TO_UNIT = 2.0**-24
 
 
-def _mulhilo(a: Tensor, m: int) -> tuple[Tensor, Tensor]:
-    """Upper and lower 32 bits of ``a · m`` for words ``a`` and a 32-bit constant ``m``,
-    computed as ``a·m_lo + a·m_hi·2¹⁶`` without any value reaching 2⁴⁹."""
+def _mulhilo(a, m: int):
+    """Upper and lower 32 bits of ``a · m`` for words ``a`` (a tensor or an int) and a 32-bit
+    constant ``m``, computed as ``a·m_lo + a·m_hi·2¹⁶`` without any value reaching 2⁴⁹."""
     lo_part = a * (m & 0xFFFF)  # < 2^48
     hi_part = a * (m >> 16)  # < 2^48
     t = lo_part + ((hi_part & 0xFFFF) << 16)  # < 2^49; a·m = t + (hi_part >> 16)·2^32
@@ -58,19 +58,22 @@ def _mulhilo(a: Tensor, m: int) -> tuple[Tensor, Tensor]:
 
 
 def philox4x32(counter: Sequence[Tensor | int], key: int, rounds: int = 10) -> Tensor:
-    """Philox-4x32-``rounds`` of ``counter`` (four words, tensors broadcast together or ints)
-    under the 64-bit ``key`` (``k0`` its low, ``k1`` its high 32 bits).
+    """Philox-4x32-``rounds`` of ``counter`` (four words: integer tensors broadcast together,
+    or ints) under the 64-bit ``key`` (``k0`` its low, ``k1`` its high 32 bits).
 
-    Returns ``(*broadcast shape, 4)`` int64 words in ``[0, 2³²)``, on the counter's device.
+    Returns ``(*broadcast shape, 4)`` int64 words in ``[0, 2³²)``, on the counter tensors'
+    device (the CPU if all words are ints). Int words stay Python ints until they meet a
+    tensor, so no host-to-device copy (and no wait for the device) happens.
     """
     if len(counter) != 4:
         raise ValueError(f"counter must have 4 words; got {len(counter)}")
     tensors = [c for c in counter if isinstance(c, Tensor)]
-    device = tensors[0].device if tensors else torch.device("cpu")
-    words = [torch.as_tensor(c, dtype=torch.int64, device=device) & _MASK for c in counter]
-    shape = torch.broadcast_shapes(*(w.shape for w in words))
-    # four separate contiguous tensors: elementwise kernels run over long inner loops
-    c0, c1, c2, c3 = (w.expand(shape).contiguous() for w in words)
+    if not tensors:
+        tensors = [torch.zeros((), dtype=torch.int64)]
+    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    c0, c1, c2, c3 = (
+        c.to(torch.int64) & _MASK if isinstance(c, Tensor) else int(c) & _MASK for c in counter
+    )
     k0, k1 = int(key) & _MASK, (int(key) >> 32) & _MASK
     for r in range(rounds):
         if r:
@@ -78,7 +81,8 @@ def philox4x32(counter: Sequence[Tensor | int], key: int, rounds: int = 10) -> T
         hi0, lo0 = _mulhilo(c0, _M[0])
         hi1, lo1 = _mulhilo(c2, _M[1])
         c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-    return torch.stack([c0, c1, c2, c3], -1)
+    like = tensors[0].new_zeros(shape, dtype=torch.int64)
+    return torch.stack([like + c for c in (c0, c1, c2, c3)], -1)
 
 
 def _numel(shape) -> tuple[tuple[int, ...], int]:
