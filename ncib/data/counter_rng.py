@@ -17,9 +17,9 @@ of a 128-bit counter ``(c0, c1, c2, c3)`` under a 64-bit key ``(k0, k1)``, ten r
 with the key bumped by the Weyl constants ``(W0, W1)`` before every round but the first
 (``hi``/``lo`` are the upper/lower 32 bits of the 64-bit product). Row ``r``'s ``j``-th group
 of four 32-bit words in its ``c``-th request is Philox of the counter
-``(j, c, index[r] mod 2³², view[r])``, so distinct (sample, view, draw) give distinct
-counters, hence independent words; a different key (another member, another epoch) gives an
-unrelated stream.
+``(j, c, index[r] mod 2³², view[r])``: distinct (sample, view, draw) are distinct counters,
+so their words are distinct outputs of the bijection and, statistically, independent; a
+different key (another member, another epoch) gives an unrelated stream.
 
 **Integer arithmetic.** Words are held in ``int64`` tensors with values in ``[0, 2³²)``; the
 32×32-bit products are split into a 32×16-bit pair (each below 2⁴⁸), so no intermediate
