@@ -23,6 +23,7 @@ class ConfigError(ValueError):
 @dataclass
 class DatasetConfig:
     name: str = MISSING
+    classes: Any = None  # a class subset: None, n (the first n) or a list of ids
     num_classes: int = MISSING
     in_channels: int = MISSING
     image_size: int = MISSING
@@ -94,11 +95,22 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _count_classes(classes, total) -> int:
+    if classes is None:
+        return int(total)
+    if isinstance(classes, int):
+        return classes
+    return len(classes)
+
+
 def register() -> None:
     """Register the schema and resolvers (idempotent)."""
     ConfigStore.instance().store(name="schema", node=RunConfig)
     if not OmegaConf.has_resolver("ncib.wandb_mode"):
         OmegaConf.register_new_resolver("ncib.wandb_mode", wandb_mode)
+    if not OmegaConf.has_resolver("ncib.num_classes"):
+        # ${ncib.num_classes:${dataset.classes},total}: K of a class subset (derived, never set)
+        OmegaConf.register_new_resolver("ncib.num_classes", _count_classes)
     if not OmegaConf.has_resolver("ncib.gt"):
         # ${ncib.gt:a,b}: whether a > b (e.g. the reference's warm-up rule, batch > 256)
         OmegaConf.register_new_resolver("ncib.gt", lambda a, b: float(a) > float(b))

@@ -185,7 +185,7 @@ def test_generator_inputs_and_bad_inputs():
 class TinyColour(PairedViewDataModule):
     """CIFAR-shaped random uint8 images (or ``same=True``: one image repeated)."""
 
-    num_classes, mean, std = 10, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+    total_classes, mean, std = 10, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
 
     def __init__(self, seeds, n=96, side=32, same=False, **kw):
         super().__init__(seeds, **kw)

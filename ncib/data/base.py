@@ -53,7 +53,15 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ncib.data.augment import Normalize
 from ncib.data.counter_rng import SampleRNG
 
-__all__ = ["EpochBatchSampler", "IndexedTensors", "PairedViewDataModule", "mix_seed", "stratified_subset"]
+__all__ = [
+    "EpochBatchSampler",
+    "IndexedTensors",
+    "PairedViewDataModule",
+    "class_subset",
+    "mix_seed",
+    "select_classes",
+    "stratified_subset",
+]
 
 _ORDER, _AUGMENT = 1, 2
 
@@ -82,6 +90,36 @@ def _dist_rank_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
+
+
+def class_subset(classes: int | Sequence[int] | None, total: int) -> np.ndarray | None:
+    """The class ids kept by ``dataset.classes``: None (all), the first ``n``, or the listed ids
+    (distinct, in ``[0, total)``), in the order given."""
+    if classes is None:
+        return None
+    if isinstance(classes, int | np.integer) and not isinstance(classes, bool):
+        if not 2 <= classes <= total:
+            raise ValueError(f"dataset.classes={classes}: keep between 2 and {total} classes (the first n)")
+        return np.arange(int(classes))
+    ids = [int(c) for c in classes]
+    bad = [c for c in ids if not 0 <= c < total]
+    if bad or len(set(ids)) != len(ids) or len(ids) < 2:
+        raise ValueError(
+            f"dataset.classes={list(classes)}: give at least two distinct class ids in [0, {total})"
+            + (f"; {bad} are outside" if bad else "")
+        )
+    return np.asarray(ids, dtype=np.int64)
+
+
+def select_classes(images: torch.Tensor, labels: torch.Tensor, class_ids: np.ndarray):
+    """The samples of ``class_ids``, relabelled by their position in it (order kept)."""
+    ids = torch.as_tensor(class_ids, dtype=torch.int64)
+    size = max(int(labels.max()) + 1 if len(labels) else 0, int(ids.max()) + 1)
+    relabel = torch.full((size,), -1, dtype=torch.int64)
+    relabel[ids] = torch.arange(len(ids))
+    new = relabel[labels]
+    keep = torch.nonzero(new >= 0).flatten()
+    return images[keep], new[keep]
 
 
 class EpochBatchSampler(Sampler):
@@ -159,11 +197,17 @@ class PairedViewDataModule(pl.LightningDataModule):
         views: augmented views per sample (≥ 2).
         eval_batch_size: batch size of the feature-extraction loaders.
         num_workers: loader workers (0 is right for in-memory tensors).
+        classes: a class subset — ``None`` (all), ``n`` (the first n classes) or a list of class
+            ids; the kept classes are relabelled ``0..K−1`` in the order given, the same for
+            both members, and ``num_classes`` becomes K.
+
+    Subclasses set ``total_classes`` (the dataset's own number of classes), ``mean`` and ``std``.
     """
 
-    num_classes: int
+    total_classes: int
     mean: Sequence[float]
     std: Sequence[float]
+    selects_classes_on_load = False  # True: load() already keeps only ``class_ids``
 
     def __init__(
         self,
@@ -172,10 +216,13 @@ class PairedViewDataModule(pl.LightningDataModule):
         views: int = 2,
         eval_batch_size: int = 1024,
         num_workers: int = 0,
+        classes: int | Sequence[int] | None = None,
     ):
         super().__init__()
         if views < 2:
             raise ValueError(f"views must be >= 2 for a contrastive loss; got {views}")
+        self.class_ids = class_subset(classes, self.total_classes)
+        self.num_classes = self.total_classes if self.class_ids is None else len(self.class_ids)
         self.seeds = [int(s) for s in seeds]
         self.batch_size, self.views = int(batch_size), int(views)
         self.eval_batch_size, self.num_workers = int(eval_batch_size), int(num_workers)
@@ -192,7 +239,10 @@ class PairedViewDataModule(pl.LightningDataModule):
     # -- Lightning hooks --------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:
-            self.splits = self.load()
+            splits = self.load()
+            if self.class_ids is not None and not self.selects_classes_on_load:
+                splits = {name: select_classes(*split, self.class_ids) for name, split in splits.items()}
+            self.splits = splits
             self.normalize = Normalize(self.mean, self.std)
 
     def train_dataloader(self) -> dict[str, DataLoader]:
@@ -234,9 +284,10 @@ class PairedViewDataModule(pl.LightningDataModule):
             self._on_device = (device, images.to(device), labels.to(device))
         return self._on_device[1], self._on_device[2]
 
-    def make_views(self, batch: dict) -> dict:
+    def make_views(self, batch: dict, augment: nn.Module | None = None, views: int | None = None) -> dict:
         """``{"idx": (B,), "seed": key}`` → ``{"views": (B, V, C, H, W) float, "y": (B,)}``, on
-        the device of ``idx``.
+        the device of ``idx``; ``augment`` and ``views`` replace the training ones (the linear
+        evaluation's crops).
 
         The ``B·V`` views are augmented in one call, row ``b·V + v`` being view ``v`` of sample
         ``idx[b]`` with its own random stream ``(key, idx[b], v)``
@@ -245,13 +296,14 @@ class PairedViewDataModule(pl.LightningDataModule):
         """
         idx = batch["idx"]
         images, labels = self.train_split_on(idx.device)
-        b, v = len(idx), self.views
+        augment = self.augment if augment is None else augment
+        b, v = len(idx), self.views if views is None else int(views)
         rows = idx.repeat_interleave(v)  # (B·V,): the views of a sample are adjacent
         view = torch.arange(v, device=idx.device).repeat(b)
         rng = SampleRNG(int(batch["seed"]), rows, view)
         x = images[rows].float().div_(255.0)
-        views = self.normalize(self.augment(x, rng)).unflatten(0, (b, v))
-        return {"views": views, "y": labels[idx]}
+        made = self.normalize(augment(x, rng)).unflatten(0, (b, v))
+        return {"views": made, "y": labels[idx]}
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         if isinstance(batch, dict) and all(isinstance(v, dict) and "seed" in v for v in batch.values()):

@@ -37,12 +37,12 @@ class Report:
 
 
 def _run_info(run_dir: Path) -> dict:
-    cfg_path = run_dir / ".hydra" / "config.yaml"
-    if not cfg_path.exists():
-        return {}
-    from omegaconf import OmegaConf
+    from ncib.rundir import RunDirError, load_run_config
 
-    cfg = OmegaConf.load(cfg_path)
+    try:
+        cfg = load_run_config(run_dir)
+    except RunDirError:
+        return {}
     return {"dataset": cfg.dataset.name, "num_classes": int(cfg.dataset.num_classes), "seed_pair": list(cfg.seed_pair)}
 
 
