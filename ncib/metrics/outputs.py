@@ -25,7 +25,16 @@ from ncib.analysis import (
 )
 from ncib.metrics.registry import AXES, MEMBERS, key, keys
 
-__all__ = ["ANALYSIS_GROUPS", "check_outputs", "group_outputs", "identifiability", "gib", "simplex_etf", "transfer"]
+__all__ = [
+    "ANALYSIS_GROUPS",
+    "all_outputs",
+    "check_outputs",
+    "gib",
+    "group_outputs",
+    "identifiability",
+    "simplex_etf",
+    "transfer",
+]
 
 Outputs = tuple[dict[str, float], dict[str, Any]]  # (logged scalars, record entries)
 
@@ -185,4 +194,15 @@ def check_outputs(group: str, scalars: dict[str, float], entries: dict[str, Any]
                 f"analysis group {group!r} made {what} {sorted(set(made) ^ set(expected))} that "
                 "differ from ncib/metrics/registry.py; register them or stop making them"
             )
+    return scalars, entries
+
+
+def all_outputs(pa: PairAnalysis) -> Outputs:
+    """Every scalar and record entry of the training-time analysis groups, merged."""
+    scalars: dict[str, float] = {}
+    entries: dict[str, Any] = {}
+    for group in ANALYSIS_GROUPS:
+        values, extra = group_outputs(pa, group)
+        scalars |= values
+        entries |= extra
     return scalars, entries
