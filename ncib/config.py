@@ -37,6 +37,20 @@ class PathsConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """The process layout of a job, from which trainers and launchers derive theirs."""
+
+    nodes: int = 1
+    gpus_per_node: int = 1
+    cpus_per_task: int = 8
+    mem_gb_per_task: int = 64
+    partition: str | None = None
+    account: str | None = None
+    time_min: int = 2880
+    max_requeues: int = 10
+
+
+@dataclass
 class AnalysisConfig:
     """When and how the analysis callbacks run (shared by all of them)."""
 
@@ -64,6 +78,7 @@ class RunConfig:
     logger: dict[str, Any] = field(default_factory=dict)
     trainer: Any = MISSING
     paths: PathsConfig = MISSING
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     report: bool = True
     experiment_name: str = "default"
@@ -111,6 +126,13 @@ def register() -> None:
     if not OmegaConf.has_resolver("ncib.num_classes"):
         # ${ncib.num_classes:${dataset.classes},total}: K of a class subset (derived, never set)
         OmegaConf.register_new_resolver("ncib.num_classes", _count_classes)
+    if not OmegaConf.has_resolver("ncib.strategy"):
+        # ${ncib.strategy:processes_per_node,nodes}: ddp when a job has more than one process
+        OmegaConf.register_new_resolver(
+            "ncib.strategy", lambda per_node, nodes: "ddp" if int(per_node) * int(nodes) > 1 else "auto"
+        )
+    if not OmegaConf.has_resolver("ncib.mul"):
+        OmegaConf.register_new_resolver("ncib.mul", lambda a, b: int(a) * int(b))
     if not OmegaConf.has_resolver("ncib.gt"):
         # ${ncib.gt:a,b}: whether a > b (e.g. the reference's warm-up rule, batch > 256)
         OmegaConf.register_new_resolver("ncib.gt", lambda a, b: float(a) > float(b))

@@ -39,8 +39,9 @@ def instantiate_group(group: DictConfig | None, **extra_for: dict) -> list:
 
 def launched_as_rank_zero() -> bool:
     """Whether this process is rank 0 of its job, judged before any process group exists
-    (SLURM tasks, torchrun, and Lightning's own DDP launcher each set one of these)."""
-    return all(os.environ.get(v, "0") == "0" for v in ("SLURM_PROCID", "RANK", "LOCAL_RANK", "NODE_RANK"))
+    (submitit and SLURM tasks, torchrun, and Lightning's own DDP launcher each set one of these)."""
+    names = ("SUBMITIT_LOCAL_GLOBALID", "SLURM_PROCID", "RANK", "LOCAL_RANK", "NODE_RANK")
+    return all(os.environ.get(v, "0") == "0" for v in names)
 
 
 def train(cfg: DictConfig) -> dict:
@@ -50,6 +51,7 @@ def train(cfg: DictConfig) -> dict:
     from hydra.utils import instantiate
 
     from ncib.callbacks import AtomicCheckpointIO
+    from ncib.cluster import cluster_environment
     from ncib.resume import prepare_run_dir
 
     plan = prepare_run_dir(cfg, cfg.paths.output_dir, rank_zero=launched_as_rank_zero())
@@ -60,7 +62,10 @@ def train(cfg: DictConfig) -> dict:
     callbacks = instantiate_group(cfg.callbacks)
     loggers = instantiate_group(cfg.logger, wandb={"id": plan.wandb_id or None, "resume": "allow"})
     trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO(), *cluster_environment()],
     )
     log.info("run directory: %s", cfg.paths.output_dir)
     trainer.fit(model, datamodule=datamodule, ckpt_path=plan.ckpt_path)
