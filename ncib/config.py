@@ -23,6 +23,7 @@ class ConfigError(ValueError):
 @dataclass
 class DatasetConfig:
     name: str = MISSING
+    classes: Any = None  # a class subset: None, n (the first n) or a list of ids
     num_classes: int = MISSING
     in_channels: int = MISSING
     image_size: int = MISSING
@@ -33,6 +34,20 @@ class DatasetConfig:
 class PathsConfig:
     data_dir: str = MISSING
     output_dir: str = MISSING
+
+
+@dataclass
+class ClusterConfig:
+    """The process layout of a job, from which trainers and launchers derive theirs."""
+
+    nodes: int = 1
+    gpus_per_node: int = 1
+    cpus_per_task: int = 8
+    mem_gb_per_task: int = 64
+    partition: str | None = None
+    account: str | None = None
+    time_min: int = 2880
+    max_requeues: int = 10
 
 
 @dataclass
@@ -63,10 +78,12 @@ class RunConfig:
     logger: dict[str, Any] = field(default_factory=dict)
     trainer: Any = MISSING
     paths: PathsConfig = MISSING
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     report: bool = True
     experiment_name: str = "default"
     tags: list[str] = field(default_factory=list)
+    transfer: Any = None  # the zero-shot transfer experiment (experiment=zero_shot_transfer)
     resume: bool = True
     ckpt_path: str | None = None
     float32_matmul_precision: str = "high"
@@ -93,11 +110,29 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _count_classes(classes, total) -> int:
+    if classes is None:
+        return int(total)
+    if isinstance(classes, int):
+        return classes
+    return len(classes)
+
+
 def register() -> None:
     """Register the schema and resolvers (idempotent)."""
     ConfigStore.instance().store(name="schema", node=RunConfig)
     if not OmegaConf.has_resolver("ncib.wandb_mode"):
         OmegaConf.register_new_resolver("ncib.wandb_mode", wandb_mode)
+    if not OmegaConf.has_resolver("ncib.num_classes"):
+        # ${ncib.num_classes:${dataset.classes},total}: K of a class subset (derived, never set)
+        OmegaConf.register_new_resolver("ncib.num_classes", _count_classes)
+    if not OmegaConf.has_resolver("ncib.strategy"):
+        # ${ncib.strategy:processes_per_node,nodes}: ddp when a job has more than one process
+        OmegaConf.register_new_resolver(
+            "ncib.strategy", lambda per_node, nodes: "ddp" if int(per_node) * int(nodes) > 1 else "auto"
+        )
+    if not OmegaConf.has_resolver("ncib.mul"):
+        OmegaConf.register_new_resolver("ncib.mul", lambda a, b: int(a) * int(b))
     if not OmegaConf.has_resolver("ncib.gt"):
         # ${ncib.gt:a,b}: whether a > b (e.g. the reference's warm-up rule, batch > 256)
         OmegaConf.register_new_resolver("ncib.gt", lambda a, b: float(a) > float(b))
@@ -149,6 +184,14 @@ def validate(cfg: DictConfig) -> None:
             f"members), got seed_pair={values!r}; for example seed_pair=[0,1]"
         )
     num_classes = int(cfg.dataset.num_classes)
+    if cfg.get("transfer") is not None:  # no training: only the analysis settings matter
+        if OmegaConf.is_missing(cfg.transfer, "source"):
+            raise ConfigError(
+                "transfer.source is required: the run directory of a pretrained pair (or a "
+                "checkpoint in it), e.g. transfer.source=outputs/imagenet32_pretrain/<date_time>"
+            )
+        _validate_analysis(cfg, num_classes, None)
+        return
     max_epochs = cfg.trainer.get("max_epochs")
     if not _is_int(max_epochs) or max_epochs < 1:
         _fail("trainer.max_epochs", max_epochs, "a training run needs at least one epoch (an integer >= 1)")
@@ -168,9 +211,9 @@ def validate(cfg: DictConfig) -> None:
     _validate_analysis(cfg, num_classes, max_epochs)
 
 
-def _validate_analysis(cfg: DictConfig, num_classes: int, max_epochs: int) -> None:
+def _validate_analysis(cfg: DictConfig, num_classes: int, max_epochs: int | None) -> None:
     a = cfg.analysis
-    if a.epochs is not None:
+    if a.epochs is not None and max_epochs is not None:
         epochs = list(a.epochs)
         negative = [e for e in epochs if not _is_int(e) or e < 0]
         if negative:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +146,13 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True
         log.info("dropped %d analysis record(s) and %d CSV row(s) written after the checkpoint", dropped, rows)
 
     state.mkdir(parents=True, exist_ok=True)
+    # which process runs this directory now (to find, signal or kill it; see docs/cluster.md)
+    (state / "process.json").write_text(json.dumps({
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "job_id": os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID"),
+    }) + "\n")
     id_file = state / "wandb_id"
     if not id_file.exists():
         id_file.write_text(secrets.token_hex(4) + "\n")

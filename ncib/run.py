@@ -39,8 +39,9 @@ def instantiate_group(group: DictConfig | None, **extra_for: dict) -> list:
 
 def launched_as_rank_zero() -> bool:
     """Whether this process is rank 0 of its job, judged before any process group exists
-    (SLURM tasks, torchrun, and Lightning's own DDP launcher each set one of these)."""
-    return all(os.environ.get(v, "0") == "0" for v in ("SLURM_PROCID", "RANK", "LOCAL_RANK", "NODE_RANK"))
+    (submitit and SLURM tasks, torchrun, and Lightning's own DDP launcher each set one of these)."""
+    names = ("SUBMITIT_LOCAL_GLOBALID", "SLURM_PROCID", "RANK", "LOCAL_RANK", "NODE_RANK")
+    return all(os.environ.get(v, "0") == "0" for v in names)
 
 
 def train(cfg: DictConfig) -> dict:
@@ -50,6 +51,7 @@ def train(cfg: DictConfig) -> dict:
     from hydra.utils import instantiate
 
     from ncib.callbacks import AtomicCheckpointIO
+    from ncib.cluster import cluster_environment
     from ncib.resume import prepare_run_dir
     from ncib.wandb_run import init_kwargs as wandb_init_kwargs
 
@@ -61,29 +63,46 @@ def train(cfg: DictConfig) -> dict:
     callbacks = instantiate_group(cfg.callbacks)
     loggers = instantiate_group(cfg.logger, wandb=wandb_init_kwargs(cfg, plan.wandb_id))
     trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO(), *cluster_environment()],
     )
     log.info("run directory: %s", cfg.paths.output_dir)
     trainer.fit(model, datamodule=datamodule, ckpt_path=plan.ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         metrics |= after_fit(cfg, model, datamodule, trainer, loggers)
+    finish(cfg, loggers)
+    return metrics
+
+
+def transfer(cfg: DictConfig) -> dict:
+    """The zero-shot transfer experiment: analyse a pretrained pair on this dataset, no training."""
+    from ncib.transfer import resolve_source, run_transfer
+
+    resolve_source(cfg.transfer.source)  # a wrong source fails before anything is built
+    loggers = instantiate_group(cfg.logger)
+    log.info("run directory: %s", cfg.paths.output_dir)
+    record = run_transfer(cfg, loggers)
+    write_run_report(cfg, loggers)
+    finish(cfg, loggers)
+    return record["transfer"]["scalars"]
+
+
+def finish(cfg: DictConfig, loggers) -> None:
     for lg in loggers:
         lg.finalize("success")
     if "wandb" in (cfg.logger or {}) and cfg.logger.wandb is not None:
         import wandb
 
         wandb.finish()
-    return metrics
 
 
 def after_fit(cfg: DictConfig, model, datamodule, trainer, loggers) -> dict:
     """The offline linear evaluation (Table 1), then the report; rank zero only."""
-    from pytorch_lightning.loggers import WandbLogger
-
     from ncib.linear_eval import train_linear_evaluation, write_linear_eval
     from ncib.metrics import keys, logged_name
-    from ncib.report import log_to_wandb, write_report
     from ncib.wandb_run import log_run_artifact
 
     out: dict = {}
@@ -97,24 +116,37 @@ def after_fit(cfg: DictConfig, model, datamodule, trainer, loggers) -> dict:
         for lg in loggers:
             lg.log_metrics(scalars, step=trainer.global_step)
         out |= scalars
-    if cfg.report:
-        try:
-            report = write_report(cfg.paths.output_dir)
-        except FileNotFoundError as err:
-            log.warning("no report: %s", err)
-        else:
-            log.info("report: %s", report.path)
-            for lg in loggers:
-                if isinstance(lg, WandbLogger):
-                    log_to_wandb(report, lg)
+    write_run_report(cfg, loggers)
     log_run_artifact(cfg.paths.output_dir, loggers)  # records, Table 1, report, figures
     return out
+
+
+def write_run_report(cfg: DictConfig, loggers) -> None:
+    """``report.md`` and its figures (``cfg.report``), also sent to W&B."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    from ncib.report import log_to_wandb, write_report
+
+    if not cfg.report:
+        return
+    try:
+        report = write_report(cfg.paths.output_dir)
+    except FileNotFoundError as err:
+        log.warning("no report: %s", err)
+        return
+    log.info("report: %s", report.path)
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            log_to_wandb(report, lg)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def main(cfg: DictConfig) -> None:
     validate(cfg)
-    train(cfg)
+    if cfg.get("transfer") is not None:
+        transfer(cfg)
+    else:
+        train(cfg)
 
 
 if __name__ == "__main__":

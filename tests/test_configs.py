@@ -23,6 +23,7 @@ OPTIONS = sorted(
 )
 NO_TARGETS = {"paths", "augment"}  # groups of plain values
 GLOBAL = {"experiment", "recipe", "debug"}  # groups that override other groups' keys
+REQUIRED = {("experiment", "zero_shot_transfer"): ["transfer.source=/a/run/dir"]}  # `???` values
 
 
 def targets(node, path=""):
@@ -61,7 +62,7 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
     if group == "augment":  # placed into a dataset by its defaults list
         dataset = "digits" if option == "digits" else "cifar10"
         overrides = [f"dataset={dataset}", f"augment@dataset.datamodule.augment={option}"]
-    cfg = compose_config(overrides, output_dir=tmp_path)
+    cfg = compose_config([*overrides, *REQUIRED.get((group, option), [])], output_dir=tmp_path)
     OmegaConf.resolve(cfg)  # every interpolation resolves
     found = list(targets(cfg))
     if group not in NO_TARGETS and option != "none":
@@ -171,3 +172,19 @@ def test_a_users_own_config_folder_extends_the_groups(tmp_path):
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "max_epochs: 234" in proc.stdout
+
+
+@pytest.mark.parametrize("gpus,nodes", [(1, 1), (4, 1), (4, 2), (8, 3)])
+def test_the_cluster_layout_is_set_once_and_derived_everywhere(tmp_path, gpus, nodes):
+    cfg = compose_config(
+        ["hydra/launcher=slurm", "trainer=gpu", f"cluster.gpus_per_node={gpus}", f"cluster.nodes={nodes}",
+         "cluster.mem_gb_per_task=32"],
+        output_dir=tmp_path, hydra_config=True,
+    )
+    launcher, trainer = cfg.hydra.launcher, cfg.trainer
+    assert launcher.nodes == trainer.num_nodes == nodes
+    assert launcher.tasks_per_node == launcher.gpus_per_node == trainer.devices == gpus
+    assert trainer.strategy == ("ddp" if gpus * nodes > 1 else "auto")
+    assert launcher.mem_gb == 32 * gpus and launcher.max_num_timeout == cfg.cluster.max_requeues
+    local = compose_config(["hydra/launcher=local", "trainer=cpu", f"cluster.gpus_per_node={gpus}"], output_dir=tmp_path, hydra_config=True)
+    assert local.hydra.launcher.tasks_per_node == local.trainer.devices == gpus

@@ -57,14 +57,15 @@ def test_global_batch_is_split_across_ranks(monkeypatch):
     for rank in range(4):
         monkeypatch.setattr(data_base, "_dist_rank_world", lambda r=rank: (r, 4))
         shards.append(list(EpochBatchSampler(64, 16, seed=5)))
-    for b, (idx, _) in enumerate(single):
+    for b, (idx, key) in enumerate(single):
         assert torch.equal(torch.cat([shards[r][b][0] for r in range(4)]), idx)
+        assert all(shards[r][b][1] == key for r in range(4))  # the views' key is not the rank's
     monkeypatch.setattr(data_base, "_dist_rank_world", lambda: (0, 3))
     with pytest.raises(ValueError, match="not divisible by the 3 devices"):
         list(EpochBatchSampler(64, 16, seed=5))
 
 
-def test_views_are_reproducible_from_the_batch_seed(digits):
+def test_views_are_reproducible_from_the_batch_key(digits):
     batch = _first_batch(digits, "m0")
     v1, v2 = digits.make_views(batch), digits.make_views(batch)
     assert v1["views"].shape == (64, 2, 1, 8, 8) and v1["views"].dtype == torch.float32
@@ -73,6 +74,9 @@ def test_views_are_reproducible_from_the_batch_seed(digits):
     assert not torch.allclose(v1["views"][:, 0], v1["views"][:, 1])  # two different views
     other = dict(batch, seed=torch.tensor(int(batch["seed"]) + 1))
     assert not torch.allclose(digits.make_views(other)["views"], v1["views"])
+    # a sample's views do not depend on the rest of the batch
+    half = digits.make_views(dict(batch, idx=batch["idx"][5:20]))
+    assert torch.equal(half["views"], v1["views"][5:20])
 
 
 def test_after_transfer_hook_builds_views_only_for_training_batches(digits):

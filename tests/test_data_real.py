@@ -137,23 +137,52 @@ def test_imagenet32_class_and_sample_subsets(tmp_path):
     write_imagenet32(tmp_path, n_train=3000, n_test=1000, num_classes=1000)
     full = ImageNet32DataModule(seeds=[0, 1], root=str(tmp_path))
     full.setup()
-    sub = ImageNet32DataModule(seeds=[0, 1], root=str(tmp_path), num_classes=7)
+    chosen = [700, 3, 512, 9, 250, 64, 999]
+    sub = ImageNet32DataModule(seeds=[0, 1], root=str(tmp_path), classes=chosen)
     sub.setup()
     xs, ys = sub.splits["train"]
     orig = [pattern_index(img) for img in xs]
     classes = full.splits["train"][1][orig]
-    assert orig == sorted(orig) and len(classes.unique()) == 7 and sub.num_classes == 7
-    # relabelled 0..6 in the order of the original ids, every image of those classes kept
-    assert torch.equal(ys, torch.searchsorted(classes.unique(), classes))
-    assert len(ys) == int(torch.isin(full.splits["train"][1], classes.unique()).sum())
+    assert orig == sorted(orig) and sub.num_classes == 7
+    # relabelled 0..6 in the order given, every image of those classes kept
+    assert torch.equal(ys, torch.tensor([chosen.index(int(c)) for c in classes]))
+    assert len(ys) == int(torch.isin(full.splits["train"][1], torch.tensor(chosen)).sum())
     assert torch.equal(sub.splits["test"][1].unique(), torch.arange(7))
-    again = ImageNet32DataModule(seeds=[5, 6], root=str(tmp_path), num_classes=7)
-    again.setup()
-    assert torch.equal(again.splits["train"][0], xs)  # fixed by subset_seed, not member seeds
+    first = ImageNet32DataModule(seeds=[5, 6], root=str(tmp_path), classes=7)  # the first 7
+    first.setup()
+    assert set(full.splits["train"][1][[pattern_index(i) for i in first.splits["train"][0]]].tolist()) == set(range(7))
     few = ImageNet32DataModule(seeds=[0, 1], root=str(tmp_path), max_train_samples=1000)
     few.setup()
     assert len(few.splits["train"][1]) == 1000 and len(few.splits["test"][1]) == 1000
     assert few.splits["train"][1].bincount(minlength=1000).max() == 1  # 3 per class → 1
+
+
+@pytest.mark.parametrize("classes", [[7, 2, 5], 4])
+def test_digits_and_cifar_class_subsets_relabel_in_the_order_given(tmp_path, classes):
+    from ncib.data import CIFAR10DataModule, DigitsDataModule
+
+    ids = list(range(classes)) if isinstance(classes, int) else classes
+    full, sub = DigitsDataModule(seeds=[0, 1]), DigitsDataModule(seeds=[0, 1], classes=classes)
+    full.setup()
+    sub.setup()
+    assert sub.num_classes == len(ids)
+    for split in ("train", "test"):
+        x, y = full.splits[split]
+        keep = torch.isin(y, torch.tensor(ids))
+        assert torch.equal(sub.splits[split][0], x[keep])
+        assert torch.equal(sub.splits[split][1], torch.tensor([ids.index(int(c)) for c in y[keep]]))
+    write_cifar10(tmp_path)
+    cifar = CIFAR10DataModule(seeds=[0, 1], root=str(tmp_path), classes=classes, batch_size=4)
+    cifar.setup()
+    assert cifar.num_classes == len(ids) and set(cifar.splits["train"][1].tolist()) == set(range(len(ids)))
+
+
+@pytest.mark.parametrize("classes,match", [([3, 3], "distinct"), ([1, 10], "outside"), (1, "between 2 and 10"), ([4], "at least two")])
+def test_bad_class_subsets_say_what_is_allowed(classes, match):
+    from ncib.data import DigitsDataModule
+
+    with pytest.raises(ValueError, match=match):
+        DigitsDataModule(seeds=[0, 1], classes=classes)
 
 
 def test_stratified_subset_keeps_class_shares():
@@ -170,8 +199,8 @@ def test_missing_imagenet32_says_where_it_comes_from(tmp_path):
     dm = ImageNet32DataModule(seeds=[0, 1], root=str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"has no complete ImageNet32.*Imagenet32_train_npz.*image-net\.org/download-images.*account"):
         dm.setup()
-    with pytest.raises(ValueError, match="num_classes must be in 2..1000"):
-        ImageNet32DataModule(seeds=[0, 1], num_classes=1001)
+    with pytest.raises(ValueError, match="between 2 and 1000"):
+        ImageNet32DataModule(seeds=[0, 1], classes=1001)
 
 
 def test_views_of_a_real_format_batch(tmp_path):
@@ -335,10 +364,13 @@ def test_explicit_overrides_win_over_the_dataset_recipe(tmp_path):
     assert cfg.dataset.datamodule.batch_size == 64
 
 
-def test_imagenet32_class_subset_is_one_key(tmp_path):
-    cfg = compose_config(["dataset=imagenet32", "dataset.num_classes=100"], output_dir=tmp_path)
-    assert cfg.dataset.datamodule.num_classes == 100
-    assert instantiate(cfg.dataset.datamodule).num_classes == 100
+@pytest.mark.parametrize("dataset", ["digits", "cifar10", "cifar100", "imagenet32"])
+def test_a_class_subset_is_one_key_and_num_classes_follows(dataset, tmp_path):
+    cfg = compose_config([f"dataset={dataset}", "dataset.classes=[1,0,3]"], output_dir=tmp_path)
+    assert cfg.dataset.num_classes == 3 and list(cfg.dataset.datamodule.classes) == [1, 0, 3]
+    assert instantiate(cfg.dataset.datamodule).num_classes == 3
+    first = compose_config([f"dataset={dataset}", "dataset.classes=2"], output_dir=tmp_path)
+    assert first.dataset.num_classes == 2 and instantiate(first.dataset.datamodule).num_classes == 2
 
 
 @pytest.mark.parametrize("name,dataset", [
@@ -389,7 +421,8 @@ def test_app_runs_on_fake_cifar10(tmp_path):
         [sys.executable, "-m", "ncib.run", "dataset=cifar10", f"paths.data_dir={tmp_path / 'data'}",
          "backbone=convnet", "backbone.width=4", "backbone.feature_dim=16", "trainer=cpu",
          "trainer.max_steps=2", "dataset.datamodule.batch_size=16", "dataset.datamodule.eval_batch_size=32",
-         "logger=csv", "callbacks=none", f"hydra.run.dir={run_dir}"],
+         "logger=csv", "callbacks=none", "linear_eval.batch_size=16", "linear_eval.epochs=1",
+         f"hydra.run.dir={run_dir}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

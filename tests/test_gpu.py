@@ -88,7 +88,7 @@ def test_make_views_keeps_everything_on_the_device(cifar):
 class ColouredClasses(PairedViewDataModule):
     """Ten classes told apart by colour and stripe direction, so a few steps can learn them."""
 
-    num_classes, mean, std = 10, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    total_classes, mean, std = 10, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
     def __init__(self, seeds, **kw):
         super().__init__(seeds, **kw)

@@ -116,3 +116,16 @@ def test_a_reanalysis_records_file_gets_its_own_report(run_dir):
     text = other.path.read_text()
     assert "analysis.k=5" in text and "figures-k5/" in text
     assert "Re-analysis" not in main.path.read_text()
+
+
+def test_the_cli_reads_a_real_run_config_in_a_fresh_process(run_dir, tmp_path):
+    # the composed config holds ncib's own resolvers (dataset.num_classes is derived)
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose_config
+
+    (run_dir / ".hydra").mkdir()
+    (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(compose_config(["dataset.classes=[0,1,2]"])))
+    proc = subprocess.run([sys.executable, "-m", "ncib.report", str(run_dir)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "K = 3" in (run_dir / "report.md").read_text()

@@ -38,18 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ncib.analysis import PairAnalysis
-from ncib.metrics.outputs import ANALYSIS_GROUPS, group_outputs
-
-
-def all_outputs(pa: PairAnalysis) -> tuple[dict[str, float], dict]:
-    """Every scalar and record entry the analysis callbacks produce."""
-    scalars: dict[str, float] = {}
-    entries: dict = {}
-    for group in ANALYSIS_GROUPS:
-        values, extra = group_outputs(pa, group)
-        scalars |= values
-        entries |= extra
-    return scalars, entries
+from ncib.metrics.outputs import all_outputs
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 

@@ -89,7 +89,7 @@ class SyntheticCIFAR(PairedViewDataModule):
     ``torch.Generator``), a benchmark-only hook.
     """
 
-    num_classes = 10
+    total_classes = 10
     mean = (0.4914, 0.4822, 0.4465)
     std = (0.2470, 0.2435, 0.2616)
 

@@ -2,13 +2,42 @@
 
 A dataset lives in memory as ``uint8`` images ``(N, C, H, W)`` and ``int64`` labels. For
 training, each member of the seed pair gets its own loader whose batch sampler draws the
-member's own data order from its seed and tags every batch with a seed. The loaders carry only
-these indices and seeds; after the transfer
+member's own data order from its seed and tags every batch with the member's augmentation key
+for the epoch. The loaders carry only these indices and keys; after the transfer
 (:meth:`PairedViewDataModule.on_after_batch_transfer`) the images are gathered from a copy of
 the training split kept on the training device (uint8: 150 MB for CIFAR) and augmented there,
-in batches, with randomness drawn from the batch seed. So member ``m`` sees exactly the same
-batches and views whether it is trained alone or beside another member, on one device or
-several, and a resumed run draws what an uninterrupted one would have.
+in batches.
+
+**What a member sees does not depend on the device count.** With member seed ``s``:
+
+* the data order of epoch ``e`` is a permutation drawn from ``(s, e)``; its consecutive
+  slices of ``batch_size`` are the *global* batches, and with ``W`` devices rank ``r`` takes
+  the ``r``-th of ``W`` equal parts of each;
+* view ``v`` of training sample ``i`` in epoch ``e`` is drawn from the counter-based stream
+  :class:`~ncib.data.counter_rng.SampleRNG` keyed by ``key(s, e)`` and numbered by
+  ``(i, v)``: its randomness is a function of ``(s, e, i, v)`` only — not of the batch, its
+  size, the rank or the device count — and every per-image operation of the augmentation is
+  elementwise (no batched matmul, no batch-shaped reduction), so the views are bit-for-bit
+  the same on one device or several of the same type (``tests/test_views_device_count.py``
+  checks 1, 2 and 4 simulated ranks on the CPU, and on CUDA in its ``gpu``-marked test).
+  Different members (seeds), epochs and views draw from unrelated streams.
+
+So member ``m`` sees exactly the same global batches and views whether it is trained alone or
+beside another member, on one device or several, and a resumed run draws what an uninterrupted
+one would have (Lightning calls :meth:`EpochBatchSampler.set_epoch`).
+
+**What does depend on the device count** is training itself, not its data:
+
+* BatchNorm statistics are computed over each device's part of the batch (``sync_batchnorm``
+  is off; ``conf/trainer/ddp.yaml``), so the forward pass — and with it the loss — differs
+  with ``W`` devices;
+* the SupCon loss contrasts against the gathered global batch
+  (:func:`ncib.losses.gather_with_grad`, in rank order, i.e. the global batch's order), so it
+  is the same function of the same views, but its reductions and the gradient all-reduce
+  round differently, and the same device type with another batch size may pick other
+  convolution/matmul kernels: losses and weights agree to rounding, not bit for bit;
+* the views are bit-identical only on the same device type: a CPU and a GPU evaluate
+  ``exp``/``cos`` and ``grid_sample`` with different rounding.
 """
 
 from __future__ import annotations
@@ -22,8 +51,17 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ncib.data.augment import Normalize
+from ncib.data.counter_rng import SampleRNG
 
-__all__ = ["EpochBatchSampler", "IndexedTensors", "PairedViewDataModule", "mix_seed", "stratified_subset"]
+__all__ = [
+    "EpochBatchSampler",
+    "IndexedTensors",
+    "PairedViewDataModule",
+    "class_subset",
+    "mix_seed",
+    "select_classes",
+    "stratified_subset",
+]
 
 _ORDER, _AUGMENT = 1, 2
 
@@ -54,13 +92,47 @@ def _dist_rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+def class_subset(classes: int | Sequence[int] | None, total: int) -> np.ndarray | None:
+    """The class ids kept by ``dataset.classes``: None (all), the first ``n``, or the listed ids
+    (distinct, in ``[0, total)``), in the order given."""
+    if classes is None:
+        return None
+    if isinstance(classes, int | np.integer) and not isinstance(classes, bool):
+        if not 2 <= classes <= total:
+            raise ValueError(f"dataset.classes={classes}: keep between 2 and {total} classes (the first n)")
+        return np.arange(int(classes))
+    ids = [int(c) for c in classes]
+    bad = [c for c in ids if not 0 <= c < total]
+    if bad or len(set(ids)) != len(ids) or len(ids) < 2:
+        raise ValueError(
+            f"dataset.classes={list(classes)}: give at least two distinct class ids in [0, {total})"
+            + (f"; {bad} are outside" if bad else "")
+        )
+    return np.asarray(ids, dtype=np.int64)
+
+
+def select_classes(images: torch.Tensor, labels: torch.Tensor, class_ids: np.ndarray):
+    """The samples of ``class_ids``, relabelled by their position in it (order kept)."""
+    ids = torch.as_tensor(class_ids, dtype=torch.int64)
+    size = max(int(labels.max()) + 1 if len(labels) else 0, int(ids.max()) + 1)
+    relabel = torch.full((size,), -1, dtype=torch.int64)
+    relabel[ids] = torch.arange(len(ids))
+    new = relabel[labels]
+    keep = torch.nonzero(new >= 0).flatten()
+    return images[keep], new[keep]
+
+
 class EpochBatchSampler(Sampler):
-    """Yields ``(indices, batch_seed)`` for one member.
+    """Yields ``(indices, key)`` for one member: this rank's sample indices ``(B/W,)`` and the
+    member's augmentation key for the epoch.
 
     Each epoch is a fresh permutation drawn from ``(seed, epoch)``; ``batch_size`` is the
     *global* batch, split evenly across distributed ranks (each rank takes its slice), so the
-    batches a member sees do not depend on the number of devices. The last partial batch is
-    dropped. Lightning calls :meth:`set_epoch` before every epoch.
+    batches a member sees do not depend on the number of devices. The key is
+    :meth:`augment_key` ``(epoch)``, the same for every batch and rank of the epoch: a view's
+    randomness is told apart by its sample index and view index
+    (:meth:`PairedViewDataModule.make_views`). The last partial batch is dropped. Lightning
+    calls :meth:`set_epoch` before every epoch.
     """
 
     def __init__(self, num_samples: int, batch_size: int, seed: int):
@@ -75,6 +147,10 @@ class EpochBatchSampler(Sampler):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def augment_key(self, epoch: int | None = None) -> int:
+        """The member's 63-bit augmentation key for ``epoch`` (default: the current one)."""
+        return mix_seed(self.seed, _AUGMENT, self.epoch if epoch is None else epoch)
+
     def __len__(self) -> int:
         return self.num_samples // self.batch_size
 
@@ -88,14 +164,16 @@ class EpochBatchSampler(Sampler):
         local = self.batch_size // world
         g = torch.Generator().manual_seed(mix_seed(self.seed, _ORDER, self.epoch))
         order = torch.randperm(self.num_samples, generator=g)
+        key = self.augment_key()
         for b in range(len(self)):
             start = b * self.batch_size + rank * local
-            yield order[start : start + local], mix_seed(self.seed, _AUGMENT, self.epoch, b, rank)
+            yield order[start : start + local], key
 
 
 class IndexedTensors(Dataset):
-    """A whole batch per index: ``(indices, batch_seed)`` → ``{"idx", "seed"}`` (training: the
-    images are gathered on the device); an index tensor → ``{"x", "y"}`` (evaluation)."""
+    """A whole batch per index: ``(indices, key)`` → ``{"idx", "seed"}`` (training: the images
+    are gathered and augmented on the device, ``seed`` is the augmentation key of
+    :class:`EpochBatchSampler`); an index tensor → ``{"x", "y"}`` (evaluation)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
         self.images, self.labels = images, labels
@@ -119,11 +197,17 @@ class PairedViewDataModule(pl.LightningDataModule):
         views: augmented views per sample (≥ 2).
         eval_batch_size: batch size of the feature-extraction loaders.
         num_workers: loader workers (0 is right for in-memory tensors).
+        classes: a class subset — ``None`` (all), ``n`` (the first n classes) or a list of class
+            ids; the kept classes are relabelled ``0..K−1`` in the order given, the same for
+            both members, and ``num_classes`` becomes K.
+
+    Subclasses set ``total_classes`` (the dataset's own number of classes), ``mean`` and ``std``.
     """
 
-    num_classes: int
+    total_classes: int
     mean: Sequence[float]
     std: Sequence[float]
+    selects_classes_on_load = False  # True: load() already keeps only ``class_ids``
 
     def __init__(
         self,
@@ -132,10 +216,13 @@ class PairedViewDataModule(pl.LightningDataModule):
         views: int = 2,
         eval_batch_size: int = 1024,
         num_workers: int = 0,
+        classes: int | Sequence[int] | None = None,
     ):
         super().__init__()
         if views < 2:
             raise ValueError(f"views must be >= 2 for a contrastive loss; got {views}")
+        self.class_ids = class_subset(classes, self.total_classes)
+        self.num_classes = self.total_classes if self.class_ids is None else len(self.class_ids)
         self.seeds = [int(s) for s in seeds]
         self.batch_size, self.views = int(batch_size), int(views)
         self.eval_batch_size, self.num_workers = int(eval_batch_size), int(num_workers)
@@ -152,7 +239,10 @@ class PairedViewDataModule(pl.LightningDataModule):
     # -- Lightning hooks --------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:
-            self.splits = self.load()
+            splits = self.load()
+            if self.class_ids is not None and not self.selects_classes_on_load:
+                splits = {name: select_classes(*split, self.class_ids) for name, split in splits.items()}
+            self.splits = splits
             self.normalize = Normalize(self.mean, self.std)
 
     def train_dataloader(self) -> dict[str, DataLoader]:
@@ -194,14 +284,26 @@ class PairedViewDataModule(pl.LightningDataModule):
             self._on_device = (device, images.to(device), labels.to(device))
         return self._on_device[1], self._on_device[2]
 
-    def make_views(self, batch: dict) -> dict:
-        """``{"idx": (B,), "seed"}`` → ``{"views": (B, V, C, H, W) float, "y": (B,)}``, on the
-        device of ``idx``; the same batch seed always gives the same views."""
-        images, labels = self.train_split_on(batch["idx"].device)
-        x = images[batch["idx"]].float().div_(255.0)
-        g = torch.Generator(device=x.device).manual_seed(int(batch["seed"]))
-        views = torch.stack([self.normalize(self.augment(x, g)) for _ in range(self.views)], 1)
-        return {"views": views, "y": labels[batch["idx"]]}
+    def make_views(self, batch: dict, augment: nn.Module | None = None, views: int | None = None) -> dict:
+        """``{"idx": (B,), "seed": key}`` → ``{"views": (B, V, C, H, W) float, "y": (B,)}``, on
+        the device of ``idx``; ``augment`` and ``views`` replace the training ones (the linear
+        evaluation's crops).
+
+        The ``B·V`` views are augmented in one call, row ``b·V + v`` being view ``v`` of sample
+        ``idx[b]`` with its own random stream ``(key, idx[b], v)``
+        (:class:`~ncib.data.counter_rng.SampleRNG`): a sample's views depend on the key, its
+        index and the view index only, never on the other samples of the batch.
+        """
+        idx = batch["idx"]
+        images, labels = self.train_split_on(idx.device)
+        augment = self.augment if augment is None else augment
+        b, v = len(idx), self.views if views is None else int(views)
+        rows = idx.repeat_interleave(v)  # (B·V,): the views of a sample are adjacent
+        view = torch.arange(v, device=idx.device).repeat(b)
+        rng = SampleRNG(int(batch["seed"]), rows, view)
+        x = images[rows].float().div_(255.0)
+        made = self.normalize(augment(x, rng)).unflatten(0, (b, v))
+        return {"views": made, "y": labels[idx]}
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         if isinstance(batch, dict) and all(isinstance(v, dict) and "seed" in v for v in batch.values()):

@@ -118,9 +118,9 @@ class _CIFARDataModule(PairedViewDataModule):
         parts = [read_cifar_pickle(self.data_dir / n, self.label_key) for n in names]
         images = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
         labels = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-        if labels.min() < 0 or labels.max() >= self.num_classes:
+        if labels.min() < 0 or labels.max() >= self.total_classes:
             raise ValueError(
-                f"labels in {self.data_dir} outside 0..{self.num_classes - 1}: "
+                f"labels in {self.data_dir} outside 0..{self.total_classes - 1}: "
                 f"found {labels.min()}..{labels.max()}"
             )
         return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)
@@ -129,7 +129,7 @@ class _CIFARDataModule(PairedViewDataModule):
 class CIFAR10DataModule(_CIFARDataModule):
     """CIFAR-10: 50,000 training and 10,000 test images, K = 10 (see the module docstring)."""
 
-    num_classes = 10
+    total_classes = 10
     # the reference SupCon code's constants (main_supcon.py): the mean of the training pixels, and
     # a widely copied std that is not theirs (that is about 0.247, 0.243, 0.261); kept so that the
     # inputs match the paper's recipe exactly
@@ -145,7 +145,7 @@ class CIFAR10DataModule(_CIFARDataModule):
 class CIFAR100DataModule(_CIFARDataModule):
     """CIFAR-100 with the 100 fine labels: 50,000 training and 10,000 test images."""
 
-    num_classes = 100
+    total_classes = 100
     # the reference SupCon code's constants (main_supcon.py)
     mean = (0.5071, 0.4867, 0.4408)
     std = (0.2675, 0.2565, 0.2761)

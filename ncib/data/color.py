@@ -4,8 +4,11 @@
 ``ColorJitter(0.4, 0.4, 0.4, 0.1)`` (p = 0.8) → grayscale (p = 0.2), as in Khosla et al. (2020),
 but one random draw per *sample* for the whole batch at once: the crop and the flip are one
 affine ``grid_sample`` per image, the colour operations are vectorised over per-sample factors.
-Every draw comes from the ``torch.Generator`` passed in, so a batch's views follow from its
-seed alone (:meth:`ncib.data.base.PairedViewDataModule.make_views`).
+Every draw comes from the :class:`~ncib.data.counter_rng.SampleRNG` passed in, one stream per
+row (image), so an image's view follows from its key, sample index and view index alone, not
+from the batch around it (:meth:`ncib.data.base.PairedViewDataModule.make_views`); the only
+reduction across pixels (the contrast's mean luma) is a fixed pairwise sum, so that holds
+bit for bit.
 
 Differences from torchvision, on purpose:
 
@@ -30,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ncib.data.augment import uniform
+from ncib.data.augment import affine_sampling_grid
+from ncib.data.counter_rng import SampleRNG, as_sample_rng
 
 __all__ = [
     "SupConAugment",
@@ -38,7 +42,9 @@ __all__ = [
     "adjust_contrast",
     "adjust_hue",
     "adjust_saturation",
+    "crop_boxes_from_uniforms",
     "hsv_to_rgb",
+    "image_mean",
     "random_resized_crop_boxes",
     "resized_crop",
     "rgb_to_grayscale",
@@ -68,9 +74,25 @@ def adjust_brightness(x: Tensor, factor: Tensor) -> Tensor:
     return (x * _per_sample(factor, x)).clamp_(0.0, 1.0)
 
 
+def image_mean(x: Tensor) -> Tensor:
+    """Mean ``(B, 1, 1, 1)`` over all but the first dimension of ``x`` ``(B, ...)``, by a fixed
+    pairwise sum of elementwise additions (zero-padded to a power of two): each image's mean
+    is bit-for-bit the same in a batch of any size, which a reduction kernel — whose order
+    may follow the number of outputs — does not promise."""
+    t = x.flatten(1)
+    n = t.shape[1]
+    width = 1 << max(n - 1, 0).bit_length()
+    if width != n:
+        t = F.pad(t, (0, width - n))
+    while t.shape[1] > 1:
+        half = t.shape[1] // 2
+        t = t[:, :half] + t[:, half:]
+    return (t / n).view(-1, *([1] * (x.ndim - 1)))
+
+
 def adjust_contrast(x: Tensor, factor: Tensor) -> Tensor:
     """Blend with the image's mean luma (one scalar per image)."""
-    return _blend(x, rgb_to_grayscale(x).mean(dim=(1, 2, 3), keepdim=True), factor)
+    return _blend(x, image_mean(rgb_to_grayscale(x)), factor)
 
 
 def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
@@ -117,12 +139,23 @@ def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
 
 def random_resized_crop_boxes(
     b: int, h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float],
-    generator: torch.Generator, device, tries: int = 10,
+    rng: SampleRNG | torch.Generator, device, tries: int = 10,
 ) -> Tensor:
     """Crop boxes ``(B, 4)`` = ``(x0, y0, width, height)`` in pixels, as RandomResizedCrop
-    draws them: area fraction ~ U(scale), log aspect ratio ~ U(log ratio), position uniform."""
-    area = uniform((b, tries), scale[0], scale[1], generator, device) * (h * w)
-    aspect = torch.exp(uniform((b, tries), math.log(ratio[0]), math.log(ratio[1]), generator, device))
+    draws them: area fraction ~ U(scale), log aspect ratio ~ U(log ratio), position uniform.
+    Takes one request of ``2·tries + 2`` uniforms per row from ``rng``."""
+    return crop_boxes_from_uniforms(as_sample_rng(rng, b, device).uniform(2 * tries + 2), h, w, scale, ratio)
+
+
+def crop_boxes_from_uniforms(
+    u: Tensor, h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float],
+) -> Tensor:
+    """:func:`random_resized_crop_boxes` from its uniforms ``u`` ``(B, 2·tries + 2)``: area
+    fractions, log aspect ratios (``tries`` each), then the position."""
+    tries = (u.shape[1] - 2) // 2
+    area = (scale[0] + (scale[1] - scale[0]) * u[:, :tries]) * (h * w)
+    log_r = (math.log(ratio[0]), math.log(ratio[1]))
+    aspect = torch.exp(log_r[0] + (log_r[1] - log_r[0]) * u[:, tries : 2 * tries])
     cw, ch = torch.sqrt(area * aspect), torch.sqrt(area / aspect)
     fits = (cw <= w) & (ch <= h)
     first = fits.to(torch.uint8).argmax(1, keepdim=True)  # first fitting try (0 if none)
@@ -137,7 +170,7 @@ def random_resized_crop_boxes(
     none = ~fits.any(1)
     cw = torch.where(none, torch.full_like(cw, fw), cw)
     ch = torch.where(none, torch.full_like(ch, fh), ch)
-    pos = torch.rand((b, 2), generator=generator, device=device)
+    pos = u[:, 2 * tries :]
     x0 = torch.where(none, (w - cw) / 2, pos[:, 0] * (w - cw))
     y0 = torch.where(none, (h - ch) / 2, pos[:, 1] * (h - ch))
     return torch.stack([x0, y0, cw, ch], 1)
@@ -155,7 +188,7 @@ def resized_crop(x: Tensor, boxes: Tensor, size: int, flip: Tensor | None = None
     tx, ty = (2 * x0 + cw) / w - 1, (2 * y0 + ch) / h - 1
     zero = torch.zeros_like(sx)
     theta = torch.stack([torch.stack([sx, zero, tx], 1), torch.stack([zero, sy, ty], 1)], 1)
-    grid = F.affine_grid(theta, [b, c, size, size], align_corners=False)
+    grid = affine_sampling_grid(theta, (size, size))
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -201,19 +234,24 @@ class SupConAugment(nn.Module):
         self.strengths = (float(brightness), float(contrast), float(saturation))
         self.hue, self.random_order = float(hue), bool(random_order)
 
-    def sample_params(self, shape, generator: torch.Generator, device) -> dict[str, Tensor]:
-        """All random draws for a batch of ``shape`` ``(B, 3, H, W)``, on ``device``."""
+    def sample_params(self, shape, rng: SampleRNG | torch.Generator, device) -> dict[str, Tensor]:
+        """All random draws for a batch of ``shape`` ``(B, 3, H, W)``, on ``device``: one
+        request of 33 uniforms per row of ``rng`` (22 for the crop's ten tries and position,
+        then the flip, jitter and grayscale coins, the four jitter factors and the four order
+        keys)."""
         b, _, h, w = shape
-        params = {"boxes": random_resized_crop_boxes(b, h, w, self.scale, self.ratio, generator, device)}
-        coin = torch.rand((b, 3), generator=generator, device=device)
-        params["flip"] = coin[:, 0] < self.hflip_p
-        params["jitter"] = coin[:, 1] < self.jitter_p
-        params["gray"] = coin[:, 2] < self.grayscale_p
-        factors = [uniform(b, max(0.0, 1 - s), 1 + s, generator, device) for s in self.strengths]
-        factors.append(uniform(b, -self.hue, self.hue, generator, device))
+        u = as_sample_rng(rng, b, device).uniform(22 + 11)
+        params = {"boxes": crop_boxes_from_uniforms(u[:, :22], h, w, self.scale, self.ratio)}
+        u = u[:, 22:]
+        params["flip"] = u[:, 0] < self.hflip_p
+        params["jitter"] = u[:, 1] < self.jitter_p
+        params["gray"] = u[:, 2] < self.grayscale_p
+        ranges = [(max(0.0, 1 - s), 1 + s) for s in self.strengths] + [(-self.hue, self.hue)]
+        factors = [lo + (hi - lo) * u[:, 3 + k] for k, (lo, hi) in enumerate(ranges)]
         params["factors"] = torch.stack(factors, 1)  # (B, 4): brightness, contrast, saturation, hue
-        keys = torch.rand((b, 4), generator=generator, device=device)
-        params["order"] = keys.argsort(1) if self.random_order else torch.arange(4, device=device).expand(b, 4)
+        # a stable sort: ties (equal keys) are broken by position on every device and batch size
+        order = u[:, 7:11].argsort(dim=1, stable=True)
+        params["order"] = order if self.random_order else torch.arange(4, device=u.device).expand(b, 4)
         return params
 
     def apply(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
@@ -233,10 +271,12 @@ class SupConAugment(nn.Module):
         x = torch.where(params["jitter"].view(-1, 1, 1, 1), jittered, x)
         return torch.where(params["gray"].view(-1, 1, 1, 1), rgb_to_grayscale(x).expand_as(x), x)
 
-    def forward(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def forward(self, x: Tensor, rng: SampleRNG | torch.Generator) -> Tensor:
+        """``x`` ``(B, 3, H, W)`` in [0, 1] → views ``(B, 3, size, size)``; ``rng`` has one row
+        per image."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"SupConAugment needs RGB images (B, 3, H, W); got shape {tuple(x.shape)}")
-        return self.apply(x, self.sample_params(x.shape, generator, x.device))
+        return self.apply(x, self.sample_params(x.shape, rng, x.device))
 
     def extra_repr(self) -> str:
         return (

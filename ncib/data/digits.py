@@ -25,7 +25,7 @@ class DigitsDataModule(PairedViewDataModule):
         **kwargs: passed to :class:`~ncib.data.base.PairedViewDataModule`.
     """
 
-    num_classes = 10
+    total_classes = 10
 
     def __init__(
         self,

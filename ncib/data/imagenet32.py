@@ -75,37 +75,34 @@ class ImageNet32DataModule(PairedViewDataModule):
     Args:
         seeds: member seeds (``seed_pair``).
         root: folder that holds ``Imagenet32_train_npz`` and ``Imagenet32_val_npz``.
-        num_classes: keep a random subset of this many classes (fixed by ``subset_seed``,
-            relabelled 0..num_classes−1 in the order of their ImageNet ids); 1000 keeps all.
         max_train_samples: keep a stratified random subset of this many training images
-            (after the class subset); ``None`` keeps all.
-        subset_seed: seed of both subsets (not a member seed: both members see the same data).
+            (after the class subset, ``classes``); ``None`` keeps all.
+        subset_seed: seed of that subset (not a member seed: both members see the same data).
         augment: keyword arguments of :class:`~ncib.data.color.SupConAugment`.
         **kwargs: passed to :class:`~ncib.data.base.PairedViewDataModule`.
     """
 
+    total_classes = 1000
     mean = (0.485, 0.456, 0.406)  # the usual ImageNet constants
     std = (0.229, 0.224, 0.225)
+    selects_classes_on_load = True  # a class subset reads only its classes' images
 
     def __init__(
         self,
         seeds: Sequence[int],
         root: str = "data",
-        num_classes: int = 1000,
         max_train_samples: int | None = None,
         subset_seed: int = 0,
         augment: dict | None = None,
         **kwargs,
     ):
         super().__init__(seeds, **kwargs)
-        if not 2 <= num_classes <= 1000:
-            raise ValueError(f"num_classes must be in 2..1000 (ImageNet32 has 1000); got {num_classes}")
-        if max_train_samples is not None and max_train_samples < num_classes:
+        if max_train_samples is not None and max_train_samples < self.num_classes:
             raise ValueError(
                 f"max_train_samples={max_train_samples} is fewer than one image per class "
-                f"({num_classes} classes); choose at least {num_classes} or null for all"
+                f"({self.num_classes} classes); choose at least {self.num_classes} or null for all"
             )
-        self.root, self.num_classes = Path(root).expanduser(), int(num_classes)
+        self.root = Path(root).expanduser()
         self.max_train_samples, self.subset_seed = max_train_samples, int(subset_seed)
         self.augment = SupConAugment(**(augment or {}))
 
@@ -133,12 +130,8 @@ class ImageNet32DataModule(PairedViewDataModule):
 
     def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         train_files, val_file = self.files()
-        keep = None
-        if self.num_classes < 1000:
-            rng = np.random.default_rng(self.subset_seed)
-            keep = np.sort(rng.choice(1000, self.num_classes, replace=False))
-        return {"train": self._read_split(train_files, keep, self.max_train_samples),
-                "test": self._read_split([val_file], keep, None)}
+        return {"train": self._read_split(train_files, self.class_ids, self.max_train_samples),
+                "test": self._read_split([val_file], self.class_ids, None)}
 
     def _read_split(self, paths: list[Path], classes: np.ndarray | None, max_samples: int | None):
         labels = [_read(p, ["labels"])[0].astype(np.int64) - 1 for p in paths]

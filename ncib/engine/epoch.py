@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,7 +23,7 @@ import torch
 from ncib.analysis import PairAnalysis
 from ncib.engine.features import Collective, SingleProcess, extract_pair_features
 from ncib.metrics import logged_name
-from ncib.metrics.outputs import ANALYSIS_GROUPS, group_outputs
+from ncib.metrics.outputs import ANALYSIS_GROUPS, check_outputs, group_outputs
 from ncib.records import RECORDS_FILE, append_record, fault_point
 
 __all__ = ["AnalysisSettings", "PairEpochAnalysis"]
@@ -97,11 +97,16 @@ class PairEpochAnalysis:
         global_step: int,
         groups: Sequence[str],
         device: torch.device | str | None = None,
+        extra: Mapping[str, Callable[[PairAnalysis], tuple[dict, dict]]] | None = None,
+        meta: Mapping | None = None,
     ) -> dict:
         """Analyse ``pair`` on ``datamodule``'s splits for the metric ``groups``; returns the
-        record (also logged and appended). ``device`` defaults to the pair's."""
+        record (also logged and appended). ``device`` defaults to the pair's. ``extra`` maps
+        further registry groups to functions of the :class:`PairAnalysis` that compute them
+        (the transfer experiment's dimension sweep); ``meta`` adds entries to the record."""
+        extra = dict(extra or {})
         unknown = [g for g in groups if g not in ANALYSIS_GROUPS]
-        if unknown or not groups:
+        if unknown or not (groups or extra):
             raise ValueError(f"analysis groups must be among {sorted(ANALYSIS_GROUPS)}; got {list(groups)}")
         device = torch.device(device) if device is not None else next(pair.parameters()).device
         started = time.perf_counter()
@@ -122,6 +127,7 @@ class PairEpochAnalysis:
             "num_test": len(feats.y_test),
             "feature_dim": int(feats.train[0].shape[1]),
             "settings": asdict(st) | {"k": k},
+            **dict(meta or {}),
         }
         with torch.no_grad():
             pa = PairAnalysis(
@@ -129,8 +135,9 @@ class PairEpochAnalysis:
                 num_classes=num_classes, k=k, ridge=st.ridge,
             )
             scalars: dict[str, float] = {}
-            for group in groups:
-                values, entries = group_outputs(pa, group)
+            computed = [(g, group_outputs(pa, g)) for g in groups]
+            computed += [(g, check_outputs(g, *compute(pa))) for g, compute in extra.items()]
+            for group, (values, entries) in computed:
                 record[group] = {"scalars": values, **entries}
                 scalars |= {logged_name(group, name): v for name, v in values.items()}
         notes = [

@@ -14,10 +14,27 @@ from typing import Any
 
 import torch
 
-from ncib.analysis import FEATURES, SPACES, PairAnalysis, nc4_agreement
+from ncib.analysis import (
+    FEATURES,
+    SPACES,
+    PairAnalysis,
+    dimension_grid,
+    ib_dimension_curve,
+    k_prime,
+    nc4_agreement,
+)
 from ncib.metrics.registry import AXES, MEMBERS, key, keys
 
-__all__ = ["ANALYSIS_GROUPS", "group_outputs", "identifiability", "gib", "simplex_etf"]
+__all__ = [
+    "ANALYSIS_GROUPS",
+    "all_outputs",
+    "check_outputs",
+    "gib",
+    "group_outputs",
+    "identifiability",
+    "simplex_etf",
+    "transfer",
+]
 
 Outputs = tuple[dict[str, float], dict[str, Any]]  # (logged scalars, record entries)
 
@@ -116,6 +133,29 @@ def simplex_etf(pa: PairAnalysis) -> Outputs:
     return out, {}
 
 
+def transfer(pa: PairAnalysis, grid=None, tolerance: float = 3.0) -> Outputs:
+    """T_k on a grid of dimensions for each member, and K′ (docs/math.md §11)."""
+    feature_dim = min(pa.raw["train"][m].shape[1] for m in range(len(MEMBERS)))
+    ks = dimension_grid(pa.num_classes, feature_dim, grid)
+    scalars: dict[str, float] = {}
+    entries: dict[str, Any] = {key("transfer/grid"): ks, key("transfer/tolerance"): float(tolerance)}
+    for m, name in enumerate(MEMBERS):
+        points = ib_dimension_curve(pa, m, ks)
+        best = k_prime(points, float(pa.probe("raw", m).test_acc), tolerance)
+        at = next((p for p in points if p.k == best), None)
+        scalars[key("transfer/k_prime/{member}", member=name)] = math.nan if best is None else float(best)
+        scalars[key("transfer/probe_test_acc_k_prime/{member}", member=name)] = (
+            math.nan if at is None else at.probe_test_acc
+        )
+        entries[key("transfer/probe_test_acc/{member}", member=name)] = [p.probe_test_acc for p in points]
+        entries[key("transfer/ncc_test_acc/{member}", member=name)] = [p.ncc_test_acc for p in points]
+        entries[key("transfer/nc4_test/{member}", member=name)] = [p.nc4_test for p in points]
+        entries[key("transfer/feature_scaling_k_prime/{member}", member=name)] = (
+            [] if at is None else at.feature_scaling.tolist()
+        )
+    return scalars, entries
+
+
 def _curve(curve) -> dict[str, Any]:
     return {
         "beta": curve.beta.tolist(),
@@ -140,7 +180,11 @@ def group_outputs(pa: PairAnalysis, group: str) -> Outputs:
     """The scalars and record entries of one analysis group, checked against the registry."""
     if group not in ANALYSIS_GROUPS:
         raise ValueError(f"unknown analysis group {group!r}; known: {sorted(ANALYSIS_GROUPS)}")
-    scalars, entries = ANALYSIS_GROUPS[group](pa)
+    return check_outputs(group, *ANALYSIS_GROUPS[group](pa))
+
+
+def check_outputs(group: str, scalars: dict[str, float], entries: dict[str, Any]) -> Outputs:
+    """``(scalars, entries)`` unchanged if their keys are exactly the registry's for ``group``."""
     for made, expected, what in (
         (scalars, keys(group), "scalars"),
         (entries, keys(group, scalars=False), "record entries"),
@@ -150,4 +194,15 @@ def group_outputs(pa: PairAnalysis, group: str) -> Outputs:
                 f"analysis group {group!r} made {what} {sorted(set(made) ^ set(expected))} that "
                 "differ from ncib/metrics/registry.py; register them or stop making them"
             )
+    return scalars, entries
+
+
+def all_outputs(pa: PairAnalysis) -> Outputs:
+    """Every scalar and record entry of the training-time analysis groups, merged."""
+    scalars: dict[str, float] = {}
+    entries: dict[str, Any] = {}
+    for group in ANALYSIS_GROUPS:
+        values, extra = group_outputs(pa, group)
+        scalars |= values
+        entries |= extra
     return scalars, entries

@@ -54,6 +54,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "identifiability": ("IdentifiabilityCallback: CCA and CKA between the members", "analysis/"),
     "gib": ("GIBCallback: Gaussian information bottleneck between the members", "analysis/"),
     "simplex_etf": ("SimplexETFCallback: neural collapse and the analysis probe", "analysis/"),
+    "transfer": ("the zero-shot transfer experiment: T_k across dimensions k, and K′", "analysis/"),
     "linear_eval": ("offline linear evaluation at the end of training (Table 1)", "linear_eval/"),
     "train": ("the training loop", ""),
 }
@@ -137,6 +138,15 @@ METRICS: tuple[Metric, ...] = (
     _m("nc4/{split}/{space}/{member}", "agreement of the nearest-class-centre rule and the analysis probe", _E),
     _m("probe/{split}_acc/{probe_input}/{member}", "accuracy of the analysis probe (full-batch logistic regression, Table 2)", _E),
     _m("probe/test_both_correct/{probe_input}", "share of test samples both members' analysis probes classify correctly", _E),
+    # -- zero-shot transfer (docs/math.md §11) ------------------------------------------------
+    _m("transfer/k_prime/{member}", "K′: the smallest k of the grid whose T_k probe is within the tolerance of the raw-feature probe (null if none)", "transfer"),
+    _m("transfer/probe_test_acc_k_prime/{member}", "test accuracy of the analysis probe on T_K′ (Table 3's IB(K′))", "transfer"),
+    _m("transfer/grid", "the dimensions k evaluated", "transfer", "(n,)"),
+    _m("transfer/tolerance", "the tolerance of K′ (percentage points)", "transfer", "()"),
+    _m("transfer/probe_test_acc/{member}", "analysis-probe test accuracy on T_k, per k of the grid (Fig. 4A)", "transfer", "(n,)"),
+    _m("transfer/ncc_test_acc/{member}", "nearest-class-centre test accuracy in T_k, per k", "transfer", "(n,)"),
+    _m("transfer/nc4_test/{member}", "NC4 agreement of NCC and the probe in T_k, per k (Fig. 4A)", "transfer", "(n,)"),
+    _m("transfer/feature_scaling_k_prime/{member}", "α_i / mean α of T_K′ (Fig. 4C)", "transfer", "(K′,)"),
     # -- offline linear evaluation (Table 1) --------------------------------------------------
     _m("{split}_acc/{member}", "accuracy of the offline linear evaluation on the frozen encoder", "linear_eval"),
     _m("both_correct", "share of test samples both members classify correctly", "linear_eval"),

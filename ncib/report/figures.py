@@ -16,7 +16,9 @@ from ncib.report.tables import is_terminal, scalar  # noqa: E402
 __all__ = [
     "fig2_nc1_vs_identifiability",
     "fig3_etf_in_tk",
+    "fig4a_dimension_sweep",
     "fig4b_feature_scaling",
+    "fig4c_feature_scaling_k_prime",
     "fig_compression_generalisation",
     "fig_information_curve",
 ]
@@ -183,4 +185,51 @@ def fig_compression_generalisation(records: list[dict], path: Path) -> Path | No
     ax.set_ylabel("analysis probe test accuracy (%)")
     ax.set_title("Compression vs generalisation")
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def fig4a_dimension_sweep(record: dict, path: Path) -> Path | None:
+    """Analysis-probe accuracy and NC4 of T_k against k for each member, K′ marked (Fig. 4A)."""
+    t = record.get("transfer")
+    if not t or not t.get("transfer/grid"):
+        return None
+    ks = t["transfer/grid"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    for m, color in zip(MEMBERS, ("C0", "C1")):
+        axes[0].plot(ks, [100 * a for a in t[f"transfer/probe_test_acc/{m}"]], "-o", color=color, ms=3, label=f"T_k {m}")
+        raw = scalar(record, f"probe/test_acc/raw/{m}")
+        if raw is not None:
+            axes[0].axhline(100 * raw, color=color, ls="--", lw=0.8, label=f"raw {m}")
+        axes[1].plot(ks, t[f"transfer/nc4_test/{m}"], "-o", color=color, ms=3, label=m)
+        k_prime = scalar(record, f"transfer/k_prime/{m}")
+        for ax in axes:
+            if k_prime is not None:
+                ax.axvline(k_prime, color=color, ls=":", lw=1.0)
+    axes[0].set_ylabel("analysis probe test accuracy (%)")
+    axes[1].set_ylabel("NC4 agreement (NCC vs probe)")
+    for ax in axes:
+        ax.set_xlabel("dimension k of the IB representation")
+        ax.legend(fontsize=7)
+    fig.suptitle("Fig. 4A — the IB-k representation against k (K′ dotted)", fontsize=10)
+    return _save(fig, path)
+
+
+def fig4c_feature_scaling_k_prime(record: dict, path: Path) -> Path | None:
+    """α_i / mean α of T_K′ beside that of T_K, per member (Fig. 4C)."""
+    t, gib = record.get("transfer") or {}, record.get("gib") or {}
+    pairs = [(m, t.get(f"transfer/feature_scaling_k_prime/{m}") or [], gib.get(f"feature_scaling/{m}") or []) for m in MEMBERS]
+    if not any(kp for _, kp, _ in pairs):
+        return None
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.6), squeeze=False)
+    for ax, (m, kp, k) in zip(axes[0], pairs):
+        if kp:
+            ax.plot(range(1, len(kp) + 1), kp, ".-", label=f"T_K′ (K′ = {len(kp)})")
+        if k:
+            ax.plot(range(1, len(k) + 1), k, "o-", label=f"T_K (K = {len(k)})")
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xlabel("IB dimension i")
+        ax.set_ylabel("α_i / mean α")
+        ax.set_title(m)
+        ax.legend(fontsize=8)
+    fig.suptitle("Fig. 4C — feature scaling at K′ beside the K-dimensional one", fontsize=10)
     return _save(fig, path)

@@ -16,6 +16,7 @@ from ncib.report.tables import (
     table1,
     table2,
     table2_per_epoch,
+    table3,
 )
 
 __all__ = ["Report", "build_report", "write_report"]
@@ -36,12 +37,12 @@ class Report:
 
 
 def _run_info(run_dir: Path) -> dict:
-    cfg_path = run_dir / ".hydra" / "config.yaml"
-    if not cfg_path.exists():
-        return {}
-    from omegaconf import OmegaConf
+    from ncib.rundir import RunDirError, load_run_config
 
-    cfg = OmegaConf.load(cfg_path)
+    try:
+        cfg = load_run_config(run_dir)
+    except RunDirError:
+        return {}
     return {"dataset": cfg.dataset.name, "num_classes": int(cfg.dataset.num_classes), "seed_pair": list(cfg.seed_pair)}
 
 
@@ -74,6 +75,7 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
         ("identifiability", identifiability_table(records)),
         ("information", information_table(records)),
         ("compression_generalisation", compression_generalisation_table(records)),
+        ("table3", table3(last) if last else None),
     ):
         if table is not None:
             tables[name] = table
@@ -88,6 +90,10 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
         "compression_generalisation": figures.fig_compression_generalisation(
             records, figdir / "compression_generalisation.png"
         ),
+        "fig4a_dimension_sweep": figures.fig4a_dimension_sweep(last, figdir / "fig4a_dimension_sweep.png") if last else None,
+        "fig4c_feature_scaling_k_prime": figures.fig4c_feature_scaling_k_prime(
+            last, figdir / "fig4c_feature_scaling_k_prime.png"
+        ) if last else None,
     }
     figs = {k: v for k, v in made.items() if v is not None}
 
@@ -125,6 +131,8 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
         "fig4b_feature_scaling": "Fig. 4B analogue: α scaling of the K IB dimensions at the last analysis epoch.",
         "information_curve": "GIB information curve at the last analysis epoch, in-sample and held-out.",
         "compression_generalisation": "Held-out I(T_K;Y)/I(X;Y) against the analysis probe's test accuracy, per epoch and member.",
+        "fig4a_dimension_sweep": "Fig. 4A analogue: the IB-k representation's probe accuracy and NC4 against k; K′ dotted.",
+        "fig4c_feature_scaling_k_prime": "Fig. 4C analogue: α scaling of T_K′ beside that of T_K.",
     }
     if figs:
         lines += ["## Figures", ""]

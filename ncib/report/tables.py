@@ -15,6 +15,7 @@ __all__ = [
     "table1",
     "table2",
     "table2_per_epoch",
+    "table3",
 ]
 
 TERMINAL_TRAIN_ACC = 0.98  # terminal phase of training: train error below 2%
@@ -173,4 +174,31 @@ def compression_generalisation_table(records: list[dict]) -> Table | None:
          "probe T_K m0", "probe T_K m1"],
         rows,
         "Probe: the analysis probe's test accuracy (%).",
+    )
+
+
+def table3(record: dict) -> Table | None:
+    """Zero-shot transfer: the analysis probe on raw, normal-score and IB(K′) features of each
+    member of a pretrained pair on the target dataset (the paper's Table 3)."""
+    t = record.get("transfer")
+    if not t:
+        return None
+    rows = []
+    for m in MEMBERS:
+        k_prime = scalar(record, f"transfer/k_prime/{m}")
+        rows.append([
+            m,
+            pct(scalar(record, f"probe/test_acc/raw/{m}")),
+            pct(scalar(record, f"probe/test_acc/normal/{m}")),
+            pct(scalar(record, f"transfer/probe_test_acc_k_prime/{m}")),
+            None if k_prime is None else int(k_prime),
+        ])
+    source = record.get("source") or {}
+    return Table(
+        "Table 3 — zero-shot transfer: analysis probe test accuracy (%)",
+        ["member", "raw", "normal scores ('ranked')", "IB(K′)", "K′"],
+        rows,
+        f"Encoders pretrained on {source.get('dataset', '?')} (seed pair {source.get('seed_pair', '?')}), frozen; "
+        f"K′ = the smallest k of the grid whose T_k probe is within {t.get('transfer/tolerance', '?')} points "
+        "of the raw-feature probe (— if none).",
     )

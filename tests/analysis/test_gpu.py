@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ncib.analysis import PairAnalysis, normal_scores
+from ncib.metrics.outputs import all_outputs
 
 pytestmark = [
     pytest.mark.gpu,
@@ -19,10 +20,10 @@ pytestmark = [
 def test_pair_analysis_on_cuda_matches_cpu(make_collapsed_pair, dtype):
     (z0, z1), (t0, t1), y, y_test = make_collapsed_pair(0, n=2000, n_test=500, d=64, k=5)
     cast = [x.to(dtype) for x in (z0, z1, t0, t1)]
-    cpu = PairAnalysis(cast[:2], cast[2:], y, y_test, num_classes=5).scalars()
+    cpu = all_outputs(PairAnalysis(cast[:2], cast[2:], y, y_test, num_classes=5))[0]
     dev = [x.cuda() for x in cast]
     pa = PairAnalysis(dev[:2], dev[2:], y.cuda(), y_test.cuda(), num_classes=5)
-    gpu = pa.scalars()
+    gpu = all_outputs(pa)[0]
     assert pa.cca("raw").rho.is_cuda and pa.tk(0).features.is_cuda
     assert set(gpu) == set(cpu)
     tol = 1e-6 if dtype == torch.float64 else 2e-3

@@ -20,24 +20,18 @@ from ncib.analysis import (
     normal_scores,
 )
 from ncib.metrics import keys
-from ncib.metrics.outputs import ANALYSIS_GROUPS, group_outputs
+from ncib.metrics.outputs import ANALYSIS_GROUPS, all_outputs
 
 SEEDS = [0, 1, 2]
 K = 4
 
 
 def scalars_of(pa: PairAnalysis) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for group in ANALYSIS_GROUPS:
-        out |= group_outputs(pa, group)[0]
-    return out
+    return all_outputs(pa)[0]
 
 
 def entries_of(pa: PairAnalysis) -> dict:
-    out: dict = {}
-    for group in ANALYSIS_GROUPS:
-        out |= group_outputs(pa, group)[1]
-    return out
+    return all_outputs(pa)[1]
 
 
 @pytest.fixture

@@ -1,0 +1,94 @@
+"""The zero-shot transfer experiment (the paper's Table 3 and Fig. 4; docs/math.md §11):
+
+    python -m ncib.run experiment=zero_shot_transfer transfer.source=<run_dir or checkpoint> dataset=cifar10
+
+No training. The frozen encoders of a pretrained seed pair — the source run's backbone, weights
+from its ``last.ckpt`` or the given checkpoint — extract features of the target dataset's train
+and test splits; the full analysis runs once (:class:`ncib.engine.PairEpochAnalysis`), and for
+each k of a grid the IB-k representation is evaluated (probe, NCC, NC4, α scaling) and K′ is
+chosen (:mod:`ncib.analysis.ib_dimension`). One record goes to the run's ``analysis.jsonl``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ncib.config import ConfigError
+from ncib.rundir import CONFIG_FILE, RunDirError, load_run_config
+
+__all__ = ["resolve_source", "run_transfer"]
+log = logging.getLogger("ncib.transfer")
+
+
+def resolve_source(source: str | Path) -> tuple[Path, Path]:
+    """``(run_dir, checkpoint)`` of a transfer source: a run directory (its
+    ``checkpoints/last.ckpt``) or a checkpoint file inside one. Fails naming the path and what
+    was expected."""
+    path = Path(str(source)).expanduser()
+    if not path.exists():
+        raise RunDirError(
+            f"transfer.source={source} does not exist; give the run directory of a pretrained pair "
+            "(python -m ncib.run ...) or a checkpoint in its checkpoints/ folder"
+        )
+    if path.is_dir():
+        ckpt = path / "checkpoints" / "last.ckpt"
+        if not (path / CONFIG_FILE).is_file():
+            raise RunDirError(f"transfer.source={path} is not an ncib run directory: it has no {CONFIG_FILE}")
+        if not ckpt.is_file():
+            raise RunDirError(f"transfer.source={path} has no checkpoints/last.ckpt: did its training finish an epoch?")
+        return path, ckpt
+    for parent in path.parents:  # checkpoints/last.ckpt or checkpoints/analysis/epoch=NNNN.ckpt
+        if (parent / CONFIG_FILE).is_file():
+            return parent, path
+    raise RunDirError(
+        f"transfer.source={path} is a file outside any ncib run directory (no {CONFIG_FILE} above it); "
+        "the source's config says which backbone to build"
+    )
+
+
+def _architecture(backbone: DictConfig) -> dict:
+    node = OmegaConf.to_container(backbone, resolve=True)
+    return {k: v for k, v in node.items() if k != "_partial_"}
+
+
+def run_transfer(cfg: DictConfig, loggers=()) -> dict:
+    """Run the transfer described by ``cfg.transfer`` on ``cfg.dataset``; returns the record."""
+    from hydra.utils import instantiate
+
+    from ncib.engine import AnalysisSettings, PairEpochAnalysis
+    from ncib.engine.checkpoints import load_weights
+    from ncib.metrics.outputs import ANALYSIS_GROUPS, transfer
+
+    source_dir, ckpt_path = resolve_source(cfg.transfer.source)
+    source = load_run_config(source_dir)
+    theirs, ours = _architecture(source.backbone), _architecture(cfg.backbone)
+    if theirs != ours:
+        raise ConfigError(
+            f"transfer.source={source_dir} was trained with the backbone {theirs}, but this run's "
+            f"config asks for {ours}; choose the same backbone (e.g. backbone=... on the command line)"
+        )
+    ckpt = load_weights(ckpt_path)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = instantiate(source.model)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise RunDirError(f"{ckpt_path} does not hold the weights of the pair its run describes: {err}") from err
+    model.to(device).eval()
+    datamodule = instantiate(cfg.dataset.datamodule)
+    a = cfg.analysis
+    settings = AnalysisSettings(k=a.k, max_samples=a.max_samples, ridge=a.ridge, progress=a.progress)
+    grid = None if cfg.transfer.grid is None else list(cfg.transfer.grid)
+    epoch = int(ckpt.get("epoch", -1)) + 1 if "loops" in ckpt else int(ckpt.get("epoch", 0))
+    log.info("zero-shot transfer of %s (%s) to %s", source_dir, ckpt_path.name, cfg.dataset.name)
+    engine = PairEpochAnalysis(cfg.paths.output_dir, settings, loggers=loggers)
+    return engine.run(
+        model, datamodule, epoch, int(ckpt.get("global_step", 0)), list(ANALYSIS_GROUPS), device,
+        extra={"transfer": lambda pa: transfer(pa, grid, float(cfg.transfer.tolerance))},
+        meta={"source": {"run_dir": str(source_dir), "checkpoint": str(ckpt_path), "dataset": source.dataset.name,
+                         "seed_pair": list(source.seed_pair)}},
+    )
