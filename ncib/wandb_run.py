@@ -162,16 +162,26 @@ def init_kwargs(cfg, wandb_id: str | None) -> dict[str, Any]:
     if not chosen:  # no W&B logger in this run
         return {"id": wandb_id or None, "resume": "allow"}
     tags = [str(t) for t in (chosen.get("tags") or [])] + [str(cfg.dataset.name), backbone_name(cfg)]
-    return {
+    out = {
         # the config is data for wandb.init, not nodes for Hydra to build
         "_recursive_": False,
         "_convert_": "all",
         "id": wandb_id or None,
         "resume": "allow",
-        "run_config": run_config(cfg),
         "group": group_name(cfg, cfg.paths.output_dir),
         "tags": list(dict.fromkeys(tags)),
     }
+    try:
+        from hydra.utils import get_class
+
+        ours = issubclass(get_class(str(chosen.get("_target_", ""))), WandbLogger)
+    except Exception:
+        ours = False
+    if ours:
+        out["run_config"] = run_config(cfg)
+    else:  # Lightning's own logger: "config" cannot pass through instantiate()
+        log.warning("logger.wandb._target_ is not ncib.wandb_run.WandbLogger: the run's config is not sent to W&B")
+    return out
 
 
 # -- metric definitions and the logger -----------------------------------------------------

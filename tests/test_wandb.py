@@ -168,5 +168,7 @@ def test_init_kwargs_are_data_for_wandb(cfg_factory, tmp_path):
     assert kw["run_config"]["seed_pair"] == [4, 9] and kw["run_config"]["ncib_run"]["seed_pair"] == "4-9"
     # Hydra must hand the config over as data, not build its _target_ nodes
     assert kw["_recursive_"] is False
+    lightning = cfg_factory("logger.wandb._target_=pytorch_lightning.loggers.WandbLogger")
+    assert "run_config" not in init_kwargs(lightning, None)  # it would reach wandb.init and fail
     no_wandb = init_kwargs(cfg_factory("logger=csv"), None)
     assert no_wandb == {"id": None, "resume": "allow"}
