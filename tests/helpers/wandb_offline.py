@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class OfflineRun:
     history: list = field(default_factory=list)  # dict per row
     summary: dict = field(default_factory=dict)
     artifacts: list = field(default_factory=list)  # ArtifactRecord
+    exited: bool = False  # the run's exit record is in the file: it is complete
 
     def step_of(self, name: str) -> str | None:
         """The step metric W&B has for ``name`` (its last explicit definition)."""
@@ -68,15 +70,31 @@ class OfflineRun:
         }
 
 
-def read_offline_run(path: str | Path) -> OfflineRun:
-    """Parse one ``.wandb`` file (or the only one under a run directory's ``wandb/``)."""
-    from wandb.proto import wandb_internal_pb2 as pb
+def read_offline_run(path: str | Path, timeout: float = 60.0) -> OfflineRun:
+    """Parse one ``.wandb`` file (or the only one under a run directory's ``wandb/``).
 
+    W&B's service writes the file in the background: after ``run.finish()`` in this process
+    (not after the process has exited) the file may still be incomplete for a moment, so wait
+    up to ``timeout`` seconds for the run's exit record."""
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("wandb/offline-run-*/*.wandb")) or sorted(path.glob("*.wandb"))
         assert len(files) == 1, f"expected one .wandb file under {path}, found {files}"
         path = files[0]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            out = _parse(path)
+        except (AssertionError, struct.error):  # a chunk being written
+            out = None
+        if (out is not None and out.exited) or time.monotonic() > deadline:
+            return out if out is not None else _parse(path)
+        time.sleep(0.25)
+
+
+def _parse(path: Path) -> OfflineRun:
+    from wandb.proto import wandb_internal_pb2 as pb
+
     out = OfflineRun()
 
     def put(items):
@@ -108,4 +126,6 @@ def read_offline_run(path: str | Path) -> OfflineRun:
                 out.summary["/".join(i.nested_key) if i.nested_key else i.key] = json.loads(i.value_json)
         elif kind == "artifact":
             out.artifacts.append(record.artifact)
+        elif kind == "exit":
+            out.exited = True
     return out
