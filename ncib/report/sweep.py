@@ -159,15 +159,21 @@ def _submitit_outcomes(sweep_dir: Path) -> dict[int, tuple[bool, str]]:
                 num = int(value.hydra_cfg.hydra.job.num)
                 failed = getattr(value.status, "name", str(value.status)) == "FAILED"
                 err = getattr(value, "_return_value", None)
-                out[num] = (failed, f"{type(err).__name__}: {err}" if failed else "")
+                outcome = (failed, f"{type(err).__name__}: {err}" if failed else "")
             elif kind == "error":
-                submitted = result.with_name(result.name.split("_")[0] + "_submitted.pkl")
+                # <job id>[_<array index>]_<task>_result.pkl beside <job id>[_<index>]_submitted.pkl
+                submitted = result.with_name(result.name.rsplit("_", 2)[0] + "_submitted.pkl")
                 with open(submitted, "rb") as f:
                     num = int(pickle.load(f).args[2])  # (overrides, dir key, job num, ...)
                 last = [line for line in str(value).strip().splitlines() if line.strip()]
-                out[num] = (True, last[-1] if last else "error")
+                outcome = (True, last[-1] if last else "error")
+            else:
+                continue
         except Exception as err:
             log.debug("skipping submitit result %s: %s", result, err)
+            continue
+        if not out.get(num, (False, ""))[0]:  # one result per task: any failed task fails the job
+            out[num] = outcome
     return out
 
 
