@@ -163,3 +163,32 @@ def test_benchmark_script_runs_on_cuda(backbone):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "images/s" in proc.stdout and "peak GPU memory" in proc.stdout
+
+
+def test_analysis_features_of_a_bf16_trained_pair_are_full_float32():
+    # features for analysis and for the linear evaluation are extracted without autocast,
+    # whatever the training precision: float32, equal to a plain float32 forward pass
+    from ncib.engine import extract_pair_features
+    from ncib.engine.features import full_float32
+
+    model = _pair()
+    dm = ColouredClasses([0, 1], batch_size=128)
+    trainer = pl.Trainer(
+        accelerator="gpu", devices=1, precision="bf16-mixed", max_steps=4, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(model, datamodule=dm)
+    model.cuda().eval()
+    torch.set_float32_matmul_precision("high")  # what a run sets: TF32 in training matmuls
+    feats = extract_pair_features(model, dm, torch.device("cuda"), progress=False)
+    assert all(f.dtype == torch.float32 for f in (*feats.train, *feats.test))
+    with torch.no_grad(), full_float32():
+        images = dm.eval_transform(dm.splits["test"][0].cuda())
+        reference = [m.encoder(images.contiguous(memory_format=torch.channels_last)).float() for m in model.members]
+        in_bf16 = torch.autocast("cuda", dtype=torch.bfloat16)
+        with in_bf16:
+            low = model.members[0].encoder(images.contiguous(memory_format=torch.channels_last)).float()
+    for m in range(2):
+        torch.testing.assert_close(feats.test[m], reference[m], atol=1e-6, rtol=1e-6)
+    assert (low - reference[0]).abs().max() > 1e-4  # bf16 would not have passed the check above

@@ -8,12 +8,15 @@ such as :class:`ncib.models.PairedSupCon`; a *datamodule* provides ``splits``,
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm
 
+from ncib.analysis._linalg import no_tf32
 from ncib.data.base import stratified_subset
 
 __all__ = [
@@ -22,6 +25,7 @@ __all__ = [
     "SingleProcess",
     "analysis_rows",
     "extract_pair_features",
+    "full_float32",
     "member_features",
     "reassemble",
 ]
@@ -81,19 +85,45 @@ def reassemble(gathered: torch.Tensor, n: int) -> torch.Tensor:
     return out
 
 
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """float32 forward passes at full precision: no autocast, and no TF32 in matmuls
+    (:func:`ncib.analysis._linalg.no_tf32`) or cuDNN convolutions (on by default in torch)."""
+    restore = None
+    try:
+        if torch.backends.cudnn.allow_tf32:
+            torch.backends.cudnn.allow_tf32 = False
+            restore = ("legacy", True)
+    except RuntimeError:  # torch >= 2.9 after the fp32_precision API was used: stay with it
+        conv = torch.backends.cudnn.conv
+        if conv.fp32_precision not in ("ieee", "none"):
+            restore = ("new", conv.fp32_precision)
+            conv.fp32_precision = "ieee"
+    try:
+        with no_tf32(), torch.autocast("cuda", enabled=False), torch.autocast("cpu", enabled=False):
+            yield
+    finally:
+        if restore is not None:
+            if restore[0] == "legacy":
+                torch.backends.cudnn.allow_tf32 = restore[1]
+            else:
+                torch.backends.cudnn.conv.fp32_precision = restore[1]
+
+
 @torch.inference_mode()
 def member_features(pair, datamodule, split, rows, device, progress=True) -> list[torch.Tensor]:
     """``[(len(rows), d)] * members`` float32 features of ``split`` (all rows if ``rows`` is
     None), in batches on ``device``, with the pair as it is (put it in eval mode first).
 
-    Autocast is switched off explicitly: under bf16 training the pooled features would keep an
-    8-bit mantissa, a precision floor for ranks and for 1 − ρ² near ρ = 1.
+    Autocast and TF32 are switched off (:func:`full_float32`): under bf16 training the pooled
+    features would keep an 8-bit mantissa (TF32: 10 bits), a precision floor for ranks and for
+    1 − ρ² near ρ = 1.
     """
     outs: list[list[torch.Tensor]] = [[] for _ in pair.members]
     loader = datamodule.eval_dataloader(split, rows)
     for batch in tqdm(loader, desc=f"features/{split}", leave=False, disable=not progress):
         x = datamodule.eval_transform(batch["x"].to(device, non_blocking=True))
-        with torch.autocast(device.type, enabled=False):
+        with full_float32():
             feats = pair.features(x.float())
         for m, f in enumerate(feats):
             outs[m].append(f.float())
