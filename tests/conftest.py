@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,13 @@ from ncib.config import register
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_MODULE = "ncib.conf"  # what python -m ncib.run reads (pkg://ncib.conf)
 register()
+
+if os.environ.get("MUTANT_UNDER_TEST"):  # under mutmut (experiments/mutation.sh)
+    # mutmut reads its configuration from the working directory on first use; the tests
+    # below change directory, so read it now
+    from mutmut.configuration import config as _mutmut_config
+
+    _mutmut_config()
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Mutation testing of one part of ncib with mutmut 3 (docs/testing.md). Not part of CI.
+#
+#   pip install -e '.[mutation]'
+#   bash experiments/mutation.sh losses|metrics|records|data|analysis [mutmut run args...]
+#
+# Runs in a scratch copy (MUTATION_DIR, default /tmp/ncib-mutation/<part>), so the repository
+# and other parts' runs are left alone; the copy keeps its state, so running the same part again
+# only re-tests mutants whose code or tests changed. MUTATION_JOBS (default 2) test processes run
+# at once. Prints the survivors and a summary: killed / (mutants that some test ran).
+set -euo pipefail
+
+part=${1:-}
+[ $# -gt 0 ] && shift
+case "$part" in
+  losses)  # the SupCon loss and the differentiable all-gather
+    only="ncib/losses/*"
+    tests="tests/test_supcon_loss.py tests/test_distributed.py" ;;
+  metrics)  # the registry and the key mapping analysis → names
+    only="ncib/metrics/*"
+    tests="tests/test_keys.py tests/test_docs.py tests/test_metrics_registry.py" ;;
+  records)  # the run directory's records and atomic writes
+    only="ncib/records.py"
+    tests="tests/test_safe_writes.py tests/callbacks/test_plumbing.py tests/test_records.py tests/test_keys.py::test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warning" ;;
+  data)  # seeding: data order, augmentation keys, counter-based streams, subsets
+    only="ncib/data/base.py ncib/data/counter_rng.py"
+    tests="tests/test_views_device_count.py tests/test_data.py tests/test_seeding.py tests/callbacks/test_plumbing.py" ;;
+  analysis)  # the analysis math (slowest: about an hour on 2 cores)
+    only="ncib/analysis/*"
+    tests="tests/analysis tests/test_keys.py" ;;
+  *)
+    echo "usage: bash experiments/mutation.sh losses|metrics|records|data|analysis [mutmut run args]" >&2
+    exit 2 ;;
+esac
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${MUTATION_DIR:-${TMPDIR:-/tmp}/ncib-mutation}/$part
+jobs=${MUTATION_JOBS:-2}
+mkdir -p "$work"
+# a fresh copy of the code and tests (mutmut's own state under mutants/ is kept between runs)
+rm -rf "$work/ncib" "$work/tests"
+cp -r "$root/ncib" "$root/tests" "$work/"
+cp -r "$root/conf" "$work/ncib/conf"  # ncib.conf: the packaged config, as in a wheel
+find "$work" -name __pycache__ -prune -exec rm -rf {} +
+python - "$root/pyproject.toml" "$work/pyproject.toml" "$only" "$tests" <<'EOF'
+import json, sys
+
+source, target, only, tests = sys.argv[1:5]
+text = open(source).read()
+header = "[tool.mutmut]\n"
+assert header in text, "pyproject.toml has no [tool.mutmut] table"
+extra = (
+    f"only_mutate = {json.dumps(only.split())}\n"
+    f"pytest_add_cli_args_test_selection = {json.dumps(tests.split())}\n"
+)
+open(target, "w").write(text.replace(header, header + extra, 1))
+EOF
+
+cd "$work"
+# mutmut imports the mutated copy from mutants/; an inherited PYTHONPATH would shadow it
+env -u PYTHONPATH OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 mutmut run --max-children "$jobs" "$@" || true
+env -u PYTHONPATH mutmut export-cicd-stats >/dev/null
+echo
+echo "== surviving mutants of $part (mutmut show <name> prints the diff; run it in $work) =="
+env -u PYTHONPATH mutmut results | grep -v '^\s*$' || true
+python - <<'EOF'
+import json
+
+s = json.load(open("mutants/mutmut-cicd-stats.json"))
+tested = s["killed"] + s["timeout"] + s["survived"] + s["suspicious"] + s["segfault"]
+rate = 100.0 * (s["killed"] + s["timeout"]) / tested if tested else float("nan")
+print(
+    f"\nmutants {s['total']}: killed {s['killed']}, timeout {s['timeout']}, survived "
+    f"{s['survived']}, suspicious {s['suspicious']}, no tests {s['no_tests']}, skipped "
+    f"{s['skipped']}\nkill rate {rate:.1f}% of the {tested} mutants that some test ran"
+)
+EOF

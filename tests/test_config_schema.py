@@ -1,0 +1,86 @@
+"""The structured-config schema (``ncib/config.py``, first in ``conf/config.yaml``'s defaults)
+rejects ill-typed values when the config is composed, naming the key; values the schema leaves
+open (the trainer's ``_target_`` kwargs) are rejected by :func:`ncib.config.validate`, naming
+the key. Without the schema, ``report=maybe`` or ``seed_pair=7`` would compose and run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from omegaconf.errors import ValidationError
+
+from ncib.config import AnalysisConfig, ConfigError, RunConfig, validate
+from tests.conftest import compose_config
+
+# override → the key the error must name
+AT_COMPOSE = {
+    "analysis.every_n_epochs=abc": "analysis.every_n_epochs",
+    "report=maybe": "report",
+    "seed_pair=7": "seed_pair",
+    "seed_pair=[0,x]": "seed_pair",
+    "analysis.k=1.5": "analysis.k",
+    "analysis.max_samples=many": "analysis.max_samples",
+    "analysis.at_init=maybe": "analysis.at_init",
+    "analysis.ridge=small": "analysis.ridge",
+    "analysis.epochs=[1,two]": "analysis.epochs",
+    "resume=perhaps": "resume",
+    "cluster.nodes=two": "cluster.nodes",
+}
+
+
+def _message(err: BaseException) -> str:
+    parts = []
+    while err is not None:
+        parts.append(str(err))
+        err = err.__cause__
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("override,key", AT_COMPOSE.items(), ids=list(AT_COMPOSE))
+def test_ill_typed_values_are_rejected_when_composing_and_the_key_is_named(tmp_path, override, key):
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_config([override], output_dir=tmp_path)
+    assert isinstance(info.value.__cause__, ValidationError), _message(info.value)
+    assert f"full_key: {key}" in _message(info.value)
+
+
+@pytest.mark.parametrize(
+    "override,key",
+    [("trainer.max_epochs=ten", "trainer.max_epochs"), ("trainer.max_epochs=0", "trainer.max_epochs"),
+     ("dataset.datamodule.batch_size=one", "dataset.datamodule.batch_size")],
+)
+def test_values_outside_the_schema_are_rejected_by_validate_and_the_key_is_named(tmp_path, override, key):
+    cfg = compose_config([override], output_dir=tmp_path)  # the trainer's kwargs are free-form
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as info:
+        validate(cfg)
+    assert "cannot be used" in str(info.value)
+
+
+def test_the_composed_config_is_typed_by_the_schema(tmp_path):
+    cfg = compose_config([], output_dir=tmp_path)
+    assert OmegaConf.get_type(cfg) is RunConfig
+    assert OmegaConf.get_type(cfg.analysis) is AnalysisConfig
+    # and well-typed strings are converted, not kept as strings
+    typed = compose_config(["analysis.every_n_epochs=5", "report=false", "seed_pair=[3,4]"], output_dir=tmp_path)
+    assert typed.analysis.every_n_epochs == 5 and typed.report is False and list(typed.seed_pair) == [3, 4]
+    validate(typed)
+
+
+@pytest.mark.parametrize(
+    "overrides,key",
+    [(["report=maybe", "--cfg", "job"], "report"),  # composing only: never trains
+     (["trainer.max_epochs=ten"], "trainer.max_epochs")],
+    ids=["report", "max_epochs"],
+)
+def test_the_app_refuses_them_before_any_work(tmp_path, overrides, key):
+    proc = subprocess.run(
+        [sys.executable, "-m", "ncib.run", f"hydra.run.dir={tmp_path / 'run'}", *overrides],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0
+    assert key in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "run" / "checkpoints").exists()

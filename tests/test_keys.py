@@ -1,0 +1,379 @@
+"""Every logged key and record entry against an independent computation.
+
+Each analysis group's keys (``ncib.metrics.keys(group)``) are produced by
+:mod:`ncib.metrics.outputs` from a :class:`~ncib.analysis.PairAnalysis`; here every one of them
+is recomputed by the slow numpy/scipy reference of ``tests/helpers/reference.py`` from the raw
+features alone, on a pair built so that plausible wrong formulas give different numbers
+(``discriminating_pair``: spread leading ρ, raw ≠ normal scores, m0 ≠ m1, train ≠ test
+accuracy, in-sample ≠ held out, a finite β_{K+1}). The checkers are keyed by registry template
+and a test demands that they cover the registry exactly: a key added to the registry without an
+independent check fails here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ncib.analysis import PairAnalysis
+from ncib.metrics import AXES, METRICS, keys
+from ncib.metrics.outputs import ANALYSIS_GROUPS, check_outputs, group_outputs, transfer
+from tests.helpers.reference import (
+    MEMBERS,
+    ReferencePair,
+    beta_of_tk,
+    crit_of,
+    discriminating_pair,
+    information_at,
+)
+
+K = 4
+TRANSFER_GRID = [1, 2, 4, 6, 8]
+TOLERANCE = 3.0  # percentage points (the transfer experiment's default)
+
+
+@pytest.fixture
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def case():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny problems: one thread is fastest on a busy machine
+    try:
+        train, test, y, y_test = discriminating_pair()
+        pa = PairAnalysis(train, test, y, y_test, num_classes=K)
+        ref = ReferencePair(train, test, y, y_test, K)
+        made = {g: group_outputs(pa, g) for g in ANALYSIS_GROUPS}
+        made["transfer"] = check_outputs("transfer", *transfer(pa, TRANSFER_GRID, TOLERANCE))
+        yield pa, ref, made
+    finally:
+        torch.set_num_threads(previous)
+
+
+# -- the independent checks, keyed by registry template ------------------------------------------
+def _m(member: str) -> int:
+    return MEMBERS.index(member)
+
+
+def _stats(values: np.ndarray) -> dict[str, float]:
+    return {"mean": values.mean(), "var": values.var(), "std": values.std()}  # population
+
+
+def _heldout_gib(r: ReferencePair) -> dict:
+    rho = r.heldout_rho
+    lam = np.clip(1.0 - rho**2, np.finfo(float).eps, 1.0)
+    crit = crit_of(rho)
+    mi = float(-0.5 * np.log(lam).sum())
+    _, i_ty = information_at(lam, beta_of_tk(crit, r.k))
+    return {"lam": np.sort(lam), "crit": crit, "mi": mi, "frac": i_ty / mi}
+
+
+def _curve(lam: np.ndarray, i_xy: float, grid: np.ndarray) -> dict:
+    points = [information_at(lam, b) for b in grid]
+    return {"beta": grid, "i_tx": [p[0] for p in points], "i_ty": [p[1] for p in points], "i_xy": i_xy}
+
+
+def _transfer(r: ReferencePair, member: str) -> dict:
+    m = _m(member)
+    raw = r.accuracy(r.probe("raw", m)["test"], "test")
+    rows = []
+    for k in TRANSFER_GRID:
+        probe = r.probe("tk", m, k)["test"]
+        ncc = r.ncc("tk", m, "test", k)
+        rows.append((k, r.accuracy(probe, "test"), r.accuracy(ncc, "test"), float(np.mean(ncc == probe))))
+    k_prime = next((k for k, acc, _, _ in rows if 100.0 * (raw - acc) <= TOLERANCE), None)
+    at = next((row for row in rows if row[0] == k_prime), None)
+    return {
+        "k_prime": math.nan if k_prime is None else float(k_prime),
+        "acc_k_prime": math.nan if at is None else at[1],
+        "probe": [row[1] for row in rows],
+        "ncc": [row[2] for row in rows],
+        "nc4": [row[3] for row in rows],
+        "scaling": [] if k_prime is None else r.tk(m, k_prime)["scaling"],
+    }
+
+
+SCALAR_CHECKS = {
+    # identifiability (docs/math.md §3, §4)
+    "cca/mean_k/{features}": lambda r, features: _stats(r.cca(features).rho[: r.k])["mean"],
+    "cca/var_k/{features}": lambda r, features: _stats(r.cca(features).rho[: r.k])["var"],
+    "cca/std_k/{features}": lambda r, features: _stats(r.cca(features).rho[: r.k])["std"],
+    "cca/min_k/{features}": lambda r, features: r.cca(features).rho[r.k - 1],
+    "cca/heldout/mean_k/{features}": lambda r, features: _stats(r.heldout_rho_k(features))["mean"],
+    "cca/heldout/var_k/{features}": lambda r, features: _stats(r.heldout_rho_k(features))["var"],
+    "cca/heldout/std_k/{features}": lambda r, features: _stats(r.heldout_rho_k(features))["std"],
+    "cka/{features}": lambda r, features: r.cka(features),
+    "copula_cca/mean_k/{member}": lambda r, member: r.copula_rho(_m(member))[: r.k].mean(),
+    "copula_cca/mean_all/{member}": lambda r, member: r.copula_rho(_m(member)).mean(),
+    # GIB (docs/math.md §5)
+    "gib/mi_xy": lambda r: r.mi_xy,
+    "gib/beta_crit/k": lambda r: r.beta_crit[r.k - 1],
+    "gib/beta_crit/k_next": lambda r: r.beta_crit[r.k],
+    "gib/beta_tk": lambda r: r.tk(0, r.k)["beta"],
+    "gib/i_tx_tk": lambda r: r.tk(0, r.k)["i_tx"],
+    "gib/i_ty_tk": lambda r: r.tk(0, r.k)["i_ty"],
+    "gib/i_ty_frac_tk": lambda r: r.tk(0, r.k)["i_ty"] / r.mi_xy,
+    "gib/feature_scaling/min/{member}": lambda r, member: r.tk(_m(member), r.k)["scaling"].min(),
+    "gib/feature_scaling/max/{member}": lambda r, member: r.tk(_m(member), r.k)["scaling"].max(),
+    "gib/heldout/mi_xy": lambda r: _heldout_gib(r)["mi"],
+    "gib/heldout/beta_crit/k": lambda r: _heldout_gib(r)["crit"][r.k - 1],
+    "gib/heldout/beta_crit/k_next": lambda r: _heldout_gib(r)["crit"][r.k],
+    "gib/heldout/i_ty_frac_tk": lambda r: _heldout_gib(r)["frac"],
+    # neural collapse and the analysis probe (docs/math.md §6, §7)
+    "etf/equinorm/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).etf["equinorm"],
+    "etf/cos_mean/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).etf["cos_mean"],
+    "etf/cos_dev/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).etf["cos_dev"],
+    "etf/cos_std/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).etf["cos_std"],
+    "etf/angle_std_deg/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).etf["angle_std_deg"],
+    "nc1/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).nc1,
+    "ncc/{split}_acc/{space}/{member}": lambda r, split, space, member: r.accuracy(r.ncc(space, _m(member), split), split),
+    "nc4/{split}/{space}/{member}": lambda r, split, space, member: float(
+        np.mean(r.ncc(space, _m(member), split) == r.probe(space, _m(member))[split])
+    ),
+    "probe/{split}_acc/{probe_input}/{member}": lambda r, split, probe_input, member: r.accuracy(
+        r.probe(probe_input, _m(member))[split], split
+    ),
+    "probe/test_both_correct/{probe_input}": lambda r, probe_input: float(
+        np.mean((r.probe(probe_input, 0)["test"] == r.y["test"]) & (r.probe(probe_input, 1)["test"] == r.y["test"]))
+    ),
+    # zero-shot transfer (docs/math.md §11), on TRANSFER_GRID
+    "transfer/k_prime/{member}": lambda r, member: _transfer(r, member)["k_prime"],
+    "transfer/probe_test_acc_k_prime/{member}": lambda r, member: _transfer(r, member)["acc_k_prime"],
+}
+
+ENTRY_CHECKS = {
+    "cca/rho/{features}": lambda r, features: r.cca(features).rho,
+    "cca/heldout/rho_k/{features}": lambda r, features: r.heldout_rho_k(features),
+    "lambda": lambda r: np.sort(r.lam),
+    "beta_crit": lambda r: r.beta_crit,
+    "information_curve": lambda r: _curve(r.lam, r.mi_xy, r.information_grid()),
+    "heldout/lambda": lambda r: _heldout_gib(r)["lam"],
+    "heldout/information_curve": lambda r: _curve(_heldout_gib(r)["lam"], _heldout_gib(r)["mi"], r.information_grid()),
+    "feature_scaling/{member}": lambda r, member: r.tk(_m(member), r.k)["scaling"],
+    "transfer/grid": lambda r: TRANSFER_GRID,
+    "transfer/tolerance": lambda r: TOLERANCE,
+    "transfer/probe_test_acc/{member}": lambda r, member: _transfer(r, member)["probe"],
+    "transfer/ncc_test_acc/{member}": lambda r, member: _transfer(r, member)["ncc"],
+    "transfer/nc4_test/{member}": lambda r, member: _transfer(r, member)["nc4"],
+    "transfer/feature_scaling_k_prime/{member}": lambda r, member: _transfer(r, member)["scaling"],
+}
+
+CHECKED_GROUPS = [*ANALYSIS_GROUPS, "transfer"]
+
+
+def concrete(group: str, scalars: bool) -> list[tuple[str, str, dict[str, str]]]:
+    """``(key, template, axes)`` of every registered key of ``group``."""
+    out = []
+    for metric in METRICS:
+        if metric.group != group or (metric.shape == "scalar") != scalars:
+            continue
+        for combo in itertools.product(*(AXES[a] for a in metric.axes)):
+            axes = dict(zip(metric.axes, combo, strict=True))
+            out.append((metric.template.format(**axes), metric.template, axes))
+    return out
+
+
+def expected(key: str, group: str, scalars: bool, ref: ReferencePair):
+    checks = SCALAR_CHECKS if scalars else ENTRY_CHECKS
+    for made, template, axes in concrete(group, scalars):
+        if made == key:
+            if template not in checks:
+                pytest.fail(f"{group} key {template!r} has no independent check in tests/test_keys.py")
+            return checks[template](ref, **axes)
+    raise KeyError(key)
+
+
+SCALAR_KEYS = [(g, k) for g in CHECKED_GROUPS for k, _, _ in concrete(g, True)]
+ENTRY_KEYS = [(g, k) for g in CHECKED_GROUPS for k, _, _ in concrete(g, False)]
+
+
+# -- coverage --------------------------------------------------------------------------------
+@pytest.mark.parametrize("group", CHECKED_GROUPS)
+def test_every_registered_key_has_exactly_one_independent_check(group):
+    for scalars, checks in ((True, SCALAR_CHECKS), (False, ENTRY_CHECKS)):
+        templates = {t for _, t, _ in concrete(group, scalars)}
+        mine = {t for t in checks if any(m.template == t and m.group == group for m in METRICS)}
+        assert templates - mine == set(), f"{group}: keys without an independent check"
+        made = {k for k, _, _ in concrete(group, scalars)}
+        assert made == set(keys(group, scalars=scalars))
+    registered = {m.template for m in METRICS}
+    assert set(SCALAR_CHECKS) | set(ENTRY_CHECKS) <= registered, "checks of unregistered keys"
+
+
+def test_the_checked_groups_are_every_analysis_group():
+    from ncib.metrics import GROUPS
+
+    assert set(CHECKED_GROUPS) == {g for g, (_, prefix) in GROUPS.items() if prefix == "analysis/"}
+
+
+# -- values --------------------------------------------------------------------------------
+def _close(got, want, key: str) -> None:
+    if isinstance(want, float | np.floating) and math.isnan(want):
+        assert isinstance(got, float) and math.isnan(got), key
+        return
+    np.testing.assert_allclose(np.asarray(got, float), np.asarray(want, float), rtol=1e-7, atol=1e-9, err_msg=key)
+
+
+@pytest.mark.parametrize("group,key", SCALAR_KEYS, ids=[k for _, k in SCALAR_KEYS])
+def test_scalar_matches_the_reference(case, group, key):
+    _, ref, made = case
+    scalars, _ = made[group]
+    assert isinstance(scalars[key], float), key
+    _close(scalars[key], expected(key, group, True, ref), key)
+
+
+@pytest.mark.parametrize("group,key", ENTRY_KEYS, ids=[k for _, k in ENTRY_KEYS])
+def test_record_entry_matches_the_reference(case, group, key):
+    _, ref, made = case
+    _, entries = made[group]
+    want, got = expected(key, group, False, ref), entries[key]
+    if isinstance(want, dict):
+        assert set(got) == set(want), key
+        for part in want:
+            _close(got[part], want[part], f"{key}.{part}")
+    else:
+        assert np.shape(got) == np.shape(want), key
+        _close(got, want, key)
+
+
+# -- the fixture tells wrong formulas apart ------------------------------------------------------
+def _swaps(axes: dict[str, str]):
+    """Every key that differs from ``axes`` in one axis value."""
+    for axis, value in axes.items():
+        for other in AXES[axis]:
+            if other != value:
+                yield axis, axes | {axis: other}
+
+
+# values that agree by mathematics, not by accident: both members' T_K share the GIB
+# eigenvalues and r_i = 1, so α_i / mean α is the same for m0 and m1
+SAME_BY_MATH = {"gib/feature_scaling/min/{member}", "gib/feature_scaling/max/{member}",
+                "feature_scaling/{member}"}
+
+
+def _differ(a, b) -> bool:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return a.shape != b.shape or not np.allclose(a, b, rtol=5e-7, atol=1e-8, equal_nan=True)
+
+
+@pytest.mark.parametrize("scalars", [True, False], ids=["scalars", "entries"])
+def test_swapping_any_axis_value_changes_the_reference_value(case, scalars):
+    """A key wired to the wrong member, feature kind, space or split cannot pass."""
+    _, ref, _ = case
+    checks = SCALAR_CHECKS if scalars else ENTRY_CHECKS
+    same = []
+    for group in CHECKED_GROUPS:
+        for key, template, axes in concrete(group, scalars):
+            if template in SAME_BY_MATH:
+                continue
+            for axis, other in _swaps(axes):
+                if not _differ(checks[template](ref, **axes), checks[template](ref, **other)):
+                    same.append((key, axis))
+    assert same == []
+
+
+EQUAL_ON_THIS_PAIR = {
+    # by mathematics (SAME_BY_MATH)
+    ("gib/feature_scaling/min/m0", "gib/feature_scaling/min/m1"),
+    ("gib/feature_scaling/max/m0", "gib/feature_scaling/max/m1"),
+    # by accident (the same count of 487 training samples), and no plausible confusion: the
+    # two keys differ in formula, member and features at once
+    ("ncc/train_acc/raw/m0", "probe/train_acc/normal/m1"),
+}
+
+
+def test_distinct_keys_of_a_group_have_distinct_values(case):
+    """No two keys of a group share a value on this pair, so a key computed by another key's
+    formula (heldout for in-sample, min for mean, train for test, …) cannot pass."""
+    _, ref, _ = case
+    for group in CHECKED_GROUPS:
+        values = {k: expected(k, group, True, ref) for k, _, _ in concrete(group, True)}
+        clashes = [
+            (a, b) for a, b in itertools.combinations(values, 2) if not _differ(values[a], values[b])
+        ]
+        assert [c for c in clashes if c not in EQUAL_ON_THIS_PAIR] == [], group
+
+
+def test_the_fixture_tells_plausible_wrong_formulas_apart(case):
+    _, r, _ = case
+    rho = r.cca("normal").rho[: r.k]
+    assert _differ(rho.min(), rho.max()) and _differ(rho.min(), rho.mean())
+    assert _differ(rho.var(), rho.var(ddof=1))  # population, not sample, variance
+    tk = r.tk(0, r.k)
+    assert _differ(tk["i_tx"], r.mi_xy) and _differ(tk["i_ty"] / tk["i_tx"], tk["i_ty"] / r.mi_xy)
+    assert _differ(r.beta_crit[r.k - 1], r.beta_crit[r.k]) and math.isfinite(r.beta_crit[r.k])
+    for kind in ("raw", "normal", "tk"):
+        p0, p1 = (r.probe(kind, m)["test"] == r.y["test"] for m in range(2))
+        both, product = np.mean(p0 & p1), np.mean(p0) * np.mean(p1)
+        assert _differ(both, product), kind  # "both correct" is not acc0 × acc1
+    held = _heldout_gib(r)
+    assert _differ(held["mi"], r.mi_xy) and _differ(held["crit"][r.k - 1], r.beta_crit[r.k - 1])
+    # K′ is neither the first nor the last k of the grid, and it exists for both members
+    for member in MEMBERS:
+        k_prime = _transfer(r, member)["k_prime"]
+        assert TRANSFER_GRID[0] < k_prime < TRANSFER_GRID[-1], (member, k_prime)
+
+
+# -- the engine: records hold exactly these values; a non-finite scalar is null, named ---------
+class _Logger:
+    def __init__(self):
+        self.logged = []
+
+    def log_metrics(self, metrics, step):
+        self.logged.append((dict(metrics), step))
+
+
+@pytest.mark.filterwarnings("ignore:gib.beta_for_k:RuntimeWarning")
+def test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warning(tmp_path, monkeypatch, one_thread):
+    """k = d0 = r: there is no β_{k+1}, so ``gib/beta_crit/k_next`` (and its held-out twin) are
+    inf. The logger gets inf, the records file null, and the record's warnings name exactly the
+    non-finite scalars under their logged names; every other value is the mapped one."""
+    import json
+    from types import SimpleNamespace
+
+    import ncib.engine.epoch as epoch_module
+    from ncib.engine import AnalysisSettings, PairEpochAnalysis
+    from ncib.engine.features import PairFeatures
+    from ncib.records import read_records, to_jsonable
+
+    train, test, y, y_test = discriminating_pair()
+    feats = PairFeatures(train, test, y, y_test, {"train": torch.arange(len(y)), "test": torch.arange(len(y_test))})
+    monkeypatch.setattr(epoch_module, "extract_pair_features", lambda *a, **kw: feats)
+    datamodule = SimpleNamespace(num_classes=K, setup=lambda stage: None)
+    pair = SimpleNamespace(members=[None, None])
+    k = train[0].shape[1]
+    logger = _Logger()
+    engine = PairEpochAnalysis(tmp_path, AnalysisSettings(k=k, progress=False), loggers=[logger])
+    groups = list(ANALYSIS_GROUPS)
+    engine.run(pair, datamodule, epoch=3, global_step=30, groups=groups, device="cpu")
+    (record,) = read_records(tmp_path / "analysis.jsonl")
+
+    pa = PairAnalysis(train, test, y, y_test, num_classes=K, k=k)
+    infinite = []
+    for group in groups:
+        scalars, entries = group_outputs(pa, group)
+        assert record[group]["scalars"] == to_jsonable(scalars), group
+        for name, value in entries.items():
+            assert record[group][name] == json.loads(json.dumps(to_jsonable(value))), name
+        infinite += [f"analysis/{n}" for n, v in scalars.items() if not math.isfinite(v)]
+        for name, value in scalars.items():
+            if not math.isfinite(value):
+                assert record[group]["scalars"][name] is None, name
+    assert {"analysis/gib/beta_crit/k_next", "analysis/gib/heldout/beta_crit/k_next"} <= set(infinite)
+    named = [w.split(" = ")[0] for w in record["warnings"] if "is not finite" in w]
+    assert sorted(named) == sorted(infinite)
+    assert record["epoch"] == 3 and record["global_step"] == 30 and record["k"] == k
+    assert record["num_train"] == len(y) and record["num_test"] == len(y_test)
+    ((metrics, step),) = logger.logged
+    assert step == 30 and metrics["analysis/epoch"] == 3.0
+    assert metrics["analysis/gib/beta_crit/k_next"] == math.inf
+    assert set(metrics) == {"analysis/epoch"} | {f"analysis/{n}" for g in groups for n in keys(g)}
