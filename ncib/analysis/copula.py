@@ -153,7 +153,7 @@ def _block_scores(keys: Tensor, n_ref: int, table: Tensor, ws: _Workspace) -> Te
     ends[:, -1] = True
     ends[:, :-1] = starts[:, 1:]
     # a value without ties: #{ref < x} = #ref before its position, #{ref <= x} = inclusive
-    twice = ws.get("twice", shape, torch.int64)
+    twice = ws.get("twice", shape, torch.int32)  # <= 2L+1 < 2**31; int32 indexes fastest
     torch.add(inclusive[:, 1:], inclusive[:, :-1], out=twice[:, 1:])
     twice[:, 0] = inclusive[:, 0]
     twice += 1
@@ -162,7 +162,8 @@ def _block_scores(keys: Tensor, n_ref: int, table: Tensor, ws: _Workspace) -> Te
     flat = tied.view(-1).nonzero().squeeze(1)
     if flat.numel():
         _fix_ties(flat, starts, ends, inclusive, twice)
-    scores = torch.take(table, twice, out=ws.get("scores", shape, table.dtype))
+    scores = ws.get("scores", shape, table.dtype)
+    torch.index_select(table, 0, twice.view(-1), out=scores.view(-1))
     out = ws.get("out", shape, table.dtype)
     out.scatter_(1, order, scores)  # back from sorted to original positions
     return out
@@ -188,7 +189,7 @@ def _fix_ties(
     below = torch.where(is_start, prev, 0).cummax(0).values  # #{ref < x} (+ lift)
     big = torch.iinfo(torch.int64).max
     at_most = torch.where(ends.view(-1)[flat], incl, big).flip(0).cummin(0).values.flip(0)
-    twice.view(-1)[flat] = below.add_(at_most).sub_(lift).sub_(lift).add_(1)
+    twice.view(-1)[flat] = below.add_(at_most).sub_(lift).sub_(lift).add_(1).to(twice.dtype)
 
 
 def _table(n_ref: int, dtype: torch.dtype, device: torch.device) -> Tensor:
