@@ -7,7 +7,11 @@ members and splits, CCA on raw and normal scores incl. held-out, GIB and T_K, si
 NC1 / NCC / NC4 on full features and T_K, linear probes on raw, normal-score and T_K features)
 and, unless ``--skip-baseline``, the same analysis with the usual tools (numpy float64
 ``np.cov`` of the stacked features with eigendecomposition whitening, scipy ``rankdata`` +
-``norm.ppf``, scikit-learn ``LogisticRegression``, per-class Python loops for NC1).
+``norm.ppf``, scikit-learn ``LogisticRegression``, per-class Python loops for NC1; the held-out
+GIB by projecting the test split on all train-fitted canonical directions and correlating;
+the copula CCA as a numpy CCA of each member's raw features and normal scores; linear CKA from
+the covariance blocks). Every stage prints wall and process CPU seconds (all threads) and the
+load average: the machine may be shared, so compare ratios measured in one run.
 
     python experiments/benchmarks/analysis.py                  # K=10, CPU, with baseline
     python experiments/benchmarks/analysis.py --classes 100 --device cuda --skip-baseline
@@ -100,21 +104,41 @@ def synthetic_pair(n_train: int, n_test: int, dim: int, classes: int, seed: int)
     return (z0[:n_train], z1[:n_train]), (z0[n_train:], z1[n_train:]), y[:n_train], y[n_train:]
 
 
-def timed(stages: dict[str, float], name: str, fn: Callable[[], object], sync: Callable[[], None]):
+class Stages:
+    """Wall-clock and process CPU seconds (all threads) per stage, in order of first use."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    def add(self, name: str, wall: float, cpu: float) -> None:
+        self.wall[name] = self.wall.get(name, 0.0) + wall
+        self.cpu[name] = self.cpu.get(name, 0.0) + cpu
+
+    def totals(self) -> tuple[float, float]:
+        return sum(self.wall.values()), sum(self.cpu.values())
+
+
+def timed(stages: Stages, name: str, fn: Callable[[], object], sync: Callable[[], None]):
     sync()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
     sync()
-    stages[name] = stages.get(name, 0.0) + time.perf_counter() - t0
-    print(f"  {name:<34s} {stages[name]:8.2f} s", flush=True)
+    stages.add(name, time.perf_counter() - t0, time.process_time() - c0)
+    print(
+        f"  {name:<38s} {stages.wall[name]:8.2f} s   cpu {stages.cpu[name]:7.2f} s   "
+        f"load {os.getloadavg()[0]:5.2f}",
+        flush=True,
+    )
     return out
 
 
-def run_ours(pa: PairAnalysis, sync: Callable[[], None]) -> dict[str, float]:
-    st: dict[str, float] = {}
+def run_ours(pa: PairAnalysis, sync: Callable[[], None]) -> Stages:
+    st = Stages()
     timed(st, "normal scores (2 members x 2 splits)", lambda: [pa.normal(m) for m in (0, 1)], sync)
+    # as the engine can when the identifiability group is due: all blocks in one pass
+    timed(st, "covariance blocks (raw, normal, copula)", pa.covariances, sync)
     for kind in ("raw", "normal"):
-        timed(st, f"covariance blocks ({kind})", lambda k=kind: pa.covariance(k), sync)
         timed(
             st,
             f"CCA + held-out ({kind})",
@@ -160,15 +184,11 @@ def run_baseline(train, test, y_tr: np.ndarray, y_te: np.ndarray, k: int, classe
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    st: dict[str, float] = {}
+    st = Stages()
     res: dict[str, object] = {}
 
     def t(name, fn):
-        t0 = time.perf_counter()
-        out = fn()
-        st[name] = st.get(name, 0.0) + time.perf_counter() - t0
-        print(f"  {name:<34s} {st[name]:8.2f} s", flush=True)
-        return out
+        return timed(st, name, fn, lambda: None)
 
     def normal(ztr, zte):
         n = ztr.shape[0]
@@ -201,10 +221,14 @@ def run_baseline(train, test, y_tr: np.ndarray, y_te: np.ndarray, k: int, classe
             pa_ = (a_te - a.mean(0)) @ dir_a
             pb_ = (b_te - b.mean(0)) @ dir_b
             held = [np.corrcoef(pa_[:, i], pb_[:, i])[0, 1] for i in range(k)]
-            return rho, held, wa, u, wb, vt
+            # linear CKA from the same covariance blocks (Kornblith et al. 2019)
+            cka = np.linalg.norm(cov[:d, d:]) ** 2 / (
+                np.linalg.norm(cov[:d, :d]) * np.linalg.norm(cov[d:, d:])
+            )
+            return rho, held, wa, u, wb, vt, cka
 
         res[kind] = t(f"CCA + held-out ({kind})", cca)
-    rho, _, wa, u, wb, vt = res["normal"]
+    rho, _, wa, u, wb, vt, _ = res["normal"]
     (g0, g1), (g0_te, g1_te) = feats["normal"]
 
     def gib_tk():  # λ = 1 − ρ², v_i = canonical directions, β just below β_{K+1}
@@ -262,6 +286,33 @@ def run_baseline(train, test, y_tr: np.ndarray, y_te: np.ndarray, k: int, classe
             return out
 
         accs[kind] = t(f"probes ({kind}, 2 members)", probes)
+
+    def heldout_gib():  # all r train-fitted pairs correlated on test; GIB of that spectrum
+        sa = (g0_te - g0.mean(0)) @ (wa @ u)
+        sb = (g1_te - g1.mean(0)) @ (wb @ vt.T)
+        sa, sb = sa - sa.mean(0), sb - sb.mean(0)
+        corr = (sa * sb).sum(0) / np.sqrt((sa * sa).sum(0) * (sb * sb).sum(0))
+        rho_t = np.sort(np.clip(corr, 0.0, 1.0))[::-1]
+        lam = np.clip(1.0 - rho_t**2, np.finfo(np.float64).eps, 1.0)
+        beta = 1.0 / (1.0 - lam[k]) * (1 - 1e-6)
+        active = beta > 1.0 / (1.0 - lam[:k])
+        i_tx = 0.5 * np.log((beta - 1) * (1 - lam[:k][active]) / lam[:k][active]).sum()
+        i_ty = i_tx - 0.5 * np.log(beta * (1 - lam[:k][active])).sum()
+        return -0.5 * np.log(lam).sum(), i_tx, i_ty
+
+    res["heldout_gib"] = t("held-out GIB (normal, test split)", heldout_gib)
+
+    def copula():  # per member: CCA of the raw features and their normal scores
+        out = []
+        for z, g in zip(train, feats["normal"][0], strict=True):
+            d = z.shape[1]
+            cov = np.cov(np.hstack([z, g]).astype(np.float64), rowvar=False)
+            w_z, w_g = _inv_sqrt(cov[:d, :d], 1e-6), _inv_sqrt(cov[d:, d:], 1e-6)
+            rho_c = np.linalg.svd(w_z @ cov[:d, d:] @ w_g, compute_uv=False)
+            out.append((rho_c[:k].mean(), rho_c.mean()))
+        return out
+
+    res["copula"] = t("copula CCA raw vs normal (2 members)", copula)
     return st, res, accs
 
 
@@ -312,12 +363,16 @@ def main() -> None:
         f"features: N={args.n_train}+{args.n_test}, d={args.dim}, K={args.classes}; "
         f"RSS with features {before / gib:.2f} GiB\n-- ncib.analysis.PairAnalysis --"
     )
+    load_before = os.getloadavg()[0]
     pa = PairAnalysis((feats[0], feats[1]), (feats[2], feats[3]), ytr_d, yte_d, args.classes)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ours = run_ours(pa, sync)
-    total = sum(ours.values())
-    print(f"  {'TOTAL':<34s} {total:8.2f} s   (load average now {os.getloadavg()[0]:.2f})")
+    total, total_cpu = ours.totals()
+    print(
+        f"  {'TOTAL':<38s} {total:8.2f} s   cpu {total_cpu:7.2f} s   "
+        f"(load average before {load_before:.2f}, now {os.getloadavg()[0]:.2f})"
+    )
     print(
         f"  peak RSS during analysis {sampler.peak / gib:.2f} GiB (+{(sampler.peak - before) / gib:.2f} GiB over the "
         f"features; +{(sampler.peak - base_rss) / gib:.2f} GiB over the pre-feature baseline); "
@@ -354,18 +409,31 @@ def main() -> None:
     base, res, accs = run_baseline(
         np_feats[:2], np_feats[2:], y_tr.numpy(), y_te.numpy(), args.classes, args.classes
     )
-    btotal = sum(base.values())
+    btotal, btotal_cpu = base.totals()
     print(
-        f"  {'TOTAL':<34s} {btotal:8.2f} s   (peak RSS {sampler.peak / gib:.2f} GiB, "
-        f"load average now {os.getloadavg()[0]:.2f})"
+        f"  {'TOTAL':<38s} {btotal:8.2f} s   cpu {btotal_cpu:7.2f} s   (peak RSS "
+        f"{sampler.peak / gib:.2f} GiB, load average now {os.getloadavg()[0]:.2f})"
     )
-    print(f"speed-up {btotal / total:.1f}x  (baseline {btotal:.1f} s / ours {total:.1f} s)")
+    print(
+        f"speed-up {btotal / total:.1f}x wall, {btotal_cpu / total_cpu:.1f}x cpu  (baseline "
+        f"{btotal:.1f} s / ours {total:.1f} s wall; {btotal_cpu:.1f} s / {total_cpu:.1f} s cpu)"
+    )
     for kind in ("raw", "normal"):
         diff = np.abs(
             np.asarray(res[kind][0][: args.classes])
             - pa.cca(kind).rho[: args.classes].cpu().numpy()
         ).max()
         print(f"  max |rho_k(ours) - rho_k(baseline)| ({kind}): {diff:.2e}")
+    for kind in ("raw", "normal"):
+        print(f"  CKA ({kind}): baseline {res[kind][6]:.10f}, ours {s[f'cka/{kind}']:.10f}")
+    for m in (0, 1):
+        mk, ma = res["copula"][m]
+        print(
+            f"  copula CCA m{m} mean_k / mean_all: baseline {mk:.8f} / {ma:.8f}, ours "
+            f"{s[f'copula_cca/mean_k/m{m}']:.8f} / {s[f'copula_cca/mean_all/m{m}']:.8f}"
+        )
+    mi_b, _, _ = res["heldout_gib"]
+    print(f"  held-out I(X;Y): baseline {mi_b:.6f}, ours {s['gib/heldout/mi_xy']:.6f} nats")
     for kind, acc in accs.items():
         print(
             f"  probe test acc {kind}: sklearn {acc}, ours "

@@ -10,12 +10,18 @@ from .cca import (
     CCAResult,
     CovarianceBlocks,
     canonical_correlations,
+    canonical_correlations_from_factors,
     cca_from_covariance,
     cross_covariance,
 )
 from .cka import linear_cka, linear_cka_from_covariance
 from .copula import normal_scores, normal_scores_train_test
-from .copula_cca import CopulaCCAResult, copula_cca, copula_cca_from_covariance
+from .copula_cca import (
+    CopulaCCAResult,
+    copula_cca,
+    copula_cca_from_covariance,
+    copula_cca_from_factors,
+)
 from .etf import (
     ClassMeans,
     ETFStats,
@@ -76,10 +82,12 @@ __all__ = [
     "PairAnalysis",
     "ProbeResult",
     "canonical_correlations",
+    "canonical_correlations_from_factors",
     "cca_from_covariance",
     "class_means",
     "copula_cca",
     "copula_cca_from_covariance",
+    "copula_cca_from_factors",
     "cross_covariance",
     "fit_logistic_probe",
     "gaussian_ib",

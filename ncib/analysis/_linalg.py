@@ -20,6 +20,7 @@ from torch import Tensor
 from ._checks import WarningLog
 
 __all__ = [
+    "cholesky_warnings",
     "covariance_blocks",
     "no_tf32",
     "regularised_cholesky",
@@ -89,23 +90,32 @@ def row_chunks(n: int, d: int, itemsize: int = 4) -> Iterator[slice]:
         yield slice(start, min(n, start + step))
 
 
-def _tiled_gram(c: Tensor) -> Tensor:
+def _tiled_gram(c: Tensor, out: Tensor | None = None) -> Tensor:
     """``cᵀ c`` from its upper tiles only (up to 4×4 tiles: ≈35% fewer flops than one product
-    for d >= 2048; torch has no symmetric rank-k update)."""
+    for d >= 2048; torch has no symmetric rank-k update). ``out``: optional ``(d, d)`` buffer
+    of c's dtype, overwritten (each tile is a product written in place, no temporaries)."""
     d = c.shape[1]
+    g = torch.empty(d, d, dtype=c.dtype, device=c.device) if out is None else out
     tiles = max(1, min(4, d // 512))
     if tiles == 1:
-        return c.T @ c
+        return torch.mm(c.T, c, out=g)
     edges = [round(i * d / tiles) for i in range(tiles + 1)]
-    g = torch.empty(d, d, dtype=c.dtype, device=c.device)
     for i in range(tiles):
         rows = slice(edges[i], edges[i + 1])
         for j in range(i, tiles):
             cols = slice(edges[j], edges[j + 1])
-            g[rows, cols] = c[:, rows].T @ c[:, cols]
+            g[rows, cols].addmm_(c[:, rows].T, c[:, cols], beta=0)
             if j != i:
                 g[cols, rows] = g[rows, cols].T
     return g
+
+
+def _chunk_rows(widths: Sequence[int], itemsize: int) -> int:
+    """Rows per chunk of :func:`covariance_blocks`: about ``_CHUNK_BYTES`` for two matrices as
+    wide as the widest one (at least 256). It depends on the widest matrix only, so a pass over
+    more matrices cuts the rows exactly where a pass over fewer would, and forms bit-identical
+    blocks."""
+    return max(256, _CHUNK_BYTES // max(1, 2 * max(widths) * itemsize))
 
 
 def covariance_blocks(
@@ -127,35 +137,62 @@ def covariance_blocks(
     (``Σ = G/N − δ_i δ_jᵀ``, mean ``= shift + δ``), so the shift only needs to be close to the
     mean to keep float32 products accurate. Column sums are products with a ones vector (a
     reduction with a float64 accumulator is ~20× slower on CPU). The stacked
-    ``Σ d_m``-square covariance is never formed.
+    ``Σ d_m``-square covariance is never formed. Each block depends only on its own two
+    matrices (the chunking depends on the widest matrix only), so one pass over several
+    matrices gives exactly the blocks of separate passes. The centred chunks and the products
+    live in buffers allocated once (fresh large tensors cost page faults on every chunk).
     """
     n = mats[0].shape[0]
     dev = mats[0].device
     wdt = torch.float64 if all(m.dtype == torch.float64 for m in mats) else torch.float32
     itemsize = 8 if wdt == torch.float64 else 4
-    width = sum(m.shape[1] for m in mats)
     f64 = torch.float64
+    step = _chunk_rows([m.shape[1] for m in mats], itemsize)
+    rows = min(n, step)
+    ones = torch.ones(1, rows, dtype=wdt, device=dev)
 
-    def column_sums(chunk: Tensor) -> Tensor:
-        ones = torch.ones(1, chunk.shape[0], dtype=chunk.dtype, device=dev)
-        return (ones @ chunk)[0].to(f64)
+    def column_sums(chunk: Tensor, out: Tensor | None = None) -> Tensor:
+        m = chunk.shape[0]
+        row = ones[:, :m] if m <= rows else torch.ones(1, m, dtype=wdt, device=dev)
+        return torch.mm(row, chunk, out=out)[0]
 
-    needed = list(range(len(mats)))
+    needed = sorted({i for pair in pairs for i in pair} | set(range(len(mats))))
     stride = max(1, n // 4096)
-    grams: dict[tuple[int, int], Tensor] = {}
+    grams: dict[tuple[int, int], Tensor] = {
+        (i, j): torch.zeros(mats[i].shape[1], mats[j].shape[1], dtype=f64, device=dev)
+        for i, j in pairs
+    }
     with no_tf32():
         shift = {}
         for i in needed:
             sample = mats[i][::stride].to(wdt)
-            shift[i] = (column_sums(sample) / sample.shape[0]).to(wdt)
+            shift[i] = (column_sums(sample).to(f64) / sample.shape[0]).to(wdt)
         resid = {i: torch.zeros(mats[i].shape[1], dtype=f64, device=dev) for i in needed}
-        for sl in row_chunks(n, width, itemsize):
-            cen = {i: mats[i][sl].to(wdt) - shift[i] for i in needed}
+        cen_buf = {i: torch.empty(rows, mats[i].shape[1], dtype=wdt, device=dev) for i in needed}
+        sums = {i: torch.empty(1, mats[i].shape[1], dtype=wdt, device=dev) for i in needed}
+        shapes = {grams[p].shape for p in pairs}  # one product (and f64 copy) buffer per shape
+        prod = {sh: torch.empty(sh, dtype=wdt, device=dev) for sh in shapes}
+        wide = {sh: torch.empty(sh, dtype=f64, device=dev) for sh in shapes if wdt != f64}
+        for start in range(0, n, step):
+            sl = slice(start, min(n, start + step))
+            m = sl.stop - sl.start
+            cen = {}
             for i in needed:
-                resid[i] += column_sums(cen[i])
+                if mats[i].dtype == wdt:
+                    cen[i] = torch.sub(mats[i][sl], shift[i], out=cen_buf[i][:m])
+                else:
+                    cen[i] = cen_buf[i][:m].copy_(mats[i][sl]).sub_(shift[i])
+                resid[i] += column_sums(cen[i], sums[i]).to(f64)
             for i, j in pairs:
-                prod = (_tiled_gram(cen[i]) if i == j else cen[i].T @ cen[j]).to(f64)
-                grams[(i, j)] = grams[(i, j)].add_(prod) if (i, j) in grams else prod
+                out = prod[grams[(i, j)].shape]
+                if i == j:
+                    _tiled_gram(cen[i], out)
+                else:
+                    torch.mm(cen[i].T, cen[j], out=out)
+                if wdt == f64:
+                    grams[(i, j)] += out
+                else:  # f64 += f32 would allocate a converted copy on every chunk
+                    grams[(i, j)] += wide[out.shape].copy_(out)
     means = [shift[i].to(f64) + resid[i] / n for i in needed]
     for i, j in pairs:
         grams[(i, j)].sub_(torch.outer(resid[i], resid[j]) / n).div_(n)
@@ -173,15 +210,8 @@ def regularised_cholesky(
     columns, N <= d) — and escalates the ridge when the factorisation fails (only possible for
     ``ridge`` ≈ 0).
     """
-    if ridge < 0 or not math.isfinite(ridge):
-        raise ValueError(f"ridge={ridge} must be a finite number >= 0")
+    scale = _ridge_scale(cov, ridge, what)
     d = cov.shape[0]
-    scale = float(cov.diagonal().sum()) / d
-    if not math.isfinite(scale):
-        raise ValueError(f"{what} is not finite: the features contain NaN or inf")
-    if scale <= 0.0:
-        log.warn(f"{what} is zero (every column constant); using a unit ridge scale")
-        scale = 1.0
     eps = torch.finfo(torch.float64).eps
     reg = ridge * scale
     eye = torch.eye(d, dtype=cov.dtype, device=cov.device)
@@ -191,6 +221,32 @@ def regularised_cholesky(
         while int(info) != 0:
             reg *= 10.0
             chol, info = torch.linalg.cholesky_ex(cov + reg * eye)
+    cholesky_warnings(cov, chol, reg, ridge, what, log)
+    return chol, reg
+
+
+def _ridge_scale(cov: Tensor, ridge: float, what: str) -> float:
+    """``tr(Σ)/d`` (1 when Σ = 0), validating the ridge and Σ."""
+    if ridge < 0 or not math.isfinite(ridge):
+        raise ValueError(f"ridge={ridge} must be a finite number >= 0")
+    scale = float(cov.diagonal().sum()) / cov.shape[0]
+    if not math.isfinite(scale):
+        raise ValueError(f"{what} is not finite: the features contain NaN or inf")
+    return scale if scale > 0.0 else 1.0
+
+
+def cholesky_warnings(
+    cov: Tensor, chol: Tensor, reg: float, ridge: float, what: str, log: WarningLog
+) -> None:
+    """The warnings :func:`regularised_cholesky` gives for ``chol``, its factor of ``cov`` with
+    the absolute ridge ``reg`` (for a factor reused by another analysis: O(d), no
+    refactorisation)."""
+    d = cov.shape[0]
+    eps = torch.finfo(torch.float64).eps
+    if not float(cov.diagonal().sum()) / d > 0.0:
+        log.warn(f"{what} is zero (every column constant); using a unit ridge scale")
+    scale = _ridge_scale(cov, ridge, what)
+    if reg != ridge * scale:
         log.warn(
             f"{what} is not positive definite with ridge={ridge}; used an absolute ridge "
             f"{reg:.3e} (= {reg / scale:.1e}·tr/d) to factorise it"
@@ -204,4 +260,3 @@ def regularised_cholesky(
             f"than {tol:.0e} of their variance after the preceding columns (duplicated or "
             f"collinear columns, or N <= d); the ridge {ridge:g}·tr(Σ)/d regularises them"
         )
-    return chol, reg

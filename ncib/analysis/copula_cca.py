@@ -18,10 +18,21 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from ._checks import WarningLog, check_matrix
-from .cca import CCAResult, CovarianceBlocks, cca_from_covariance, cross_covariance
+from ._linalg import cholesky_warnings
+from .cca import (
+    CovarianceBlocks,
+    canonical_correlations_from_factors,
+    cca_from_covariance,
+    cross_covariance,
+)
 from .copula import normal_scores
 
-__all__ = ["CopulaCCAResult", "copula_cca", "copula_cca_from_covariance"]
+__all__ = [
+    "CopulaCCAResult",
+    "copula_cca",
+    "copula_cca_from_covariance",
+    "copula_cca_from_factors",
+]
 
 
 @dataclass(frozen=True)
@@ -44,14 +55,17 @@ class CopulaCCAResult:
     warnings: tuple[str, ...] = ()
 
 
-def _summary(cca: CCAResult, k: int) -> CopulaCCAResult:
-    r = cca.rho.shape[0]
+def _check_k(k: int, r: int) -> int:
     if isinstance(k, bool) or int(k) != k or not 1 <= k <= r:
         raise ValueError(f"k={k} is out of range: k must be an integer with 1 <= k <= d = {r}")
+    return int(k)
+
+
+def _summary(rho: Tensor, k: int, warnings: tuple[str, ...]) -> CopulaCCAResult:
+    k = _check_k(k, rho.shape[0])
     log = WarningLog("copula_cca")
-    log.extend(cca.warnings)
-    rho = cca.rho
-    return CopulaCCAResult(rho, int(k), rho[: int(k)].mean(), rho.mean(), rho.min(), log.as_tuple())
+    log.extend(warnings)
+    return CopulaCCAResult(rho, k, rho[:k].mean(), rho.mean(), rho.min(), log.as_tuple())
 
 
 def copula_cca_from_covariance(
@@ -63,7 +77,40 @@ def copula_cca_from_covariance(
             f"raw features and normal scores must have the same columns, got blocks "
             f"{tuple(cov.cov_aa.shape)} and {tuple(cov.cov_bb.shape)}"
         )
-    return _summary(cca_from_covariance(cov, ridge), k)
+    cca = cca_from_covariance(cov, ridge)
+    return _summary(cca.rho, k, cca.warnings)
+
+
+def copula_cca_from_factors(
+    cov_zg: Tensor,
+    raw: tuple[Tensor, Tensor, float],
+    normal: tuple[Tensor, Tensor, float],
+    k: int,
+    ridge: float = 1e-6,
+) -> CopulaCCAResult:
+    """The same result from factors already at hand (:class:`ncib.analysis.PairAnalysis` reuses
+    those of the raw and normal-score CCAs of the pair): only two triangular solves and the
+    singular values of ``L_z⁻¹ Σ_zg L_g⁻ᵀ`` (no singular vectors).
+
+    Args:
+        cov_zg: ``(d, d)`` cross covariance of the raw features Z and their normal scores G.
+        raw: ``(Σ_zz, L_z, reg_z)``: covariance, Cholesky factor of ``Σ_zz + reg_z·I`` and the
+            absolute ridge, as :func:`ncib.analysis._linalg.regularised_cholesky` returns them
+            for ``ridge``; normal: the same for G.
+        k, ridge: as in :func:`copula_cca` (the ridge the factors were made with).
+    """
+    (cov_zz, chol_z, reg_z), (cov_gg, chol_g, reg_g) = raw, normal
+    if cov_zz.shape != cov_gg.shape or cov_zg.shape != cov_zz.shape:
+        raise ValueError(
+            f"raw features and normal scores must have the same columns, got blocks "
+            f"{tuple(cov_zz.shape)}, {tuple(cov_gg.shape)} and cross {tuple(cov_zg.shape)}"
+        )
+    _check_k(k, cov_zz.shape[0])
+    log = WarningLog("canonical_correlations")  # the warnings the full CCA would give
+    cholesky_warnings(cov_zz, chol_z, reg_z, ridge, "Σ_aa", log)
+    cholesky_warnings(cov_gg, chol_g, reg_g, ridge, "Σ_bb", log)
+    rho = canonical_correlations_from_factors(cov_zg, chol_z, chol_g, log)
+    return _summary(rho, k, log.as_tuple())
 
 
 def copula_cca(

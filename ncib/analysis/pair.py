@@ -12,10 +12,10 @@ from torch import Tensor
 
 from ._checks import WarningLog, check_labels, check_matrix
 from ._linalg import covariance_blocks
-from .cca import CCAResult, CovarianceBlocks, cca_from_covariance, cross_covariance
+from .cca import CCAResult, CovarianceBlocks, cca_from_covariance, covariance_from_moments
 from .cka import linear_cka_from_covariance
 from .copula import normal_scores_train_test
-from .copula_cca import CopulaCCAResult, copula_cca_from_covariance
+from .copula_cca import CopulaCCAResult, copula_cca_from_factors
 from .etf import (
     ClassMeans,
     ETFStats,
@@ -37,9 +37,10 @@ from .heldout_gib import (
 from .identifiability import IdentifiabilityResult, heldout_from_cca, identifiability_from_cca
 from .probe import ProbeResult, fit_logistic_probe
 
-__all__ = ["FEATURES", "SPACES", "PairAnalysis"]
+__all__ = ["COVARIANCE_KINDS", "FEATURES", "SPACES", "PairAnalysis"]
 
 FEATURES = ("raw", "normal", "tk")  # raw Z, its normal scores, T_K
+COVARIANCE_KINDS = ("raw", "normal", "copula")  # blocks formed by PairAnalysis.covariances
 SPACES = ("raw", "tk")  # where class-mean geometry is measured
 
 
@@ -152,12 +153,63 @@ class PairAnalysis:
             )
         raise ValueError(f"unknown feature kind {kind!r}; expected one of {FEATURES}")
 
+    def covariances(self, kinds: Sequence[str] = COVARIANCE_KINDS) -> None:
+        """Form the training-split covariance blocks of several kinds in one pass over the
+        features (those not already formed); :meth:`covariance` and :meth:`copula_cca` then
+        use them.
+
+        Kinds: ``raw`` and ``normal`` (the blocks of (m0, m1): Σ_00, Σ_11, Σ_01) and
+        ``copula`` (each member's raw features against its own normal scores, Σ_zg; the
+        diagonal blocks are those of raw and normal). Each block is bit-identical to the one a
+        separate pass forms (:func:`ncib.analysis._linalg.covariance_blocks`); one pass saves
+        the centring of the chunks of every matrix per extra pass. Without this call each kind
+        is formed by its own pass when first needed; a caller that knows it will need several
+        (``identifiability`` needs all three) saves by asking for them together.
+        """
+        unknown = [k for k in kinds if k not in COVARIANCE_KINDS]
+        if unknown:
+            raise ValueError(f"unknown covariance kind(s) {unknown}; expected {COVARIANCE_KINDS}")
+        missing = [k for k in dict.fromkeys(kinds) if ("cov", k) not in self._cache]
+        if not missing:
+            return
+        mats: list[Tensor] = []
+        slots: dict[tuple[str, int], int] = {}
+
+        def slot(kind: str, m: int) -> int:
+            if (kind, m) not in slots:
+                slots[(kind, m)] = len(mats)
+                mats.append(self.features(kind, m, "train"))
+            return slots[(kind, m)]
+
+        pairs: list[tuple[int, int]] = []
+        for kind in missing:
+            if kind == "copula":
+                pairs += [(slot("raw", m), slot("normal", m)) for m in range(2)]
+            else:
+                a, b = slot(kind, 0), slot(kind, 1)
+                pairs += [(a, a), (b, b), (a, b)]
+        means, blocks = covariance_blocks(mats, pairs)
+        for kind in missing:
+            if kind == "copula":
+                value: Any = tuple(
+                    blocks[(slots[("raw", m)], slots[("normal", m)])] for m in range(2)
+                )
+            else:
+                a, b = slots[(kind, 0)], slots[(kind, 1)]
+                value = covariance_from_moments(
+                    mats[a], mats[b], means[a], means[b], blocks[(a, a)], blocks[(b, b)],
+                    blocks[(a, b)],
+                )
+            self._get(("cov", kind), lambda v=value: v)
+
     def covariance(self, kind: str) -> CovarianceBlocks:
         """Covariance blocks of (m0, m1) on the training split, kind ∈ raw, normal."""
-        return self._get(
-            ("cov", kind),
-            lambda: cross_covariance(*(self.features(kind, m, "train") for m in range(2))),
-        )
+        if kind not in ("raw", "normal"):
+            raise ValueError(
+                f"unknown feature kind {kind!r} for covariance; expected raw or normal"
+            )
+        self.covariances((kind,))
+        return self._cache[("cov", kind)]
 
     def cca(self, kind: str) -> CCAResult:
         """CCA of (m0, m1) on the training split, kind ∈ raw, normal."""
@@ -222,21 +274,24 @@ class PairAnalysis:
 
     def copula_cca(self, m: int) -> CopulaCCAResult:
         """CCA between member m's raw features and its normal scores (training split): the
-        spectrum and the means of the k leading and of all ρ. Reuses the cached raw and normal
-        covariance blocks; only the cross block is a new pass over the data."""
+        spectrum and the means of the k leading and of all ρ. Reuses the raw and normal
+        covariance blocks and the Cholesky factors of their CCAs; the cross blocks Σ_zg of both
+        members are formed in one pass (or in the pass of :meth:`covariances`), and only the
+        singular values of the whitened cross block are computed."""
         _check_member(m)
 
         def compute() -> CopulaCCAResult:
-            side = [
-                (c.mean_a, c.cov_aa) if m == 0 else (c.mean_b, c.cov_bb)
-                for c in (self.covariance("raw"), self.covariance("normal"))
-            ]
-            raw, normal = self.features("raw", m, "train"), self.features("normal", m, "train")
-            _, cross = covariance_blocks([raw, normal], [(0, 1)])
-            blocks = CovarianceBlocks(
-                side[0][0], side[1][0], side[0][1], side[1][1], cross[(0, 1)], raw.shape[0]
-            )
-            return copula_cca_from_covariance(blocks, self.k, self.ridge)
+            self.covariances(COVARIANCE_KINDS)  # the cross blocks of both members in one pass
+            factors = []
+            for kind in ("raw", "normal"):  # Σ and its factor: those of the pair's CCA
+                cov, cca = self.covariance(kind), self.cca(kind)
+                factors.append(
+                    (cov.cov_aa, cca.chol_a, cca.reg_a)
+                    if m == 0
+                    else (cov.cov_bb, cca.chol_b, cca.reg_b)
+                )
+            cross = self._cache[("cov", "copula")][m]
+            return copula_cca_from_factors(cross, factors[0], factors[1], self.k, self.ridge)
 
         return self._get(("copula_cca", m), compute)
 

@@ -151,7 +151,8 @@ def fit_logistic_probe(
         ce = -resid[rows, cols].sum(dtype=torch.float64) / n
         resid.exp_()  # softmax
         resid[rows, cols] -= 1.0  # softmax − one-hot = n · d CE / d logits
-        grad_w = (resid.T @ x_train).T.to(torch.float64) / n + weight_decay * w
+        # (K, N) contiguous: MKL reads x_train faster this way (bit-identical product)
+        grad_w = (resid.T.contiguous() @ x_train).T.to(torch.float64) / n + weight_decay * w
         v.grad = solve(chol, grad_w, upper=False).contiguous()
         b.grad = resid.sum(0, dtype=torch.float64) / n
         return ce + 0.5 * weight_decay * w.square().sum()

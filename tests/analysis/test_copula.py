@@ -113,12 +113,59 @@ def test_many_column_blocks(monkeypatch):
     assert torch.equal(normal_scores(z), full)
 
 
-@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-def test_non_finite_values_are_rejected(bad):
-    z = torch.randn(10, 2, dtype=torch.float64)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("bad", [math.nan, -math.nan, math.inf, -math.inf])
+def test_non_finite_values_are_rejected(bad, dtype):
+    z = torch.randn(10, 2, dtype=torch.float64).to(dtype)
     z[3, 1] = bad
     with pytest.raises(ValueError, match="NaN or inf"):
         normal_scores(z)
+    with pytest.raises(ValueError, match="NaN or inf"):  # in the values scored only
+        normal_scores(z, reference=torch.zeros(5, 2, dtype=dtype))
+
+
+def _tie_heavy_float32(seed: int, n: int, n_test: int, d: int = 13):
+    """float32 columns with every kind of tie: ReLU zeros (signed too), small integers, a
+    constant column next to another, and test values below, above and equal to train values."""
+    g = _gen(seed)
+    z = torch.randn(n + n_test, d, generator=g).relu_()
+    z[::5, 1] = -0.0
+    z[:, 2] = torch.randint(-3, 4, (n + n_test,), generator=g).float()
+    z[:, 3] = 7.0
+    z[:, 4] = 7.0  # two constant columns: runs spanning whole rows of a block
+    z[:, 5] = torch.randn(n + n_test, generator=g) * 1e-30  # tiny magnitudes, both signs
+    z[n:, 6] = z[:n_test, 6]  # test values equal to training values
+    z[n : n + 3, 7] = torch.tensor([-1e30, 1e30, 0.0])
+    return z[:n].contiguous(), z[n:].contiguous()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("block_columns", [1, 4, 100])
+def test_float32_packed_sort_equals_torch_sort(seed, block_columns, monkeypatch):
+    """The CPU float32 path (keys packed with their positions, sorted by numpy on threads, ties
+    fixed up on the tied positions only) is bit-identical to scoring with ``torch.sort`` and
+    to scipy's average ranks."""
+    import ncib.analysis.copula as copula
+
+    z, z_test = _tie_heavy_float32(seed, 300, 70)
+    monkeypatch.setattr(copula, "_BLOCK_ELEMENTS", block_columns * 370)
+    calls = []
+    original = copula._sort_rows_numpy
+    monkeypatch.setattr(copula, "_sort_rows_numpy", lambda p: calls.append(1) or original(p))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the rows are sorted on two threads
+    try:
+        packed = normal_scores_train_test(z, z_test)
+    finally:
+        torch.set_num_threads(threads)
+    assert calls, "the packed numpy sort was not used"
+    monkeypatch.setattr(copula, "_PACKED_INDEX_BITS", 0)  # forces torch.sort
+    calls.clear()
+    reference = normal_scores_train_test(z, z_test)
+    assert not calls
+    assert all(torch.equal(a, b) for a, b in zip(packed, reference, strict=True))
+    ranks = rankdata(z.numpy(), axis=0, method="average") / 301  # signed zeros tie
+    np.testing.assert_allclose(packed[0].numpy(), norm.ppf(ranks), atol=1e-6, rtol=0)
 
 
 def test_shape_errors():

@@ -12,7 +12,11 @@ import torch
 from ncib.analysis import (
     GIBResult,
     PairAnalysis,
+    canonical_correlations_from_factors,
     copula_cca,
+    copula_cca_from_covariance,
+    copula_cca_from_factors,
+    cross_covariance,
     gaussian_ib,
     heldout_correlations,
     heldout_gaussian_ib,
@@ -20,6 +24,8 @@ from ncib.analysis import (
     heldout_gib_summary,
     normal_scores,
 )
+from ncib.analysis._checks import WarningLog
+from ncib.analysis._linalg import regularised_cholesky
 from ncib.analysis.cca import canonical_correlations
 
 SEEDS = [0, 1, 2]
@@ -421,3 +427,39 @@ def test_pair_analysis_copula_cca(make_collapsed_pair, m):
     direct = copula_cca(train[m], k=K, ridge=pa.ridge)
     np.testing.assert_allclose(got.rho.numpy(), direct.rho.numpy(), rtol=0, atol=1e-9)
     assert got.k == K and pa.copula_cca(m) is got
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("case", ["plain", "duplicated", "constant"])
+def test_copula_cca_from_factors_equals_the_full_cca(seed, case):
+    """Singular values only, from the factors of the pair's CCAs: the spectrum of the full
+    CCA (with its singular vectors) to 1e-12, and the same warnings."""
+    g = _gen(seed)
+    z = torch.randn(500, 7, generator=g, dtype=torch.float64).exp() + 1.0
+    if case == "duplicated":
+        z[:, 6] = z[:, 0]  # rank-deficient Σ_zz and Σ_gg
+    if case == "constant":
+        z[:, 3] = 2.0
+    ridge = 1e-6
+    normal = normal_scores(z)
+    full = copula_cca_from_covariance(cross_covariance(z, normal), k=3, ridge=ridge)
+    factors = []
+    for x in (z, normal):
+        cov = cross_covariance(x, x).cov_aa
+        chol, reg = regularised_cholesky(cov, ridge, "Σ", WarningLog("test"))
+        factors.append((cov, chol, reg))
+    cross = cross_covariance(z, normal).cov_ab
+    fast = copula_cca_from_factors(cross, factors[0], factors[1], k=3, ridge=ridge)
+    np.testing.assert_allclose(fast.rho.numpy(), full.rho.numpy(), rtol=0, atol=1e-12)
+    for name in ("mean_k", "mean_all", "min_all"):
+        assert float(getattr(fast, name)) == pytest.approx(float(getattr(full, name)), abs=1e-12)
+    cholesky_notes = [w for w in full.warnings if "Σ_aa" in w or "Σ_bb" in w]
+    assert [w for w in fast.warnings if "Σ_aa" in w or "Σ_bb" in w] == cholesky_notes
+    if case == "duplicated":  # the check above compared something, on both sides
+        assert any("Σ_aa" in w for w in cholesky_notes)
+        assert any("Σ_bb" in w for w in cholesky_notes)
+    rho = canonical_correlations_from_factors(cross, factors[0][1], factors[1][1], WarningLog("t"))
+    cca = canonical_correlations(z, normal, ridge)
+    np.testing.assert_allclose(rho.numpy(), cca.rho.numpy(), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="k=8 is out of range"):
+        copula_cca_from_factors(cross, factors[0], factors[1], k=8)

@@ -89,3 +89,35 @@ def test_warnings_point_at_the_caller():
     with pytest.warns(RuntimeWarning, match="constant") as caught:
         canonical_correlations(a, torch.randn(50, 2, dtype=torch.float64))
     assert caught[0].filename == __file__
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_one_pass_over_several_matrices_equals_separate_passes(dtype, monkeypatch):
+    """Blocks formed in one pass over four matrices (PairAnalysis.covariances) are exactly those
+    of the separate passes: the chunking depends on the widest matrix only."""
+    import ncib.analysis._linalg as linalg
+
+    # 600 (float32) or 300 (float64) rows per chunk, the last one partial; a chunking by the
+    # total width of the matrices would cut the four-matrix pass elsewhere
+    monkeypatch.setattr(linalg, "_CHUNK_BYTES", 2 * 40 * 4 * 600)
+    g = torch.Generator().manual_seed(0)
+    z0, z1 = (torch.randn(3100, 40, generator=g, dtype=torch.float64).to(dtype) + 3 for _ in "ab")
+    g0, g1 = z0.exp(), z1.square()
+    mats = [z0, z1, g0, g1]
+    pairs = [(0, 0), (1, 1), (0, 1), (2, 2), (3, 3), (2, 3), (0, 2), (1, 3)]
+    means, blocks = covariance_blocks(mats, pairs)
+    raw_means, raw = covariance_blocks([z0, z1], [(0, 0), (1, 1), (0, 1)])
+    normal_means, normal = covariance_blocks([g0, g1], [(0, 0), (1, 1), (0, 1)])
+    for m in range(2):
+        assert torch.equal(means[m], raw_means[m]) and torch.equal(means[2 + m], normal_means[m])
+        _, cross = covariance_blocks([mats[m], mats[2 + m]], [(0, 1)])
+        assert torch.equal(blocks[(m, 2 + m)], cross[(0, 1)])
+    for (i, j), ref in [((0, 0), raw[(0, 0)]), ((1, 1), raw[(1, 1)]), ((0, 1), raw[(0, 1)])]:
+        assert torch.equal(blocks[(i, j)], ref)
+        assert torch.equal(blocks[(i + 2, j + 2)], normal[(i, j)])
+    # and every block is the plain float64 covariance (to float32 rounding for float32 inputs)
+    ref = torch.cov(torch.cat([x.double() for x in mats], 1).T, correction=0)
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    for i, j in pairs:
+        block = ref[40 * i : 40 * (i + 1), 40 * j : 40 * (j + 1)]
+        torch.testing.assert_close(blocks[(i, j)], block, rtol=tol, atol=tol * block.abs().max())

@@ -43,10 +43,11 @@ def pair(make_collapsed_pair):
     return build
 
 
-def test_each_expensive_piece_is_computed_once(pair, monkeypatch):
+@pytest.mark.parametrize("one_pass", [False, True])
+def test_each_expensive_piece_is_computed_once(pair, monkeypatch, one_pass):
     calls: Counter[str] = Counter()
     for name in (
-        "cross_covariance",
+        "covariance_blocks",
         "normal_scores_train_test",
         "cca_from_covariance",
         "gib_from_cca",
@@ -65,11 +66,14 @@ def test_each_expensive_piece_is_computed_once(pair, monkeypatch):
 
         monkeypatch.setattr(pair_module, name, counted)
     pa, _ = pair(0)
+    if one_pass:
+        pa.covariances()  # raw, normal and the copula cross blocks in one pass
     first = scalars_of(pa)
     assert scalars_of(pa) == first
     entries_of(pa)
     assert calls == {
-        "cross_covariance": 2,  # raw, normal (shared by CCA, CKA and the raw/normal probes)
+        # raw, normal (shared by CCA, CKA and the raw/normal probes), the copula cross blocks
+        "covariance_blocks": 1 if one_pass else 3,
         "normal_scores_train_test": 2,  # per member, both splits at once
         "cca_from_covariance": 2,  # raw, normal; both GIBs reuse the normal CCA
         "gib_from_cca": 2,
@@ -147,3 +151,18 @@ def test_cka_agrees_with_the_direct_call(pair, seed):
     pa, ((z0, z1), _, _, _) = pair(seed)
     torch.testing.assert_close(pa.cka("raw"), linear_cka(z0, z1), atol=1e-12, rtol=0)
     torch.testing.assert_close(pa.cka("normal"), linear_cka(normal_scores(z0), normal_scores(z1)), atol=1e-12, rtol=0)
+
+
+def test_one_covariance_pass_gives_the_same_outputs(pair):
+    """``covariances()`` first (one pass for raw, normal and the copula cross blocks) changes
+    no output: every scalar and record entry is identical to the lazy separate passes."""
+    lazy, _ = pair(1)
+    eager, _ = pair(1)
+    eager.covariances()
+    assert scalars_of(eager) == scalars_of(lazy)
+    assert entries_of(eager) == entries_of(lazy)
+    assert eager.warnings == lazy.warnings
+    with pytest.raises(ValueError, match="unknown covariance kind"):
+        eager.covariances(("raw", "tk"))
+    with pytest.raises(ValueError, match="expected raw or normal"):
+        eager.covariance("copula")
