@@ -24,11 +24,17 @@ log = logging.getLogger("ncib.analyse")
 
 
 def _next_name(run_dir: Path) -> str:
-    taken = {int(m.group(1)) for p in run_dir.glob("analysis-*.jsonl") if (m := re.match(r"analysis-(\d+)\.jsonl$", p.name))}
+    taken = {
+        int(m.group(1))
+        for p in run_dir.glob("analysis-*.jsonl")
+        if (m := re.match(r"analysis-(\d+)\.jsonl$", p.name))
+    }
     return str(max(taken, default=0) + 1)
 
 
-def analyse_run(run_dir: str | Path, overrides=(), name: str | None = None, epochs=None, device=None) -> Path:
+def analyse_run(
+    run_dir: str | Path, overrides=(), name: str | None = None, epochs=None, device=None
+) -> Path:
     """Re-analyse the saved analysis checkpoints of ``run_dir``; returns the new records path."""
     import torch
     from hydra.utils import instantiate
@@ -64,7 +70,9 @@ def analyse_run(run_dir: str | Path, overrides=(), name: str | None = None, epoc
         raise RunDirError(f"--name {name!r}: use letters, digits and _.=+- only")
     records_name = f"analysis-{name}.jsonl"
     if (run_dir / records_name).exists() or records_name == RECORDS_FILE:
-        raise RunDirError(f"{run_dir / records_name} exists; choose another --name (nothing is overwritten)")
+        raise RunDirError(
+            f"{run_dir / records_name} exists; choose another --name (nothing is overwritten)"
+        )
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = instantiate(cfg.model).to(device)
     datamodule = instantiate(cfg.dataset.datamodule)
@@ -73,9 +81,9 @@ def analyse_run(run_dir: str | Path, overrides=(), name: str | None = None, epoc
     for epoch, path in saved:
         ckpt = load_weights(path)
         model.load_state_dict(ckpt["state_dict"])
-        groups = [cb.group for cb in analysers if cb.schedule.due(epoch, cfg.trainer.max_epochs)] or [
-            cb.group for cb in analysers
-        ]
+        groups = [
+            cb.group for cb in analysers if cb.schedule.due(epoch, cfg.trainer.max_epochs)
+        ] or [cb.group for cb in analysers]
         log.info("epoch %d (%s): %s", epoch, path.name, ", ".join(groups))
         engine.run(model, datamodule, epoch, int(ckpt.get("global_step", 0)), groups, device)
     return run_dir / records_name
@@ -83,13 +91,18 @@ def analyse_run(run_dir: str | Path, overrides=(), name: str | None = None, epoc
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m ncib.analyse", description=__doc__.split("\n\n")[0],
+        prog="python -m ncib.analyse",
+        description=__doc__.split("\n\n")[0],
         epilog="overrides are key=value pairs of the run's composed config, e.g. analysis.k=5",
     )
     parser.add_argument("run_dir", type=Path, help="a run directory written by python -m ncib.run")
     parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config")
-    parser.add_argument("--name", default=None, help="suffix of the new files (default: the next free number)")
-    parser.add_argument("--epochs", type=int, nargs="+", default=None, help="only these analysis epochs")
+    parser.add_argument(
+        "--name", default=None, help="suffix of the new files (default: the next free number)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, nargs="+", default=None, help="only these analysis epochs"
+    )
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)

@@ -40,7 +40,9 @@ class SubmititEnvironment(ClusterEnvironment):
         super().__init__()
         env = _job_environment()
         if env is None:
-            raise RuntimeError("SubmititEnvironment needs a job started by submitit (SUBMITIT_EXECUTOR is unset)")
+            raise RuntimeError(
+                "SubmititEnvironment needs a job started by submitit (SUBMITIT_EXECUTOR is unset)"
+            )
         self._env = env
         self._port = 20000 + int("".join(c for c in str(env.job_id) if c.isdigit()) or 0) % 20000
 

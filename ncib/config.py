@@ -129,7 +129,8 @@ def register() -> None:
     if not OmegaConf.has_resolver("ncib.strategy"):
         # ${ncib.strategy:processes_per_node,nodes}: ddp when a job has more than one process
         OmegaConf.register_new_resolver(
-            "ncib.strategy", lambda per_node, nodes: "ddp" if int(per_node) * int(nodes) > 1 else "auto"
+            "ncib.strategy",
+            lambda per_node, nodes: "ddp" if int(per_node) * int(nodes) > 1 else "auto",
         )
     if not OmegaConf.has_resolver("ncib.mul"):
         OmegaConf.register_new_resolver("ncib.mul", lambda a, b: int(a) * int(b))
@@ -194,11 +195,16 @@ def validate(cfg: DictConfig) -> None:
         return
     max_epochs = cfg.trainer.get("max_epochs")
     if not _is_int(max_epochs) or max_epochs < 1:
-        _fail("trainer.max_epochs", max_epochs, "a training run needs at least one epoch (an integer >= 1)")
+        _fail(
+            "trainer.max_epochs",
+            max_epochs,
+            "a training run needs at least one epoch (an integer >= 1)",
+        )
     batch = cfg.dataset.datamodule.get("batch_size")
     if not _is_int(batch) or batch < 2:
         _fail(
-            "dataset.datamodule.batch_size", batch,
+            "dataset.datamodule.batch_size",
+            batch,
             "each member's batch needs at least 2 samples (with one, a sample has no negatives and "
             "the SupCon loss is identically 0)",
         )
@@ -206,7 +212,8 @@ def validate(cfg: DictConfig) -> None:
         log.warning(
             "dataset.datamodule.batch_size=%d is smaller than the %d classes: most classes are "
             "missing from every batch, and few anchors have positives beyond their own views",
-            batch, num_classes,
+            batch,
+            num_classes,
         )
     _validate_analysis(cfg, num_classes, max_epochs)
 
@@ -217,26 +224,41 @@ def _validate_analysis(cfg: DictConfig, num_classes: int, max_epochs: int | None
         epochs = list(a.epochs)
         negative = [e for e in epochs if not _is_int(e) or e < 0]
         if negative:
-            _fail("analysis.epochs", epochs, "completed epochs are integers in [0, trainer.max_epochs]")
+            _fail(
+                "analysis.epochs",
+                epochs,
+                "completed epochs are integers in [0, trainer.max_epochs]",
+            )
         late = [e for e in epochs if e > max_epochs]
         if late:
             log.warning(
                 "analysis.epochs %s lie beyond trainer.max_epochs=%d and will not be analysed",
-                late, max_epochs,
+                late,
+                max_epochs,
             )
         if len(late) == len(epochs):
-            log.warning("no analysis epoch lies within trainer.max_epochs=%d: nothing will be analysed", max_epochs)
+            log.warning(
+                "no analysis epoch lies within trainer.max_epochs=%d: nothing will be analysed",
+                max_epochs,
+            )
     elif a.every_n_epochs is None or not _is_int(a.every_n_epochs) or a.every_n_epochs < 1:
-        _fail("analysis.every_n_epochs", a.every_n_epochs, "an integer >= 1 (or give analysis.epochs)")
+        _fail(
+            "analysis.every_n_epochs", a.every_n_epochs, "an integer >= 1 (or give analysis.epochs)"
+        )
     if a.k is not None:
         d = feature_dim(cfg)
         if not _is_int(a.k) or not 1 <= a.k <= d:
-            _fail("analysis.k", a.k, f"an integer in [1, {d}] (the feature dimension), or null for K = {num_classes}")
+            _fail(
+                "analysis.k",
+                a.k,
+                f"an integer in [1, {d}] (the feature dimension), or null for K = {num_classes}",
+            )
     if a.max_samples is not None:
         least = MIN_SAMPLES_PER_CLASS * num_classes
         if not _is_int(a.max_samples) or a.max_samples < least:
             _fail(
-                "analysis.max_samples", a.max_samples,
+                "analysis.max_samples",
+                a.max_samples,
                 f"the stratified subset must keep at least {MIN_SAMPLES_PER_CLASS} samples per class "
                 f"({least} for {num_classes} classes), or null for every training sample",
             )

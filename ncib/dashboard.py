@@ -22,7 +22,17 @@ from dataclasses import dataclass
 
 from ncib.metrics import GROUPS, MEMBERS, key, keys, logged_name
 
-__all__ = ["PANELS", "Panel", "build_report", "chart_keys", "describe", "logged_names", "main", "metric", "panel_keys"]
+__all__ = [
+    "PANELS",
+    "Panel",
+    "build_report",
+    "chart_keys",
+    "describe",
+    "logged_names",
+    "main",
+    "metric",
+    "panel_keys",
+]
 
 ANALYSIS_STEP = "analysis/epoch"
 EPOCH_STEP = "epoch"
@@ -67,44 +77,110 @@ class Panel:
 
 
 def _panels() -> list[Panel]:
-    fig2, fig3 = "Fig. 2 — variability collapse (NC1) against identifiability", (
-        "Fig. 3 — simplex ETF inside T_K (tk) against the raw features (raw)"
+    fig2, fig3 = (
+        "Fig. 2 — variability collapse (NC1) against identifiability",
+        ("Fig. 3 — simplex ETF inside T_K (tk) against the raw features (raw)"),
     )
     ident, info = "Identifiability between the members", "Information between the members (GIB)"
     tables, train = "Tables 1 and 2 — accuracies at the end of training", "Training"
     nc1 = _members("nc1/{space}/{member}", space="raw")
     out = [
-        Panel(fig2, "NC1 (raw) along the variance of the K leading CCA coefficients", nc1,
-              x=metric("cca/var_k/{features}", features="raw"), log_x=True, log_y=True),
+        Panel(
+            fig2,
+            "NC1 (raw) along the variance of the K leading CCA coefficients",
+            nc1,
+            x=metric("cca/var_k/{features}", features="raw"),
+            log_x=True,
+            log_y=True,
+        ),
         Panel(fig2, "NC1 (raw features)", nc1, log_y=True),
-        Panel(fig2, "mean of the K leading CCA coefficients (raw)", (metric("cca/mean_k/{features}", features="raw"),)),
-        Panel(fig2, "variance of the K leading CCA coefficients (raw)", (metric("cca/var_k/{features}", features="raw"),), log_y=True),
+        Panel(
+            fig2,
+            "mean of the K leading CCA coefficients (raw)",
+            (metric("cca/mean_k/{features}", features="raw"),),
+        ),
+        Panel(
+            fig2,
+            "variance of the K leading CCA coefficients (raw)",
+            (metric("cca/var_k/{features}", features="raw"),),
+            log_y=True,
+        ),
     ]
     for title, template in (
         ("A. analysis probe test accuracy", "probe/{split}_acc/{probe_input}/{member}"),
         ("B. equinorm (std/mean of the class-mean norms)", "etf/equinorm/{space}/{member}"),
-        ("C. std of the angles between class means (degrees)", "etf/angle_std_deg/{space}/{member}"),
+        (
+            "C. std of the angles between class means (degrees)",
+            "etf/angle_std_deg/{space}/{member}",
+        ),
         ("D. mean cosine between class means (ETF: −1/(K−1))", "etf/cos_mean/{space}/{member}"),
     ):
         if "{probe_input}" in template:
-            ys = [metric(template, split="test", probe_input=s, member=m) for s in ("tk", "raw") for m in MEMBERS]
+            ys = [
+                metric(template, split="test", probe_input=s, member=m)
+                for s in ("tk", "raw")
+                for m in MEMBERS
+            ]
         else:
             ys = [metric(template, space=s, member=m) for s in ("tk", "raw") for m in MEMBERS]
         out.append(Panel(fig3, title, tuple(ys)))
     feats = ("raw", "normal")
     out += [
-        Panel(ident, "mean of the K leading CCA coefficients", tuple(metric("cca/mean_k/{features}", features=f) for f in feats)),
-        Panel(ident, "std of the K leading CCA coefficients", tuple(metric("cca/std_k/{features}", features=f) for f in feats)),
-        Panel(ident, "held-out mean of the K leading CCA coefficients", tuple(metric("cca/heldout/mean_k/{features}", features=f) for f in feats)),
+        Panel(
+            ident,
+            "mean of the K leading CCA coefficients",
+            tuple(metric("cca/mean_k/{features}", features=f) for f in feats),
+        ),
+        Panel(
+            ident,
+            "std of the K leading CCA coefficients",
+            tuple(metric("cca/std_k/{features}", features=f) for f in feats),
+        ),
+        Panel(
+            ident,
+            "held-out mean of the K leading CCA coefficients",
+            tuple(metric("cca/heldout/mean_k/{features}", features=f) for f in feats),
+        ),
         Panel(ident, "linear CKA", tuple(metric("cka/{features}", features=f) for f in feats)),
-        Panel(info, "I(X;Y) between the members: in-sample and held-out (nats)", (metric("gib/mi_xy"), metric("gib/heldout/mi_xy"))),
-        Panel(info, "I(T_K;Y)/I(X;Y): in-sample and held-out", (metric("gib/i_ty_frac_tk"), metric("gib/heldout/i_ty_frac_tk"))),
-        Panel(info, "critical β_K and β_K+1 (in-sample)", (metric("gib/beta_crit/k"), metric("gib/beta_crit/k_next")), log_y=True),
-        Panel(tables, "Table 1 — offline linear evaluation, test accuracy",
-              (*_members("{split}_acc/{member}", split="test"), metric("both_correct")), x=None, kind="bar"),
-        Panel(tables, "Table 2 — analysis probe test accuracy (raw, normal scores, T_K) at the last analysis",
-              tuple(metric("probe/{split}_acc/{probe_input}/{member}", split="test", probe_input=s, member=m)
-                    for s in ("raw", "normal", "tk") for m in MEMBERS), x=None, kind="bar"),
+        Panel(
+            info,
+            "I(X;Y) between the members: in-sample and held-out (nats)",
+            (metric("gib/mi_xy"), metric("gib/heldout/mi_xy")),
+        ),
+        Panel(
+            info,
+            "I(T_K;Y)/I(X;Y): in-sample and held-out",
+            (metric("gib/i_ty_frac_tk"), metric("gib/heldout/i_ty_frac_tk")),
+        ),
+        Panel(
+            info,
+            "critical β_K and β_K+1 (in-sample)",
+            (metric("gib/beta_crit/k"), metric("gib/beta_crit/k_next")),
+            log_y=True,
+        ),
+        Panel(
+            tables,
+            "Table 1 — offline linear evaluation, test accuracy",
+            (*_members("{split}_acc/{member}", split="test"), metric("both_correct")),
+            x=None,
+            kind="bar",
+        ),
+        Panel(
+            tables,
+            "Table 2 — analysis probe test accuracy (raw, normal scores, T_K) at the last analysis",
+            tuple(
+                metric(
+                    "probe/{split}_acc/{probe_input}/{member}",
+                    split="test",
+                    probe_input=s,
+                    member=m,
+                )
+                for s in ("raw", "normal", "tk")
+                for m in MEMBERS
+            ),
+            x=None,
+            kind="bar",
+        ),
         Panel(train, "SupCon loss per member", _members("train/loss/{member}"), x=EPOCH_STEP),
     ]
     return out
@@ -124,8 +200,13 @@ def _workspaces():
     return wr, expr
 
 
-def build_report(entity: str, project: str, group: str | None = None, title: str | None = None,
-                 panels: tuple[Panel, ...] = PANELS):
+def build_report(
+    entity: str,
+    project: str,
+    group: str | None = None,
+    title: str | None = None,
+    panels: tuple[Panel, ...] = PANELS,
+):
     """The W&B report object (``wandb_workspaces.reports.v2.Report``), built without network:
     one section per paper figure or table, the runs of ``project`` (of W&B group ``group``
     if given) grouped by their W&B group, mean ± std over each group's seed pairs."""
@@ -133,24 +214,40 @@ def build_report(entity: str, project: str, group: str | None = None, title: str
     filters = [expr.Metric("group") == group] if group else []
 
     def runset():
-        return wr.Runset(entity=entity, project=project, name=group or "all runs",
-                         filters=filters, groupby=["group"])
+        return wr.Runset(
+            entity=entity,
+            project=project,
+            name=group or "all runs",
+            filters=filters,
+            groupby=["group"],
+        )
 
     def chart(p: Panel):
-        common = dict(title=p.title, groupby="Group", groupby_aggfunc="mean", groupby_rangefunc="stddev")
+        common = dict(
+            title=p.title, groupby="Group", groupby_aggfunc="mean", groupby_rangefunc="stddev"
+        )
         if p.kind == "bar":
             return wr.BarPlot(metrics=list(p.y), orientation="v", **common)
-        return wr.LinePlot(x=p.x, y=list(p.y), log_x=p.log_x or None, log_y=p.log_y or None,
-                           title_x=p.x, **common)
+        return wr.LinePlot(
+            x=p.x, y=list(p.y), log_x=p.log_x or None, log_y=p.log_y or None, title_x=p.x, **common
+        )
 
-    blocks: list = [wr.P(
-        "Runs grouped by W&B group (one recipe of one sweep); each curve is the mean over the "
-        "group's seed pairs, the band ±1 std. Keys: docs/metrics.md."
-    )]
+    blocks: list = [
+        wr.P(
+            "Runs grouped by W&B group (one recipe of one sweep); each curve is the mean over the "
+            "group's seed pairs, the band ±1 std. Keys: docs/metrics.md."
+        )
+    ]
     for section in dict.fromkeys(p.section for p in panels):
-        blocks += [wr.H2(section), wr.PanelGrid(runsets=[runset()], panels=[chart(p) for p in panels if p.section == section])]
+        blocks += [
+            wr.H2(section),
+            wr.PanelGrid(
+                runsets=[runset()], panels=[chart(p) for p in panels if p.section == section]
+            ),
+        ]
     return wr.Report(
-        entity=entity, project=project,
+        entity=entity,
+        project=project,
         title=title or ("ncib — " + (group or project))[:128],
         description="Wang & Palmer's figures and tables from ncib runs (python -m ncib.dashboard).",
         blocks=blocks,
@@ -184,18 +281,28 @@ def describe(report) -> str:
             if hasattr(chart, "metrics"):
                 lines.append(f"- [bars, last value] {chart.title}: " + ", ".join(chart_keys(chart)))
             else:
-                lines.append(f"- [line, x = {chart.x}] {chart.title}: " + ", ".join(chart_keys(chart)[:-1]))
+                lines.append(
+                    f"- [line, x = {chart.x}] {chart.title}: " + ", ".join(chart_keys(chart)[:-1])
+                )
         if hasattr(block, "runsets"):
             rs = block.runsets[0]
-            lines.append(f"  runs: {rs.filters or 'all'}; grouped by {', '.join(rs.groupby)} (mean ± std)")
+            lines.append(
+                f"  runs: {rs.filters or 'all'}; grouped by {', '.join(rs.groupby)} (mean ± std)"
+            )
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ncib.dashboard", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ncib.dashboard", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--entity", required=True, help="W&B entity (user or team)")
-    parser.add_argument("--project", required=True, help="W&B project of the runs (logger.wandb.project)")
-    parser.add_argument("--group", default=None, help="only this W&B group, e.g. cifar10/2026-01-01_00-00-00")
+    parser.add_argument(
+        "--project", required=True, help="W&B project of the runs (logger.wandb.project)"
+    )
+    parser.add_argument(
+        "--group", default=None, help="only this W&B group, e.g. cifar10/2026-01-01_00-00-00"
+    )
     parser.add_argument("--title", default=None, help="title of the report")
     parser.add_argument("--dry-run", action="store_true", help="print the panels; save nothing")
     args = parser.parse_args(argv)
@@ -206,8 +313,11 @@ def main(argv=None) -> None:
     try:
         report.save()
     except Exception as err:  # not logged in, no network, no such project
-        parser.exit(2, f"error: could not save the report to W&B ({err}); saving needs a login "
-                       "(wandb login, or WANDB_API_KEY); --dry-run shows the panels without one\n")
+        parser.exit(
+            2,
+            f"error: could not save the report to W&B ({err}); saving needs a login "
+            "(wandb login, or WANDB_API_KEY); --dry-run shows the panels without one\n",
+        )
     print(f"saved {report.url}")
 
 

@@ -47,7 +47,13 @@ def _collate_xy(samples) -> dict:
 
 def _feature_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> DataLoader:
     g = torch.Generator().manual_seed(seed)
-    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=g, collate_fn=_collate_xy)
+    return DataLoader(
+        TensorDataset(x, y),
+        batch_size=batch_size,
+        shuffle=True,
+        generator=g,
+        collate_fn=_collate_xy,
+    )
 
 
 VIEWS = ("none", "crop_flip", "train")
@@ -81,7 +87,9 @@ def _predict_split(evaluator, datamodule, split: str, device) -> torch.Tensor:
     return torch.cat(out)
 
 
-def train_linear_evaluation(model, datamodule, cfg: DictConfig, accelerator: str = "auto", progress: bool = True) -> dict:
+def train_linear_evaluation(
+    model, datamodule, cfg: DictConfig, accelerator: str = "auto", progress: bool = True
+) -> dict:
     """Train one :class:`~ncib.models.LinearEvaluator` per member on its frozen encoder.
 
     ``cfg.views``: ``none`` trains on cached features of the plain training images (fast);
@@ -120,7 +128,9 @@ def train_linear_evaluation(model, datamodule, cfg: DictConfig, accelerator: str
             if standardize:
                 evaluator.set_standardization(train_feats[m].cpu())
             if views == "none":
-                loader = _feature_batches(train_feats[m].cpu(), y_train.cpu(), int(cfg.batch_size), seed)
+                loader = _feature_batches(
+                    train_feats[m].cpu(), y_train.cpu(), int(cfg.batch_size), seed
+                )
             else:
                 images, labels = datamodule.splits["train"]
                 loader = DataLoader(
@@ -129,8 +139,13 @@ def train_linear_evaluation(model, datamodule, cfg: DictConfig, accelerator: str
                     batch_size=None,
                 )
             trainer = pl.Trainer(
-                accelerator=accelerator, devices=1, max_epochs=int(cfg.epochs), logger=False,
-                enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
+                accelerator=accelerator,
+                devices=1,
+                max_epochs=int(cfg.epochs),
+                logger=False,
+                enable_checkpointing=False,
+                enable_model_summary=False,
+                enable_progress_bar=progress,
             )
             trainer.fit(evaluator, train_dataloaders=loader)
         if cached:
@@ -139,8 +154,12 @@ def train_linear_evaluation(model, datamodule, cfg: DictConfig, accelerator: str
         else:
             pred_train = _predict_split(evaluator, datamodule, "train", device)
             pred_test = _predict_split(evaluator, datamodule, "test", device)
-        results[key("{split}_acc/{member}", split="train", member=name)] = (pred_train == y_train).float().mean().item()
-        results[key("{split}_acc/{member}", split="test", member=name)] = (pred_test == y_test).float().mean().item()
+        results[key("{split}_acc/{member}", split="train", member=name)] = (
+            (pred_train == y_train).float().mean().item()
+        )
+        results[key("{split}_acc/{member}", split="test", member=name)] = (
+            (pred_test == y_test).float().mean().item()
+        )
         correct.append(pred_test == y_test)
     results[key("both_correct")] = torch.stack(correct).all(0).float().mean().item()
     results["num_test"] = len(y_test)
@@ -154,11 +173,19 @@ def write_linear_eval(run_dir: str | Path, results: dict, name: str = LINEAR_EVA
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ncib.linear_eval", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ncib.linear_eval", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--checkpoint", type=Path, default=None, help="default: <run_dir>/checkpoints/last.ckpt")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="default: <run_dir>/checkpoints/last.ckpt"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="override linear_eval.epochs")
-    parser.add_argument("--output", default=LINEAR_EVAL_FILE, help=f"file name in run_dir (default {LINEAR_EVAL_FILE})")
+    parser.add_argument(
+        "--output",
+        default=LINEAR_EVAL_FILE,
+        help=f"file name in run_dir (default {LINEAR_EVAL_FILE})",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
     from ncib.engine.checkpoints import load_weights
@@ -167,13 +194,17 @@ def main(argv=None) -> None:
     cfg = load_run_config(args.run_dir, error=parser.error)
     out = args.run_dir / args.output
     if out.exists() and not args.force:
-        parser.error(f"{out} exists; pass --output NAME to write beside it, or --force to replace it")
+        parser.error(
+            f"{out} exists; pass --output NAME to write beside it, or --force to replace it"
+        )
     ckpt_path = args.checkpoint or args.run_dir / "checkpoints" / "last.ckpt"
     if not ckpt_path.exists():
         parser.error(f"checkpoint {ckpt_path} not found; pass --checkpoint")
     eval_cfg = cfg.get("linear_eval")
     if eval_cfg is None:
-        parser.error(f"{args.run_dir} was run without a linear evaluation (~linear_eval); nothing says how to evaluate")
+        parser.error(
+            f"{args.run_dir} was run without a linear evaluation (~linear_eval); nothing says how to evaluate"
+        )
     if args.epochs is not None:
         eval_cfg.epochs = args.epochs
     model = instantiate(cfg.model)

@@ -80,8 +80,9 @@ def atomic_write_bytes(path: str | Path, data: bytes | None = None, writer=None)
         Path(tmp).unlink(missing_ok=True)
         if err.errno == errno.ENOSPC:
             raise OSError(
-                errno.ENOSPC, f"no space left on the device while writing {path}; the previous "
-                "version of the file, if any, is intact — free some space and resume"
+                errno.ENOSPC,
+                f"no space left on the device while writing {path}; the previous "
+                "version of the file, if any, is intact — free some space and resume",
             ) from err
         raise
     except BaseException:
@@ -183,7 +184,9 @@ def read_records(path: str | Path) -> list[dict]:
     write) are skipped with a warning; the file is not changed."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no analysis records at {path}: was analysis enabled for this run?")
+        raise FileNotFoundError(
+            f"no analysis records at {path}: was analysis enabled for this run?"
+        )
     good, bad = _split_records(path.read_bytes())
     if bad:
         warnings.warn(

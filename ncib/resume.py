@@ -72,7 +72,9 @@ def _config_changes(first: DictConfig, now: DictConfig) -> list[str]:
     b = _flat(OmegaConf.to_container(now, resolve=False))
     changed = []
     for key in sorted(set(a) | set(b)):
-        if a.get(key, "<absent>") != b.get(key, "<absent>") and not key.startswith(MAY_CHANGE_ON_RESUME):
+        if a.get(key, "<absent>") != b.get(key, "<absent>") and not key.startswith(
+            MAY_CHANGE_ON_RESUME
+        ):
             changed.append(f"{key}: {a.get(key, '<absent>')!r} → {b.get(key, '<absent>')!r}")
     return changed
 
@@ -94,15 +96,26 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True
     run_dir = Path(run_dir)
     if not rank_zero:
         last = run_dir / "checkpoints" / "last.ckpt"
-        ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else (last if cfg.get("resume", True) and last.exists() else None)
+        ckpt = (
+            Path(cfg.ckpt_path)
+            if cfg.get("ckpt_path")
+            else (last if cfg.get("resume", True) and last.exists() else None)
+        )
         return ResumePlan(ckpt, *(_checkpoint_position(ckpt) if ckpt else (0, 0)), "")
     state = run_dir / STATE
     first_cfg, first_overrides = state / "config.yaml", state / "overrides.yaml"
-    hydra_cfg, hydra_overrides = run_dir / ".hydra" / "config.yaml", run_dir / ".hydra" / "overrides.yaml"
+    hydra_cfg, hydra_overrides = (
+        run_dir / ".hydra" / "config.yaml",
+        run_dir / ".hydra" / "overrides.yaml",
+    )
     resume = bool(cfg.get("resume", True))
     started_before = first_cfg.exists()
     if not resume:
-        leftovers = sorted(p.name for p in run_dir.iterdir() if p.name not in _HYDRA_OWN) if run_dir.exists() else []
+        leftovers = (
+            sorted(p.name for p in run_dir.iterdir() if p.name not in _HYDRA_OWN)
+            if run_dir.exists()
+            else []
+        )
         if leftovers:
             for kept, hydras in ((first_cfg, hydra_cfg), (first_overrides, hydra_overrides)):
                 if kept.exists():  # Hydra overwrote the existing run's files for this start
@@ -119,7 +132,8 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True
             shutil.copyfile(first_cfg, hydra_cfg)  # the run's config stays the one that ran
             raise ConfigError(
                 f"resuming the run in {run_dir} with a config that differs from its first start in "
-                f"{len(changes)} key(s): " + "; ".join(changes[:10])
+                f"{len(changes)} key(s): "
+                + "; ".join(changes[:10])
                 + f". Only {', '.join(MAY_CHANGE_ON_RESUME)} may change on resume; start a new run "
                 "(another hydra.run.dir) to change anything else"
             )
@@ -143,28 +157,42 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True
         kept, dropped = rewrite_records(records, keep=lambda r: int(r["epoch"]) <= epochs_done)
         rows = drop_csv_rows(run_dir / "csv" / "metrics.csv", lambda r: _after(r, step))
     if dropped or rows:
-        log.info("dropped %d analysis record(s) and %d CSV row(s) written after the checkpoint", dropped, rows)
+        log.info(
+            "dropped %d analysis record(s) and %d CSV row(s) written after the checkpoint",
+            dropped,
+            rows,
+        )
 
     state.mkdir(parents=True, exist_ok=True)
     # which process runs this directory now (to find, signal or kill it; see docs/cluster.md)
-    (state / "process.json").write_text(json.dumps({
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "job_id": os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID"),
-    }) + "\n")
+    (state / "process.json").write_text(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "job_id": os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID"),
+            }
+        )
+        + "\n"
+    )
     id_file = state / "wandb_id"
     if not id_file.exists():
         id_file.write_text(secrets.token_hex(4) + "\n")
     if ckpt is not None:
         with open(run_dir / RESUMES_FILE, "a") as f:
-            f.write(json.dumps({
-                "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "checkpoint": str(ckpt),
-                "epochs_done": epochs_done,
-                "global_step": step,
-                "records_kept": kept,
-            }) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                        "checkpoint": str(ckpt),
+                        "epochs_done": epochs_done,
+                        "global_step": step,
+                        "records_kept": kept,
+                    }
+                )
+                + "\n"
+            )
         log.info("resuming from %s (after epoch %d, step %d)", ckpt, epochs_done, step)
     return ResumePlan(ckpt, epochs_done, step, id_file.read_text().strip())
 
@@ -175,4 +203,3 @@ def _after(row: dict, step: int) -> bool:
     (the learning-rate monitor logs the next epoch's rate at the same step)."""
     at = int(float(row.get("step") or 0))
     return at > step or (at == step and not row.get("analysis/epoch"))
-

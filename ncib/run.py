@@ -110,7 +110,9 @@ def after_fit(cfg: DictConfig, model, datamodule, trainer, loggers) -> dict:
         log.info("offline linear evaluation of the frozen members (Table 1)")
         device = trainer.strategy.root_device  # Lightning moved the model to the CPU after fit
         model.to(device)
-        results = train_linear_evaluation(model, datamodule, cfg.linear_eval, accelerator=device.type)
+        results = train_linear_evaluation(
+            model, datamodule, cfg.linear_eval, accelerator=device.type
+        )
         write_linear_eval(cfg.paths.output_dir, results)
         scalars = {logged_name("linear_eval", k): results[k] for k in keys("linear_eval")}
         for lg in loggers:

@@ -23,7 +23,9 @@ def check_run_dir(run_dir: str | Path) -> Path:
     if not run_dir.exists():
         raise RunDirError(f"run directory {run_dir} does not exist")
     if not run_dir.is_dir():
-        raise RunDirError(f"{run_dir} is a file; expected a run directory written by python -m ncib.run")
+        raise RunDirError(
+            f"{run_dir} is a file; expected a run directory written by python -m ncib.run"
+        )
     if not (run_dir / CONFIG_FILE).is_file():
         raise RunDirError(
             f"{run_dir} is not an ncib run directory: expected {run_dir / CONFIG_FILE} (the composed "

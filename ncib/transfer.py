@@ -37,9 +37,13 @@ def resolve_source(source: str | Path) -> tuple[Path, Path]:
     if path.is_dir():
         ckpt = path / "checkpoints" / "last.ckpt"
         if not (path / CONFIG_FILE).is_file():
-            raise RunDirError(f"transfer.source={path} is not an ncib run directory: it has no {CONFIG_FILE}")
+            raise RunDirError(
+                f"transfer.source={path} is not an ncib run directory: it has no {CONFIG_FILE}"
+            )
         if not ckpt.is_file():
-            raise RunDirError(f"transfer.source={path} has no checkpoints/last.ckpt: did its training finish an epoch?")
+            raise RunDirError(
+                f"transfer.source={path} has no checkpoints/last.ckpt: did its training finish an epoch?"
+            )
         return path, ckpt
     for parent in path.parents:  # checkpoints/last.ckpt or checkpoints/analysis/epoch=NNNN.ckpt
         if (parent / CONFIG_FILE).is_file():
@@ -77,18 +81,33 @@ def run_transfer(cfg: DictConfig, loggers=()) -> dict:
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:
-        raise RunDirError(f"{ckpt_path} does not hold the weights of the pair its run describes: {err}") from err
+        raise RunDirError(
+            f"{ckpt_path} does not hold the weights of the pair its run describes: {err}"
+        ) from err
     model.to(device).eval()
     datamodule = instantiate(cfg.dataset.datamodule)
     a = cfg.analysis
-    settings = AnalysisSettings(k=a.k, max_samples=a.max_samples, ridge=a.ridge, progress=a.progress)
+    settings = AnalysisSettings(
+        k=a.k, max_samples=a.max_samples, ridge=a.ridge, progress=a.progress
+    )
     grid = None if cfg.transfer.grid is None else list(cfg.transfer.grid)
     epoch = int(ckpt.get("epoch", -1)) + 1 if "loops" in ckpt else int(ckpt.get("epoch", 0))
     log.info("zero-shot transfer of %s (%s) to %s", source_dir, ckpt_path.name, cfg.dataset.name)
     engine = PairEpochAnalysis(cfg.paths.output_dir, settings, loggers=loggers)
     return engine.run(
-        model, datamodule, epoch, int(ckpt.get("global_step", 0)), list(ANALYSIS_GROUPS), device,
+        model,
+        datamodule,
+        epoch,
+        int(ckpt.get("global_step", 0)),
+        list(ANALYSIS_GROUPS),
+        device,
         extra={"transfer": lambda pa: transfer(pa, grid, float(cfg.transfer.tolerance))},
-        meta={"source": {"run_dir": str(source_dir), "checkpoint": str(ckpt_path), "dataset": source.dataset.name,
-                         "seed_pair": list(source.seed_pair)}},
+        meta={
+            "source": {
+                "run_dir": str(source_dir),
+                "checkpoint": str(ckpt_path),
+                "dataset": source.dataset.name,
+                "seed_pair": list(source.seed_pair),
+            }
+        },
     )

@@ -161,7 +161,10 @@ def init_kwargs(cfg, wandb_id: str | None) -> dict[str, Any]:
     chosen = (cfg.get("logger") or {}).get("wandb") or {}
     if not chosen:  # no W&B logger in this run
         return {"id": wandb_id or None, "resume": "allow"}
-    tags = [str(t) for t in (chosen.get("tags") or [])] + [str(cfg.dataset.name), backbone_name(cfg)]
+    tags = [str(t) for t in (chosen.get("tags") or [])] + [
+        str(cfg.dataset.name),
+        backbone_name(cfg),
+    ]
     out = {
         # the config is data for wandb.init, not nodes for Hydra to build
         "_recursive_": False,
@@ -180,7 +183,9 @@ def init_kwargs(cfg, wandb_id: str | None) -> dict[str, Any]:
     if ours:
         out["run_config"] = run_config(cfg)
     else:  # Lightning's own logger: "config" cannot pass through instantiate()
-        log.warning("logger.wandb._target_ is not ncib.wandb_run.WandbLogger: the run's config is not sent to W&B")
+        log.warning(
+            "logger.wandb._target_ is not ncib.wandb_run.WandbLogger: the run's config is not sent to W&B"
+        )
     return out
 
 
@@ -235,7 +240,11 @@ class WandbLogger(LightningWandbLogger):
     @property
     def experiment(self):
         run = super().experiment
-        if self._ncib_defined is None and rank_zero_only.rank == 0 and hasattr(run, "define_metric"):
+        if (
+            self._ncib_defined is None
+            and rank_zero_only.rank == 0
+            and hasattr(run, "define_metric")
+        ):
             self._ncib_defined = set(define_paper_metrics(run))
         return run
 
@@ -253,7 +262,8 @@ class WandbLogger(LightningWandbLogger):
 
         params = vars(params) if isinstance(params, Namespace) else dict(params or {})
         self.experiment.config.update(
-            {"lightning_hparams": {str(k): plain(v) for k, v in params.items()}}, allow_val_change=True
+            {"lightning_hparams": {str(k): plain(v) for k, v in params.items()}},
+            allow_val_change=True,
         )
 
     @rank_zero_only
@@ -296,12 +306,19 @@ def run_files(run_dir: str | Path, records_name: str = RECORDS_FILE) -> list[Pat
     and the composed config (those that exist)."""
     run_dir = Path(run_dir)
     report, figures = report_names(records_name)
-    files = [run_dir / records_name, run_dir / LINEAR_EVAL_FILE, run_dir / report, run_dir / ".hydra" / "config.yaml"]
+    files = [
+        run_dir / records_name,
+        run_dir / LINEAR_EVAL_FILE,
+        run_dir / report,
+        run_dir / ".hydra" / "config.yaml",
+    ]
     files += sorted((run_dir / figures).glob("*.png"))
     return [f for f in files if f.is_file()]
 
 
-def log_run_artifact(run_dir: str | Path, loggers: Iterable, records_name: str = RECORDS_FILE) -> list:
+def log_run_artifact(
+    run_dir: str | Path, loggers: Iterable, records_name: str = RECORDS_FILE
+) -> list:
     """Upload the run's files (:func:`run_files`) as an artifact of type ``ncib-run`` to every
     W&B logger among ``loggers``; returns the artifacts (none without a W&B logger)."""
     import wandb
@@ -316,7 +333,8 @@ def log_run_artifact(run_dir: str | Path, loggers: Iterable, records_name: str =
         if not files or not hasattr(run, "log_artifact"):
             continue
         artifact = wandb.Artifact(
-            f"ncib-run-{run.id}", type=ARTIFACT_TYPE,
+            f"ncib-run-{run.id}",
+            type=ARTIFACT_TYPE,
             description=f"ncib run directory {run_dir}: records, Table 1, report and figures",
             metadata={"run_dir": str(run_dir), "records": records_name},
         )

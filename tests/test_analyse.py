@@ -12,13 +12,22 @@ import pytest
 
 def analyse(*args, cwd):
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "ncib.analyse", *map(str, args)], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ncib.analyse", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
     return proc, time.monotonic() - start
 
 
 def test_a_missing_run_directory_fails_in_seconds_naming_it(tmp_path):
     proc, elapsed = analyse(tmp_path / "nowhere", cwd=tmp_path)
-    assert proc.returncode == 2 and str(tmp_path / "nowhere") in proc.stderr and "does not exist" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and str(tmp_path / "nowhere") in proc.stderr
+        and "does not exist" in proc.stderr
+    )
     assert elapsed < 15
 
 
@@ -48,6 +57,8 @@ def test_a_run_without_analysis_checkpoints_says_so(run_dir_without_checkpoints,
     assert proc.returncode == 2 and "checkpoints/analysis" in proc.stderr
 
 
-def test_an_override_of_a_key_the_run_does_not_have_is_an_error(run_dir_without_checkpoints, tmp_path):
+def test_an_override_of_a_key_the_run_does_not_have_is_an_error(
+    run_dir_without_checkpoints, tmp_path
+):
     proc, _ = analyse(run_dir_without_checkpoints, "analysis.kk=5", cwd=tmp_path)
     assert proc.returncode == 2 and "analysis.kk" in proc.stderr.replace("'", "")

@@ -53,9 +53,31 @@ def test_member_orders_are_per_member_permutations(bench):
 def test_cpu_mode_prints_both_throughputs_and_their_ratio(tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--backbone", "convnet",
-           "--convnet-width", "4", "--batch-size", "4", "--steps", "2", "--round-steps", "1",
-           "--warmup", "0", "--settle", "0", "--workers", "1", "--train-size", "64", "--reference"]
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        "--device",
+        "cpu",
+        "--backbone",
+        "convnet",
+        "--convnet-width",
+        "4",
+        "--batch-size",
+        "4",
+        "--steps",
+        "2",
+        "--round-steps",
+        "1",
+        "--warmup",
+        "0",
+        "--settle",
+        "0",
+        "--workers",
+        "1",
+        "--train-size",
+        "64",
+        "--reference",
+    ]
     out = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
@@ -63,7 +85,9 @@ def test_cpu_mode_prints_both_throughputs_and_their_ratio(tmp_path):
     ref = re.search(r"^throughput reference\s+([\d.]+) view-images/s", text, re.M)
     ratio = re.search(r"^ratio ncib/reference (\d+\.\d+)$", text, re.M)
     assert ncib and ref and ratio, text
-    assert float(ratio.group(1)) == pytest.approx(float(ncib.group(1)) / float(ref.group(1)), rel=0.02)
+    assert float(ratio.group(1)) == pytest.approx(
+        float(ncib.group(1)) / float(ref.group(1)), rel=0.02
+    )
     assert "2 round(s)" in text
     assert len(re.findall(r"^  data wait\s+[\d.]+ ms \([\d.]+%\)", text, re.M)) == 2, text
 

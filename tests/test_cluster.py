@@ -20,7 +20,16 @@ COMMON = ["trainer=cpu", "linear_eval.epochs=2", "logger=csv"]
 
 
 def sweep(*overrides, sweep_dir, cwd, wait=True):
-    cmd = [sys.executable, "-m", "ncib.run", "-m", "hydra/launcher=local", *COMMON, *overrides, f"hydra.sweep.dir={sweep_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ncib.run",
+        "-m",
+        "hydra/launcher=local",
+        *COMMON,
+        *overrides,
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
     if not wait:
         return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=1200)
@@ -33,7 +42,13 @@ def _numbers(record):
 
 
 def test_two_gloo_processes_train_and_analyse_each_sample_once(tmp_path):
-    sweep("cluster.gpus_per_node=2", "trainer.max_epochs=2", "analysis.epochs=[1,2]", sweep_dir=tmp_path / "sweep", cwd=tmp_path)
+    sweep(
+        "cluster.gpus_per_node=2",
+        "trainer.max_epochs=2",
+        "analysis.epochs=[1,2]",
+        sweep_dir=tmp_path / "sweep",
+        cwd=tmp_path,
+    )
     run_dir = tmp_path / "sweep" / "0_digits_seeds0-1"
     log = (run_dir / "run.log").read_text()
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log and "Starting with 2 processes" in log
@@ -42,19 +57,36 @@ def test_two_gloo_processes_train_and_analyse_each_sample_once(tmp_path):
     assert all(r["num_train"] == 1437 and r["num_test"] == 360 for r in records)
     # the features the two processes gathered are the features one process extracts from the
     # same weights: every row once, in order (a duplicated or missing row changes every value)
-    again = subprocess.run([sys.executable, "-m", "ncib.analyse", str(run_dir), "--name", "one"], capture_output=True, text=True)
+    again = subprocess.run(
+        [sys.executable, "-m", "ncib.analyse", str(run_dir), "--name", "one"],
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     for a, b in zip(records, read_records(run_dir / "analysis-one.jsonl"), strict=True):
         for group in ("identifiability", "gib", "simplex_etf"):
             for key, value in a[group]["scalars"].items():
-                assert b[group]["scalars"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), (a["epoch"], key)
+                assert b[group]["scalars"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), (
+                    a["epoch"],
+                    key,
+                )
 
 
 def test_a_preempted_job_requeues_itself_and_resumes_in_its_run_directory(tmp_path):
     args = ["trainer.max_epochs=6", "analysis.epochs=[2,4,6]"]
     reference = subprocess.run(
-        [sys.executable, "-m", "ncib.run", *COMMON, *args, f"hydra.run.dir={tmp_path / 'reference'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "ncib.run",
+            *COMMON,
+            *args,
+            f"hydra.run.dir={tmp_path / 'reference'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert reference.returncode == 0, reference.stderr[-3000:]
     run_dir = tmp_path / "sweep" / "0_digits_seeds0-1"
@@ -73,9 +105,13 @@ def test_a_preempted_job_requeues_itself_and_resumes_in_its_run_directory(tmp_pa
         job.kill()
     log = (run_dir / "run.log").read_text()
     assert "this job is preempted" in log and "Requeued job" in log and "resuming from" in log
-    assert json.loads((run_dir / ".ncib" / "process.json").read_text())["pid"] != pid  # a new process
+    assert (
+        json.loads((run_dir / ".ncib" / "process.json").read_text())["pid"] != pid
+    )  # a new process
     resumed = [_numbers(r) for r in read_records(run_dir / "analysis.jsonl")]
     assert resumed == [_numbers(r) for r in read_records(tmp_path / "reference" / "analysis.jsonl")]
     ours = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    theirs = torch.load(tmp_path / "reference" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    theirs = torch.load(tmp_path / "reference" / "checkpoints" / "last.ckpt", weights_only=True)[
+        "state_dict"
+    ]
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)

@@ -31,9 +31,15 @@ def build(seeds, compile):
 def fit(seeds, compile, steps=STEPS):
     model, dm = build(seeds, compile)
     trainer = pl.Trainer(
-        accelerator="cpu", max_epochs=1, max_steps=steps, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        deterministic=True, use_distributed_sampler=False,
+        accelerator="cpu",
+        max_epochs=1,
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+        use_distributed_sampler=False,
     )
     trainer.fit(model, datamodule=dm)
     assert trainer.global_step == steps
@@ -79,7 +85,9 @@ def test_compiled_pair_member_equals_compiled_member_alone_and_eager():
     for key in m0:
         torch.testing.assert_close(m0[key], solo[key], atol=1e-6, rtol=0, msg=key)
         # compiled kernels reorder float sums, so only close to the eager run
-        torch.testing.assert_close(solo[key].float(), ref[key].float(), atol=1e-4, rtol=1e-3, msg=key)
+        torch.testing.assert_close(
+            solo[key].float(), ref[key].float(), atol=1e-4, rtol=1e-3, msg=key
+        )
 
 
 WORLD = 2
@@ -91,7 +99,10 @@ def _ddp_worker(rank, init_file, results):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
         g = torch.Generator().manual_seed(rank)
-        views, labels = torch.randn(8, 2, 1, 8, 8, generator=g), torch.randint(0, 3, (8,), generator=g)
+        views, labels = (
+            torch.randn(8, 2, 1, 8, 8, generator=g),
+            torch.randint(0, 3, (8,), generator=g),
+        )
         eager, compiled = build([0], compile=False)[0], build([0], compile=True)[0]
         losses = []
         for model, fn in ((eager, eager.member_loss), (compiled, compiled._member_loss_fn())):
@@ -99,8 +110,10 @@ def _ddp_worker(rank, init_file, results):
             loss.backward()
             losses.append(loss.detach())
         diffs = [(losses[0] - losses[1]).abs().item()]
-        diffs += [(pe.grad - pc.grad).abs().max().item()
-                  for pe, pc in zip(eager.parameters(), compiled.parameters())]
+        diffs += [
+            (pe.grad - pc.grad).abs().max().item()
+            for pe, pc in zip(eager.parameters(), compiled.parameters())
+        ]
         results[rank] = (max(diffs), losses[0].item())
     finally:
         dist.destroy_process_group()

@@ -50,10 +50,15 @@ def test_ill_typed_values_are_rejected_when_composing_and_the_key_is_named(tmp_p
 
 @pytest.mark.parametrize(
     "override,key",
-    [("trainer.max_epochs=ten", "trainer.max_epochs"), ("trainer.max_epochs=0", "trainer.max_epochs"),
-     ("dataset.datamodule.batch_size=one", "dataset.datamodule.batch_size")],
+    [
+        ("trainer.max_epochs=ten", "trainer.max_epochs"),
+        ("trainer.max_epochs=0", "trainer.max_epochs"),
+        ("dataset.datamodule.batch_size=one", "dataset.datamodule.batch_size"),
+    ],
 )
-def test_values_outside_the_schema_are_rejected_by_validate_and_the_key_is_named(tmp_path, override, key):
+def test_values_outside_the_schema_are_rejected_by_validate_and_the_key_is_named(
+    tmp_path, override, key
+):
     cfg = compose_config([override], output_dir=tmp_path)  # the trainer's kwargs are free-form
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as info:
         validate(cfg)
@@ -65,21 +70,32 @@ def test_the_composed_config_is_typed_by_the_schema(tmp_path):
     assert OmegaConf.get_type(cfg) is RunConfig
     assert OmegaConf.get_type(cfg.analysis) is AnalysisConfig
     # and well-typed strings are converted, not kept as strings
-    typed = compose_config(["analysis.every_n_epochs=5", "report=false", "seed_pair=[3,4]"], output_dir=tmp_path)
-    assert typed.analysis.every_n_epochs == 5 and typed.report is False and list(typed.seed_pair) == [3, 4]
+    typed = compose_config(
+        ["analysis.every_n_epochs=5", "report=false", "seed_pair=[3,4]"], output_dir=tmp_path
+    )
+    assert (
+        typed.analysis.every_n_epochs == 5
+        and typed.report is False
+        and list(typed.seed_pair) == [3, 4]
+    )
     validate(typed)
 
 
 @pytest.mark.parametrize(
     "overrides,key",
-    [(["report=maybe", "--cfg", "job"], "report"),  # composing only: never trains
-     (["trainer.max_epochs=ten"], "trainer.max_epochs")],
+    [
+        (["report=maybe", "--cfg", "job"], "report"),  # composing only: never trains
+        (["trainer.max_epochs=ten"], "trainer.max_epochs"),
+    ],
     ids=["report", "max_epochs"],
 )
 def test_the_app_refuses_them_before_any_work(tmp_path, overrides, key):
     proc = subprocess.run(
         [sys.executable, "-m", "ncib.run", f"hydra.run.dir={tmp_path / 'run'}", *overrides],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode != 0
     assert key in proc.stderr, proc.stderr[-2000:]

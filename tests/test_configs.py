@@ -19,7 +19,9 @@ GROUPS = sorted(
     p.parent.relative_to(CONF).as_posix() for p in CONF.rglob("*.yaml") if p.parent != CONF
 )
 OPTIONS = sorted(
-    (p.parent.relative_to(CONF).as_posix(), p.stem) for p in CONF.rglob("*.yaml") if p.parent != CONF
+    (p.parent.relative_to(CONF).as_posix(), p.stem)
+    for p in CONF.rglob("*.yaml")
+    if p.parent != CONF
 )
 NO_TARGETS = {"paths", "augment"}  # groups of plain values
 GLOBAL = {"experiment", "recipe", "debug"}  # groups that override other groups' keys
@@ -37,7 +39,11 @@ def targets(node, path=""):
 
 
 def build(path: str, node: DictConfig):
-    if node._target_ == "pytorch_lightning.Trainer" and node.accelerator == "gpu" and not torch.cuda.is_available():
+    if (
+        node._target_ == "pytorch_lightning.Trainer"
+        and node.accelerator == "gpu"
+        and not torch.cuda.is_available()
+    ):
         # no GPU here: check every key against the Trainer's signature instead
         kwargs = OmegaConf.to_container(node, resolve=True)
         kwargs.pop("_target_")
@@ -72,7 +78,16 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
 
 
 def test_every_group_is_covered():
-    expected = {"dataset", "recipe", "augment", "backbone", "model", "callbacks", "logger", "trainer"}
+    expected = {
+        "dataset",
+        "recipe",
+        "augment",
+        "backbone",
+        "model",
+        "callbacks",
+        "logger",
+        "trainer",
+    }
     assert expected | {"paths", "linear_eval", "debug", "experiment"} <= set(GROUPS)
 
 
@@ -105,7 +120,9 @@ def test_default_is_digits_convnet_on_cpu(tmp_path):
 
 
 def test_explicit_overrides_win_over_dataset_recipe(tmp_path):
-    cfg = compose_config(["backbone=resnet18", "model.optimizer.lr=0.3", "trainer.max_epochs=2"], output_dir=tmp_path)
+    cfg = compose_config(
+        ["backbone=resnet18", "model.optimizer.lr=0.3", "trainer.max_epochs=2"], output_dir=tmp_path
+    )
     assert cfg.backbone.name == "resnet18"
     assert cfg.model.optimizer.lr == 0.3 and cfg.trainer.max_epochs == 2
 
@@ -164,11 +181,18 @@ def test_a_users_own_config_folder_extends_the_groups(tmp_path):
 
     mine = tmp_path / "my_conf" / "recipe"
     mine.mkdir(parents=True)
-    (mine / "long.yaml").write_text("# @package _global_\ndefaults:\n  - digits\n  - _self_\ntrainer:\n  max_epochs: 234\n")
-    for how in (["--config-dir", str(tmp_path / "my_conf")], [f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]"]):
+    (mine / "long.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - digits\n  - _self_\ntrainer:\n  max_epochs: 234\n"
+    )
+    for how in (
+        ["--config-dir", str(tmp_path / "my_conf")],
+        [f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]"],
+    ):
         proc = subprocess.run(
             [sys.executable, "-m", "ncib.run", *how, "recipe=long", "--cfg", "job"],
-            cwd=tmp_path, capture_output=True, text=True,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "max_epochs: 234" in proc.stdout
@@ -177,14 +201,24 @@ def test_a_users_own_config_folder_extends_the_groups(tmp_path):
 @pytest.mark.parametrize("gpus,nodes", [(1, 1), (4, 1), (4, 2), (8, 3)])
 def test_the_cluster_layout_is_set_once_and_derived_everywhere(tmp_path, gpus, nodes):
     cfg = compose_config(
-        ["hydra/launcher=slurm", "trainer=gpu", f"cluster.gpus_per_node={gpus}", f"cluster.nodes={nodes}",
-         "cluster.mem_gb_per_task=32"],
-        output_dir=tmp_path, hydra_config=True,
+        [
+            "hydra/launcher=slurm",
+            "trainer=gpu",
+            f"cluster.gpus_per_node={gpus}",
+            f"cluster.nodes={nodes}",
+            "cluster.mem_gb_per_task=32",
+        ],
+        output_dir=tmp_path,
+        hydra_config=True,
     )
     launcher, trainer = cfg.hydra.launcher, cfg.trainer
     assert launcher.nodes == trainer.num_nodes == nodes
     assert launcher.tasks_per_node == launcher.gpus_per_node == trainer.devices == gpus
     assert trainer.strategy == ("ddp" if gpus * nodes > 1 else "auto")
     assert launcher.mem_gb == 32 * gpus and launcher.max_num_timeout == cfg.cluster.max_requeues
-    local = compose_config(["hydra/launcher=local", "trainer=cpu", f"cluster.gpus_per_node={gpus}"], output_dir=tmp_path, hydra_config=True)
+    local = compose_config(
+        ["hydra/launcher=local", "trainer=cpu", f"cluster.gpus_per_node={gpus}"],
+        output_dir=tmp_path,
+        hydra_config=True,
+    )
     assert local.hydra.launcher.tasks_per_node == local.trainer.devices == gpus

@@ -32,12 +32,20 @@ def test_a_planted_wrong_key_is_found():
     report = build_report("entity", "project", panels=(*PANELS, wrong))
     assert unknown_keys(report) == [("planted", "analysis/nc1/raw")]
     off_axis = Panel("Fig. 2", "planted x", (metric("gib/mi_xy"),), x="analysis/step")
-    assert unknown_keys(build_report("e", "p", panels=(off_axis,))) == [("planted x", "analysis/step")]
+    assert unknown_keys(build_report("e", "p", panels=(off_axis,))) == [
+        ("planted x", "analysis/step")
+    ]
 
 
 def test_the_known_names_are_the_registry_with_its_prefixes():
     names = logged_names()
-    assert {"analysis/epoch", "epoch", "analysis/nc1/raw/m0", "linear_eval/test_acc/m1", "train/loss/m0"} <= names
+    assert {
+        "analysis/epoch",
+        "epoch",
+        "analysis/nc1/raw/m0",
+        "linear_eval/test_acc/m1",
+        "train/loss/m0",
+    } <= names
     assert len(names) == 2 + sum(len(keys(g)) for g in GROUPS)
     assert all(n.startswith(("analysis/", "linear_eval/", "train/")) or n == "epoch" for n in names)
 
@@ -84,9 +92,16 @@ def test_dry_run_prints_the_panels_and_saving_needs_a_login(tmp_path, monkeypatc
     import os
 
     env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
-    env |= {"HOME": str(tmp_path), "NETRC": str(tmp_path / "none"), "WANDB_CONFIG_DIR": str(tmp_path)}
+    env |= {
+        "HOME": str(tmp_path),
+        "NETRC": str(tmp_path / "none"),
+        "WANDB_CONFIG_DIR": str(tmp_path),
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "ncib.dashboard", "--entity", "e", "--project", "p"],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert proc.returncode == 2 and "needs a login" in proc.stderr

@@ -37,7 +37,10 @@ from tests.helpers.fake_datasets import (
     write_imagenet32,
 )
 
-CIFAR = {"cifar10": (CIFAR10DataModule, write_cifar10, 10), "cifar100": (CIFAR100DataModule, write_cifar100, 100)}
+CIFAR = {
+    "cifar10": (CIFAR10DataModule, write_cifar10, 10),
+    "cifar100": (CIFAR100DataModule, write_cifar100, 100),
+}
 
 
 def _module(name, root, **kw):
@@ -85,9 +88,13 @@ def test_building_a_datamodule_reads_nothing(tmp_path):
         assert not dm.splits and not (tmp_path / "absent").exists()
 
 
-@pytest.mark.parametrize("name,folder,cls", [
-    ("cifar10", "cifar-10-batches-py", "CIFAR10"), ("cifar100", "cifar-100-python", "CIFAR100"),
-])
+@pytest.mark.parametrize(
+    "name,folder,cls",
+    [
+        ("cifar10", "cifar-10-batches-py", "CIFAR10"),
+        ("cifar100", "cifar-100-python", "CIFAR100"),
+    ],
+)
 def test_missing_cifar_says_where_and_how_to_fix(name, folder, cls, tmp_path):
     dm = CIFAR[name][0](seeds=[0, 1], root=str(tmp_path / "nowhere"))
     where = re.escape(str(tmp_path / "nowhere"))
@@ -100,7 +107,9 @@ def test_partly_missing_cifar_names_the_files(tmp_path):
     write_cifar10(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "data_batch_4").unlink()
     (tmp_path / "cifar-10-batches-py" / "test_batch").unlink()
-    with pytest.raises(FileNotFoundError, match="lacks data_batch_4, test_batch in cifar-10-batches-py"):
+    with pytest.raises(
+        FileNotFoundError, match="lacks data_batch_4, test_batch in cifar-10-batches-py"
+    ):
         CIFAR10DataModule(seeds=[0, 1], root=str(tmp_path)).setup()
 
 
@@ -150,7 +159,9 @@ def test_imagenet32_class_and_sample_subsets(tmp_path):
     assert torch.equal(sub.splits["test"][1].unique(), torch.arange(7))
     first = ImageNet32DataModule(seeds=[5, 6], root=str(tmp_path), classes=7)  # the first 7
     first.setup()
-    assert set(full.splits["train"][1][[pattern_index(i) for i in first.splits["train"][0]]].tolist()) == set(range(7))
+    assert set(
+        full.splits["train"][1][[pattern_index(i) for i in first.splits["train"][0]]].tolist()
+    ) == set(range(7))
     few = ImageNet32DataModule(seeds=[0, 1], root=str(tmp_path), max_train_samples=1000)
     few.setup()
     assert len(few.splits["train"][1]) == 1000 and len(few.splits["test"][1]) == 1000
@@ -174,10 +185,15 @@ def test_digits_and_cifar_class_subsets_relabel_in_the_order_given(tmp_path, cla
     write_cifar10(tmp_path)
     cifar = CIFAR10DataModule(seeds=[0, 1], root=str(tmp_path), classes=classes, batch_size=4)
     cifar.setup()
-    assert cifar.num_classes == len(ids) and set(cifar.splits["train"][1].tolist()) == set(range(len(ids)))
+    assert cifar.num_classes == len(ids) and set(cifar.splits["train"][1].tolist()) == set(
+        range(len(ids))
+    )
 
 
-@pytest.mark.parametrize("classes,match", [([3, 3], "distinct"), ([1, 10], "outside"), (1, "between 2 and 10"), ([4], "at least two")])
+@pytest.mark.parametrize(
+    "classes,match",
+    [([3, 3], "distinct"), ([1, 10], "outside"), (1, "between 2 and 10"), ([4], "at least two")],
+)
 def test_bad_class_subsets_say_what_is_allowed(classes, match):
     from ncib.data import DigitsDataModule
 
@@ -197,7 +213,10 @@ def test_stratified_subset_keeps_class_shares():
 
 def test_missing_imagenet32_says_where_it_comes_from(tmp_path):
     dm = ImageNet32DataModule(seeds=[0, 1], root=str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=r"has no complete ImageNet32.*Imagenet32_train_npz.*image-net\.org/download-images.*account"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"has no complete ImageNet32.*Imagenet32_train_npz.*image-net\.org/download-images.*account",
+    ):
         dm.setup()
     with pytest.raises(ValueError, match="between 2 and 1000"):
         ImageNet32DataModule(seeds=[0, 1], classes=1001)
@@ -213,7 +232,9 @@ def test_views_of_a_real_format_batch(tmp_path):
     lo = (0 - torch.tensor(dm.mean)) / torch.tensor(dm.std)
     hi = (1 - torch.tensor(dm.mean)) / torch.tensor(dm.std)
     per_channel = out["views"].transpose(0, 2).flatten(1)
-    assert torch.all(per_channel.min(1).values >= lo - 1e-5) and torch.all(per_channel.max(1).values <= hi + 1e-5)
+    assert torch.all(per_channel.min(1).values >= lo - 1e-5) and torch.all(
+        per_channel.max(1).values <= hi + 1e-5
+    )
 
 
 # -- augmentation ------------------------------------------------------------------------------
@@ -227,11 +248,14 @@ def _images(b=6, seed=0):
     return x
 
 
-@pytest.mark.parametrize("op,ref,lo,hi", [
-    (color.adjust_brightness, TF.adjust_brightness, 0.0, 2.0),
-    (color.adjust_contrast, TF.adjust_contrast, 0.0, 2.0),
-    (color.adjust_saturation, TF.adjust_saturation, 0.0, 2.0),
-])
+@pytest.mark.parametrize(
+    "op,ref,lo,hi",
+    [
+        (color.adjust_brightness, TF.adjust_brightness, 0.0, 2.0),
+        (color.adjust_contrast, TF.adjust_contrast, 0.0, 2.0),
+        (color.adjust_saturation, TF.adjust_saturation, 0.0, 2.0),
+    ],
+)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_jitter_ops_match_torchvision(op, ref, lo, hi, seed):
     x = _images(seed=seed)
@@ -267,7 +291,9 @@ def test_full_crop_is_the_identity_and_flip_flips():
     out = color.resized_crop(x, full, 32, flip)
     torch.testing.assert_close(out[flip], x[flip].flip(-1), atol=1e-5, rtol=0)
     torch.testing.assert_close(out[~flip], x[~flip], atol=1e-5, rtol=0)
-    aug = SupConAugment(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_p=0.0, jitter_p=0.0, grayscale_p=0.0)
+    aug = SupConAugment(
+        scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_p=0.0, jitter_p=0.0, grayscale_p=0.0
+    )
     torch.testing.assert_close(aug(x, torch.Generator().manual_seed(0)), x, atol=1e-5, rtol=0)
 
 
@@ -300,7 +326,12 @@ def test_crop_boxes_follow_scale_and_ratio():
 
 def _compose(x, factors, order):
     for k in order:
-        x = (color.adjust_brightness, color.adjust_contrast, color.adjust_saturation, color.adjust_hue)[k](x, factors[:, k])
+        x = (
+            color.adjust_brightness,
+            color.adjust_contrast,
+            color.adjust_saturation,
+            color.adjust_hue,
+        )[k](x, factors[:, k])
     return x
 
 
@@ -343,7 +374,9 @@ def test_augment_is_seeded_in_range_and_has_the_right_rates():
 
 
 # -- configs -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,expected", [("cifar10", 400), ("cifar100", 400), ("imagenet32", 100)])
+@pytest.mark.parametrize(
+    "name,expected", [("cifar10", 400), ("cifar100", 400), ("imagenet32", 100)]
+)
 def test_dataset_alone_selects_the_paper_setup(name, expected, tmp_path):
     cfg = compose_config([f"dataset={name}"], output_dir=tmp_path)
     assert cfg.backbone.name == "resnet50" and cfg.trainer.accelerator == "auto"
@@ -353,12 +386,26 @@ def test_dataset_alone_selects_the_paper_setup(name, expected, tmp_path):
     dm = cfg.dataset.datamodule
     assert dm.batch_size == 1024 and dm.eval_batch_size == 1024 and not dm.get("download", False)
     assert dm.root == str(tmp_path / "data" / name)  # NCIB_DATA_DIR (conftest)
-    assert compose_config([f"dataset={name}", "paths.data_dir=/x"], output_dir=tmp_path).dataset.datamodule.root == f"/x/{name}"
+    assert (
+        compose_config(
+            [f"dataset={name}", "paths.data_dir=/x"], output_dir=tmp_path
+        ).dataset.datamodule.root
+        == f"/x/{name}"
+    )
 
 
 def test_explicit_overrides_win_over_the_dataset_recipe(tmp_path):
-    cfg = compose_config(["dataset=cifar10", "backbone=resnet18", "trainer=cpu", "trainer.max_epochs=1",
-                          "model.optimizer.lr=0.1", "dataset.datamodule.batch_size=64"], output_dir=tmp_path)
+    cfg = compose_config(
+        [
+            "dataset=cifar10",
+            "backbone=resnet18",
+            "trainer=cpu",
+            "trainer.max_epochs=1",
+            "model.optimizer.lr=0.1",
+            "dataset.datamodule.batch_size=64",
+        ],
+        output_dir=tmp_path,
+    )
     assert cfg.backbone.name == "resnet18" and cfg.trainer.accelerator == "cpu"
     assert cfg.trainer.max_epochs == 1 and cfg.model.optimizer.lr == 0.1
     assert cfg.dataset.datamodule.batch_size == 64
@@ -373,9 +420,14 @@ def test_a_class_subset_is_one_key_and_num_classes_follows(dataset, tmp_path):
     assert first.dataset.num_classes == 2 and instantiate(first.dataset.datamodule).num_classes == 2
 
 
-@pytest.mark.parametrize("name,dataset", [
-    ("paper_cifar10", "cifar10"), ("paper_cifar100", "cifar100"), ("imagenet32_pretrain", "imagenet32"),
-])
+@pytest.mark.parametrize(
+    "name,dataset",
+    [
+        ("paper_cifar10", "cifar10"),
+        ("paper_cifar100", "cifar100"),
+        ("imagenet32_pretrain", "imagenet32"),
+    ],
+)
 def test_experiments_compose_and_build(name, dataset, tmp_path):
     cfg = compose_config([f"experiment={name}"], output_dir=tmp_path)
     OmegaConf.resolve(cfg)
@@ -384,7 +436,9 @@ def test_experiments_compose_and_build(name, dataset, tmp_path):
     assert not dm.splits
     model = instantiate(cfg.model)
     assert len(model.members) == 2 and model.members[0].encoder.feature_dim == 2048
-    small = compose_config([f"experiment={name}", "backbone=resnet18", "trainer.max_epochs=1"], output_dir=tmp_path)
+    small = compose_config(
+        [f"experiment={name}", "backbone=resnet18", "trainer.max_epochs=1"], output_dir=tmp_path
+    )
     assert small.backbone.name == "resnet18" and small.trainer.max_epochs == 1
 
 
@@ -405,8 +459,13 @@ def test_paired_supcon_fits_on_fake_cifar10(tmp_path):
         seeds=[0, 1],
     )
     trainer = pl.Trainer(
-        accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+        accelerator="cpu",
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
     )
     trainer.fit(model, datamodule=dm)
     assert trainer.global_step == 2
@@ -418,12 +477,29 @@ def test_app_runs_on_fake_cifar10(tmp_path):
     write_cifar10(tmp_path / "data" / "cifar10", n_train=64, n_test=20)
     run_dir = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "ncib.run", "dataset=cifar10", f"paths.data_dir={tmp_path / 'data'}",
-         "backbone=convnet", "backbone.width=4", "backbone.feature_dim=16", "trainer=cpu",
-         "trainer.max_steps=2", "dataset.datamodule.batch_size=16", "dataset.datamodule.eval_batch_size=32",
-         "logger=csv", "callbacks=none", "linear_eval.batch_size=16", "linear_eval.epochs=1",
-         f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "ncib.run",
+            "dataset=cifar10",
+            f"paths.data_dir={tmp_path / 'data'}",
+            "backbone=convnet",
+            "backbone.width=4",
+            "backbone.feature_dim=16",
+            "trainer=cpu",
+            "trainer.max_steps=2",
+            "dataset.datamodule.batch_size=16",
+            "dataset.datamodule.eval_batch_size=32",
+            "logger=csv",
+            "callbacks=none",
+            "linear_eval.batch_size=16",
+            "linear_eval.epochs=1",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")

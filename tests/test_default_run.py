@@ -19,7 +19,10 @@ def default_run(tmp_path_factory):
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "ncib.run", f"hydra.run.dir={root / 'run'}"],
-        cwd=root, capture_output=True, text=True, timeout=1200,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=1200,
         env={**__import__("os").environ, "WANDB_MODE": "offline"},
     )
     elapsed = time.monotonic() - start
@@ -68,7 +71,9 @@ def _numbers(node, path=""):
 def test_reanalysis_of_the_saved_checkpoints_reproduces_the_training_records(default_run):
     proc = subprocess.run(
         [sys.executable, "-m", "ncib.analyse", str(default_run), "--name", "same"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     trained = read_records(default_run / "analysis.jsonl")
@@ -78,15 +83,31 @@ def test_reanalysis_of_the_saved_checkpoints_reproduces_the_training_records(def
         left, right = dict(_numbers(a)), dict(_numbers(b))
         assert left.keys() == right.keys()
         for path, value in left.items():
-            assert abs(value - right[path]) <= 1e-6 * max(1.0, abs(value)), (a["epoch"], path, value, right[path])
+            assert abs(value - right[path]) <= 1e-6 * max(1.0, abs(value)), (
+                a["epoch"],
+                path,
+                value,
+                right[path],
+            )
     assert (default_run / "report-same.md").exists()
 
 
 def test_reanalysis_with_another_k_writes_a_second_records_file_and_report(default_run):
     before = (default_run / "analysis.jsonl").read_bytes()
     proc = subprocess.run(
-        [sys.executable, "-m", "ncib.analyse", str(default_run), "analysis.k=5", "--epochs", "1", "60"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "ncib.analyse",
+            str(default_run),
+            "analysis.k=5",
+            "--epochs",
+            "1",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = sorted(default_run.glob("analysis-[0-9]*.jsonl"))

@@ -28,14 +28,18 @@ def test_every_cited_doc_section_exists():
         doc = REPO_ROOT / "docs" / name
         assert doc.is_file(), f"the code cites docs/{name}, which does not exist"
         if section:
-            assert re.search(rf"^#+ §{section}\b", doc.read_text(), re.M), f"docs/{name} has no §{section}"
+            assert re.search(rf"^#+ §{section}\b", doc.read_text(), re.M), (
+                f"docs/{name} has no §{section}"
+            )
 
 
 def test_metrics_reference_is_generated_from_the_registry():
     assert (REPO_ROOT / "docs" / "metrics.md").read_text() == markdown_table(), (
         "docs/metrics.md is stale: python -m ncib.metrics > docs/metrics.md"
     )
-    out = subprocess.run([sys.executable, "-m", "ncib.metrics"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "ncib.metrics"], capture_output=True, text=True, check=True
+    )
     assert out.stdout == markdown_table()
 
 

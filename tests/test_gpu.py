@@ -74,7 +74,9 @@ def cifar(tmp_path):
 
 def test_make_views_keeps_everything_on_the_device(cifar):
     batch = next(iter(cifar.train_dataloader()["m0"]))
-    on_gpu = {k: v.cuda() if torch.is_tensor(v) else v for k, v in batch.items()}  # Lightning's transfer
+    on_gpu = {
+        k: v.cuda() if torch.is_tensor(v) else v for k, v in batch.items()
+    }  # Lightning's transfer
     out = cifar.make_views(on_gpu)
     assert out["views"].device.type == "cuda" and out["y"].device.type == "cuda"
     assert out["views"].shape == (64, 2, 3, 32, 32) and out["views"].dtype == torch.float32
@@ -101,7 +103,9 @@ class ColouredClasses(PairedViewDataModule):
             y = torch.arange(n) % 10
             palette = torch.rand(10, 3, 1, 1, generator=g)
             stripes = (torch.arange(32) // 4 % 2).float()
-            pattern = torch.where((y % 2 == 0).view(-1, 1, 1, 1), stripes.view(1, 1, 1, 32), stripes.view(1, 1, 32, 1))
+            pattern = torch.where(
+                (y % 2 == 0).view(-1, 1, 1, 1), stripes.view(1, 1, 1, 32), stripes.view(1, 1, 32, 1)
+            )
             x = 0.6 * palette[y] + 0.3 * pattern + 0.1 * torch.rand(n, 3, 32, 32, generator=g)
             return (x * 255).round().clamp(0, 255).to(torch.uint8), y
 
@@ -129,9 +133,17 @@ def _pair(backbone="resnet18", channels_last=True):
 def test_bf16_channels_last_pair_trains_on_the_gpu():
     model, rec = _pair(), LossRecorder()
     trainer = pl.Trainer(
-        accelerator="gpu", devices=1, precision="bf16-mixed", max_steps=24, logger=False,
-        callbacks=[rec], enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, use_distributed_sampler=False, benchmark=True,
+        accelerator="gpu",
+        devices=1,
+        precision="bf16-mixed",
+        max_steps=24,
+        logger=False,
+        callbacks=[rec],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        benchmark=True,
     )
     trainer.fit(model, datamodule=ColouredClasses([0, 1], batch_size=128))
     assert trainer.global_step == 24 and all(math.isfinite(v) for v in rec.losses)
@@ -157,9 +169,24 @@ def test_channels_last_bf16_features_are_close_to_float32():
 @pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
 def test_benchmark_script_runs_on_cuda(backbone):
     proc = subprocess.run(
-        [sys.executable, str(REPO / "experiments/benchmarks/training.py"), "--device", "cuda",
-         "--backbone", backbone, "--batch-size", "256", "--steps", "3", "--warmup", "2"],
-        capture_output=True, text=True, timeout=600, cwd=REPO,
+        [
+            sys.executable,
+            str(REPO / "experiments/benchmarks/training.py"),
+            "--device",
+            "cuda",
+            "--backbone",
+            backbone,
+            "--batch-size",
+            "256",
+            "--steps",
+            "3",
+            "--warmup",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "images/s" in proc.stdout and "peak GPU memory" in proc.stdout
@@ -174,8 +201,14 @@ def test_analysis_features_of_a_bf16_trained_pair_are_full_float32():
     model = _pair()
     dm = ColouredClasses([0, 1], batch_size=128)
     trainer = pl.Trainer(
-        accelerator="gpu", devices=1, precision="bf16-mixed", max_steps=4, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="gpu",
+        devices=1,
+        precision="bf16-mixed",
+        max_steps=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
         use_distributed_sampler=False,
     )
     trainer.fit(model, datamodule=dm)
@@ -185,10 +218,17 @@ def test_analysis_features_of_a_bf16_trained_pair_are_full_float32():
     assert all(f.dtype == torch.float32 for f in (*feats.train, *feats.test))
     with torch.no_grad(), full_float32():
         images = dm.eval_transform(dm.splits["test"][0].cuda())
-        reference = [m.encoder(images.contiguous(memory_format=torch.channels_last)).float() for m in model.members]
+        reference = [
+            m.encoder(images.contiguous(memory_format=torch.channels_last)).float()
+            for m in model.members
+        ]
         in_bf16 = torch.autocast("cuda", dtype=torch.bfloat16)
         with in_bf16:
-            low = model.members[0].encoder(images.contiguous(memory_format=torch.channels_last)).float()
+            low = (
+                model.members[0]
+                .encoder(images.contiguous(memory_format=torch.channels_last))
+                .float()
+            )
     for m in range(2):
         torch.testing.assert_close(feats.test[m], reference[m], atol=1e-6, rtol=1e-6)
     assert (low - reference[0]).abs().max() > 1e-4  # bf16 would not have passed the check above

@@ -23,7 +23,11 @@ def test_gpu_checks_fail_without_cuda_and_say_why(tmp_path):
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHON": sys.executable}
     proc = subprocess.run(
         ["bash", str(REPO_ROOT / "experiments" / "gpu_checks.sh"), str(tmp_path / "out")],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode != 0
     summary = (tmp_path / "out" / "summary.txt").read_text()

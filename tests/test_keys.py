@@ -79,7 +79,12 @@ def _heldout_gib(r: ReferencePair) -> dict:
 
 def _curve(lam: np.ndarray, i_xy: float, grid: np.ndarray) -> dict:
     points = [information_at(lam, b) for b in grid]
-    return {"beta": grid, "i_tx": [p[0] for p in points], "i_ty": [p[1] for p in points], "i_xy": i_xy}
+    return {
+        "beta": grid,
+        "i_tx": [p[0] for p in points],
+        "i_ty": [p[1] for p in points],
+        "i_xy": i_xy,
+    }
 
 
 def _transfer(r: ReferencePair, member: str) -> dict:
@@ -89,7 +94,9 @@ def _transfer(r: ReferencePair, member: str) -> dict:
     for k in TRANSFER_GRID:
         probe = r.probe("tk", m, k)["test"]
         ncc = r.ncc("tk", m, "test", k)
-        rows.append((k, r.accuracy(probe, "test"), r.accuracy(ncc, "test"), float(np.mean(ncc == probe))))
+        rows.append(
+            (k, r.accuracy(probe, "test"), r.accuracy(ncc, "test"), float(np.mean(ncc == probe)))
+        )
     k_prime = next((k for k, acc, _, _ in rows if 100.0 * (raw - acc) <= TOLERANCE), None)
     at = next((row for row in rows if row[0] == k_prime), None)
     return {
@@ -129,13 +136,25 @@ SCALAR_CHECKS = {
     "gib/heldout/beta_crit/k_next": lambda r: _heldout_gib(r)["crit"][r.k],
     "gib/heldout/i_ty_frac_tk": lambda r: _heldout_gib(r)["frac"],
     # neural collapse and the analysis probe (docs/math.md §6, §7)
-    "etf/equinorm/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).etf["equinorm"],
-    "etf/cos_mean/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).etf["cos_mean"],
-    "etf/cos_dev/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).etf["cos_dev"],
-    "etf/cos_std/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).etf["cos_std"],
-    "etf/angle_std_deg/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).etf["angle_std_deg"],
+    "etf/equinorm/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).etf[
+        "equinorm"
+    ],
+    "etf/cos_mean/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).etf[
+        "cos_mean"
+    ],
+    "etf/cos_dev/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).etf[
+        "cos_dev"
+    ],
+    "etf/cos_std/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).etf[
+        "cos_std"
+    ],
+    "etf/angle_std_deg/{space}/{member}": lambda r, space, member: r.geometry(
+        space, _m(member)
+    ).etf["angle_std_deg"],
     "nc1/{space}/{member}": lambda r, space, member: r.geometry(space, _m(member)).nc1,
-    "ncc/{split}_acc/{space}/{member}": lambda r, split, space, member: r.accuracy(r.ncc(space, _m(member), split), split),
+    "ncc/{split}_acc/{space}/{member}": lambda r, split, space, member: r.accuracy(
+        r.ncc(space, _m(member), split), split
+    ),
     "nc4/{split}/{space}/{member}": lambda r, split, space, member: float(
         np.mean(r.ncc(space, _m(member), split) == r.probe(space, _m(member))[split])
     ),
@@ -143,11 +162,16 @@ SCALAR_CHECKS = {
         r.probe(probe_input, _m(member))[split], split
     ),
     "probe/test_both_correct/{probe_input}": lambda r, probe_input: float(
-        np.mean((r.probe(probe_input, 0)["test"] == r.y["test"]) & (r.probe(probe_input, 1)["test"] == r.y["test"]))
+        np.mean(
+            (r.probe(probe_input, 0)["test"] == r.y["test"])
+            & (r.probe(probe_input, 1)["test"] == r.y["test"])
+        )
     ),
     # zero-shot transfer (docs/math.md §11), on TRANSFER_GRID
     "transfer/k_prime/{member}": lambda r, member: _transfer(r, member)["k_prime"],
-    "transfer/probe_test_acc_k_prime/{member}": lambda r, member: _transfer(r, member)["acc_k_prime"],
+    "transfer/probe_test_acc_k_prime/{member}": lambda r, member: _transfer(r, member)[
+        "acc_k_prime"
+    ],
 }
 
 ENTRY_CHECKS = {
@@ -157,7 +181,9 @@ ENTRY_CHECKS = {
     "beta_crit": lambda r: r.beta_crit,
     "information_curve": lambda r: _curve(r.lam, r.mi_xy, r.information_grid()),
     "heldout/lambda": lambda r: _heldout_gib(r)["lam"],
-    "heldout/information_curve": lambda r: _curve(_heldout_gib(r)["lam"], _heldout_gib(r)["mi"], r.information_grid()),
+    "heldout/information_curve": lambda r: _curve(
+        _heldout_gib(r)["lam"], _heldout_gib(r)["mi"], r.information_grid()
+    ),
     "feature_scaling/{member}": lambda r, member: r.tk(_m(member), r.k)["scaling"],
     "transfer/grid": lambda r: TRANSFER_GRID,
     "transfer/tolerance": lambda r: TOLERANCE,
@@ -187,7 +213,9 @@ def expected(key: str, group: str, scalars: bool, ref: ReferencePair):
     for made, template, axes in concrete(group, scalars):
         if made == key:
             if template not in checks:
-                pytest.fail(f"{group} key {template!r} has no independent check in tests/test_keys.py")
+                pytest.fail(
+                    f"{group} key {template!r} has no independent check in tests/test_keys.py"
+                )
             return checks[template](ref, **axes)
     raise KeyError(key)
 
@@ -220,7 +248,9 @@ def _close(got, want, key: str) -> None:
     if isinstance(want, float | np.floating) and math.isnan(want):
         assert isinstance(got, float) and math.isnan(got), key
         return
-    np.testing.assert_allclose(np.asarray(got, float), np.asarray(want, float), rtol=1e-7, atol=1e-9, err_msg=key)
+    np.testing.assert_allclose(
+        np.asarray(got, float), np.asarray(want, float), rtol=1e-7, atol=1e-9, err_msg=key
+    )
 
 
 @pytest.mark.parametrize("group,key", SCALAR_KEYS, ids=[k for _, k in SCALAR_KEYS])
@@ -256,8 +286,11 @@ def _swaps(axes: dict[str, str]):
 
 # values that agree by mathematics, not by accident: both members' T_K share the GIB
 # eigenvalues and r_i = 1, so α_i / mean α is the same for m0 and m1
-SAME_BY_MATH = {"gib/feature_scaling/min/{member}", "gib/feature_scaling/max/{member}",
-                "feature_scaling/{member}"}
+SAME_BY_MATH = {
+    "gib/feature_scaling/min/{member}",
+    "gib/feature_scaling/max/{member}",
+    "feature_scaling/{member}",
+}
 
 
 def _differ(a, b) -> bool:
@@ -298,7 +331,9 @@ def test_distinct_keys_of_a_group_have_distinct_values(case):
     for group in CHECKED_GROUPS:
         values = {k: expected(k, group, True, ref) for k, _, _ in concrete(group, True)}
         clashes = [
-            (a, b) for a, b in itertools.combinations(values, 2) if not _differ(values[a], values[b])
+            (a, b)
+            for a, b in itertools.combinations(values, 2)
+            if not _differ(values[a], values[b])
         ]
         assert [c for c in clashes if c not in EQUAL_ON_THIS_PAIR] == [], group
 
@@ -333,7 +368,9 @@ class _Logger:
 
 
 @pytest.mark.filterwarnings("ignore:gib.beta_for_k:RuntimeWarning")
-def test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warning(tmp_path, monkeypatch, one_thread):
+def test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warning(
+    tmp_path, monkeypatch, one_thread
+):
     """k = d0 = r: there is no β_{k+1}, so ``gib/beta_crit/k_next`` (and its held-out twin) are
     inf. The logger gets inf, the records file null, and the record's warnings name exactly the
     non-finite scalars under their logged names; every other value is the mapped one."""
@@ -346,7 +383,9 @@ def test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warn
     from ncib.records import read_records, to_jsonable
 
     train, test, y, y_test = discriminating_pair()
-    feats = PairFeatures(train, test, y, y_test, {"train": torch.arange(len(y)), "test": torch.arange(len(y_test))})
+    feats = PairFeatures(
+        train, test, y, y_test, {"train": torch.arange(len(y)), "test": torch.arange(len(y_test))}
+    )
     monkeypatch.setattr(epoch_module, "extract_pair_features", lambda *a, **kw: feats)
     datamodule = SimpleNamespace(num_classes=K, setup=lambda stage: None)
     pair = SimpleNamespace(members=[None, None])
@@ -368,7 +407,9 @@ def test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warn
         for name, value in scalars.items():
             if not math.isfinite(value):
                 assert record[group]["scalars"][name] is None, name
-    assert {"analysis/gib/beta_crit/k_next", "analysis/gib/heldout/beta_crit/k_next"} <= set(infinite)
+    assert {"analysis/gib/beta_crit/k_next", "analysis/gib/heldout/beta_crit/k_next"} <= set(
+        infinite
+    )
     named = [w.split(" = ")[0] for w in record["warnings"] if "is not finite" in w]
     assert sorted(named) == sorted(infinite)
     assert record["epoch"] == 3 and record["global_step"] == 30 and record["k"] == k

@@ -30,7 +30,9 @@ def eval_cfg(**overrides):
 
 def evaluate(model, **overrides):
     dm = DigitsDataModule(seeds=model.seeds)
-    return train_linear_evaluation(model, dm, eval_cfg(**overrides), accelerator="cpu", progress=False)
+    return train_linear_evaluation(
+        model, dm, eval_cfg(**overrides), accelerator="cpu", progress=False
+    )
 
 
 def test_frozen_random_encoders_beat_chance_and_stay_untouched():
@@ -57,10 +59,16 @@ def test_both_correct_counts_samples_not_a_product_of_accuracies(monkeypatch):
     tests = iter([torch.where(half, y_test, wrong), torch.where(half, wrong, y_test)])
     y_train = dm.splits["train"][1]
     monkeypatch.setattr(
-        LinearEvaluator, "predict_features", lambda self, f: y_train if len(f) == len(y_train) else next(tests)
+        LinearEvaluator,
+        "predict_features",
+        lambda self, f: y_train if len(f) == len(y_train) else next(tests),
     )
-    out = le.train_linear_evaluation(pair(), dm, eval_cfg(epochs=1), accelerator="cpu", progress=False)
-    assert out["test_acc/m0"] == pytest.approx(0.5, abs=0.01) and out["test_acc/m1"] == pytest.approx(0.5, abs=0.01)
+    out = le.train_linear_evaluation(
+        pair(), dm, eval_cfg(epochs=1), accelerator="cpu", progress=False
+    )
+    assert out["test_acc/m0"] == pytest.approx(0.5, abs=0.01) and out[
+        "test_acc/m1"
+    ] == pytest.approx(0.5, abs=0.01)
     assert out["both_correct"] == 0.0
 
 
@@ -80,7 +88,9 @@ def test_augmented_views_run_through_the_encoder():
 
 def test_the_evaluator_keeps_the_encoder_frozen_in_eval_mode():
     enc = ConvNet(1, 8, 4)
-    evaluator = LinearEvaluator(enc, 10, optimizer=partial(torch.optim.SGD, lr=0.1), inputs="images")
+    evaluator = LinearEvaluator(
+        enc, 10, optimizer=partial(torch.optim.SGD, lr=0.1), inputs="images"
+    )
     evaluator.train()
     assert not enc.training and not any(p.requires_grad for p in enc.parameters())
     assert evaluator(torch.randn(3, 1, 8, 8)).shape == (3, 10)

@@ -21,7 +21,13 @@ def test_notebooks_exist_and_carry_no_outputs():
 
 
 def _run(*overrides, cwd):
-    proc = subprocess.run([sys.executable, "-m", "ncib.run", *overrides], cwd=cwd, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ncib.run", *overrides],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -31,15 +37,37 @@ def test_the_notebooks_execute_against_tiny_runs(tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
     train, transfer = tmp_path / "train", tmp_path / "transfer"
-    _run("trainer.max_epochs=3", "analysis.epochs=[1,3]", "linear_eval.epochs=2", "logger=csv", f"hydra.run.dir={train}", cwd=tmp_path)
-    _run("experiment=zero_shot_transfer", f"transfer.source={train}", "transfer.grid=[10,20,40]", "logger=csv",
-         f"hydra.run.dir={transfer}", cwd=tmp_path)
+    _run(
+        "trainer.max_epochs=3",
+        "analysis.epochs=[1,3]",
+        "linear_eval.epochs=2",
+        "logger=csv",
+        f"hydra.run.dir={train}",
+        cwd=tmp_path,
+    )
+    _run(
+        "experiment=zero_shot_transfer",
+        f"transfer.source={train}",
+        "transfer.grid=[10,20,40]",
+        "logger=csv",
+        f"hydra.run.dir={transfer}",
+        cwd=tmp_path,
+    )
     monkeypatch.setenv("NCIB_RUN_DIR", str(train))
     monkeypatch.setenv("NCIB_TRANSFER_DIR", str(transfer))
-    for name, made in (("paper_figures.ipynb", train / "notebook_figures"), ("transfer.ipynb", transfer / "notebook_figures")):
+    for name, made in (
+        ("paper_figures.ipynb", train / "notebook_figures"),
+        ("transfer.ipynb", transfer / "notebook_figures"),
+    ):
         nb = nbformat.read(REPO_ROOT / "notebooks" / name, as_version=4)
-        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-        images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        NotebookClient(
+            nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
+        images = [
+            o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+        ]
         assert images, f"{name} drew nothing"
         assert any(made.glob("*.png")), name
-    assert (train / "notebook_figures" / "fig3.png").exists() and (transfer / "notebook_figures" / "fig4a.png").exists()
+    assert (train / "notebook_figures" / "fig3.png").exists() and (
+        transfer / "notebook_figures" / "fig4a.png"
+    ).exists()

@@ -12,7 +12,9 @@ from tests.conftest import REPO_ROOT
 
 
 def test_every_package_under_ncib_is_listed_for_the_wheel():
-    block = re.search(r"^packages = \[(.*?)\]", (REPO_ROOT / "pyproject.toml").read_text(), re.M | re.S)
+    block = re.search(
+        r"^packages = \[(.*?)\]", (REPO_ROOT / "pyproject.toml").read_text(), re.M | re.S
+    )
     listed = set(re.findall(r'"([\w.]+)"', block.group(1)))
     found = {
         ".".join(p.parent.relative_to(REPO_ROOT).parts)
@@ -30,7 +32,18 @@ def test_the_wheel_installed_without_editable_mode_runs_from_any_directory(tmp_p
     for name in ("ncib", "conf"):
         shutil.copytree(REPO_ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist")], check=True)
+    subprocess.run(
+        [
+            *pip,
+            "wheel",
+            str(src),
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        check=True,
+    )
     wheel = next((tmp_path / "dist").glob("ncib-*.whl"))
     target = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
@@ -41,17 +54,39 @@ def test_the_wheel_installed_without_editable_mode_runs_from_any_directory(tmp_p
     env = {**os.environ, "PYTHONPATH": str(target), "WANDB_MODE": "offline"}
     where = subprocess.run(
         [sys.executable, "-c", "import ncib, ncib.conf; print(ncib.__file__)"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert where.stdout.strip().startswith(str(target)), where.stdout  # not the repository's copy
     run = subprocess.run(
-        [sys.executable, "-m", "ncib.run", "trainer.max_epochs=1", "analysis.epochs=[1]", "logger=csv",
-         "linear_eval.epochs=1", "hydra.run.dir=run"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "ncib.run",
+            "trainer.max_epochs=1",
+            "analysis.epochs=[1]",
+            "logger=csv",
+            "linear_eval.epochs=1",
+            "hydra.run.dir=run",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    assert (elsewhere / "run" / "analysis.jsonl").is_file() and (elsewhere / "run" / "report.md").is_file()
+    assert (elsewhere / "run" / "analysis.jsonl").is_file() and (
+        elsewhere / "run" / "report.md"
+    ).is_file()
     # the console script too
     script = target / "bin" / "ncib"
-    help_ = subprocess.run([str(script), "--help"], cwd=elsewhere, env=env, capture_output=True, text=True)
-    assert help_.returncode == 0 and "dataset: cifar10, cifar100, digits, imagenet32" in help_.stdout
+    help_ = subprocess.run(
+        [str(script), "--help"], cwd=elsewhere, env=env, capture_output=True, text=True
+    )
+    assert (
+        help_.returncode == 0 and "dataset: cifar10, cifar100, digits, imagenet32" in help_.stdout
+    )

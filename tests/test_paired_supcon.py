@@ -25,9 +25,15 @@ def build(seeds):
 def fit(seeds, steps=6):
     model, dm = build(seeds)
     trainer = pl.Trainer(
-        accelerator="cpu", max_epochs=2, max_steps=steps, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        deterministic=True, use_distributed_sampler=False,
+        accelerator="cpu",
+        max_epochs=2,
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+        use_distributed_sampler=False,
     )
     trainer.fit(model, datamodule=dm)
     return model, trainer
@@ -55,7 +61,9 @@ def test_members_differ_only_by_seed():
     assert a.keys() == b.keys()
     assert not torch.equal(a["encoder.net.0.0.weight"], b["encoder.net.0.0.weight"])
     again, _ = build([5, 0])
-    torch.testing.assert_close(again.members[1].state_dict()["encoder.net.0.0.weight"], a["encoder.net.0.0.weight"])
+    torch.testing.assert_close(
+        again.members[1].state_dict()["encoder.net.0.0.weight"], a["encoder.net.0.0.weight"]
+    )
 
 
 def test_logs_loss_per_member():

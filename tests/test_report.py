@@ -22,25 +22,56 @@ def synthetic_record(epoch, acc, with_gib=True):
             etf[f"probe/train_acc/{kind}/{m}"] = min(1.0, acc + 0.05)
     for s in ("raw", "tk"):
         for m in ("m0", "m1"):
-            etf |= {f"etf/equinorm/{s}/{m}": 0.3 / (1 + epoch), f"etf/angle_std_deg/{s}/{m}": 20.0 / (1 + epoch),
-                    f"etf/cos_mean/{s}/{m}": -0.1, f"nc1/{s}/{m}": 1.0 / (1 + epoch)}
+            etf |= {
+                f"etf/equinorm/{s}/{m}": 0.3 / (1 + epoch),
+                f"etf/angle_std_deg/{s}/{m}": 20.0 / (1 + epoch),
+                f"etf/cos_mean/{s}/{m}": -0.1,
+                f"nc1/{s}/{m}": 1.0 / (1 + epoch),
+            }
     rec = {
-        "epoch": epoch, "global_step": 5 * epoch, "num_classes": 10, "k": 10, "feature_dim": 128,
-        "num_train": 100, "num_test": 50, "warnings": ["a warning"] if epoch == 0 else [],
-        "identifiability": {"scalars": {"cca/mean_k/raw": 0.9, "cca/var_k/raw": 0.01 / (1 + epoch),
-                                        "cca/std_k/raw": 0.1 / (1 + epoch), "cca/mean_k/normal": 0.88,
-                                        "cca/heldout/mean_k/raw": 0.85}},
+        "epoch": epoch,
+        "global_step": 5 * epoch,
+        "num_classes": 10,
+        "k": 10,
+        "feature_dim": 128,
+        "num_train": 100,
+        "num_test": 50,
+        "warnings": ["a warning"] if epoch == 0 else [],
+        "identifiability": {
+            "scalars": {
+                "cca/mean_k/raw": 0.9,
+                "cca/var_k/raw": 0.01 / (1 + epoch),
+                "cca/std_k/raw": 0.1 / (1 + epoch),
+                "cca/mean_k/normal": 0.88,
+                "cca/heldout/mean_k/raw": 0.85,
+            }
+        },
         "simplex_etf": {"scalars": etf},
     }
     if with_gib:
         rec["gib"] = {
-            "scalars": {"gib/i_tx_tk": 3.0, "gib/i_ty_tk": 2.0, "gib/mi_xy": 40.0 + epoch,
-                        "gib/heldout/mi_xy": 20.0 + epoch, "gib/i_ty_frac_tk": 0.9,
-                        "gib/heldout/i_ty_frac_tk": 0.5 + 0.01 * epoch},
+            "scalars": {
+                "gib/i_tx_tk": 3.0,
+                "gib/i_ty_tk": 2.0,
+                "gib/mi_xy": 40.0 + epoch,
+                "gib/heldout/mi_xy": 20.0 + epoch,
+                "gib/i_ty_frac_tk": 0.9,
+                "gib/heldout/i_ty_frac_tk": 0.5 + 0.01 * epoch,
+            },
             "feature_scaling/m0": [1.0 + 0.01 * i for i in range(10)],
             "feature_scaling/m1": [1.0] * 10,
-            "information_curve": {"beta": [1, 2, 4], "i_tx": [0, 1, 3], "i_ty": [0, 0.8, 2.0], "i_xy": 2.2},
-            "heldout/information_curve": {"beta": [1, 2, 4], "i_tx": [0, 0.5, 1], "i_ty": [0, 0.4, 0.9], "i_xy": 1.0},
+            "information_curve": {
+                "beta": [1, 2, 4],
+                "i_tx": [0, 1, 3],
+                "i_ty": [0, 0.8, 2.0],
+                "i_xy": 2.2,
+            },
+            "heldout/information_curve": {
+                "beta": [1, 2, 4],
+                "i_tx": [0, 0.5, 1],
+                "i_ty": [0, 0.4, 0.9],
+                "i_xy": 1.0,
+            },
         }
     return rec
 
@@ -49,9 +80,18 @@ def synthetic_record(epoch, acc, with_gib=True):
 def run_dir(tmp_path):
     for epoch, acc in ((0, 0.5), (5, 0.8), (10, 0.95)):
         append_record(tmp_path / "analysis.jsonl", synthetic_record(epoch, acc))
-    (tmp_path / "linear_eval.json").write_text(json.dumps(
-        {"test_acc/m0": 0.95, "test_acc/m1": 0.96, "train_acc/m0": 1.0, "train_acc/m1": 1.0,
-         "both_correct": 0.93, "num_test": 50}))
+    (tmp_path / "linear_eval.json").write_text(
+        json.dumps(
+            {
+                "test_acc/m0": 0.95,
+                "test_acc/m1": 0.96,
+                "train_acc/m0": 1.0,
+                "train_acc/m1": 1.0,
+                "both_correct": 0.93,
+                "num_test": 50,
+            }
+        )
+    )
     return tmp_path
 
 
@@ -70,11 +110,19 @@ def test_tables_come_from_the_records(run_dir):
     text = (run_dir / "report.md").read_text()
     assert "| digits" not in text and "Table 1" in text and "a warning" in text
     info = report.tables["information"].rows
-    assert [r[0] for r in info] == [0, 5, 10] and info[-1][1:3] == [50.0, 30.0]  # in-sample, held-out
+    assert [r[0] for r in info] == [0, 5, 10] and info[-1][1:3] == [
+        50.0,
+        30.0,
+    ]  # in-sample, held-out
     cg = report.tables["compression_generalisation"].rows
     assert cg[-1][:2] == [10, pytest.approx(0.6)] and cg[-1][3:5] == pytest.approx([95.0, 94.0])
-    for name in ("fig2_nc1_vs_identifiability", "fig3_etf_in_tk", "fig4b_feature_scaling", "information_curve",
-                 "compression_generalisation"):
+    for name in (
+        "fig2_nc1_vs_identifiability",
+        "fig3_etf_in_tk",
+        "fig4b_feature_scaling",
+        "information_curve",
+        "compression_generalisation",
+    ):
         path = report.figures[name]
         assert path.exists() and path.stat().st_size > 5000 and path.read_bytes()[:4] == b"\x89PNG"
         assert f"figures/{path.name}" in text
@@ -83,7 +131,9 @@ def test_tables_come_from_the_records(run_dir):
 def test_missing_callbacks_drop_only_their_parts(tmp_path):
     append_record(tmp_path / "analysis.jsonl", synthetic_record(3, 0.9, with_gib=False))
     report = build_report(tmp_path)
-    assert "fig4b_feature_scaling" not in report.figures and "information_curve" not in report.figures
+    assert (
+        "fig4b_feature_scaling" not in report.figures and "information_curve" not in report.figures
+    )
     assert "fig3_etf_in_tk" in report.figures and "table1" not in report.tables
 
 
@@ -96,13 +146,17 @@ def test_table2_needs_every_probe():
 def test_cli_regenerates_the_same_report(run_dir):
     first = write_report(run_dir).markdown
     (run_dir / "report.md").unlink()
-    proc = subprocess.run([sys.executable, "-m", "ncib.report", str(run_dir)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ncib.report", str(run_dir)], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert (run_dir / "report.md").read_text() == first
 
 
 def test_cli_on_an_empty_directory_says_what_is_missing(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "ncib.report", str(tmp_path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ncib.report", str(tmp_path)], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "analysis.jsonl" in proc.stderr
 
 
@@ -125,7 +179,11 @@ def test_the_cli_reads_a_real_run_config_in_a_fresh_process(run_dir, tmp_path):
     from tests.conftest import compose_config
 
     (run_dir / ".hydra").mkdir()
-    (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(compose_config(["dataset.classes=[0,1,2]"])))
-    proc = subprocess.run([sys.executable, "-m", "ncib.report", str(run_dir)], capture_output=True, text=True)
+    (run_dir / ".hydra" / "config.yaml").write_text(
+        OmegaConf.to_yaml(compose_config(["dataset.classes=[0,1,2]"]))
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "ncib.report", str(run_dir)], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "K = 3" in (run_dir / "report.md").read_text()

@@ -17,7 +17,9 @@ import torch
 from ncib.records import read_records
 
 COMMAND = [
-    "trainer.max_epochs=6", "analysis.epochs=[0,2,4,6]", "linear_eval.epochs=3",
+    "trainer.max_epochs=6",
+    "analysis.epochs=[0,2,4,6]",
+    "linear_eval.epochs=3",
     "dataset.datamodule.batch_size=128",
 ]
 
@@ -25,7 +27,11 @@ COMMAND = [
 def run(run_dir, *extra, env=None, cwd, base=COMMAND):
     return subprocess.run(
         [sys.executable, "-m", "ncib.run", *base, *extra, f"hydra.run.dir={run_dir}"],
-        cwd=cwd, capture_output=True, text=True, timeout=900, env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -35,7 +41,9 @@ def numbers(record):
 
 def outcome(run_dir):
     records = [numbers(r) for r in read_records(run_dir / "analysis.jsonl")]
-    weights = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    weights = torch.load(
+        run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
+    )["state_dict"]
     table1 = json.loads((run_dir / "linear_eval.json").read_text())
     with open(run_dir / "csv" / "metrics.csv") as f:
         rows = [{k: v for k, v in r.items() if v} for r in csv.DictReader(f)]
@@ -81,13 +89,18 @@ def test_a_kill_half_way_resumes_to_the_same_result(uninterrupted, tmp_path):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-m", "ncib.run", *COMMAND, f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None:
             ckpt = run_dir / "checkpoints" / "last.ckpt"
-            if ckpt.exists() and torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"] >= 2:
+            if (
+                ckpt.exists()
+                and torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"] >= 2
+            ):
                 break
             time.sleep(0.2)
         assert proc.poll() is None, "the run finished before it could be killed"
@@ -105,12 +118,16 @@ def test_resume_with_another_config_names_the_keys_and_changes_nothing(tmp_path)
     first = run(tmp_path / "run", "trainer.max_epochs=1", cwd=tmp_path, base=quick)
     assert first.returncode == 0, first.stderr[-3000:]
     records = (tmp_path / "run" / "analysis.jsonl").read_bytes()
-    changed = run(tmp_path / "run", "trainer.max_epochs=1", "model.optimizer.lr=0.3", cwd=tmp_path, base=quick)
+    changed = run(
+        tmp_path / "run", "trainer.max_epochs=1", "model.optimizer.lr=0.3", cwd=tmp_path, base=quick
+    )
     assert changed.returncode != 0 and "model.optimizer.lr: 0.1 → 0.3" in changed.stderr
     assert (tmp_path / "run" / "analysis.jsonl").read_bytes() == records
     assert "model.optimizer.lr" not in (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()
     fresh = run(tmp_path / "run", "trainer.max_epochs=1", "resume=false", cwd=tmp_path, base=quick)
-    assert fresh.returncode != 0 and "resume=false" in fresh.stderr and "already holds" in fresh.stderr
+    assert (
+        fresh.returncode != 0 and "resume=false" in fresh.stderr and "already holds" in fresh.stderr
+    )
     assert "resume=false" not in (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()
     longer = run(tmp_path / "run", "trainer.max_epochs=2", cwd=tmp_path, base=quick)
     assert longer.returncode == 0, longer.stderr[-3000:]  # max_epochs may change on resume

@@ -20,7 +20,10 @@ from ncib.records import read_records
 def run_app(*overrides, cwd, timeout=600):
     return subprocess.run(
         [sys.executable, "-m", "ncib.run", *overrides],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -52,7 +55,10 @@ def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
         for cls in (IdentifiabilityCallback, GIBCallback, SimplexETFCallback):
             assert set(r[cls.group]["scalars"]) == set(keys(cls.group)), cls.group
     evaluation = json.loads((run_dir / "linear_eval.json").read_text())
-    assert 0.5 < evaluation["test_acc/m0"] <= 1 and evaluation["both_correct"] <= evaluation["test_acc/m1"]
+    assert (
+        0.5 < evaluation["test_acc/m0"] <= 1
+        and evaluation["both_correct"] <= evaluation["test_acc/m1"]
+    )
     report = (run_dir / "report.md").read_text()
     assert "Table 1" in report and "Table 2" in report
     assert len(list((run_dir / "figures").glob("*.png"))) == 5
@@ -60,7 +66,10 @@ def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
     # the report's tables and figures went to the (offline) W&B run too
     media = offline[0] / "files" / "media"
     assert len(list((media / "images" / "report").glob("*.png"))) == 5
-    assert {p.name.split("_")[0] for p in (media / "table" / "report").glob("*.table.json")} >= {"table1", "table2"}
+    assert {p.name.split("_")[0] for p in (media / "table" / "report").glob("*.table.json")} >= {
+        "table1",
+        "table2",
+    }
 
     # the linear evaluation again, standalone, from the last checkpoint: it reproduces Table 1,
     # and never overwrites it silently
@@ -70,14 +79,17 @@ def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
     assert again.returncode != 0 and "linear_eval.json exists" in again.stderr
     again = subprocess.run(
         [sys.executable, "-m", "ncib.linear_eval", str(run_dir), "--output", "again.json"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((run_dir / "again.json").read_text()) == evaluation
 
     # the report is made from the records alone
     (run_dir / "report.md").unlink()
-    regen = subprocess.run([sys.executable, "-m", "ncib.report", str(run_dir)], capture_output=True, text=True)
+    regen = subprocess.run(
+        [sys.executable, "-m", "ncib.report", str(run_dir)], capture_output=True, text=True
+    )
     assert regen.returncode == 0, regen.stderr
     assert (run_dir / "report.md").read_text() == report
 
@@ -108,8 +120,13 @@ def test_unknown_dataset_lists_the_options(tmp_path):
 def test_ddp_on_two_cpu_processes_trains_and_analyses_each_sample_once(tmp_path):
     run_dir = tmp_path / "run"
     proc = run_app(
-        "trainer.devices=2", "+trainer.strategy=ddp", "trainer.max_epochs=3", "logger=csv",
-        "probe.epochs=5", f"hydra.run.dir={run_dir}", cwd=tmp_path,
+        "trainer.devices=2",
+        "+trainer.strategy=ddp",
+        "trainer.max_epochs=3",
+        "logger=csv",
+        "probe.epochs=5",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(run_dir / "csv" / "metrics.csv") as f:

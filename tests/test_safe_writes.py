@@ -43,7 +43,9 @@ class _FillsUp:
 
 def _check_previous_survives(path, save):
     save({"state_dict": {"w": torch.ones(3)}, "epoch": 4})
-    with pytest.raises(OSError, match="no space left on the device while writing .*last.ckpt") as err:
+    with pytest.raises(
+        OSError, match="no space left on the device while writing .*last.ckpt"
+    ) as err:
         save({"state_dict": {"w": torch.zeros(200_000)}, "epoch": 5})
     assert err.value.errno == errno.ENOSPC
     ckpt = torch.load(path, weights_only=True)
@@ -51,11 +53,15 @@ def _check_previous_survives(path, save):
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temporary left
 
 
-def test_a_full_disk_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_path, monkeypatch):
+def test_a_full_disk_during_a_checkpoint_write_leaves_the_previous_one_loadable(
+    tmp_path, monkeypatch
+):
     path = tmp_path / "checkpoints" / "last.ckpt"
     real_fdopen = os.fdopen
     room = {"bytes": 10**9}
-    monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: _FillsUp(real_fdopen(fd, *a, **k), room["bytes"]))
+    monkeypatch.setattr(
+        os, "fdopen", lambda fd, *a, **k: _FillsUp(real_fdopen(fd, *a, **k), room["bytes"])
+    )
 
     def save(ckpt):
         room["bytes"] = 10**9 if ckpt["epoch"] == 4 else 50_000  # the second write fills the disk
@@ -68,11 +74,15 @@ def test_a_full_disk_during_a_checkpoint_write_leaves_the_previous_one_loadable(
 def test_a_really_full_small_disk(tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)], capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)], capture_output=True
+    ).returncode:
         pytest.skip("tmpfs cannot be mounted here")
     try:
         path = disk / "checkpoints" / "last.ckpt"
-        _check_previous_survives(path, lambda ckpt: AtomicCheckpointIO().save_checkpoint(ckpt, path))
+        _check_previous_survives(
+            path, lambda ckpt: AtomicCheckpointIO().save_checkpoint(ckpt, path)
+        )
     finally:
         subprocess.run(["umount", str(disk)], check=False)
 
@@ -98,7 +108,7 @@ def test_a_torn_last_line_is_skipped_by_readers_with_a_warning(tmp_path):
     path = _torn(tmp_path)
     with pytest.warns(RuntimeWarning, match="skipped 1 unreadable line"):
         assert [r["epoch"] for r in read_records(path)] == [1, 2]
-    assert path.read_bytes().endswith(b'2.')  # reading changes nothing
+    assert path.read_bytes().endswith(b"2.")  # reading changes nothing
 
 
 def test_the_next_append_sets_a_torn_line_aside_instead_of_gluing_onto_it(tmp_path):
@@ -122,12 +132,33 @@ def test_rewrite_keeps_the_chosen_records_and_sets_torn_lines_aside(tmp_path):
 def test_the_report_still_reports_the_good_records_of_a_torn_file(tmp_path):
     path = _torn(tmp_path)
     for r in ({"epoch": 1}, {"epoch": 2}):
-        r |= {"num_classes": 10, "k": 10, "feature_dim": 8, "identifiability": {"scalars": {"cca/mean_k/raw": 0.5}}}
+        r |= {
+            "num_classes": 10,
+            "k": 10,
+            "feature_dim": 8,
+            "identifiability": {"scalars": {"cca/mean_k/raw": 0.5}},
+        }
     path.write_bytes(
-        b"".join(json.dumps(r).encode() + b"\n" for r in (
-            {"epoch": 1, "num_classes": 10, "k": 10, "feature_dim": 8, "identifiability": {"scalars": {"cca/mean_k/raw": 0.5}}},
-            {"epoch": 2, "num_classes": 10, "k": 10, "feature_dim": 8, "identifiability": {"scalars": {"cca/mean_k/raw": 0.6}}},
-        )) + b'{"epoch": 3, "a": [1.0, 2.'
+        b"".join(
+            json.dumps(r).encode() + b"\n"
+            for r in (
+                {
+                    "epoch": 1,
+                    "num_classes": 10,
+                    "k": 10,
+                    "feature_dim": 8,
+                    "identifiability": {"scalars": {"cca/mean_k/raw": 0.5}},
+                },
+                {
+                    "epoch": 2,
+                    "num_classes": 10,
+                    "k": 10,
+                    "feature_dim": 8,
+                    "identifiability": {"scalars": {"cca/mean_k/raw": 0.6}},
+                },
+            )
+        )
+        + b'{"epoch": 3, "a": [1.0, 2.'
     )
     with pytest.warns(RuntimeWarning, match="unreadable"):
         report = write_report(tmp_path)

@@ -141,8 +141,13 @@ def test_step_decay_at_completed_epochs_is_the_reference_linear_evaluation():
     # set once per epoch
     steps_per_epoch = 7
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=5.0)
-    sched = step_decay(opt, total_steps=100 * steps_per_epoch, steps_per_epoch=steps_per_epoch,
-                       gamma=0.2, milestone_epochs=(60, 75, 90))
+    sched = step_decay(
+        opt,
+        total_steps=100 * steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        gamma=0.2,
+        milestone_epochs=(60, 75, 90),
+    )
     for step in range(100 * steps_per_epoch):
         epoch = step // steps_per_epoch + 1
         expected = 5.0 * 0.2 ** sum(epoch > d for d in (60, 75, 90))

@@ -19,7 +19,9 @@ def slow_supcon(features, labels, temperature):
         if not positives:
             continue
         denom = sum(torch.exp(p[i] @ p[a] / temperature) for a in range(len(p)) if a != i)
-        total += -sum(torch.log(torch.exp(p[i] @ p[j] / temperature) / denom) for j in positives) / len(positives)
+        total += -sum(
+            torch.log(torch.exp(p[i] @ p[j] / temperature) / denom) for j in positives
+        ) / len(positives)
         anchors += 1
     return total / anchors
 

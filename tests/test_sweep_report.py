@@ -48,14 +48,27 @@ def fake_job(sweep, num, seed_pair, *, acc=None, lin=None, epochs=EPOCHS, report
     cfg = compose_config([*QUICK, f"seed_pair=[{a},{b}]", *extra])
     cfg.paths.output_dir = "${hydra:runtime.output_dir}"  # as Hydra saves it
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
-    OmegaConf.save(OmegaConf.create({"hydra": {"job": {"num": num}}}), run_dir / ".hydra" / "hydra.yaml")
-    OmegaConf.save(OmegaConf.create([f"seed_pair=[{a},{b}]", *extra]), run_dir / ".hydra" / "overrides.yaml")
+    OmegaConf.save(
+        OmegaConf.create({"hydra": {"job": {"num": num}}}), run_dir / ".hydra" / "hydra.yaml"
+    )
+    OmegaConf.save(
+        OmegaConf.create([f"seed_pair=[{a},{b}]", *extra]), run_dir / ".hydra" / "overrides.yaml"
+    )
     for e in epochs if acc is not None else ():
         append_record(run_dir / "analysis.jsonl", synthetic_record(e, acc + 0.002 * e))
     if lin is not None:
-        (run_dir / "linear_eval.json").write_text(json.dumps(
-            {"test_acc/m0": lin, "test_acc/m1": lin - 0.01, "train_acc/m0": 1.0, "train_acc/m1": 1.0,
-             "both_correct": lin - 0.03, "num_test": 50}))
+        (run_dir / "linear_eval.json").write_text(
+            json.dumps(
+                {
+                    "test_acc/m0": lin,
+                    "test_acc/m1": lin - 0.01,
+                    "train_acc/m0": 1.0,
+                    "train_acc/m1": 1.0,
+                    "both_correct": lin - 0.03,
+                    "num_test": 50,
+                }
+            )
+        )
     if report:
         (run_dir / "report.md").write_text("# report\n")
     return run_dir
@@ -82,15 +95,30 @@ def sweep(tmp_path):
     """Six planned jobs: 0, 1, 2 finished (two recipes), 3 failed, 4 killed half-way, 5 never ran."""
     sweep = tmp_path / "multirun" / "2026-01-01_00-00-00"
     sweep.mkdir(parents=True)
-    OmegaConf.save(OmegaConf.create({"hydra": {
-        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "params": None},
-        "overrides": {"task": ["seed_pair=[0,1],[2,3],[4,5],[6,7],[8,9],[10,11]", *QUICK]},
-    }}), sweep / "multirun.yaml")
+    OmegaConf.save(
+        OmegaConf.create(
+            {
+                "hydra": {
+                    "sweeper": {
+                        "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                        "params": None,
+                    },
+                    "overrides": {
+                        "task": ["seed_pair=[0,1],[2,3],[4,5],[6,7],[8,9],[10,11]", *QUICK]
+                    },
+                }
+            }
+        ),
+        sweep / "multirun.yaml",
+    )
     fake_job(sweep, 0, (0, 1), acc=0.80, lin=0.95)
     fake_job(sweep, 1, (2, 3), acc=0.86, lin=0.91)
     fake_job(sweep, 2, (4, 5), acc=0.70, lin=0.50, extra=["model.temperature=0.5"])
     (sweep / "3_digits_seeds6-7" / ".hydra").mkdir(parents=True)  # Hydra made it; the job raised
-    OmegaConf.save(OmegaConf.create({"hydra": {"job": {"num": 3}}}), sweep / "3_digits_seeds6-7" / ".hydra" / "hydra.yaml")
+    OmegaConf.save(
+        OmegaConf.create({"hydra": {"job": {"num": 3}}}),
+        sweep / "3_digits_seeds6-7" / ".hydra" / "hydra.yaml",
+    )
     fake_submitit_failure(sweep, 3, "training diverged at epoch 4")
     fake_job(sweep, 4, (8, 9), acc=0.83, epochs=(0, 5), report=False)  # killed after epoch 5
     return sweep
@@ -100,7 +128,14 @@ def test_every_job_is_listed_with_its_status(sweep):
     assert is_sweep_dir(sweep) and not is_sweep_dir(sweep / "0_digits_seeds0-1")
     report = build_sweep_report(sweep)
     status = {j.num: (j.status, j.detail) for j in report.jobs}
-    assert [status[n][0] for n in range(6)] == [FINISHED, FINISHED, FINISHED, FAILED, UNFINISHED, NOT_STARTED]
+    assert [status[n][0] for n in range(6)] == [
+        FINISHED,
+        FINISHED,
+        FINISHED,
+        FAILED,
+        UNFINISHED,
+        NOT_STARTED,
+    ]
     assert "training diverged at epoch 4" in status[3][1]
     assert "2 of 3 analysis records" in status[4][1] and "epochs [10] missing" in status[4][1]
     assert "no linear_eval.json" in status[4][1] and "no report.md" in status[4][1]
@@ -120,12 +155,23 @@ def test_a_job_that_submitit_saw_crash_is_failed(tmp_path):
     sweep = tmp_path / "sweep"
     folder = sweep / ".submitit" / "999_2"  # an array job: <id>_<index>
     folder.mkdir(parents=True)
-    OmegaConf.save(OmegaConf.create({"hydra": {
-        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"},
-        "overrides": {"task": ["seed_pair=[0,1],[2,3],[4,5]"]},
-    }}), sweep / "multirun.yaml")
+    OmegaConf.save(
+        OmegaConf.create(
+            {
+                "hydra": {
+                    "sweeper": {
+                        "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+                    },
+                    "overrides": {"task": ["seed_pair=[0,1],[2,3],[4,5]"]},
+                }
+            }
+        ),
+        sweep / "multirun.yaml",
+    )
     with open(folder / "999_2_0_result.pkl", "wb") as f:
-        pickle.dump(("error", "Traceback (most recent call last):\n  ...\nMemoryError: out of memory\n"), f)
+        pickle.dump(
+            ("error", "Traceback (most recent call last):\n  ...\nMemoryError: out of memory\n"), f
+        )
     with open(folder / "999_2_submitted.pkl", "wb") as f:
         pickle.dump(types.SimpleNamespace(args=(["seed_pair=[4,5]"], "key", 2, "999_2", {})), f)
     jobs = build_sweep_report(sweep).jobs
@@ -146,24 +192,38 @@ def test_tables_are_mean_and_std_over_the_pairs_of_a_recipe(sweep):
     report = build_sweep_report(sweep)
     t1 = {row[0]: row for row in report.tables["table1"].rows}
     row = t1["digits · convnet · model.temperature=0.1"]
-    runs = [json.loads((sweep / d / "linear_eval.json").read_text()) for d in ("0_digits_seeds0-1", "1_digits_seeds2-3")]
+    runs = [
+        json.loads((sweep / d / "linear_eval.json").read_text())
+        for d in ("0_digits_seeds0-1", "1_digits_seeds2-3")
+    ]
     assert row[1] == 2  # the killed run 4 is not averaged in
     for cell, k in zip(row[2:], ("test_acc/m0", "test_acc/m1", "both_correct")):
         vals = [100 * r[k] for r in runs]
-        assert cell.mean == pytest.approx(statistics.mean(vals)) and cell.std == pytest.approx(statistics.stdev(vals))
+        assert cell.mean == pytest.approx(statistics.mean(vals)) and cell.std == pytest.approx(
+            statistics.stdev(vals)
+        )
     assert t1["digits · convnet · model.temperature=0.5"][2] == MeanStd(50.0, None, 1)
 
     t2 = [r for r in report.tables["table2"].rows if r[0].endswith("0.1")]
     assert [r[2] for r in t2] == ["raw", "normal", "tk"] and all(r[1] == 10 for r in t2)
-    last = [read_records(sweep / d / "analysis.jsonl")[-1] for d in ("0_digits_seeds0-1", "1_digits_seeds2-3")]
+    last = [
+        read_records(sweep / d / "analysis.jsonl")[-1]
+        for d in ("0_digits_seeds0-1", "1_digits_seeds2-3")
+    ]
     for row in t2:
         kind = row[2]
         m0 = [100 * scalar(r, f"probe/test_acc/{kind}/m0") for r in last]
         m1 = [100 * scalar(r, f"probe/test_acc/{kind}/m1") for r in last]
         both = [(a + b) / 2 for a, b in zip(m0, m1)]
-        assert (row[4].mean, row[4].std) == pytest.approx((statistics.mean(m0), statistics.stdev(m0)))
-        assert (row[5].mean, row[5].std) == pytest.approx((statistics.mean(m1), statistics.stdev(m1)))
-        assert (row[6].mean, row[6].std) == pytest.approx((statistics.mean(both), statistics.stdev(both)))
+        assert (row[4].mean, row[4].std) == pytest.approx(
+            (statistics.mean(m0), statistics.stdev(m0))
+        )
+        assert (row[5].mean, row[5].std) == pytest.approx(
+            (statistics.mean(m1), statistics.stdev(m1))
+        )
+        assert (row[6].mean, row[6].std) == pytest.approx(
+            (statistics.mean(both), statistics.stdev(both))
+        )
     assert "| digits · convnet · model.temperature=0.1 | 2 | " in report.markdown
 
 
@@ -176,11 +236,17 @@ def test_bands_are_per_epoch_over_pairs(sweep):
     assert epochs == list(EPOCHS)
     for e, y in zip(epochs, ys):
         per_pair = [0.3 / (1 + e)] * 2  # synthetic: both members, both pairs
-        assert y.mean == pytest.approx(statistics.mean(per_pair)) and y.std == pytest.approx(0.0) and y.n == 2
+        assert (
+            y.mean == pytest.approx(statistics.mean(per_pair))
+            and y.std == pytest.approx(0.0)
+            and y.n == 2
+        )
     epochs, ys = band(recipe.finished, "probe/test_acc/raw/{m}")
     for e, y in zip(epochs, ys):
         pairs = [((acc + 0.002 * e) + (acc + 0.002 * e - 0.01)) / 2 for acc in (0.80, 0.86)]
-        assert y.mean == pytest.approx(statistics.mean(pairs)) and y.std == pytest.approx(statistics.stdev(pairs))
+        assert y.mean == pytest.approx(statistics.mean(pairs)) and y.std == pytest.approx(
+            statistics.stdev(pairs)
+        )
     written = write_sweep_report(sweep, wandb=False)
     assert written.path.read_text() == written.markdown
     figs = written.figures[recipe.label]
@@ -202,20 +268,30 @@ def test_the_tables_go_to_wandb_when_the_runs_did(sweep, tmp_path, monkeypatch):
     assert run.run.job_type == "sweep-summary" and run.run.run_group == "digits/2026-01-01_00-00-00"
     assert run.config["recipe"] == "digits · convnet · model.temperature=0.1"
     assert run.config["status"] == {"0": FINISHED, "1": FINISHED, "4": UNFINISHED}
-    tables = {k.split("/")[1]: v for row in run.history for k, v in row.items()
-              if k.startswith("sweep/table") and k.endswith("/path")}
+    tables = {
+        k.split("/")[1]: v
+        for row in run.history
+        for k, v in row.items()
+        if k.startswith("sweep/table") and k.endswith("/path")
+    }
     assert set(tables) == {"table1", "table2"}
     media = files[0].parent / "files"
     t1 = json.loads((media / tables["table1"]).read_text())
     row = dict(zip(t1["columns"], t1["data"][0]))
     ref = report.tables["table1"].rows[0]
-    assert row["m0 mean"] == pytest.approx(ref[2].mean) and row["m0 std"] == pytest.approx(ref[2].std)
+    assert row["m0 mean"] == pytest.approx(ref[2].mean) and row["m0 std"] == pytest.approx(
+        ref[2].std
+    )
     assert len(t1["data"]) == 1  # only its recipe's rows
 
 
 def test_the_command_dispatches_run_and_sweep_directories(sweep):
-    out = subprocess.run([sys.executable, "-m", "ncib.report", str(sweep), "--no-wandb"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "ncib.report", str(sweep), "--no-wandb"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "3 finished, 1 failed, 1 unfinished, 1 not started" in out.stdout
     assert (sweep / "sweep_report.md").is_file() and not (sweep / "wandb").exists()
@@ -227,15 +303,36 @@ def test_a_real_sweep_with_a_failing_job(tmp_path):
     sweep = tmp_path / "sweep"
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "ncib.run", "-m", "hydra/launcher=local", "seed_pair=[0,1],[2,3],[4,4]",
-         "trainer.max_epochs=2", "analysis.epochs=[1,2]", "linear_eval.epochs=1", "logger=csv",
-         "analysis.checkpoints=false", f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=1200,
+        [
+            sys.executable,
+            "-m",
+            "ncib.run",
+            "-m",
+            "hydra/launcher=local",
+            "seed_pair=[0,1],[2,3],[4,4]",
+            "trainer.max_epochs=2",
+            "analysis.epochs=[1,2]",
+            "linear_eval.epochs=1",
+            "logger=csv",
+            "analysis.checkpoints=false",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1200,
         env={**os.environ, "NCIB_DATA_DIR": str(tmp_path / "data")},
     )
     print(f"sweep: {time.monotonic() - started:.0f} s")
-    assert proc.returncode != 0 and "seed_pair must hold exactly two different integers" in proc.stderr
-    out = subprocess.run([sys.executable, "-m", "ncib.report", str(sweep)], capture_output=True, text=True, timeout=600)
+    assert (
+        proc.returncode != 0 and "seed_pair must hold exactly two different integers" in proc.stderr
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "ncib.report", str(sweep)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     report = build_sweep_report(sweep)
     assert [(j.num, j.status) for j in report.jobs] == [(0, FINISHED), (1, FINISHED), (2, FAILED)]
@@ -246,10 +343,17 @@ def test_a_real_sweep_with_a_failing_job(tmp_path):
     (row,) = report.tables["table1"].rows
     for cell, k in zip(row[2:], ("test_acc/m0", "test_acc/m1", "both_correct")):
         vals = [100 * r[k] for r in runs]
-        assert (cell.mean, cell.std) == pytest.approx((statistics.mean(vals), statistics.stdev(vals)))
+        assert (cell.mean, cell.std) == pytest.approx(
+            (statistics.mean(vals), statistics.stdev(vals))
+        )
     last = [read_records(j.run_dir / "analysis.jsonl")[-1] for j in recipe.finished]
     tk = next(r for r in report.tables["table2"].rows if r[2] == "tk")
-    means = [100 * (scalar(r, "probe/test_acc/tk/m0") + scalar(r, "probe/test_acc/tk/m1")) / 2 for r in last]
-    assert (tk[6].mean, tk[6].std) == pytest.approx((statistics.mean(means), statistics.stdev(means)))
+    means = [
+        100 * (scalar(r, "probe/test_acc/tk/m0") + scalar(r, "probe/test_acc/tk/m1")) / 2
+        for r in last
+    ]
+    assert (tk[6].mean, tk[6].std) == pytest.approx(
+        (statistics.mean(means), statistics.stdev(means))
+    )
     md = (sweep / "sweep_report.md").read_text()
     assert "2 finished, 1 failed" in md and "| 2 | 2_digits_seeds4-4 | 4/4 |" in md

@@ -17,14 +17,28 @@ from ncib.records import read_records
 
 
 def app(*overrides, cwd, timeout=900):
-    return subprocess.run([sys.executable, "-m", "ncib.run", *overrides], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ncib.run", *overrides],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrain")
-    proc = app("dataset.classes=[0,1,2,3,4]", "dataset.datamodule.test_fraction=0.5", "trainer.max_epochs=6", "analysis.epochs=[6]", "~linear_eval",
-               "logger=csv", f"hydra.run.dir={root / 'run'}", cwd=root)
+    proc = app(
+        "dataset.classes=[0,1,2,3,4]",
+        "dataset.datamodule.test_fraction=0.5",
+        "trainer.max_epochs=6",
+        "analysis.epochs=[6]",
+        "~linear_eval",
+        "logger=csv",
+        f"hydra.run.dir={root / 'run'}",
+        cwd=root,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert read_records(root / "run" / "analysis.jsonl")[-1]["num_classes"] == 5
     return root / "run"
@@ -33,8 +47,14 @@ def pretrained(tmp_path_factory):
 @pytest.fixture(scope="module")
 def transferred(pretrained, tmp_path_factory):
     root = tmp_path_factory.mktemp("transfer")
-    proc = app("experiment=zero_shot_transfer", f"transfer.source={pretrained}", "logger=csv",
-               "dataset.datamodule.test_fraction=0.5", f"hydra.run.dir={root / 'run'}", cwd=root)
+    proc = app(
+        "experiment=zero_shot_transfer",
+        f"transfer.source={pretrained}",
+        "logger=csv",
+        "dataset.datamodule.test_fraction=0.5",
+        f"hydra.run.dir={root / 'run'}",
+        cwd=root,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root / "run"
 
@@ -67,8 +87,14 @@ def test_transfer_to_all_ten_digits_gives_table_3_and_the_k_prime_curve(transfer
 
 def test_a_missing_source_fails_in_seconds_naming_the_path(tmp_path):
     start = time.monotonic()
-    proc = app("experiment=zero_shot_transfer", f"transfer.source={tmp_path / 'no_such_run'}", cwd=tmp_path)
-    assert proc.returncode != 0 and str(tmp_path / "no_such_run") in proc.stderr and "does not exist" in proc.stderr
+    proc = app(
+        "experiment=zero_shot_transfer", f"transfer.source={tmp_path / 'no_such_run'}", cwd=tmp_path
+    )
+    assert (
+        proc.returncode != 0
+        and str(tmp_path / "no_such_run") in proc.stderr
+        and "does not exist" in proc.stderr
+    )
     assert time.monotonic() - start < 10
 
 
@@ -79,10 +105,17 @@ def test_a_source_is_required(tmp_path):
 
 def test_a_foreign_source_and_a_backbone_mismatch_fail_before_any_work(pretrained, tmp_path):
     (tmp_path / "foreign").mkdir()
-    proc = app("experiment=zero_shot_transfer", f"transfer.source={tmp_path / 'foreign'}", cwd=tmp_path)
+    proc = app(
+        "experiment=zero_shot_transfer", f"transfer.source={tmp_path / 'foreign'}", cwd=tmp_path
+    )
     assert proc.returncode != 0 and "not an ncib run directory" in proc.stderr
-    proc = app("experiment=zero_shot_transfer", f"transfer.source={pretrained}", "backbone.width=16",
-               f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    proc = app(
+        "experiment=zero_shot_transfer",
+        f"transfer.source={pretrained}",
+        "backbone.width=16",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0
     assert "'width': 32" in proc.stderr and "'width': 16" in proc.stderr  # both architectures named
     assert not (tmp_path / "run" / "analysis.jsonl").exists()

@@ -25,11 +25,17 @@ from tests.conftest import compose_config
         (["analysis.max_samples=5"], "analysis.max_samples=5", "at least 5 samples per class"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0", "at least one epoch"),
         (["analysis.epochs=[-1,2]"], "analysis.epochs=[-1, 2]", "[0, trainer.max_epochs]"),
-        (["analysis.epochs=null", "analysis.every_n_epochs=0"], "analysis.every_n_epochs=0", ">= 1"),
+        (
+            ["analysis.epochs=null", "analysis.every_n_epochs=0"],
+            "analysis.every_n_epochs=0",
+            ">= 1",
+        ),
         (["dataset=cifar10", "analysis.k=3000"], "analysis.k=3000", "[1, 2048]"),
     ],
 )
-def test_degenerate_settings_are_errors_naming_key_value_and_what_is_allowed(tmp_path, overrides, key, allowed):
+def test_degenerate_settings_are_errors_naming_key_value_and_what_is_allowed(
+    tmp_path, overrides, key, allowed
+):
     cfg = compose_config(overrides, output_dir=tmp_path)
     with pytest.raises(ConfigError) as err:
         validate(cfg)
@@ -37,11 +43,16 @@ def test_degenerate_settings_are_errors_naming_key_value_and_what_is_allowed(tmp
 
 
 def test_analysis_epochs_beyond_the_end_and_tiny_batches_are_warned_about(tmp_path, caplog):
-    cfg = compose_config(["analysis.epochs=[1000]", "trainer.max_epochs=2", "dataset.datamodule.batch_size=4"], output_dir=tmp_path)
+    cfg = compose_config(
+        ["analysis.epochs=[1000]", "trainer.max_epochs=2", "dataset.datamodule.batch_size=4"],
+        output_dir=tmp_path,
+    )
     with caplog.at_level(logging.WARNING, logger="ncib.config"):
         validate(cfg)
     text = caplog.text
-    assert "[1000]" in text and "trainer.max_epochs=2" in text and "nothing will be analysed" in text
+    assert (
+        "[1000]" in text and "trainer.max_epochs=2" in text and "nothing will be analysed" in text
+    )
     assert "batch_size=4 is smaller than the 10 classes" in text
 
 
@@ -54,7 +65,9 @@ def test_a_degenerate_run_fails_in_seconds_before_any_work(tmp_path):
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "ncib.run", "dataset.datamodule.batch_size=1", "hydra.run.dir=run"],
-        cwd=tmp_path, capture_output=True, text=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode != 0 and "dataset.datamodule.batch_size=1" in proc.stderr
     assert time.monotonic() - start < 15
@@ -63,9 +76,20 @@ def test_a_degenerate_run_fails_in_seconds_before_any_work(tmp_path):
 
 def test_a_diverging_run_stops_at_once_naming_member_epoch_step_and_checkpoint(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "ncib.run", "model.optimizer.lr=1e6", "trainer.max_epochs=3",
-         "model.scheduler.warmup_epochs=0", "logger=csv", "hydra.run.dir=run"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "ncib.run",
+            "model.optimizer.lr=1e6",
+            "trainer.max_epochs=3",
+            "model.scheduler.warmup_epochs=0",
+            "logger=csv",
+            "hydra.run.dir=run",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode != 0
     assert "training diverged" in proc.stderr and "member m" in proc.stderr

@@ -39,8 +39,11 @@ def _philox_reference(ctr, key, rounds=10):
 _KAT = [
     ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
     ((_MASK,) * 4, (_MASK, _MASK), (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
-     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
 ]
 
 
@@ -236,7 +239,9 @@ def test_views_are_bit_identical_on_1_2_and_4_devices(name, monkeypatch):
             many = _views_by_sample(dm, "m1", world, epoch, monkeypatch, batches)
             assert many.keys() == one.keys()
             differ = [s for s in one if not torch.equal(one[s], many[s])]
-            assert not differ, f"{len(differ)} of {len(one)} samples' views change with {world} devices"
+            assert not differ, (
+                f"{len(differ)} of {len(one)} samples' views change with {world} devices"
+            )
 
 
 def test_views_are_reproducible(monkeypatch):
@@ -252,9 +257,7 @@ def test_every_member_epoch_sample_and_view_draws_its_own(monkeypatch):
     """All training images are one image, so two views are equal only if their draws are."""
     dm = TinyColour(seeds=[0, 1], n=64, side=16, same=True, batch_size=16)
     dm.setup()
-    got = {
-        (m, e): _views_by_sample(dm, m, 2, e, monkeypatch) for m in ("m0", "m1") for e in (0, 1)
-    }
+    got = {(m, e): _views_by_sample(dm, m, 2, e, monkeypatch) for m in ("m0", "m1") for e in (0, 1)}
     views = torch.stack([v for run in got.values() for v in run.values()])  # (4·64, V, 3, 16, 16)
     flat = views.flatten(0, 1).flatten(1)
     assert len(flat) == 4 * 64 * 2

@@ -26,15 +26,30 @@ def offline_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("wandb_run")
     run_dir = root / "run"
     env = {
-        **__import__("os").environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
-        "WANDB_DATA_DIR": str(root / "wandb-data"), "WANDB_CACHE_DIR": str(root / "wandb-cache"),
+        **__import__("os").environ,
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DATA_DIR": str(root / "wandb-data"),
+        "WANDB_CACHE_DIR": str(root / "wandb-cache"),
         "NCIB_DATA_DIR": str(root / "data"),
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "ncib.run", "trainer.max_epochs=2", "analysis.epochs=[2]",
-         "linear_eval.epochs=1", "analysis.checkpoints=false", "tags=[paper]",
-         f"hydra.run.dir={run_dir}"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "ncib.run",
+            "trainer.max_epochs=2",
+            "analysis.epochs=[2]",
+            "linear_eval.epochs=1",
+            "analysis.checkpoints=false",
+            "tags=[paper]",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir, read_offline_run(run_dir)
@@ -50,7 +65,12 @@ def test_the_resolved_config_is_the_runs_config(offline_run):
     assert cfg["backbone"]["_target_"] == "ncib.models.ConvNet"  # data, not a built object
     assert cfg["dataset"]["datamodule"]["seeds"] == [0, 1]  # interpolations resolved
     assert cfg["paths"]["output_dir"] == str(run_dir)
-    assert cfg["ncib_run"] == {"seed_pair": "0-1", "sweep": "single", "run_dir": str(run_dir), "backbone": "convnet"}
+    assert cfg["ncib_run"] == {
+        "seed_pair": "0-1",
+        "sweep": "single",
+        "run_dir": str(run_dir),
+        "backbone": "convnet",
+    }
     assert "hydra" not in cfg
     # Lightning's hyper-parameters are kept apart from the composed config
     assert cfg["lightning_hparams"]["seeds"] == [0, 1] and "temperature" not in cfg
@@ -105,14 +125,22 @@ def test_the_run_files_are_an_artifact(offline_run):
     assert list(artifacts) == [f"ncib-run-{run.run.run_id}"]
     paths = next(iter(artifacts.values()))
     figures = sorted(f"figures/{p.name}" for p in (run_dir / "figures").glob("*.png"))
-    assert figures and set(paths) == {"analysis.jsonl", "linear_eval.json", "report.md", ".hydra/config.yaml", *figures}
+    assert figures and set(paths) == {
+        "analysis.jsonl",
+        "linear_eval.json",
+        "report.md",
+        ".hydra/config.yaml",
+        *figures,
+    }
     # the manifest's digests are those of the files as they are now (uploaded after the report)
     import base64
     import hashlib
 
     art = next(a for a in run.artifacts if a.type == ARTIFACT_TYPE)
     for entry in art.manifest.contents:
-        digest = base64.b64encode(hashlib.md5((run_dir / entry.path).read_bytes()).digest()).decode()
+        digest = base64.b64encode(
+            hashlib.md5((run_dir / entry.path).read_bytes()).digest()
+        ).decode()
         assert entry.digest == digest, entry.path
 
 
@@ -133,14 +161,19 @@ def test_step_rules_cover_every_logged_history_key():
     for group, (_, prefix) in GROUPS.items():
         for k in keys(group):
             step = step_metric_for(logged_name(group, k))
-            assert step == {"analysis/": ANALYSIS_STEP, "": EPOCH_STEP, "linear_eval/": None}[prefix], k
+            assert (
+                step == {"analysis/": ANALYSIS_STEP, "": EPOCH_STEP, "linear_eval/": None}[prefix]
+            ), k
 
 
 def _sweep_job(root, job_overrides, sweep_overrides):
     sweep = root / "2026-01-01_00-00-00"
     job = sweep / "1_digits_seeds2-3"
     (job / ".hydra").mkdir(parents=True)
-    OmegaConf.save(OmegaConf.create({"hydra": {"overrides": {"task": sweep_overrides}}}), sweep / "multirun.yaml")
+    OmegaConf.save(
+        OmegaConf.create({"hydra": {"overrides": {"task": sweep_overrides}}}),
+        sweep / "multirun.yaml",
+    )
     OmegaConf.save(OmegaConf.create(job_overrides), job / ".hydra" / "overrides.yaml")
     return sweep, job
 
@@ -165,7 +198,10 @@ def test_init_kwargs_are_data_for_wandb(cfg_factory, tmp_path):
     assert kw["id"] == "abc123" and kw["resume"] == "allow"
     assert kw["tags"] == ["a", "digits", "convnet"]
     assert kw["group"] == "digits/single"
-    assert kw["run_config"]["seed_pair"] == [4, 9] and kw["run_config"]["ncib_run"]["seed_pair"] == "4-9"
+    assert (
+        kw["run_config"]["seed_pair"] == [4, 9]
+        and kw["run_config"]["ncib_run"]["seed_pair"] == "4-9"
+    )
     # Hydra must hand the config over as data, not build its _target_ nodes
     assert kw["_recursive_"] is False
     lightning = cfg_factory("logger.wandb._target_=pytorch_lightning.loggers.WandbLogger")

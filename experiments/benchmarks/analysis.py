@@ -166,7 +166,9 @@ def run_ours(pa: PairAnalysis, sync: Callable[[], None]) -> Stages:
         probes = timed(st, name, lambda k=kind: [pa.probe(k, m) for m in (0, 1)], sync)
         print(f"  {'':<34s} L-BFGS evaluations {[p.n_evals for p in probes]}")
     timed(st, "held-out GIB (normal, test split)", pa.heldout_gib_summary, sync)
-    timed(st, "copula CCA raw vs normal (2 members)", lambda: [pa.copula_cca(m) for m in (0, 1)], sync)
+    timed(
+        st, "copula CCA raw vs normal (2 members)", lambda: [pa.copula_cca(m) for m in (0, 1)], sync
+    )
     timed(st, "outputs (NC4, CKA, curves, keys)", lambda: all_outputs(pa), sync)
     return st
 
@@ -319,7 +321,13 @@ def run_baseline(train, test, y_tr: np.ndarray, y_te: np.ndarray, k: int, classe
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--classes", type=int, default=10)
-    p.add_argument("--n-train", "--train", type=int, default=50_000, help="training samples (the analysed subset)")
+    p.add_argument(
+        "--n-train",
+        "--train",
+        type=int,
+        default=50_000,
+        help="training samples (the analysed subset)",
+    )
     p.add_argument("--n-test", type=int, default=10_000)
     p.add_argument("--dim", type=int, default=2048)
     p.add_argument("--device", default="cpu")
@@ -350,8 +358,13 @@ def main() -> None:
         # CUDA context, cuBLAS/cuSOLVER handles and kernels load on first use; a run pays
         # this once, at its first analysis epoch. Warm up on a slice, excluded from timing.
         t0 = time.perf_counter()
-        small = PairAnalysis((feats[0][:4096], feats[1][:4096]), (feats[2][:1024], feats[3][:1024]),
-                             ytr_d[:4096], yte_d[:1024], args.classes)
+        small = PairAnalysis(
+            (feats[0][:4096], feats[1][:4096]),
+            (feats[2][:1024], feats[3][:1024]),
+            ytr_d[:4096],
+            yte_d[:1024],
+            args.classes,
+        )
         all_outputs(small)
         sync()
         print(f"warm-up on a 4096-sample slice (excluded): {time.perf_counter() - t0:.2f} s")

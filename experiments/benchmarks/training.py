@@ -93,8 +93,14 @@ class SyntheticCIFAR(PairedViewDataModule):
     mean = (0.4914, 0.4822, 0.4465)
     std = (0.2470, 0.2435, 0.2616)
 
-    def __init__(self, seeds, num_samples: int, random_order: bool = True,
-                 compile_augment: bool = False, **kwargs):
+    def __init__(
+        self,
+        seeds,
+        num_samples: int,
+        random_order: bool = True,
+        compile_augment: bool = False,
+        **kwargs,
+    ):
         super().__init__(seeds, **kwargs)
         self.num_samples = int(num_samples)
         self.augment = SupConAugment(size=32, random_order=random_order)
@@ -103,8 +109,10 @@ class SyntheticCIFAR(PairedViewDataModule):
         self.augment_s = 0.0
 
     def load(self):
-        return {"train": synthetic_split(self.num_samples, seed=0),
-                "test": synthetic_split(1000, seed=1)}
+        return {
+            "train": synthetic_split(self.num_samples, seed=0),
+            "test": synthetic_split(1000, seed=1),
+        }
 
     def make_views(self, batch: dict) -> dict:
         device = batch["idx"].device
@@ -116,8 +124,10 @@ class SyntheticCIFAR(PairedViewDataModule):
 
 def synthetic_split(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return (torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
-            torch.randint(0, 10, (n,), generator=g))
+    return (
+        torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+        torch.randint(0, 10, (n,), generator=g),
+    )
 
 
 def build_backbone(name: str, width: int = 32):
@@ -150,14 +160,18 @@ class TwoCrops:
 
 def reference_transform(mean, std) -> TwoCrops:
     """The reference's per-image CIFAR training augmentation, torchvision on PIL images."""
-    return TwoCrops(transforms.Compose([
-        transforms.RandomResizedCrop(size=32, scale=(0.2, 1.0)),
-        transforms.RandomHorizontalFlip(),
-        transforms.RandomApply([transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-        transforms.RandomGrayscale(p=0.2),
-        transforms.ToTensor(),
-        transforms.Normalize(mean, std),
-    ]))
+    return TwoCrops(
+        transforms.Compose(
+            [
+                transforms.RandomResizedCrop(size=32, scale=(0.2, 1.0)),
+                transforms.RandomHorizontalFlip(),
+                transforms.RandomApply([transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+                transforms.RandomGrayscale(p=0.2),
+                transforms.ToTensor(),
+                transforms.Normalize(mean, std),
+            ]
+        )
+    )
 
 
 class MemberPairDataset(Dataset):
@@ -171,8 +185,9 @@ class MemberPairDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, indices):
-        return tuple((self.transform(Image.fromarray(self.images[i])), int(self.labels[i]))
-                     for i in indices)
+        return tuple(
+            (self.transform(Image.fromarray(self.images[i])), int(self.labels[i])) for i in indices
+        )
 
 
 class MemberOrders(Sampler):
@@ -184,8 +199,12 @@ class MemberOrders(Sampler):
 
     def __iter__(self):
         for epoch in itertools.count():
-            orders = [torch.randperm(self.n, generator=torch.Generator().manual_seed(
-                1_000_003 * s + epoch)).tolist() for s in self.seeds]
+            orders = [
+                torch.randperm(
+                    self.n, generator=torch.Generator().manual_seed(1_000_003 * s + epoch)
+                ).tolist()
+                for s in self.seeds
+            ]
             for b in range(self.n // self.batch_size):
                 rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
                 yield list(zip(*(order[rows] for order in orders)))
@@ -202,7 +221,9 @@ class ReferenceSupConLoss(nn.Module):
     ``ncib.losses.supcon_loss`` (``docs/math.md``).
     """
 
-    def __init__(self, temperature: float = TEMPERATURE, base_temperature: float = BASE_TEMPERATURE):
+    def __init__(
+        self, temperature: float = TEMPERATURE, base_temperature: float = BASE_TEMPERATURE
+    ):
         super().__init__()
         self.temperature, self.base_temperature = float(temperature), float(base_temperature)
 
@@ -223,19 +244,36 @@ class ReferenceSupConLoss(nn.Module):
 class ReferenceLoop:
     """Both members trained the reference's way, step by step; times data wait and model."""
 
-    def __init__(self, backbone, images: torch.Tensor, labels: torch.Tensor, mean, std, *,
-                 batch_size: int, workers: int, device: torch.device, amp: str | None):
+    def __init__(
+        self,
+        backbone,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        mean,
+        std,
+        *,
+        batch_size: int,
+        workers: int,
+        device: torch.device,
+        amp: str | None,
+    ):
         self.device = device
         self.members = [seeded_member(backbone, s).to(device) for s in SEEDS]
         self.optimizers = [OPTIMIZER(m.parameters()) for m in self.members]
         self.criterion = ReferenceSupConLoss()
         self.amp = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
-        data = MemberPairDataset(images.permute(0, 2, 3, 1).contiguous().numpy(), labels.numpy(),
-                                 reference_transform(mean, std))
+        data = MemberPairDataset(
+            images.permute(0, 2, 3, 1).contiguous().numpy(),
+            labels.numpy(),
+            reference_transform(mean, std),
+        )
         self.loader = DataLoader(
-            data, batch_sampler=MemberOrders(len(data), batch_size, SEEDS), num_workers=workers,
-            pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+            data,
+            batch_sampler=MemberOrders(len(data), batch_size, SEEDS),
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0,
         )
         self.batches = iter(self.loader)  # workers start now, before any timing
         self.data: list[float] = []
@@ -245,8 +283,11 @@ class ReferenceLoop:
         images = torch.cat(views, dim=0).to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
         b = labels.shape[0]
-        autocast = (torch.autocast(self.device.type, dtype=self.amp) if self.amp is not None
-                    else torch.autocast(self.device.type, enabled=False))
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.amp)
+            if self.amp is not None
+            else torch.autocast(self.device.type, enabled=False)
+        )
         with autocast:
             features = member(images)
             first, second = torch.split(features, [b, b], dim=0)
@@ -268,7 +309,9 @@ class ReferenceLoop:
                 for _ in range(steps):
                     batch = next(self.batches)
                     fetched = time.perf_counter()
-                    for member, optimizer, (views, labels) in zip(self.members, self.optimizers, batch):
+                    for member, optimizer, (views, labels) in zip(
+                        self.members, self.optimizers, batch
+                    ):
                         self.member_step(member, optimizer, views, labels)
                     end = clock(self.device)
                     self.data.append(fetched - mark)
@@ -301,9 +344,12 @@ class PathTimes:
         total = [d + m for d, m in zip(data, model)]
         mean = statistics.mean(total)
         out = {
-            "step_ms": 1e3 * mean, "step_ms_median": 1e3 * statistics.median(total),
-            "step_ms_min": 1e3 * min(total), "step_ms_max": 1e3 * max(total),
-            "data_ms": 1e3 * statistics.mean(data), "model_ms": 1e3 * statistics.mean(model),
+            "step_ms": 1e3 * mean,
+            "step_ms_median": 1e3 * statistics.median(total),
+            "step_ms_min": 1e3 * min(total),
+            "step_ms_max": 1e3 * max(total),
+            "data_ms": 1e3 * statistics.mean(data),
+            "model_ms": 1e3 * statistics.mean(model),
             "images_per_s": images_per_step / mean,
             "first_step_s": self.data[0] + self.model[0],
         }
@@ -331,7 +377,9 @@ class Rounds(pl.Callback):
 
     def _read_peak(self, path):
         if self.device.type == "cuda":
-            self.peak_mem[path] = max(self.peak_mem[path], torch.cuda.max_memory_allocated(self.device))
+            self.peak_mem[path] = max(
+                self.peak_mem[path], torch.cuda.max_memory_allocated(self.device)
+            )
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._reset_peak()
@@ -341,7 +389,9 @@ class Rounds(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         now = clock(self.device)
         if "views" not in batch["m0"]:  # the views must already be made when this runs
-            raise RuntimeError("on_train_batch_start got a batch without views; timing would be wrong")
+            raise RuntimeError(
+                "on_train_batch_start got a batch without views; timing would be wrong"
+            )
         self.ncib.data.append(now - self._mark)
         self.ncib.augment.append(self.dm.augment_s)
         self.dm.augment_s = 0.0
@@ -380,23 +430,76 @@ def forward_flops_per_image(backbone) -> float:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--backbone", choices=["resnet18", "resnet50", "convnet"], default="resnet18")
-    p.add_argument("--convnet-width", type=int, default=32, help="ConvNet width (features: 4 × width)")
+    p.add_argument(
+        "--convnet-width", type=int, default=32, help="ConvNet width (features: 4 × width)"
+    )
     p.add_argument("--batch-size", type=int, default=64, help="global batch per member")
     p.add_argument("--steps", type=int, default=3, help="timed steps of each path")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps of each path first")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--train-size", type=int, default=None, help="images held (default: 50,000 or enough for the run)")
-    p.add_argument("--fixed-jitter-order", action="store_true", help="brightness→contrast→saturation→hue instead of a random order per sample")
-    p.add_argument("--compile", action="store_true", help="PairedSupCon(compile=True): torch.compile each member's training path")
-    p.add_argument("--compile-augment", action="store_true", help="also torch.compile SupConAugment.apply (benchmark-only hook)")
-    p.add_argument("--cold-compile", action="store_true", help="compile into a fresh, empty Inductor cache (TORCHINDUCTOR_CACHE_DIR), so the compile time is that of a first run")
-    p.add_argument("--reference", action="store_true", help="also time the reference-style loop, alternating in rounds")
-    p.add_argument("--reference-amp", nargs="?", const="bf16", choices=["bf16", "fp16"], default=None,
-                   help="autocast for the reference loop (bare flag: bf16; fp16 uses a GradScaler); default float32")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="reference DataLoader workers")
-    p.add_argument("--round-steps", type=int, default=None, help="timed steps per round and path (default: all in one round)")
-    p.add_argument("--settle", type=int, default=None, help="untimed steps at the start of every round (default with --reference: 2 × workers, else 0)")
-    p.add_argument("--peak-tflops", type=float, default=989.0, help="dense peak for the achieved share (default: H200 bf16)")
+    p.add_argument(
+        "--train-size",
+        type=int,
+        default=None,
+        help="images held (default: 50,000 or enough for the run)",
+    )
+    p.add_argument(
+        "--fixed-jitter-order",
+        action="store_true",
+        help="brightness→contrast→saturation→hue instead of a random order per sample",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="PairedSupCon(compile=True): torch.compile each member's training path",
+    )
+    p.add_argument(
+        "--compile-augment",
+        action="store_true",
+        help="also torch.compile SupConAugment.apply (benchmark-only hook)",
+    )
+    p.add_argument(
+        "--cold-compile",
+        action="store_true",
+        help="compile into a fresh, empty Inductor cache (TORCHINDUCTOR_CACHE_DIR), so the compile time is that of a first run",
+    )
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="also time the reference-style loop, alternating in rounds",
+    )
+    p.add_argument(
+        "--reference-amp",
+        nargs="?",
+        const="bf16",
+        choices=["bf16", "fp16"],
+        default=None,
+        help="autocast for the reference loop (bare flag: bf16; fp16 uses a GradScaler); default float32",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        help="reference DataLoader workers",
+    )
+    p.add_argument(
+        "--round-steps",
+        type=int,
+        default=None,
+        help="timed steps per round and path (default: all in one round)",
+    )
+    p.add_argument(
+        "--settle",
+        type=int,
+        default=None,
+        help="untimed steps at the start of every round (default with --reference: 2 × workers, else 0)",
+    )
+    p.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=989.0,
+        help="dense peak for the achieved share (default: H200 bf16)",
+    )
     args = p.parse_args(argv)
     for name in ("batch_size", "steps", "round_steps", "convnet_width"):
         value = getattr(args, name)
@@ -419,31 +522,59 @@ def main(argv=None) -> dict:
     total = sum(u + t for u, t in plan)
     n = args.train_size or max(50_000, args.batch_size * (total + 1))
     if n < args.batch_size * total:
-        p.error(f"--train-size {n} holds fewer than the {total} batches of {args.batch_size} the run needs in one epoch")
+        p.error(
+            f"--train-size {n} holds fewer than the {total} batches of {args.batch_size} the run needs in one epoch"
+        )
 
-    dm = SyntheticCIFAR(list(SEEDS), num_samples=n, random_order=not args.fixed_jitter_order,
-                        compile_augment=args.compile_augment,
-                        batch_size=args.batch_size, eval_batch_size=1024)
+    dm = SyntheticCIFAR(
+        list(SEEDS),
+        num_samples=n,
+        random_order=not args.fixed_jitter_order,
+        compile_augment=args.compile_augment,
+        batch_size=args.batch_size,
+        eval_batch_size=1024,
+    )
     backbone = build_backbone(args.backbone, args.convnet_width)
     model = PairedSupCon(
-        backbone=backbone, head=HEAD, optimizer=OPTIMIZER,
+        backbone=backbone,
+        head=HEAD,
+        optimizer=OPTIMIZER,
         scheduler=partial(warmup_cosine, warmup_epochs=10),
-        seeds=list(SEEDS), temperature=TEMPERATURE, channels_last=cuda, compile=args.compile,
+        seeds=list(SEEDS),
+        temperature=TEMPERATURE,
+        channels_last=cuda,
+        compile=args.compile,
     )
     reference = None
     if args.reference:
         dm.setup("fit")
         images, labels = dm.splits["train"]
-        reference = ReferenceLoop(backbone, images, labels, dm.mean, dm.std,
-                                  batch_size=args.batch_size, workers=args.workers,
-                                  device=device, amp=args.reference_amp)
+        reference = ReferenceLoop(
+            backbone,
+            images,
+            labels,
+            dm.mean,
+            dm.std,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            device=device,
+            amp=args.reference_amp,
+        )
     rounds = Rounds(device, dm, plan, reference)
     trainer = pl.Trainer(
-        accelerator="gpu" if cuda else "cpu", devices=1,
-        precision="bf16-mixed" if cuda else "32-true", benchmark=cuda,
-        max_steps=total, max_epochs=1, logger=False, callbacks=[rounds],
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        use_distributed_sampler=False, num_sanity_val_steps=0,
+        accelerator="gpu" if cuda else "cpu",
+        devices=1,
+        precision="bf16-mixed" if cuda else "32-true",
+        benchmark=cuda,
+        max_steps=total,
+        max_epochs=1,
+        logger=False,
+        callbacks=[rounds],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
     )
     start = time.perf_counter()
     trainer.fit(model, datamodule=dm)
@@ -467,54 +598,84 @@ def main(argv=None) -> dict:
             r["peak_share"] = r["tflops"] / args.peak_tflops if cuda else None
             r["peak_gpu_mem_gib"] = rounds.peak_mem[path] / 2**30 if cuda else None
 
-    name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
+    name = (
+        torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
+    )
     print(f"device            {name}; torch {torch.__version__}")
-    print(f"setup             {members} members × {args.backbone}, batch {args.batch_size} per member, "
-          f"{views} views, {n} synthetic CIFAR-shaped uint8 images")
-    print(f"ncib path         PairedSupCon (Lightning), augmentation on the device "
-          f"(jitter order {'fixed' if args.fixed_jitter_order else 'random'}"
-          f"{', compiled' if args.compile_augment else ''}), "
-          f"{'bf16-mixed, channels_last' if cuda else 'float32'}"
-          f"{', torch.compile' if args.compile else ''}")
+    print(
+        f"setup             {members} members × {args.backbone}, batch {args.batch_size} per member, "
+        f"{views} views, {n} synthetic CIFAR-shaped uint8 images"
+    )
+    print(
+        f"ncib path         PairedSupCon (Lightning), augmentation on the device "
+        f"(jitter order {'fixed' if args.fixed_jitter_order else 'random'}"
+        f"{', compiled' if args.compile_augment else ''}), "
+        f"{'bf16-mixed, channels_last' if cuda else 'float32'}"
+        f"{', torch.compile' if args.compile else ''}"
+    )
     if reference is not None:
-        print(f"reference path    per-image PIL/torchvision augmentation in {args.workers} loader workers, "
-              f"mask-based SupConLoss, NCHW, {args.reference_amp or 'float32'}, one member after the other")
-    print(f"schedule          {len(plan)} round(s) of ≤ {args.round_steps or args.steps} timed steps per path; "
-          f"{settle} untimed at every round start, {args.warmup} more in the first "
-          f"(fit wall time {wall:.1f} s)")
+        print(
+            f"reference path    per-image PIL/torchvision augmentation in {args.workers} loader workers, "
+            f"mask-based SupConLoss, NCHW, {args.reference_amp or 'float32'}, one member after the other"
+        )
+    print(
+        f"schedule          {len(plan)} round(s) of ≤ {args.round_steps or args.steps} timed steps per path; "
+        f"{settle} untimed at every round start, {args.warmup} more in the first "
+        f"(fit wall time {wall:.1f} s)"
+    )
 
     def report(path: str, r: dict, data_note: str, model_note: str):
         share = r["data_ms"] / r["step_ms"]
-        print(f"{path:<9} step      {r['step_ms']:.1f} ms mean, {r['step_ms_median']:.1f} ms median "
-              f"(min {r['step_ms_min']:.1f}, max {r['step_ms_max']:.1f})")
+        print(
+            f"{path:<9} step      {r['step_ms']:.1f} ms mean, {r['step_ms_median']:.1f} ms median "
+            f"(min {r['step_ms_min']:.1f}, max {r['step_ms_max']:.1f})"
+        )
         if "augment_ms" in r:
             wait = r["data_ms"] - r["augment_ms"]
-            print(f"  data wait       {wait:.1f} ms ({100 * wait / r['step_ms']:.1f}%)  [loader, transfer]")
-            print(f"  augment         {r['augment_ms']:.1f} ms ({100 * r['augment_ms'] / r['step_ms']:.1f}%)  [make_views of both members, on the device]")
+            print(
+                f"  data wait       {wait:.1f} ms ({100 * wait / r['step_ms']:.1f}%)  [loader, transfer]"
+            )
+            print(
+                f"  augment         {r['augment_ms']:.1f} ms ({100 * r['augment_ms'] / r['step_ms']:.1f}%)  [make_views of both members, on the device]"
+            )
         else:
             print(f"  data wait       {r['data_ms']:.1f} ms ({100 * share:.1f}%)  [{data_note}]")
-        print(f"  model           {r['model_ms']:.1f} ms ({100 * (1 - share):.1f}%)  [{model_note}]")
+        print(
+            f"  model           {r['model_ms']:.1f} ms ({100 * (1 - share):.1f}%)  [{model_note}]"
+        )
 
     report("ncib", result["ncib"], "", "forward, loss, backward, SGD of both members")
     if reference is not None:
-        report("reference", result["reference"], "blocked on the loader; workers augment",
-               "transfer, forward, loss, backward, SGD, loss.item() of both members")
+        report(
+            "reference",
+            result["reference"],
+            "blocked on the loader; workers augment",
+            "transfer, forward, loss, backward, SGD, loss.item() of both members",
+        )
     for path in ("ncib", "reference"):
         if path in result:
             r = result[path]
-            peak = f" ({100 * r['peak_share']:.1f}% of {args.peak_tflops:g} TFLOP/s)" if cuda else ""
+            peak = (
+                f" ({100 * r['peak_share']:.1f}% of {args.peak_tflops:g} TFLOP/s)" if cuda else ""
+            )
             mem = f"; peak GPU memory {r['peak_gpu_mem_gib']:.2f} GiB" if cuda else ""
-            print(f"throughput {path:<9} {r['images_per_s']:.1f} view-images/s (= {members} members × "
-                  f"{views} views × {args.batch_size} / step time); {r['tflops']:.2f} TFLOP/s{peak}{mem}")
+            print(
+                f"throughput {path:<9} {r['images_per_s']:.1f} view-images/s (= {members} members × "
+                f"{views} views × {args.batch_size} / step time); {r['tflops']:.2f} TFLOP/s{peak}{mem}"
+            )
     if reference is not None:
         print(f"ratio ncib/reference {result['ratio']:.3f}")
-    print(f"FLOPs             {flops / 1e9:.3f} GFLOP per view-image trained (3 × encoder+head forward, "
-          f"torch.utils.flop_counter)")
+    print(
+        f"FLOPs             {flops / 1e9:.3f} GFLOP per view-image trained (3 × encoder+head forward, "
+        f"torch.utils.flop_counter)"
+    )
     if args.compile or args.compile_augment:
         r = result["ncib"]
-        print(f"compile           first ncib step {r['first_step_s']:.1f} s vs {r['step_ms_median'] / 1e3:.2f} s "
-              f"median: ≈ {r['first_step_s'] - r['step_ms_median'] / 1e3:.1f} s compiling "
-              f"({'fresh' if args.cold_compile else 'existing'} Inductor cache)")
+        print(
+            f"compile           first ncib step {r['first_step_s']:.1f} s vs {r['step_ms_median'] / 1e3:.2f} s "
+            f"median: ≈ {r['first_step_s'] - r['step_ms_median'] / 1e3:.1f} s compiling "
+            f"({'fresh' if args.cold_compile else 'existing'} Inductor cache)"
+        )
     return result
 
 

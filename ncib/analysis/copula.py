@@ -169,9 +169,7 @@ def _block_scores(keys: Tensor, n_ref: int, table: Tensor, ws: _Workspace) -> Te
     return out
 
 
-def _fix_ties(
-    flat: Tensor, starts: Tensor, ends: Tensor, inclusive: Tensor, twice: Tensor
-) -> None:
+def _fix_ties(flat: Tensor, starts: Tensor, ends: Tensor, inclusive: Tensor, twice: Tensor) -> None:
     """Set ``twice = #{ref < x} + #{ref <= x} + 1`` at the tied positions ``flat`` (flat
     indices, ascending) of the sorted block: the counts at the first and last position of each
     run of equal values, carried to the whole run.

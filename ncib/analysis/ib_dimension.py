@@ -38,7 +38,9 @@ class IBDimensionPoint:
     warnings: tuple[str, ...] = ()
 
 
-def dimension_grid(num_classes: int, feature_dim: int, grid: Sequence[int] | None = None) -> list[int]:
+def dimension_grid(
+    num_classes: int, feature_dim: int, grid: Sequence[int] | None = None
+) -> list[int]:
     """The k to evaluate: ``grid`` (checked, sorted, de-duplicated), or K, 2K, 3K, … up to the
     feature dimension (the feature dimension itself last if it is not a multiple of K)."""
     if grid is None:
@@ -49,7 +51,9 @@ def dimension_grid(num_classes: int, feature_dim: int, grid: Sequence[int] | Non
     ks = sorted({int(k) for k in grid})
     bad = [k for k in ks if not 1 <= k <= feature_dim]
     if bad or not ks:
-        raise ValueError(f"transfer.grid={list(grid)}: every k must be in [1, {feature_dim}] (the feature dimension)")
+        raise ValueError(
+            f"transfer.grid={list(grid)}: every k must be in [1, {feature_dim}] (the feature dimension)"
+        )
     return ks
 
 
@@ -62,7 +66,9 @@ def ib_dimension_curve(pa: PairAnalysis, m: int, ks: Sequence[int]) -> list[IBDi
     for k in ks:
         rep = gib.representation(int(k))
         h_train, h_test = rep.transform(train_scores), rep.transform(test_scores)
-        probe = fit_logistic_probe(h_train, pa.y_train, h_test, pa.y_test, num_classes=pa.num_classes, **pa.probe_kwargs)
+        probe = fit_logistic_probe(
+            h_train, pa.y_train, h_test, pa.y_test, num_classes=pa.num_classes, **pa.probe_kwargs
+        )
         means = class_means(h_train, pa.y_train, pa.num_classes)
         ncc = ncc_predict(h_train, pa.y_train, h_test, pa.num_classes, means)
         points.append(
@@ -79,11 +85,15 @@ def ib_dimension_curve(pa: PairAnalysis, m: int, ks: Sequence[int]) -> list[IBDi
     return points
 
 
-def k_prime(points: Sequence[IBDimensionPoint], raw_test_acc: float, tolerance_points: float) -> int | None:
+def k_prime(
+    points: Sequence[IBDimensionPoint], raw_test_acc: float, tolerance_points: float
+) -> int | None:
     """The smallest k whose probe test accuracy is within ``tolerance_points`` percentage points
     of ``raw_test_acc`` (the probe on the raw features), or None if no k of the grid is."""
     if not tolerance_points >= 0 or math.isinf(tolerance_points):
-        raise ValueError(f"transfer.tolerance={tolerance_points!r} must be a finite number of points >= 0")
+        raise ValueError(
+            f"transfer.tolerance={tolerance_points!r} must be a finite number of points >= 0"
+        )
     for p in sorted(points, key=lambda p: p.k):
         if 100.0 * (raw_test_acc - p.probe_test_acc) <= tolerance_points:
             return p.k

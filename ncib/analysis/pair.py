@@ -197,7 +197,12 @@ class PairAnalysis:
             else:
                 a, b = slots[(kind, 0)], slots[(kind, 1)]
                 value = covariance_from_moments(
-                    mats[a], mats[b], means[a], means[b], blocks[(a, a)], blocks[(b, b)],
+                    mats[a],
+                    mats[b],
+                    means[a],
+                    means[b],
+                    blocks[(a, a)],
+                    blocks[(b, b)],
                     blocks[(a, b)],
                 )
             self._get(("cov", kind), lambda v=value: v)

@@ -38,16 +38,22 @@ class LightningCollective:
 
 def keys_table(group: str) -> str:
     """The docstring table of the keys a group logs (from the registry)."""
-    rows = [(f"``{m.template}``", m.meaning) for m in METRICS if m.group == group and m.shape == "scalar"]
+    rows = [
+        (f"``{m.template}``", m.meaning)
+        for m in METRICS
+        if m.group == group and m.shape == "scalar"
+    ]
     width = max(len(k) for k, _ in rows)
     rule = "=" * width + "  " + "=" * 40
     lines = [rule, "key".ljust(width) + "  value", rule]
     lines += [k.ljust(width) + "  " + v for k, v in rows]
     lines.append(rule)
     prefix = GROUPS[group][1]
-    return f"\n    Logged under ``{prefix}`` (keys from ``ncib/metrics/registry.py``):\n\n" + "\n".join(
-        "    " + line for line in lines
-    ) + "\n"
+    return (
+        f"\n    Logged under ``{prefix}`` (keys from ``ncib/metrics/registry.py``):\n\n"
+        + "\n".join("    " + line for line in lines)
+        + "\n"
+    )
 
 
 class AnalysisCallback(Callback):
@@ -78,9 +84,13 @@ class AnalysisCallback(Callback):
         checkpoints: bool = True,
     ):
         if self.group not in GROUPS:
-            raise TypeError(f"{type(self).__name__} must set `group` to a metric group of the registry")
+            raise TypeError(
+                f"{type(self).__name__} must set `group` to a metric group of the registry"
+            )
         self.schedule = AnalysisSchedule(epochs, every_n_epochs, at_init)
-        self.settings = AnalysisSettings(k=k, max_samples=max_samples, ridge=float(ridge), progress=bool(progress))
+        self.settings = AnalysisSettings(
+            k=k, max_samples=max_samples, ridge=float(ridge), progress=bool(progress)
+        )
         self.checkpoints = bool(checkpoints)
         self._peers: list[AnalysisCallback] = []
         self._engine: PairEpochAnalysis | None = None
@@ -119,5 +129,12 @@ class AnalysisCallback(Callback):
         if not groups:
             return
         if self.checkpoints and trainer.is_global_zero:
-            save_weights(analysis_checkpoint_path(Path(trainer.default_root_dir), epoch), pl_module, epoch, trainer.global_step)
-        self._engine.run(pl_module, trainer.datamodule, epoch, trainer.global_step, groups, pl_module.device)
+            save_weights(
+                analysis_checkpoint_path(Path(trainer.default_root_dir), epoch),
+                pl_module,
+                epoch,
+                trainer.global_step,
+            )
+        self._engine.run(
+            pl_module, trainer.datamodule, epoch, trainer.global_step, groups, pl_module.device
+        )

@@ -47,8 +47,14 @@ class EpochCheckpoint(Checkpoint):
     FILENAME = "last.ckpt"
 
     def __init__(self, dirpath: str, every_n_epochs: int = 1):
-        if isinstance(every_n_epochs, bool) or int(every_n_epochs) != every_n_epochs or every_n_epochs < 1:
-            raise ValueError(f"callbacks.checkpoint.every_n_epochs must be an integer >= 1; got {every_n_epochs!r}")
+        if (
+            isinstance(every_n_epochs, bool)
+            or int(every_n_epochs) != every_n_epochs
+            or every_n_epochs < 1
+        ):
+            raise ValueError(
+                f"callbacks.checkpoint.every_n_epochs must be an integer >= 1; got {every_n_epochs!r}"
+            )
         self.dirpath, self.every_n_epochs = Path(dirpath), int(every_n_epochs)
         self.last_saved_epoch: int | None = None
 

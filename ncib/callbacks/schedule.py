@@ -17,9 +17,16 @@ class AnalysisSchedule:
         at_init: with ``every_n_epochs``, also analyse epoch 0 (before any training).
     """
 
-    def __init__(self, epochs: Sequence[int] | None = None, every_n_epochs: int | None = None, at_init: bool = False):
+    def __init__(
+        self,
+        epochs: Sequence[int] | None = None,
+        every_n_epochs: int | None = None,
+        at_init: bool = False,
+    ):
         if epochs is None and every_n_epochs is None:
-            raise ValueError("give analysis.epochs (a list) or analysis.every_n_epochs (an integer)")
+            raise ValueError(
+                "give analysis.epochs (a list) or analysis.every_n_epochs (an integer)"
+            )
         if epochs is not None:
             epochs = sorted({int(e) for e in epochs})
             if epochs and epochs[0] < 0:

@@ -37,8 +37,12 @@ def affine_sampling_grid(theta: torch.Tensor, size: tuple[int, int]) -> torch.Te
     """
     h, w = size
     dev, dtype = theta.device, theta.dtype
-    xs = ((torch.arange(w, device=dev, dtype=torch.float64) * 2 + 1) / w - 1).to(dtype).view(1, 1, w)
-    ys = ((torch.arange(h, device=dev, dtype=torch.float64) * 2 + 1) / h - 1).to(dtype).view(1, h, 1)
+    xs = (
+        ((torch.arange(w, device=dev, dtype=torch.float64) * 2 + 1) / w - 1).to(dtype).view(1, 1, w)
+    )
+    ys = (
+        ((torch.arange(h, device=dev, dtype=torch.float64) * 2 + 1) / h - 1).to(dtype).view(1, h, 1)
+    )
     t = theta[..., None, None]  # (B, 2, 3, 1, 1)
     gx = t[:, 0, 0] * xs + t[:, 0, 1] * ys + t[:, 0, 2]
     gy = t[:, 1, 0] * xs + t[:, 1, 1] * ys + t[:, 1, 2]

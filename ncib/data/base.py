@@ -68,7 +68,10 @@ _ORDER, _AUGMENT = 1, 2
 
 def mix_seed(*parts: int) -> int:
     """A well-mixed 63-bit seed from integers (``numpy.random.SeedSequence``)."""
-    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+    return int(
+        np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0]
+        >> 1
+    )
 
 
 def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -99,7 +102,9 @@ def class_subset(classes: int | Sequence[int] | None, total: int) -> np.ndarray 
         return None
     if isinstance(classes, int | np.integer) and not isinstance(classes, bool):
         if not 2 <= classes <= total:
-            raise ValueError(f"dataset.classes={classes}: keep between 2 and {total} classes (the first n)")
+            raise ValueError(
+                f"dataset.classes={classes}: keep between 2 and {total} classes (the first n)"
+            )
         return np.arange(int(classes))
     ids = [int(c) for c in classes]
     bad = [c for c in ids if not 0 <= c < total]
@@ -241,7 +246,9 @@ class PairedViewDataModule(pl.LightningDataModule):
         if not self.splits:
             splits = self.load()
             if self.class_ids is not None and not self.selects_classes_on_load:
-                splits = {name: select_classes(*split, self.class_ids) for name, split in splits.items()}
+                splits = {
+                    name: select_classes(*split, self.class_ids) for name, split in splits.items()
+                }
             self.splits = splits
             self.normalize = Normalize(self.mean, self.std)
 
@@ -269,7 +276,9 @@ class PairedViewDataModule(pl.LightningDataModule):
         idx = torch.arange(len(labels)) if indices is None else torch.as_tensor(indices)
         batches = list(torch.split(idx, self.eval_batch_size))
         return DataLoader(
-            IndexedTensors(images, labels), sampler=batches, batch_size=None,
+            IndexedTensors(images, labels),
+            sampler=batches,
+            batch_size=None,
             pin_memory=torch.cuda.is_available(),
         )
 
@@ -284,7 +293,9 @@ class PairedViewDataModule(pl.LightningDataModule):
             self._on_device = (device, images.to(device), labels.to(device))
         return self._on_device[1], self._on_device[2]
 
-    def make_views(self, batch: dict, augment: nn.Module | None = None, views: int | None = None) -> dict:
+    def make_views(
+        self, batch: dict, augment: nn.Module | None = None, views: int | None = None
+    ) -> dict:
         """``{"idx": (B,), "seed": key}`` → ``{"views": (B, V, C, H, W) float, "y": (B,)}``, on
         the device of ``idx``; ``augment`` and ``views`` replace the training ones (the linear
         evaluation's crops).
@@ -306,6 +317,8 @@ class PairedViewDataModule(pl.LightningDataModule):
         return {"views": made, "y": labels[idx]}
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        if isinstance(batch, dict) and all(isinstance(v, dict) and "seed" in v for v in batch.values()):
+        if isinstance(batch, dict) and all(
+            isinstance(v, dict) and "seed" in v for v in batch.values()
+        ):
             return {name: self.make_views(member) for name, member in batch.items()}
         return batch

@@ -31,12 +31,22 @@ def read_cifar_pickle(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndar
     try:
         with open(path, "rb") as f:
             entry = pickle.load(f, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+    ) as err:
         raise ValueError(
             f"{path} is not a readable CIFAR batch ({type(err).__name__}: {err}); the file is "
             "truncated or corrupt — delete the folder and fetch it again (dataset.datamodule.download=true)"
         ) from err
-    missing = [k.decode() for k in (b"data", label_key) if not isinstance(entry, dict) or k not in entry]
+    missing = [
+        k.decode() for k in (b"data", label_key) if not isinstance(entry, dict) or k not in entry
+    ]
     if missing:
         raise ValueError(f"{path} is not a CIFAR batch: it has no {', '.join(missing)} entry")
     data = np.asarray(entry[b"data"], dtype=np.uint8)
@@ -83,12 +93,16 @@ class _CIFARDataModule(PairedViewDataModule):
         return self.root / self.folder
 
     def missing_files(self) -> list[str]:
-        return [n for n in (*self.train_files, *self.test_files) if not (self.data_dir / n).is_file()]
+        return [
+            n for n in (*self.train_files, *self.test_files) if not (self.data_dir / n).is_file()
+        ]
 
     def _fetch(self) -> None:
         import torchvision
 
-        getattr(torchvision.datasets, self.torchvision_class)(str(self.root), train=True, download=True)
+        getattr(torchvision.datasets, self.torchvision_class)(
+            str(self.root), train=True, download=True
+        )
 
     def prepare_data(self) -> None:
         # Lightning calls this once per node before ``setup``: download here, not on every rank
@@ -101,10 +115,14 @@ class _CIFARDataModule(PairedViewDataModule):
             self._fetch()
             missing = self.missing_files()
         if missing:
-            what = f"has no {self.folder}" if not self.data_dir.is_dir() else f"lacks {', '.join(missing)} in {self.folder}"
+            what = (
+                f"has no {self.folder}"
+                if not self.data_dir.is_dir()
+                else f"lacks {', '.join(missing)} in {self.folder}"
+            )
             raise FileNotFoundError(
                 f"dataset.datamodule.root={self.root} {what} (looked in {self.data_dir}); "
-                f"download it with python -c \"import torchvision; torchvision.datasets."
+                f'download it with python -c "import torchvision; torchvision.datasets.'
                 f"{self.torchvision_class}('{self.root}', download=True)\" or set "
                 "dataset.datamodule.download=true (or point paths.data_dir / NCIB_DATA_DIR, or "
                 "dataset.datamodule.root, at the folder that holds it)"

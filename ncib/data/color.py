@@ -114,7 +114,8 @@ def rgb_to_hsv(x: Tensor) -> Tensor:
     c_safe = torch.where(grey, torch.ones_like(c), c)
     s = torch.where(v > 0, c / torch.where(v > 0, v, torch.ones_like(v)), torch.zeros_like(v))
     h = torch.where(
-        v == r, torch.remainder((g - b) / c_safe, 6.0),
+        v == r,
+        torch.remainder((g - b) / c_safe, 6.0),
         torch.where(v == g, (b - r) / c_safe + 2.0, (r - g) / c_safe + 4.0),
     )
     h = torch.where(grey, torch.zeros_like(h), h) / 6.0
@@ -138,17 +139,29 @@ def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
 
 
 def random_resized_crop_boxes(
-    b: int, h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float],
-    rng: SampleRNG | torch.Generator, device, tries: int = 10,
+    b: int,
+    h: int,
+    w: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    rng: SampleRNG | torch.Generator,
+    device,
+    tries: int = 10,
 ) -> Tensor:
     """Crop boxes ``(B, 4)`` = ``(x0, y0, width, height)`` in pixels, as RandomResizedCrop
     draws them: area fraction ~ U(scale), log aspect ratio ~ U(log ratio), position uniform.
     Takes one request of ``2·tries + 2`` uniforms per row from ``rng``."""
-    return crop_boxes_from_uniforms(as_sample_rng(rng, b, device).uniform(2 * tries + 2), h, w, scale, ratio)
+    return crop_boxes_from_uniforms(
+        as_sample_rng(rng, b, device).uniform(2 * tries + 2), h, w, scale, ratio
+    )
 
 
 def crop_boxes_from_uniforms(
-    u: Tensor, h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float],
+    u: Tensor,
+    h: int,
+    w: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
 ) -> Tensor:
     """:func:`random_resized_crop_boxes` from its uniforms ``u`` ``(B, 2·tries + 2)``: area
     fractions, log aspect ratios (``tries`` each), then the position."""
@@ -226,11 +239,17 @@ class SupConAugment(nn.Module):
     ):
         super().__init__()
         if not 0 < scale[0] <= scale[1] <= 1 or not 0 < ratio[0] <= ratio[1]:
-            raise ValueError(f"need 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]; got {scale}, {ratio}")
+            raise ValueError(
+                f"need 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]; got {scale}, {ratio}"
+            )
         if not 0 <= hue <= 0.5:
             raise ValueError(f"hue must be in [0, 0.5]; got {hue}")
         self.size, self.scale, self.ratio = int(size), tuple(scale), tuple(ratio)
-        self.hflip_p, self.jitter_p, self.grayscale_p = float(hflip_p), float(jitter_p), float(grayscale_p)
+        self.hflip_p, self.jitter_p, self.grayscale_p = (
+            float(hflip_p),
+            float(jitter_p),
+            float(grayscale_p),
+        )
         self.strengths = (float(brightness), float(contrast), float(saturation))
         self.hue, self.random_order = float(hue), bool(random_order)
 
@@ -251,7 +270,9 @@ class SupConAugment(nn.Module):
         params["factors"] = torch.stack(factors, 1)  # (B, 4): brightness, contrast, saturation, hue
         # a stable sort: ties (equal keys) are broken by position on every device and batch size
         order = u[:, 7:11].argsort(dim=1, stable=True)
-        params["order"] = order if self.random_order else torch.arange(4, device=u.device).expand(b, 4)
+        params["order"] = (
+            order if self.random_order else torch.arange(4, device=u.device).expand(b, 4)
+        )
         return params
 
     def apply(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
@@ -275,7 +296,9 @@ class SupConAugment(nn.Module):
         """``x`` ``(B, 3, H, W)`` in [0, 1] → views ``(B, 3, size, size)``; ``rng`` has one row
         per image."""
         if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"SupConAugment needs RGB images (B, 3, H, W); got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"SupConAugment needs RGB images (B, 3, H, W); got shape {tuple(x.shape)}"
+            )
         return self.apply(x, self.sample_params(x.shape, rng, x.device))
 
     def extra_repr(self) -> str:

@@ -107,12 +107,16 @@ class SampleRNG:
 
     def __init__(self, key: int, index: Tensor, view: Tensor | int = 0):
         if index.ndim != 1 or index.dtype.is_floating_point or index.dtype == torch.bool:
-            raise ValueError(f"index must be a 1-d integer tensor; got {index.dtype} of shape {tuple(index.shape)}")
+            raise ValueError(
+                f"index must be a 1-d integer tensor; got {index.dtype} of shape {tuple(index.shape)}"
+            )
         self.key = int(key)
         self.index = index.to(torch.int64).unsqueeze(1)  # (R, 1)
         if isinstance(view, Tensor):
             if view.shape != index.shape:
-                raise ValueError(f"view must have the shape of index {tuple(index.shape)}; got {tuple(view.shape)}")
+                raise ValueError(
+                    f"view must have the shape of index {tuple(index.shape)}; got {tuple(view.shape)}"
+                )
             self.view: Tensor | int = view.to(device=index.device, dtype=torch.int64).unsqueeze(1)
         else:
             self.view = int(view)
@@ -122,7 +126,9 @@ class SampleRNG:
     def from_generator(cls, generator: torch.Generator, rows: int, device=None) -> SampleRNG:
         """Rows ``0..rows−1`` under a key drawn from ``generator`` — for one-off batches (tests,
         notebooks). Unlike the training path the draws depend on the row's position."""
-        key = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+        key = int(
+            torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item()
+        )
         return cls(key, torch.arange(int(rows), device=device))
 
     @property

@@ -29,10 +29,18 @@ from ncib.data.color import SupConAugment
 __all__ = ["ImageNet32DataModule"]
 
 _LAYOUTS = {  # name → (train folder, train files, val folder, val file)
-    "npz": ("Imagenet32_train_npz", [f"train_data_batch_{i}.npz" for i in range(1, 11)],
-            "Imagenet32_val_npz", "val_data.npz"),
-    "pickle": ("Imagenet32_train", [f"train_data_batch_{i}" for i in range(1, 11)],
-               "Imagenet32_val", "val_data"),
+    "npz": (
+        "Imagenet32_train_npz",
+        [f"train_data_batch_{i}.npz" for i in range(1, 11)],
+        "Imagenet32_val_npz",
+        "val_data.npz",
+    ),
+    "pickle": (
+        "Imagenet32_train",
+        [f"train_data_batch_{i}" for i in range(1, 11)],
+        "Imagenet32_val",
+        "val_data",
+    ),
 }
 
 
@@ -62,7 +70,9 @@ def _read(path: Path, keys: Sequence[str]) -> list[np.ndarray]:
             f"{path} is not a readable ImageNet32 batch ({type(err).__name__}: {err}); the file "
             "is truncated or corrupt — download it again"
         ) from err
-    found = {k: entry.get(k, entry.get(k.encode())) for k in keys} if isinstance(entry, dict) else {}
+    found = (
+        {k: entry.get(k, entry.get(k.encode())) for k in keys} if isinstance(entry, dict) else {}
+    )
     missing = [k for k in keys if found.get(k) is None]
     if missing:
         raise ValueError(f"{path} is not an ImageNet32 batch: it has no {', '.join(missing)} entry")
@@ -116,7 +126,10 @@ class ImageNet32DataModule(PairedViewDataModule):
         train_dir, train_names, val_dir, val_name = _LAYOUTS["npz"]
         missing = [
             str(p.relative_to(self.root))
-            for p in [*(self.root / train_dir / n for n in train_names), self.root / val_dir / val_name]
+            for p in [
+                *(self.root / train_dir / n for n in train_names),
+                self.root / val_dir / val_name,
+            ]
             if not p.is_file()
         ]
         raise FileNotFoundError(
@@ -130,14 +143,18 @@ class ImageNet32DataModule(PairedViewDataModule):
 
     def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         train_files, val_file = self.files()
-        return {"train": self._read_split(train_files, self.class_ids, self.max_train_samples),
-                "test": self._read_split([val_file], self.class_ids, None)}
+        return {
+            "train": self._read_split(train_files, self.class_ids, self.max_train_samples),
+            "test": self._read_split([val_file], self.class_ids, None),
+        }
 
     def _read_split(self, paths: list[Path], classes: np.ndarray | None, max_samples: int | None):
         labels = [_read(p, ["labels"])[0].astype(np.int64) - 1 for p in paths]
         flat = np.concatenate(labels)
         if flat.min() < 0 or flat.max() > 999:
-            raise ValueError(f"ImageNet32 labels must be 1..1000; found {flat.min() + 1}..{flat.max() + 1} in {paths[0].parent}")
+            raise ValueError(
+                f"ImageNet32 labels must be 1..1000; found {flat.min() + 1}..{flat.max() + 1} in {paths[0].parent}"
+            )
         relabel = np.full(1000, -1, dtype=np.int64)
         if classes is None:
             relabel[:] = np.arange(1000)
@@ -153,8 +170,13 @@ class ImageNet32DataModule(PairedViewDataModule):
             if len(rows):
                 data = _read(path, ["data"])[0]
                 if data.ndim != 2 or data.shape != (len(part), 3 * 32 * 32):
-                    raise ValueError(f"{path}: expected data of shape ({len(part)}, 3072); got {data.shape}")
+                    raise ValueError(
+                        f"{path}: expected data of shape ({len(part)}, 3072); got {data.shape}"
+                    )
                 images[filled : filled + len(rows)] = data[rows]
                 filled += len(rows)
             start += len(part)
-        return (torch.from_numpy(images.reshape(-1, 3, 32, 32)), torch.from_numpy(relabel[flat[chosen]]))
+        return (
+            torch.from_numpy(images.reshape(-1, 3, 32, 32)),
+            torch.from_numpy(relabel[flat[chosen]]),
+        )

@@ -35,7 +35,12 @@ def analysis_checkpoint_path(run_dir: str | Path, epoch: int) -> Path:
 def save_weights(path: str | Path, module: torch.nn.Module, epoch: int, global_step: int) -> Path:
     """Write ``module``'s state dict (on the CPU) with its epoch and step, atomically."""
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-    payload = {"format": _FORMAT, "state_dict": state, "epoch": int(epoch), "global_step": int(global_step)}
+    payload = {
+        "format": _FORMAT,
+        "state_dict": state,
+        "epoch": int(epoch),
+        "global_step": int(global_step),
+    }
     return atomic_torch_save(payload, path)
 
 

@@ -51,8 +51,12 @@ class AnalysisSettings:
     def __post_init__(self) -> None:
         if self.k is not None and (isinstance(self.k, bool) or int(self.k) != self.k or self.k < 1):
             raise ValueError(f"analysis.k must be an integer >= 1 or null (K); got {self.k!r}")
-        if self.max_samples is not None and (isinstance(self.max_samples, bool) or self.max_samples < 1):
-            raise ValueError(f"analysis.max_samples must be >= 1 or null (all); got {self.max_samples!r}")
+        if self.max_samples is not None and (
+            isinstance(self.max_samples, bool) or self.max_samples < 1
+        ):
+            raise ValueError(
+                f"analysis.max_samples must be >= 1 or null (all); got {self.max_samples!r}"
+            )
         if not self.ridge >= 0:
             raise ValueError(f"analysis.ridge must be >= 0; got {self.ridge!r}")
 
@@ -107,15 +111,21 @@ class PairEpochAnalysis:
         extra = dict(extra or {})
         unknown = [g for g in groups if g not in ANALYSIS_GROUPS]
         if unknown or not (groups or extra):
-            raise ValueError(f"analysis groups must be among {sorted(ANALYSIS_GROUPS)}; got {list(groups)}")
+            raise ValueError(
+                f"analysis groups must be among {sorted(ANALYSIS_GROUPS)}; got {list(groups)}"
+            )
         device = torch.device(device) if device is not None else next(pair.parameters()).device
         started = time.perf_counter()
         st = self.settings
         talk = st.progress and self.collective.rank == 0
         if talk:
-            log.info("analysis at epoch %d: extracting features of %d members", epoch, len(pair.members))
+            log.info(
+                "analysis at epoch %d: extracting features of %d members", epoch, len(pair.members)
+            )
         datamodule.setup("fit")
-        feats = extract_pair_features(pair, datamodule, device, st.max_samples, self.collective, talk)
+        feats = extract_pair_features(
+            pair, datamodule, device, st.max_samples, self.collective, talk
+        )
         num_classes = int(datamodule.num_classes)
         k = num_classes if st.k is None else st.k
         record: dict = {
@@ -131,8 +141,13 @@ class PairEpochAnalysis:
         }
         with torch.no_grad():
             pa = PairAnalysis(
-                train=feats.train, test=feats.test, y_train=feats.y_train, y_test=feats.y_test,
-                num_classes=num_classes, k=k, ridge=st.ridge,
+                train=feats.train,
+                test=feats.test,
+                y_train=feats.y_train,
+                y_test=feats.y_test,
+                num_classes=num_classes,
+                k=k,
+                ridge=st.ridge,
             )
             scalars: dict[str, float] = {}
             computed = [(g, group_outputs(pa, g)) for g in groups]

@@ -152,7 +152,9 @@ def extract_pair_features(
         feats, labels, used = {}, {}, {}
         for split in ("train", "test"):
             y_all = datamodule.splits[split][1]
-            rows = analysis_rows(y_all, max_samples) if split == "train" else torch.arange(len(y_all))
+            rows = (
+                analysis_rows(y_all, max_samples) if split == "train" else torch.arange(len(y_all))
+            )
             used[split], labels[split] = rows, y_all[rows]
             local = member_features(pair, datamodule, split, rows[rank::world], device, progress)
             if world > 1:

@@ -71,7 +71,9 @@ def gib(pa: PairAnalysis) -> Outputs:
     scalars = {
         key("gib/mi_xy"): i_xy,
         key("gib/beta_crit/k"): float(g.beta_crit[k - 1]),
-        key("gib/beta_crit/k_next"): float(g.beta_crit[k]) if k < g.beta_crit.shape[0] else math.inf,
+        key("gib/beta_crit/k_next"): float(g.beta_crit[k])
+        if k < g.beta_crit.shape[0]
+        else math.inf,
         key("gib/beta_tk"): beta,
         key("gib/i_tx_tk"): float(at_tk.i_tx[0]),
         key("gib/i_ty_tk"): float(at_tk.i_ty[0]),
@@ -90,7 +92,9 @@ def gib(pa: PairAnalysis) -> Outputs:
         key("beta_crit"): g.beta_crit.tolist(),
         key("information_curve"): _curve(curve),
         key("heldout/lambda"): held.lam,
-        key("heldout/information_curve"): _curve(pa.heldout_gib(0).gib.information_curve(curve.beta)),
+        key("heldout/information_curve"): _curve(
+            pa.heldout_gib(0).gib.information_curve(curve.beta)
+        ),
     }
     for m, name in enumerate(MEMBERS):
         scaling = pa.tk(m).feature_scaling
@@ -126,10 +130,16 @@ def simplex_etf(pa: PairAnalysis) -> Outputs:
         probes = [pa.probe(kind, m) for m in range(len(MEMBERS))]
         for name, p in zip(MEMBERS, probes, strict=True):
             ax = {"probe_input": kind, "member": name}
-            out[key("probe/{split}_acc/{probe_input}/{member}", split="train", **ax)] = float(p.train_acc)
-            out[key("probe/{split}_acc/{probe_input}/{member}", split="test", **ax)] = float(p.test_acc)
+            out[key("probe/{split}_acc/{probe_input}/{member}", split="train", **ax)] = float(
+                p.train_acc
+            )
+            out[key("probe/{split}_acc/{probe_input}/{member}", split="test", **ax)] = float(
+                p.test_acc
+            )
         both = (probes[0].test_pred == pa.y_test) & (probes[1].test_pred == pa.y_test)
-        out[key("probe/test_both_correct/{probe_input}", probe_input=kind)] = float(both.double().mean())
+        out[key("probe/test_both_correct/{probe_input}", probe_input=kind)] = float(
+            both.double().mean()
+        )
     return out, {}
 
 
@@ -138,17 +148,26 @@ def transfer(pa: PairAnalysis, grid=None, tolerance: float = 3.0) -> Outputs:
     feature_dim = min(pa.raw["train"][m].shape[1] for m in range(len(MEMBERS)))
     ks = dimension_grid(pa.num_classes, feature_dim, grid)
     scalars: dict[str, float] = {}
-    entries: dict[str, Any] = {key("transfer/grid"): ks, key("transfer/tolerance"): float(tolerance)}
+    entries: dict[str, Any] = {
+        key("transfer/grid"): ks,
+        key("transfer/tolerance"): float(tolerance),
+    }
     for m, name in enumerate(MEMBERS):
         points = ib_dimension_curve(pa, m, ks)
         best = k_prime(points, float(pa.probe("raw", m).test_acc), tolerance)
         at = next((p for p in points if p.k == best), None)
-        scalars[key("transfer/k_prime/{member}", member=name)] = math.nan if best is None else float(best)
+        scalars[key("transfer/k_prime/{member}", member=name)] = (
+            math.nan if best is None else float(best)
+        )
         scalars[key("transfer/probe_test_acc_k_prime/{member}", member=name)] = (
             math.nan if at is None else at.probe_test_acc
         )
-        entries[key("transfer/probe_test_acc/{member}", member=name)] = [p.probe_test_acc for p in points]
-        entries[key("transfer/ncc_test_acc/{member}", member=name)] = [p.ncc_test_acc for p in points]
+        entries[key("transfer/probe_test_acc/{member}", member=name)] = [
+            p.probe_test_acc for p in points
+        ]
+        entries[key("transfer/ncc_test_acc/{member}", member=name)] = [
+            p.ncc_test_acc for p in points
+        ]
         entries[key("transfer/nc4_test/{member}", member=name)] = [p.nc4_test for p in points]
         entries[key("transfer/feature_scaling_k_prime/{member}", member=name)] = (
             [] if at is None else at.feature_scaling.tolist()

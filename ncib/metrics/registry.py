@@ -84,7 +84,10 @@ class Metric:
     def keys(self) -> list[str]:
         """Every concrete key of the family, in axis order."""
         values = [AXES[a] for a in self.axes]
-        return [self.template.format(**dict(zip(self.axes, combo))) for combo in itertools.product(*values)]
+        return [
+            self.template.format(**dict(zip(self.axes, combo)))
+            for combo in itertools.product(*values)
+        ]
 
 
 def _m(template: str, meaning: str, group: str, shape: str = "scalar") -> Metric:
@@ -95,60 +98,156 @@ _I, _G, _E = "identifiability", "gib", "simplex_etf"
 
 METRICS: tuple[Metric, ...] = (
     # -- identifiability (docs/math.md §3, §4) ---------------------------------------------
-    _m("cca/mean_k/{features}", "mean of the k leading canonical correlations ρ between the members (training split)", _I),
+    _m(
+        "cca/mean_k/{features}",
+        "mean of the k leading canonical correlations ρ between the members (training split)",
+        _I,
+    ),
     _m("cca/var_k/{features}", "population variance of those k correlations", _I),
     _m("cca/std_k/{features}", "population standard deviation of those k correlations", _I),
     _m("cca/min_k/{features}", "the k-th largest canonical correlation", _I),
-    _m("cca/heldout/mean_k/{features}", "mean of the k leading correlations measured on the test split, directions fitted on the training split", _I),
+    _m(
+        "cca/heldout/mean_k/{features}",
+        "mean of the k leading correlations measured on the test split, directions fitted on the training split",
+        _I,
+    ),
     _m("cca/heldout/var_k/{features}", "population variance of those held-out correlations", _I),
-    _m("cca/heldout/std_k/{features}", "population standard deviation of those held-out correlations", _I),
+    _m(
+        "cca/heldout/std_k/{features}",
+        "population standard deviation of those held-out correlations",
+        _I,
+    ),
     _m("cka/{features}", "linear CKA between the members (training split)", _I),
-    _m("copula_cca/mean_k/{member}", "mean of the k leading canonical correlations between the member's raw features and their normal scores", _I),
-    _m("copula_cca/mean_all/{member}", "mean of all canonical correlations between raw features and normal scores (1: the copula is a linear map)", _I),
+    _m(
+        "copula_cca/mean_k/{member}",
+        "mean of the k leading canonical correlations between the member's raw features and their normal scores",
+        _I,
+    ),
+    _m(
+        "copula_cca/mean_all/{member}",
+        "mean of all canonical correlations between raw features and normal scores (1: the copula is a linear map)",
+        _I,
+    ),
     _m("cca/rho/{features}", "every canonical correlation, descending", _I, "(r,)"),
     _m("cca/heldout/rho_k/{features}", "the k held-out correlations", _I, "(k,)"),
     # -- Gaussian information bottleneck (docs/math.md §5) -----------------------------------
-    _m("gib/mi_xy", "I(X;Y) = −½ Σ log λ_i between the members' normal scores (nats, in-sample)", _G),
+    _m(
+        "gib/mi_xy",
+        "I(X;Y) = −½ Σ log λ_i between the members' normal scores (nats, in-sample)",
+        _G,
+    ),
     _m("gib/beta_crit/k", "critical β_k = 1/(1−λ_k) of the k-th phase transition", _G),
     _m("gib/beta_crit/k_next", "critical β_{k+1} (inf when there is none)", _G),
     _m("gib/beta_tk", "the β of T_K, just below β_{k+1}", _G),
     _m("gib/i_tx_tk", "I(T;X) of T_K (nats)", _G),
     _m("gib/i_ty_tk", "I(T;Y) of T_K (nats)", _G),
     _m("gib/i_ty_frac_tk", "I(T;Y) / I(X;Y) of T_K", _G),
-    _m("gib/feature_scaling/min/{member}", "smallest α_i / mean α over the k dimensions of T_K", _G),
+    _m(
+        "gib/feature_scaling/min/{member}", "smallest α_i / mean α over the k dimensions of T_K", _G
+    ),
     _m("gib/feature_scaling/max/{member}", "largest α_i / mean α over the k dimensions of T_K", _G),
-    _m("gib/heldout/mi_xy", "held-out I(X;Y): canonical directions fitted on the training split, correlations measured on the test split (nats)", _G),
+    _m(
+        "gib/heldout/mi_xy",
+        "held-out I(X;Y): canonical directions fitted on the training split, correlations measured on the test split (nats)",
+        _G,
+    ),
     _m("gib/heldout/beta_crit/k", "held-out β_k", _G),
     _m("gib/heldout/beta_crit/k_next", "held-out β_{k+1} (inf when there is none)", _G),
-    _m("gib/heldout/i_ty_frac_tk", "held-out I(T;Y) / I(X;Y) of T_K (at a β just below the held-out β_{k+1})", _G),
+    _m(
+        "gib/heldout/i_ty_frac_tk",
+        "held-out I(T;Y) / I(X;Y) of T_K (at a β just below the held-out β_{k+1})",
+        _G,
+    ),
     _m("lambda", "GIB eigenvalues λ_i = 1 − ρ_i², ascending", _G, "(r,)"),
     _m("beta_crit", "critical β_i = 1/(1−λ_i)", _G, "(r,)"),
-    _m("information_curve", "β, I(T;X), I(T;Y) along β, and I(X;Y)", _G, "{beta, i_tx, i_ty: (M,), i_xy}"),
+    _m(
+        "information_curve",
+        "β, I(T;X), I(T;Y) along β, and I(X;Y)",
+        _G,
+        "{beta, i_tx, i_ty: (M,), i_xy}",
+    ),
     _m("heldout/lambda", "held-out eigenvalues λ̃_i = 1 − ρ̃_i², ascending", _G, "(r,)"),
-    _m("heldout/information_curve", "the held-out information curve on the same β grid", _G, "{beta, i_tx, i_ty: (M,), i_xy}"),
+    _m(
+        "heldout/information_curve",
+        "the held-out information curve on the same β grid",
+        _G,
+        "{beta, i_tx, i_ty: (M,), i_xy}",
+    ),
     _m("feature_scaling/{member}", "α_i / mean α of T_K (the paper's Fig. 4B)", _G, "(k,)"),
     # -- neural collapse and the analysis probe (docs/math.md §6, §7) ------------------------
     _m("etf/equinorm/{space}/{member}", "std / mean of the norms of the centred class means", _E),
-    _m("etf/cos_mean/{space}/{member}", "mean cosine between centred class means (simplex ETF: −1/(K−1))", _E),
+    _m(
+        "etf/cos_mean/{space}/{member}",
+        "mean cosine between centred class means (simplex ETF: −1/(K−1))",
+        _E,
+    ),
     _m("etf/cos_dev/{space}/{member}", "mean |cos + 1/(K−1)| over pairs of classes", _E),
     _m("etf/cos_std/{space}/{member}", "std of the cosines between class means", _E),
     _m("etf/angle_std_deg/{space}/{member}", "std of the angles between class means (degrees)", _E),
     _m("nc1/{space}/{member}", "NC1 = tr(Σ_W Σ_B⁺)/K on the training split", _E),
-    _m("ncc/{split}_acc/{space}/{member}", "nearest-class-centre accuracy (centres from the training split)", _E),
-    _m("nc4/{split}/{space}/{member}", "agreement of the nearest-class-centre rule and the analysis probe", _E),
-    _m("probe/{split}_acc/{probe_input}/{member}", "accuracy of the analysis probe (full-batch logistic regression, Table 2)", _E),
-    _m("probe/test_both_correct/{probe_input}", "share of test samples both members' analysis probes classify correctly", _E),
+    _m(
+        "ncc/{split}_acc/{space}/{member}",
+        "nearest-class-centre accuracy (centres from the training split)",
+        _E,
+    ),
+    _m(
+        "nc4/{split}/{space}/{member}",
+        "agreement of the nearest-class-centre rule and the analysis probe",
+        _E,
+    ),
+    _m(
+        "probe/{split}_acc/{probe_input}/{member}",
+        "accuracy of the analysis probe (full-batch logistic regression, Table 2)",
+        _E,
+    ),
+    _m(
+        "probe/test_both_correct/{probe_input}",
+        "share of test samples both members' analysis probes classify correctly",
+        _E,
+    ),
     # -- zero-shot transfer (docs/math.md §11) ------------------------------------------------
-    _m("transfer/k_prime/{member}", "K′: the smallest k of the grid whose T_k probe is within the tolerance of the raw-feature probe (null if none)", "transfer"),
-    _m("transfer/probe_test_acc_k_prime/{member}", "test accuracy of the analysis probe on T_K′ (Table 3's IB(K′))", "transfer"),
+    _m(
+        "transfer/k_prime/{member}",
+        "K′: the smallest k of the grid whose T_k probe is within the tolerance of the raw-feature probe (null if none)",
+        "transfer",
+    ),
+    _m(
+        "transfer/probe_test_acc_k_prime/{member}",
+        "test accuracy of the analysis probe on T_K′ (Table 3's IB(K′))",
+        "transfer",
+    ),
     _m("transfer/grid", "the dimensions k evaluated", "transfer", "(n,)"),
     _m("transfer/tolerance", "the tolerance of K′ (percentage points)", "transfer", "()"),
-    _m("transfer/probe_test_acc/{member}", "analysis-probe test accuracy on T_k, per k of the grid (Fig. 4A)", "transfer", "(n,)"),
-    _m("transfer/ncc_test_acc/{member}", "nearest-class-centre test accuracy in T_k, per k", "transfer", "(n,)"),
-    _m("transfer/nc4_test/{member}", "NC4 agreement of NCC and the probe in T_k, per k (Fig. 4A)", "transfer", "(n,)"),
-    _m("transfer/feature_scaling_k_prime/{member}", "α_i / mean α of T_K′ (Fig. 4C)", "transfer", "(K′,)"),
+    _m(
+        "transfer/probe_test_acc/{member}",
+        "analysis-probe test accuracy on T_k, per k of the grid (Fig. 4A)",
+        "transfer",
+        "(n,)",
+    ),
+    _m(
+        "transfer/ncc_test_acc/{member}",
+        "nearest-class-centre test accuracy in T_k, per k",
+        "transfer",
+        "(n,)",
+    ),
+    _m(
+        "transfer/nc4_test/{member}",
+        "NC4 agreement of NCC and the probe in T_k, per k (Fig. 4A)",
+        "transfer",
+        "(n,)",
+    ),
+    _m(
+        "transfer/feature_scaling_k_prime/{member}",
+        "α_i / mean α of T_K′ (Fig. 4C)",
+        "transfer",
+        "(K′,)",
+    ),
     # -- offline linear evaluation (Table 1) --------------------------------------------------
-    _m("{split}_acc/{member}", "accuracy of the offline linear evaluation on the frozen encoder", "linear_eval"),
+    _m(
+        "{split}_acc/{member}",
+        "accuracy of the offline linear evaluation on the frozen encoder",
+        "linear_eval",
+    ),
     _m("both_correct", "share of test samples both members classify correctly", "linear_eval"),
     # -- training --------------------------------------------------------------------------
     _m("train/loss/{member}", "SupCon loss of the member, mean over the epoch", "train"),
@@ -223,5 +322,3 @@ def markdown_table() -> str:
                 where = "logged" if m.shape == "scalar" else f"record `{m.shape}`"
                 lines.append(f"| `{m.template}` | {where} | {m.meaning} |")
     return "\n".join(lines) + "\n"
-
-

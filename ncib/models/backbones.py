@@ -42,7 +42,10 @@ class ConvNet(nn.Module):
         return self.net(x)
 
 
-_RESNETS = {"resnet18": (torchvision.models.resnet18, 512), "resnet50": (torchvision.models.resnet50, 2048)}
+_RESNETS = {
+    "resnet18": (torchvision.models.resnet18, 512),
+    "resnet50": (torchvision.models.resnet50, 2048),
+}
 
 
 def cifar_resnet(name: str = "resnet50", in_channels: int = 3) -> nn.Module:

@@ -92,4 +92,6 @@ class LinearEvaluator(pl.LightningModule):
         return torch.cat([w((f - mean) / std).argmax(1) for f in features.split(batch_size)])
 
     def configure_optimizers(self):
-        return optimizers_for(self.linear.parameters(), self.optimizer_factory, self.scheduler_factory, self.trainer)
+        return optimizers_for(
+            self.linear.parameters(), self.optimizer_factory, self.scheduler_factory, self.trainer
+        )

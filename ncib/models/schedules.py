@@ -50,11 +50,15 @@ def step_decay(
     0.2 after epochs 60, 75 and 90: ``milestone_epochs=(60, 75, 90), gamma=0.2``)."""
     if milestone_epochs is not None:
         if any(int(e) != e or e < 1 for e in milestone_epochs):
-            raise ValueError(f"milestone_epochs are completed epochs >= 1; got {list(milestone_epochs)}")
+            raise ValueError(
+                f"milestone_epochs are completed epochs >= 1; got {list(milestone_epochs)}"
+            )
         at = sorted(int(e) * steps_per_epoch for e in milestone_epochs)
     else:
         if any(not 0.0 < m < 1.0 for m in milestones):
-            raise ValueError(f"milestones are fractions of training in (0, 1); got {list(milestones)}")
+            raise ValueError(
+                f"milestones are fractions of training in (0, 1); got {list(milestones)}"
+            )
         at = sorted(round(m * total_steps) for m in milestones)
     return LambdaLR(optimizer, lambda step: gamma ** sum(step >= a for a in at))
 

@@ -100,7 +100,9 @@ class PairedSupCon(pl.LightningModule):
         z = member(x).view(b, v, -1)
         # under DDP: contrast against the global batch (a no-op on one device)
         return supcon_loss(
-            gather_with_grad(z), gather_with_grad(labels), self.temperature,
+            gather_with_grad(z),
+            gather_with_grad(labels),
+            self.temperature,
             base_temperature=self.base_temperature,
         )
 
@@ -130,7 +132,9 @@ class PairedSupCon(pl.LightningModule):
         return stacked.sum()
 
     def configure_optimizers(self):
-        return optimizers_for(self.parameters(), self.optimizer_factory, self.scheduler_factory, self.trainer)
+        return optimizers_for(
+            self.parameters(), self.optimizer_factory, self.scheduler_factory, self.trainer
+        )
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:

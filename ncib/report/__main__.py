@@ -18,18 +18,34 @@ from ncib.report import is_sweep_dir, write_report, write_sweep_report
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m ncib.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m ncib.report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run_dir", type=Path, help="a run directory or a sweep (multirun) directory of python -m ncib.run")
-    parser.add_argument("--records", default=RECORDS_FILE, help=f"records file in run_dir (default {RECORDS_FILE}; not for a sweep)")
-    parser.add_argument("--no-wandb", action="store_true", help="sweep: do not send the tables to W&B")
+    parser.add_argument(
+        "run_dir",
+        type=Path,
+        help="a run directory or a sweep (multirun) directory of python -m ncib.run",
+    )
+    parser.add_argument(
+        "--records",
+        default=RECORDS_FILE,
+        help=f"records file in run_dir (default {RECORDS_FILE}; not for a sweep)",
+    )
+    parser.add_argument(
+        "--no-wandb", action="store_true", help="sweep: do not send the tables to W&B"
+    )
     args = parser.parse_args(argv)
     if is_sweep_dir(args.run_dir):
         if args.records != RECORDS_FILE:
             parser.error("--records applies to a run directory, not to a sweep")
         sweep = write_sweep_report(args.run_dir, wandb=not args.no_wandb)
-        counts = ", ".join(f"{sweep.count(s)} {s}" for s in ("finished", "failed", "unfinished", "not started"))
-        print(f"wrote {sweep.path} ({len(sweep.jobs)} jobs: {counts}; {len(sweep.recipes)} recipe(s))")
+        counts = ", ".join(
+            f"{sweep.count(s)} {s}" for s in ("finished", "failed", "unfinished", "not started")
+        )
+        print(
+            f"wrote {sweep.path} ({len(sweep.jobs)} jobs: {counts}; {len(sweep.recipes)} recipe(s))"
+        )
         return
     try:
         report = write_report(args.run_dir, args.records)

@@ -65,17 +65,38 @@ def fig2_nc1_vs_identifiability(records: list[dict], path: Path) -> Path | None:
     epochs = [p[0] for p in pts]
     norm = matplotlib.colors.Normalize(min(epochs), max(max(epochs), min(epochs) + 1))
     cmap = plt.get_cmap("viridis")
-    for ax, (label, xs, xerr) in zip(axes, (
-        ("variance of the K leading CCA coefficients", [p[3] for p in pts], None),
-        ("mean of the K leading CCA coefficients (± std)", [p[2] for p in pts], [p[4] for p in pts]),
-    )):
+    for ax, (label, xs, xerr) in zip(
+        axes,
+        (
+            ("variance of the K leading CCA coefficients", [p[3] for p in pts], None),
+            (
+                "mean of the K leading CCA coefficients (± std)",
+                [p[2] for p in pts],
+                [p[4] for p in pts],
+            ),
+        ),
+    ):
         terminal = [x for x, p in zip(xs, pts) if p[5]]
         if terminal:
-            ax.axvspan(min(terminal), max(terminal), color="0.88", zorder=0, label="terminal phase (train error < 2%)")
+            ax.axvspan(
+                min(terminal),
+                max(terminal),
+                color="0.88",
+                zorder=0,
+                label="terminal phase (train error < 2%)",
+            )
         for i, p in enumerate(pts):
             c = cmap(norm(p[0]))
-            ax.errorbar(xs[i], p[1], xerr=None if xerr is None else xerr[i], fmt="o", color=c,
-                        mfc=c if p[5] else "white", ms=7, capsize=3)
+            ax.errorbar(
+                xs[i],
+                p[1],
+                xerr=None if xerr is None else xerr[i],
+                fmt="o",
+                color=c,
+                mfc=c if p[5] else "white",
+                ms=7,
+                capsize=3,
+            )
         ax.set_xlabel(label)
         ax.set_yscale("log")
         if xerr is None and min(xs) > 0:
@@ -85,7 +106,9 @@ def fig2_nc1_vs_identifiability(records: list[dict], path: Path) -> Path | None:
     if any(p[5] for p in pts):
         axes[0].legend(loc="best", fontsize=8)
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label="epoch")
-    fig.suptitle("Fig. 2 — variability collapse (NC1) vs linear identifiability (raw features)", fontsize=10)
+    fig.suptitle(
+        "Fig. 2 — variability collapse (NC1) vs linear identifiability (raw features)", fontsize=10
+    )
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -98,15 +121,27 @@ def fig3_etf_in_tk(records: list[dict], num_classes: int, path: Path) -> Path | 
     panels = [
         ("A. probe test accuracy", "probe/test_acc/tk/{m}", "probe/test_acc/raw/{m}", None),
         ("B. equinorm (std/mean of norms)", "etf/equinorm/tk/{m}", "etf/equinorm/raw/{m}", None),
-        ("C. std of angles (degrees)", "etf/angle_std_deg/tk/{m}", "etf/angle_std_deg/raw/{m}", None),
-        ("D. mean cosine of class means", "etf/cos_mean/tk/{m}", "etf/cos_mean/raw/{m}", -1.0 / (num_classes - 1)),
+        (
+            "C. std of angles (degrees)",
+            "etf/angle_std_deg/tk/{m}",
+            "etf/angle_std_deg/raw/{m}",
+            None,
+        ),
+        (
+            "D. mean cosine of class means",
+            "etf/cos_mean/tk/{m}",
+            "etf/cos_mean/raw/{m}",
+            -1.0 / (num_classes - 1),
+        ),
     ]
     if not _mean_of_members(records, panels[1][1])[0]:
         return None
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     for ax, (title, tk_key, raw_key, target) in zip(axes, panels):
         for m, color in zip(MEMBERS, ("C0", "C1")):
-            ax.plot(*_series(records, tk_key.format(m=m)), "-o", color=color, ms=3, label=f"T_K {m}")
+            ax.plot(
+                *_series(records, tk_key.format(m=m)), "-o", color=color, ms=3, label=f"T_K {m}"
+            )
             ax.plot(*_series(records, raw_key.format(m=m)), "--", color=color, label=f"raw {m}")
         if target is not None:
             ax.axhline(target, color="k", lw=0.8, ls=":", label="−1/(K−1)")
@@ -114,7 +149,10 @@ def fig3_etf_in_tk(records: list[dict], num_classes: int, path: Path) -> Path | 
         ax.set_xlabel("epoch")
     axes[0].legend(fontsize=7)
     axes[3].legend(fontsize=7)
-    fig.suptitle("Fig. 3 — simplex ETF inside the K-dimensional IB representation (solid) vs raw features (dashed)", fontsize=10)
+    fig.suptitle(
+        "Fig. 3 — simplex ETF inside the K-dimensional IB representation (solid) vs raw features (dashed)",
+        fontsize=10,
+    )
     return _save(fig, path)
 
 
@@ -128,7 +166,9 @@ def fig4b_feature_scaling(record: dict, path: Path) -> Path | None:
     k = len(next(iter(scaling.values())))
     width = 0.8 / len(scaling)
     for j, (m, vals) in enumerate(sorted(scaling.items())):
-        ax.bar([i + 1 + (j - (len(scaling) - 1) / 2) * width for i in range(k)], vals, width, label=m)
+        ax.bar(
+            [i + 1 + (j - (len(scaling) - 1) / 2) * width for i in range(k)], vals, width, label=m
+        )
     ax.axhline(1.0, color="k", lw=0.8)
     for y in (0.9, 1.1):
         ax.axhline(y, color="0.5", lw=0.6, ls=":")
@@ -178,8 +218,17 @@ def fig_compression_generalisation(records: list[dict], path: Path) -> Path | No
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     epochs = [p[0] for p in pts]
     norm = matplotlib.colors.Normalize(min(epochs), max(max(epochs), min(epochs) + 1))
-    ax.scatter([p[1] for p in pts], [100 * p[2] for p in pts], c=epochs, norm=norm, marker="o", label="raw features")
-    sc = ax.scatter([p[1] for p in pts], [100 * p[3] for p in pts], c=epochs, norm=norm, marker="s", label="T_K")
+    ax.scatter(
+        [p[1] for p in pts],
+        [100 * p[2] for p in pts],
+        c=epochs,
+        norm=norm,
+        marker="o",
+        label="raw features",
+    )
+    sc = ax.scatter(
+        [p[1] for p in pts], [100 * p[3] for p in pts], c=epochs, norm=norm, marker="s", label="T_K"
+    )
     fig.colorbar(sc, ax=ax, label="epoch")
     ax.set_xlabel("held-out I(T_K;Y) / I(X;Y)")
     ax.set_ylabel("analysis probe test accuracy (%)")
@@ -196,7 +245,14 @@ def fig4a_dimension_sweep(record: dict, path: Path) -> Path | None:
     ks = t["transfer/grid"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
     for m, color in zip(MEMBERS, ("C0", "C1")):
-        axes[0].plot(ks, [100 * a for a in t[f"transfer/probe_test_acc/{m}"]], "-o", color=color, ms=3, label=f"T_k {m}")
+        axes[0].plot(
+            ks,
+            [100 * a for a in t[f"transfer/probe_test_acc/{m}"]],
+            "-o",
+            color=color,
+            ms=3,
+            label=f"T_k {m}",
+        )
         raw = scalar(record, f"probe/test_acc/raw/{m}")
         if raw is not None:
             axes[0].axhline(100 * raw, color=color, ls="--", lw=0.8, label=f"raw {m}")
@@ -217,7 +273,14 @@ def fig4a_dimension_sweep(record: dict, path: Path) -> Path | None:
 def fig4c_feature_scaling_k_prime(record: dict, path: Path) -> Path | None:
     """α_i / mean α of T_K′ beside that of T_K, per member (Fig. 4C)."""
     t, gib = record.get("transfer") or {}, record.get("gib") or {}
-    pairs = [(m, t.get(f"transfer/feature_scaling_k_prime/{m}") or [], gib.get(f"feature_scaling/{m}") or []) for m in MEMBERS]
+    pairs = [
+        (
+            m,
+            t.get(f"transfer/feature_scaling_k_prime/{m}") or [],
+            gib.get(f"feature_scaling/{m}") or [],
+        )
+        for m in MEMBERS
+    ]
     if not any(kp for _, kp, _ in pairs):
         return None
     fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.6), squeeze=False)

@@ -43,7 +43,11 @@ def _run_info(run_dir: Path) -> dict:
         cfg = load_run_config(run_dir)
     except RunDirError:
         return {}
-    return {"dataset": cfg.dataset.name, "num_classes": int(cfg.dataset.num_classes), "seed_pair": list(cfg.seed_pair)}
+    return {
+        "dataset": cfg.dataset.name,
+        "num_classes": int(cfg.dataset.num_classes),
+        "seed_pair": list(cfg.seed_pair),
+    }
 
 
 def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Report:
@@ -83,17 +87,33 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
     figdir = run_dir / report_names(records_name)[1]
     figdir.mkdir(exist_ok=True)
     made = {
-        "fig2_nc1_vs_identifiability": figures.fig2_nc1_vs_identifiability(records, figdir / "fig2_nc1_vs_identifiability.png"),
-        "fig3_etf_in_tk": figures.fig3_etf_in_tk(records, k_classes or 2, figdir / "fig3_etf_in_tk.png"),
-        "fig4b_feature_scaling": figures.fig4b_feature_scaling(last, figdir / "fig4b_feature_scaling.png") if last else None,
-        "information_curve": figures.fig_information_curve(last, figdir / "information_curve.png") if last else None,
+        "fig2_nc1_vs_identifiability": figures.fig2_nc1_vs_identifiability(
+            records, figdir / "fig2_nc1_vs_identifiability.png"
+        ),
+        "fig3_etf_in_tk": figures.fig3_etf_in_tk(
+            records, k_classes or 2, figdir / "fig3_etf_in_tk.png"
+        ),
+        "fig4b_feature_scaling": figures.fig4b_feature_scaling(
+            last, figdir / "fig4b_feature_scaling.png"
+        )
+        if last
+        else None,
+        "information_curve": figures.fig_information_curve(last, figdir / "information_curve.png")
+        if last
+        else None,
         "compression_generalisation": figures.fig_compression_generalisation(
             records, figdir / "compression_generalisation.png"
         ),
-        "fig4a_dimension_sweep": figures.fig4a_dimension_sweep(last, figdir / "fig4a_dimension_sweep.png") if last else None,
+        "fig4a_dimension_sweep": figures.fig4a_dimension_sweep(
+            last, figdir / "fig4a_dimension_sweep.png"
+        )
+        if last
+        else None,
         "fig4c_feature_scaling_k_prime": figures.fig4c_feature_scaling_k_prime(
             last, figdir / "fig4c_feature_scaling_k_prime.png"
-        ) if last else None,
+        )
+        if last
+        else None,
     }
     figs = {k: v for k, v in made.items() if v is not None}
 
@@ -121,7 +141,11 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
         told = overrides.read_text().split() if overrides.exists() else []
         lines += [
             f"Re-analysis of the saved checkpoints (`{records_name}`, by `python -m ncib.analyse`)"
-            + (f" with {', '.join(f'`{o}`' for o in told)}." if told else " with the run's own config."),
+            + (
+                f" with {', '.join(f'`{o}`' for o in told)}."
+                if told
+                else " with the run's own config."
+            ),
             "",
         ]
     lines += [t.markdown() for t in tables.values()]
@@ -137,7 +161,12 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
     if figs:
         lines += ["## Figures", ""]
         for name, path in figs.items():
-            lines += [f"**{captions[name]}**", "", f"![{name}]({path.relative_to(run_dir).as_posix()})", ""]
+            lines += [
+                f"**{captions[name]}**",
+                "",
+                f"![{name}]({path.relative_to(run_dir).as_posix()})",
+                "",
+            ]
     warnings = sorted({w for r in records for w in r.get("warnings", [])})
     if warnings:
         lines += ["## Warnings recorded by the analysis", ""] + [f"- {w}" for w in warnings] + [""]

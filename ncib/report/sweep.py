@@ -80,7 +80,9 @@ def mean_std(values: Sequence[float | None], scale: float = 1.0) -> MeanStd | No
     vals = [scale * float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not vals:
         return None
-    return MeanStd(statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else None, len(vals))
+    return MeanStd(
+        statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else None, len(vals)
+    )
 
 
 # -- jobs ------------------------------------------------------------------------------------
@@ -122,7 +124,11 @@ def planned_overrides(sweep_dir: Path) -> list[list[str]] | None:
         parsed = OverridesParser.create().parse_overrides([*params, *mr.hydra.overrides.task])
         return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
     except Exception as err:  # an unusual sweep: fall back to the directories found
-        log.warning("could not expand the sweep of %s (%s); listing the run directories found", sweep_dir, err)
+        log.warning(
+            "could not expand the sweep of %s (%s); listing the run directories found",
+            sweep_dir,
+            err,
+        )
         return None
 
 
@@ -186,7 +192,9 @@ def planned_epochs(cfg) -> list[int]:
     for node in (cfg.get("callbacks") or {}).values():
         if node is None or "every_n_epochs" not in node or "epochs" not in node:
             continue
-        schedule = AnalysisSchedule(node.epochs, node.every_n_epochs, bool(node.get("at_init", False)))
+        schedule = AnalysisSchedule(
+            node.epochs, node.every_n_epochs, bool(node.get("at_init", False))
+        )
         epochs |= set(schedule.planned(max_epochs))
     return sorted(epochs)
 
@@ -198,13 +206,17 @@ def _examine(job: Job, failure: tuple[bool, str] | None) -> None:
     from ncib.records import report_names
 
     if job.run_dir is None:
-        job.status, job.detail = (FAILED, failure[1]) if failure and failure[0] else (NOT_STARTED, "no run directory")
+        job.status, job.detail = (
+            (FAILED, failure[1]) if failure and failure[0] else (NOT_STARTED, "no run directory")
+        )
         return
     cfg_path = job.run_dir / ".hydra" / "config.yaml"
     if cfg_path.is_file():
         job.config = OmegaConf.load(cfg_path)
         if not job.overrides and (job.run_dir / ".hydra" / "overrides.yaml").is_file():
-            job.overrides = [str(o) for o in OmegaConf.load(job.run_dir / ".hydra" / "overrides.yaml")]
+            job.overrides = [
+                str(o) for o in OmegaConf.load(job.run_dir / ".hydra" / "overrides.yaml")
+            ]
     if failure and failure[0]:
         job.status, job.detail = FAILED, failure[1]
         return
@@ -219,8 +231,10 @@ def _examine(job: Job, failure: tuple[bool, str] | None) -> None:
     planned = planned_epochs(job.config)
     done = {int(r["epoch"]) for r in job.records}
     if not set(planned) <= done:
-        missing.append(f"{len(done & set(planned))} of {len(planned)} analysis records "
-                       f"(epochs {sorted(set(planned) - done)} missing)")
+        missing.append(
+            f"{len(done & set(planned))} of {len(planned)} analysis records "
+            f"(epochs {sorted(set(planned) - done)} missing)"
+        )
     if job.config.get("linear_eval") is not None and job.evaluation is None:
         missing.append(f"no {LINEAR_EVAL_FILE}")
     if job.config.get("report", True) and not (job.run_dir / report_names()[0]).is_file():
@@ -299,13 +313,19 @@ def group_recipes(jobs: Sequence[Job]) -> list[Recipe]:
         by_key.setdefault(key, []).append(job)
         flats[key] = flat
     all_keys = set().union(*(f.keys() for f in flats.values())) if flats else set()
-    varying = sorted(k for k in all_keys if len({json.dumps(f.get(k), default=str) for f in flats.values()}) > 1)
+    varying = sorted(
+        k for k in all_keys if len({json.dumps(f.get(k), default=str) for f in flats.values()}) > 1
+    )
     recipes = []
     for i, (key, members) in enumerate(by_key.items()):
         cfg = members[0].config
         differs = [f"{k}={flats[key].get(k)}" for k in varying]
         dataset, backbone = str(cfg.dataset.name), backbone_name(cfg)
-        label = " · ".join([dataset, backbone, *differs]) if differs or len(by_key) == 1 else f"{dataset} · {backbone} · #{i}"
+        label = (
+            " · ".join([dataset, backbone, *differs])
+            if differs or len(by_key) == 1
+            else f"{dataset} · {backbone} · #{i}"
+        )
         recipes.append(Recipe(label, dataset, backbone, differs, members))
     return recipes
 
@@ -320,19 +340,30 @@ def sweep_table1(recipes: Sequence[Recipe]) -> Table | None:
         evals = [j.evaluation for j in r.finished if j.evaluation]
         if not evals:
             continue
-        rows.append([r.label, len(evals), *(mean_std([e[k] for e in evals], 100.0)
-                                            for k in ("test_acc/m0", "test_acc/m1", "both_correct"))])
+        rows.append(
+            [
+                r.label,
+                len(evals),
+                *(
+                    mean_std([e[k] for e in evals], 100.0)
+                    for k in ("test_acc/m0", "test_acc/m1", "both_correct")
+                ),
+            ]
+        )
     if not rows:
         return None
     return Table(
         "Table 1 — offline linear evaluation (test accuracy, %), mean ± std over seed pairs",
-        ["recipe", "pairs", "m0", "m1", "both correct"], rows,
+        ["recipe", "pairs", "m0", "m1", "both correct"],
+        rows,
         "Over the finished runs of each recipe; std: sample standard deviation (n − 1).",
     )
 
 
 def _last_common_epoch(jobs: Sequence[Job]) -> int | None:
-    common = set.intersection(*({int(r["epoch"]) for r in j.records} for j in jobs)) if jobs else set()
+    common = (
+        set.intersection(*({int(r["epoch"]) for r in j.records} for j in jobs)) if jobs else set()
+    )
     return max(common) if common else None
 
 
@@ -347,17 +378,28 @@ def sweep_table2(recipes: Sequence[Recipe]) -> Table | None:
             continue
         recs = [next(x for x in j.records if int(x["epoch"]) == epoch) for j in jobs]
         for kind in ("raw", "normal", "tk"):
-            per_member = [[scalar(rec, f"probe/test_acc/{kind}/{m}") for rec in recs] for m in MEMBERS]
+            per_member = [
+                [scalar(rec, f"probe/test_acc/{kind}/{m}") for rec in recs] for m in MEMBERS
+            ]
             if any(v is None for vals in per_member for v in vals):
                 continue
             means = [sum(vals) / len(vals) for vals in zip(*per_member)]  # per pair, over members
-            rows.append([r.label, epoch, kind, len(recs), *(mean_std(v, 100.0) for v in per_member),
-                         mean_std(means, 100.0)])
+            rows.append(
+                [
+                    r.label,
+                    epoch,
+                    kind,
+                    len(recs),
+                    *(mean_std(v, 100.0) for v in per_member),
+                    mean_std(means, 100.0),
+                ]
+            )
     if not rows:
         return None
     return Table(
         "Table 2 — analysis probe test accuracy (%), mean ± std over seed pairs",
-        ["recipe", "epoch", "features", "pairs", "m0", "m1", "mean of members"], rows,
+        ["recipe", "epoch", "features", "pairs", "m0", "m1", "mean of members"],
+        rows,
         "At the last analysis epoch every finished run of the recipe has; raw, normal scores "
         "('ranked'), T_K ('ranked K-IB'). Std: sample standard deviation (n − 1).",
     )
@@ -380,7 +422,9 @@ def band(jobs: Sequence[Job], template: str) -> tuple[list[int], list[MeanStd]]:
     epochs = sorted({int(r["epoch"]) for j in jobs for r in j.records})
     xs, ys = [], []
     for e in epochs:
-        ms = mean_std([pair_value(r, template) for j in jobs for r in j.records if int(r["epoch"]) == e])
+        ms = mean_std(
+            [pair_value(r, template) for j in jobs for r in j.records if int(r["epoch"]) == e]
+        )
         if ms is not None:
             xs.append(e)
             ys.append(ms)
@@ -391,8 +435,13 @@ def _plot_band(ax, xs, ys: Sequence[MeanStd], label, style="-o", color=None):
     mean = [y.mean for y in ys]
     std = [y.std or 0.0 for y in ys]
     (line,) = ax.plot(xs, mean, style, ms=3, label=label, color=color)
-    ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                    color=line.get_color(), alpha=0.2)
+    ax.fill_between(
+        xs,
+        [m - s for m, s in zip(mean, std)],
+        [m + s for m, s in zip(mean, std)],
+        color=line.get_color(),
+        alpha=0.2,
+    )
 
 
 def sweep_figures(recipe: Recipe, figdir: Path) -> dict[str, Path]:
@@ -413,19 +462,32 @@ def sweep_figures(recipe: Recipe, figdir: Path) -> dict[str, Path]:
     e_mean, mean = band(jobs, "cca/mean_k/raw")
     if nc1 and var and e_nc1 == e_var == e_mean:
         fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True)
-        for ax, xs, label in ((axes[0], var, "variance of the K leading CCA coefficients"),
-                              (axes[1], mean, "mean of the K leading CCA coefficients")):
-            ax.errorbar([x.mean for x in xs], [y.mean for y in nc1], xerr=[x.std or 0 for x in xs],
-                        yerr=[y.std or 0 for y in nc1], fmt="-o", capsize=3, ms=4)
+        for ax, xs, label in (
+            (axes[0], var, "variance of the K leading CCA coefficients"),
+            (axes[1], mean, "mean of the K leading CCA coefficients"),
+        ):
+            ax.errorbar(
+                [x.mean for x in xs],
+                [y.mean for y in nc1],
+                xerr=[x.std or 0 for x in xs],
+                yerr=[y.std or 0 for y in nc1],
+                fmt="-o",
+                capsize=3,
+                ms=4,
+            )
             for e, x, y in zip(e_nc1, xs, nc1):
-                ax.annotate(str(e), (x.mean, y.mean), fontsize=7, xytext=(3, 3), textcoords="offset points")
+                ax.annotate(
+                    str(e), (x.mean, y.mean), fontsize=7, xytext=(3, 3), textcoords="offset points"
+                )
             ax.set_xlabel(label)
             ax.set_yscale("log")
         if all(x.mean > 0 for x in var):
             axes[0].set_xscale("log")
             axes[0].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axes[0].set_ylabel("NC1 (raw, mean of members)")
-        fig.suptitle(f"Fig. 2 — {recipe.label}: mean ± std over {n} seed pairs (labels: epoch)", fontsize=10)
+        fig.suptitle(
+            f"Fig. 2 — {recipe.label}: mean ± std over {n} seed pairs (labels: epoch)", fontsize=10
+        )
         out["fig2"] = _save(fig, figdir / f"{recipe.slug}_fig2.png")
     # Fig. 3 A–D: T_K (solid) against raw (dashed), mean of members, band = std over pairs
     panels = [
@@ -450,13 +512,22 @@ def sweep_figures(recipe: Recipe, figdir: Path) -> dict[str, Path]:
         for ax in (axes[0], axes[3]):
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)
-        fig.suptitle(f"Fig. 3 — {recipe.label}: T_K (solid) vs raw (dashed), mean ± std over {n} seed pairs", fontsize=10)
+        fig.suptitle(
+            f"Fig. 3 — {recipe.label}: T_K (solid) vs raw (dashed), mean ± std over {n} seed pairs",
+            fontsize=10,
+        )
         out["fig3"] = _save(fig, figdir / f"{recipe.slug}_fig3.png")
     # identifiability and information
     curves = [
-        ("mean of the K leading CCA coefficients", [("cca/mean_k/raw", "raw"), ("cca/mean_k/normal", "normal scores")]),
+        (
+            "mean of the K leading CCA coefficients",
+            [("cca/mean_k/raw", "raw"), ("cca/mean_k/normal", "normal scores")],
+        ),
         ("linear CKA", [("cka/raw", "raw"), ("cka/normal", "normal scores")]),
-        ("I(X;Y) between the members (nats)", [("gib/mi_xy", "in-sample"), ("gib/heldout/mi_xy", "held-out")]),
+        (
+            "I(X;Y) between the members (nats)",
+            [("gib/mi_xy", "in-sample"), ("gib/heldout/mi_xy", "held-out")],
+        ),
     ]
     if any(band(jobs, key)[0] for _, pairs in curves for key, _ in pairs):
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -470,8 +541,13 @@ def sweep_figures(recipe: Recipe, figdir: Path) -> dict[str, Path]:
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)
-        fig.suptitle(f"Identifiability and information — {recipe.label}: mean ± std over {n} seed pairs", fontsize=10)
-        out["identifiability_information"] = _save(fig, figdir / f"{recipe.slug}_identifiability_information.png")
+        fig.suptitle(
+            f"Identifiability and information — {recipe.label}: mean ± std over {n} seed pairs",
+            fontsize=10,
+        )
+        out["identifiability_information"] = _save(
+            fig, figdir / f"{recipe.slug}_identifiability_information.png"
+        )
     return out
 
 
@@ -508,10 +584,16 @@ def build_sweep_report(sweep_dir: str | Path) -> SweepReport:
     """Collect the sweep's jobs, group them by recipe, aggregate, draw (writes the PNGs)."""
     sweep_dir = Path(sweep_dir)
     if not is_sweep_dir(sweep_dir):
-        raise FileNotFoundError(f"{sweep_dir} is not a sweep directory: expected {sweep_dir / SWEEP_FILE}")
+        raise FileNotFoundError(
+            f"{sweep_dir} is not a sweep directory: expected {sweep_dir / SWEEP_FILE}"
+        )
     jobs = collect_jobs(sweep_dir)
     recipes = group_recipes(jobs)
-    tables = {name: t for name, t in (("table1", sweep_table1(recipes)), ("table2", sweep_table2(recipes))) if t}
+    tables = {
+        name: t
+        for name, t in (("table1", sweep_table1(recipes)), ("table2", sweep_table2(recipes)))
+        if t
+    }
     figdir = sweep_dir / SWEEP_FIGURES
     figdir.mkdir(exist_ok=True)
     figs = {r.label: sweep_figures(r, figdir) for r in recipes}
@@ -522,14 +604,20 @@ def build_sweep_report(sweep_dir: str | Path) -> SweepReport:
         pair = "/".join(map(str, job.seed_pair)) if job.seed_pair else "—"
         return [job.num, where, pair, recipe, job.status, job.detail or "—"]
 
-    runs = Table("Runs", ["job", "run directory", "seed pair", "recipe", "status", "detail"],
-                 [status_row(j) for j in jobs])
-    counts = {s: sum(j.status == s for j in jobs) for s in (FINISHED, FAILED, UNFINISHED, NOT_STARTED)}
+    runs = Table(
+        "Runs",
+        ["job", "run directory", "seed pair", "recipe", "status", "detail"],
+        [status_row(j) for j in jobs],
+    )
+    counts = {
+        s: sum(j.status == s for j in jobs) for s in (FINISHED, FAILED, UNFINISHED, NOT_STARTED)
+    }
     lines = [
         f"# ncib sweep report — {sweep_dir.name}",
         "",
         f"Sweep directory: `{sweep_dir}`. {len(jobs)} jobs: "
-        + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".",
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + ".",
         "Regenerate with `python -m ncib.report <sweep_dir>`.",
         "",
     ]
@@ -541,15 +629,22 @@ def build_sweep_report(sweep_dir: str | Path) -> SweepReport:
         ]
     lines += [runs.markdown()]
     for r in recipes:
-        lines.append(f"- recipe **{r.label}**: {len(r.finished)} finished of {len(r.jobs)} runs "
-                     f"(seed pairs {', '.join('/'.join(map(str, j.seed_pair)) for j in r.finished) or 'none'})")
+        lines.append(
+            f"- recipe **{r.label}**: {len(r.finished)} finished of {len(r.jobs)} runs "
+            f"(seed pairs {', '.join('/'.join(map(str, j.seed_pair)) for j in r.finished) or 'none'})"
+        )
     lines.append("")
     lines += [t.markdown() for t in tables.values()]
     if any(figs.values()):
         lines += ["## Figures", ""]
         for label, made in figs.items():
             for name, path in made.items():
-                lines += [f"**{label} — {name}**", "", f"![{name}]({path.relative_to(sweep_dir).as_posix()})", ""]
+                lines += [
+                    f"**{label} — {name}**",
+                    "",
+                    f"![{name}]({path.relative_to(sweep_dir).as_posix()})",
+                    "",
+                ]
     return SweepReport(sweep_dir, jobs, recipes, tables, figs, "\n".join(lines))
 
 
@@ -598,8 +693,14 @@ def log_sweep_to_wandb(report: SweepReport) -> list[str]:
     ``<sweep_dir>/wandb/``. Returns the groups logged."""
     logged = []
     for recipe in report.recipes:
-        runs = [j for j in recipe.jobs if j.config is not None and j.run_dir is not None
-                and (j.config.get("logger") or {}).get("wandb") is not None and (j.run_dir / "wandb").is_dir()]
+        runs = [
+            j
+            for j in recipe.jobs
+            if j.config is not None
+            and j.run_dir is not None
+            and (j.config.get("logger") or {}).get("wandb") is not None
+            and (j.run_dir / "wandb").is_dir()
+        ]
         if not runs:
             continue
         import hashlib
@@ -614,18 +715,35 @@ def log_sweep_to_wandb(report: SweepReport) -> list[str]:
         group = group_name(first.config, first.run_dir)
         run_id = hashlib.sha1(f"{report.sweep_dir.resolve()}|{group}".encode()).hexdigest()[:16]
         run = wandb.init(
-            project=str(settings.get("project") or "ncib"), entity=settings.get("entity") or None,
-            group=group, job_type="sweep-summary", name=f"summary_{report.sweep_dir.name}",
-            id=run_id, resume="allow", dir=str(report.sweep_dir), mode=wandb_mode(),
-            config={"sweep_dir": str(report.sweep_dir), "recipe": recipe.label,
-                    "runs": [str(j.run_dir) for j in recipe.jobs if j.run_dir],
-                    "status": {str(j.num): j.status for j in recipe.jobs}},
+            project=str(settings.get("project") or "ncib"),
+            entity=settings.get("entity") or None,
+            group=group,
+            job_type="sweep-summary",
+            name=f"summary_{report.sweep_dir.name}",
+            id=run_id,
+            resume="allow",
+            dir=str(report.sweep_dir),
+            mode=wandb_mode(),
+            config={
+                "sweep_dir": str(report.sweep_dir),
+                "recipe": recipe.label,
+                "runs": [str(j.run_dir) for j in recipe.jobs if j.run_dir],
+                "status": {str(j.num): j.status for j in recipe.jobs},
+            },
             reinit="create_new",
         )
         try:
-            run.log({f"sweep/{name}": _wandb_table(t, lambda row, label=recipe.label: row[0] == label)
-                     for name, t in report.tables.items()})
-            run.summary.update({"sweep/finished": len(recipe.finished), "sweep/runs": len(recipe.jobs)})
+            run.log(
+                {
+                    f"sweep/{name}": _wandb_table(
+                        t, lambda row, label=recipe.label: row[0] == label
+                    )
+                    for name, t in report.tables.items()
+                }
+            )
+            run.summary.update(
+                {"sweep/finished": len(recipe.finished), "sweep/runs": len(recipe.jobs)}
+            )
         finally:
             run.finish()
         logged.append(group)

@@ -102,16 +102,37 @@ def table2(record: dict, feature_dim: int, k: int) -> Table | None:
 def table2_per_epoch(records: list[dict]) -> Table | None:
     rows = []
     for r in records:
-        vals = [scalar(r, f"probe/test_acc/{kind}/{m}") for kind in ("raw", "normal", "tk") for m in MEMBERS]
+        vals = [
+            scalar(r, f"probe/test_acc/{kind}/{m}")
+            for kind in ("raw", "normal", "tk")
+            for m in MEMBERS
+        ]
         if any(v is None for v in vals):
             continue
         train = [scalar(r, f"probe/train_acc/raw/{m}") for m in MEMBERS]
-        rows.append([r["epoch"], *[pct(v) for v in vals], pct(min(train)), "yes" if is_terminal(r) else "no"])
+        rows.append(
+            [
+                r["epoch"],
+                *[pct(v) for v in vals],
+                pct(min(train)),
+                "yes" if is_terminal(r) else "no",
+            ]
+        )
     if not rows:
         return None
     return Table(
         "Table 2 per analysis epoch — analysis probe test accuracy (%)",
-        ["epoch", "raw m0", "raw m1", "normal m0", "normal m1", "T_K m0", "T_K m1", "min train acc (raw)", "terminal phase"],
+        [
+            "epoch",
+            "raw m0",
+            "raw m1",
+            "normal m0",
+            "normal m1",
+            "T_K m0",
+            "T_K m1",
+            "min train acc (raw)",
+            "terminal phase",
+        ],
         rows,
         f"Terminal phase: both members' raw-probe train accuracy ≥ {100 * TERMINAL_TRAIN_ACC:.0f}%.",
     )
@@ -122,8 +143,17 @@ def identifiability_table(records: list[dict]) -> Table | None:
     for r in records:
         vals = [
             scalar(r, key)
-            for key in ("cca/mean_k/raw", "cca/std_k/raw", "cca/mean_k/normal", "cca/heldout/mean_k/raw",
-                        "cka/raw", "nc1/raw/m0", "nc1/raw/m1", "etf/cos_mean/tk/m0", "etf/cos_mean/tk/m1")
+            for key in (
+                "cca/mean_k/raw",
+                "cca/std_k/raw",
+                "cca/mean_k/normal",
+                "cca/heldout/mean_k/raw",
+                "cka/raw",
+                "nc1/raw/m0",
+                "nc1/raw/m1",
+                "etf/cos_mean/tk/m0",
+                "etf/cos_mean/tk/m1",
+            )
         ]
         if all(v is None for v in vals):
             continue
@@ -132,8 +162,18 @@ def identifiability_table(records: list[dict]) -> Table | None:
         return None
     return Table(
         "Identifiability and collapse per analysis epoch",
-        ["epoch", "mean ρ_K raw", "std ρ_K raw", "mean ρ_K normal", "held-out mean ρ_K raw",
-         "CKA raw", "NC1 m0", "NC1 m1", "cos mean T_K m0", "cos mean T_K m1"],
+        [
+            "epoch",
+            "mean ρ_K raw",
+            "std ρ_K raw",
+            "mean ρ_K normal",
+            "held-out mean ρ_K raw",
+            "CKA raw",
+            "NC1 m0",
+            "NC1 m1",
+            "cos mean T_K m0",
+            "cos mean T_K m1",
+        ],
         rows,
         "ρ_K: the K leading canonical correlations between the members. Target cosine: −1/(K−1).",
     )
@@ -141,15 +181,36 @@ def identifiability_table(records: list[dict]) -> Table | None:
 
 def information_table(records: list[dict]) -> Table | None:
     """The GIB's information per epoch, in-sample beside held-out (docs/math.md §5)."""
-    keys = ("gib/mi_xy", "gib/heldout/mi_xy", "gib/i_ty_frac_tk", "gib/heldout/i_ty_frac_tk",
-            "gib/beta_crit/k", "gib/heldout/beta_crit/k", "gib/beta_crit/k_next", "gib/heldout/beta_crit/k_next")
-    rows = [[r["epoch"], *(scalar(r, k) for k in keys)] for r in records if scalar(r, "gib/mi_xy") is not None]
+    keys = (
+        "gib/mi_xy",
+        "gib/heldout/mi_xy",
+        "gib/i_ty_frac_tk",
+        "gib/heldout/i_ty_frac_tk",
+        "gib/beta_crit/k",
+        "gib/heldout/beta_crit/k",
+        "gib/beta_crit/k_next",
+        "gib/heldout/beta_crit/k_next",
+    )
+    rows = [
+        [r["epoch"], *(scalar(r, k) for k in keys)]
+        for r in records
+        if scalar(r, "gib/mi_xy") is not None
+    ]
     if not rows:
         return None
     return Table(
         "Information between the members — in-sample vs held-out",
-        ["epoch", "I(X;Y) in-sample", "I(X;Y) held-out", "I(T_K;Y)/I(X;Y) in-sample",
-         "I(T_K;Y)/I(X;Y) held-out", "β_K in-sample", "β_K held-out", "β_K+1 in-sample", "β_K+1 held-out"],
+        [
+            "epoch",
+            "I(X;Y) in-sample",
+            "I(X;Y) held-out",
+            "I(T_K;Y)/I(X;Y) in-sample",
+            "I(T_K;Y)/I(X;Y) held-out",
+            "β_K in-sample",
+            "β_K held-out",
+            "β_K+1 in-sample",
+            "β_K+1 held-out",
+        ],
         rows,
         "In-sample: the canonical correlations of the training split, as in the paper; they carry "
         "about d²/(2N) nats of estimation noise. Held-out: directions fitted on the training split, "
@@ -170,8 +231,15 @@ def compression_generalisation_table(records: list[dict]) -> Table | None:
         return None
     return Table(
         "Compression and generalisation per analysis epoch",
-        ["epoch", "I(T_K;Y)/I(X;Y) held-out", "in-sample", "probe raw m0", "probe raw m1",
-         "probe T_K m0", "probe T_K m1"],
+        [
+            "epoch",
+            "I(T_K;Y)/I(X;Y) held-out",
+            "in-sample",
+            "probe raw m0",
+            "probe raw m1",
+            "probe T_K m0",
+            "probe T_K m1",
+        ],
         rows,
         "Probe: the analysis probe's test accuracy (%).",
     )
@@ -186,13 +254,15 @@ def table3(record: dict) -> Table | None:
     rows = []
     for m in MEMBERS:
         k_prime = scalar(record, f"transfer/k_prime/{m}")
-        rows.append([
-            m,
-            pct(scalar(record, f"probe/test_acc/raw/{m}")),
-            pct(scalar(record, f"probe/test_acc/normal/{m}")),
-            pct(scalar(record, f"transfer/probe_test_acc_k_prime/{m}")),
-            None if k_prime is None else int(k_prime),
-        ])
+        rows.append(
+            [
+                m,
+                pct(scalar(record, f"probe/test_acc/raw/{m}")),
+                pct(scalar(record, f"probe/test_acc/normal/{m}")),
+                pct(scalar(record, f"transfer/probe_test_acc_k_prime/{m}")),
+                None if k_prime is None else int(k_prime),
+            ]
+        )
     source = record.get("source") or {}
     return Table(
         "Table 3 — zero-shot transfer: analysis probe test accuracy (%)",

@@ -20,7 +20,9 @@ def kernel_cka(a: np.ndarray, b: np.ndarray) -> float:
 def test_equals_the_kernel_definition(seed):
     g = torch.Generator().manual_seed(seed)
     a = torch.randn(60, 7, generator=g, dtype=torch.float64) + 3.0
-    b = a[:, :5] @ torch.randn(5, 4, generator=g, dtype=torch.float64) + 0.5 * torch.randn(60, 4, generator=g, dtype=torch.float64)
+    b = a[:, :5] @ torch.randn(5, 4, generator=g, dtype=torch.float64) + 0.5 * torch.randn(
+        60, 4, generator=g, dtype=torch.float64
+    )
     expected = kernel_cka(a.numpy(), b.numpy())
     assert 0.05 < expected < 0.99  # a case where a wrong normalisation shows
     assert linear_cka(a, b).item() == pytest.approx(expected, rel=1e-12)

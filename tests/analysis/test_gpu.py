@@ -40,4 +40,6 @@ def test_normal_scores_on_cuda_equal_cpu():
     ref = torch.randn(500, 40, generator=g)
     # the counting is exact on both devices; Φ⁻¹ itself may differ in the last bit
     torch.testing.assert_close(normal_scores(z.cuda()).cpu(), normal_scores(z), rtol=0, atol=1e-6)
-    torch.testing.assert_close(normal_scores(z.cuda(), ref.cuda()).cpu(), normal_scores(z, ref), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        normal_scores(z.cuda(), ref.cuda()).cpu(), normal_scores(z, ref), rtol=0, atol=1e-6
+    )

@@ -150,7 +150,9 @@ def test_information_curve_default_grid_reaches_saturation(pair):
 def test_cka_agrees_with_the_direct_call(pair, seed):
     pa, ((z0, z1), _, _, _) = pair(seed)
     torch.testing.assert_close(pa.cka("raw"), linear_cka(z0, z1), atol=1e-12, rtol=0)
-    torch.testing.assert_close(pa.cka("normal"), linear_cka(normal_scores(z0), normal_scores(z1)), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        pa.cka("normal"), linear_cka(normal_scores(z0), normal_scores(z1)), atol=1e-12, rtol=0
+    )
 
 
 def test_one_covariance_pass_gives_the_same_outputs(pair):

@@ -23,8 +23,11 @@ from ncib.models import ConvNet, PairedSupCon, ProjectionHead
 from ncib.records import RECORDS_FILE, read_records
 
 ALL = sorted(
-    (obj for _, obj in inspect.getmembers(cb_module, inspect.isclass)
-     if issubclass(obj, AnalysisCallback) and obj is not AnalysisCallback),
+    (
+        obj
+        for _, obj in inspect.getmembers(cb_module, inspect.isclass)
+        if issubclass(obj, AnalysisCallback) and obj is not AnalysisCallback
+    ),
     key=lambda c: c.__name__,
 )
 
@@ -40,9 +43,16 @@ def tiny_model():
 
 def fit(callbacks, root, epochs=3, model=None, loggers=False):
     trainer = pl.Trainer(
-        accelerator="cpu", max_epochs=epochs, logger=loggers, callbacks=callbacks,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=str(root), use_distributed_sampler=False, limit_train_batches=2,
+        accelerator="cpu",
+        max_epochs=epochs,
+        logger=loggers,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(root),
+        use_distributed_sampler=False,
+        limit_train_batches=2,
     )
     model = model or tiny_model()
     trainer.fit(model, datamodule=DigitsDataModule(seeds=[0, 1], batch_size=128))
@@ -58,7 +68,9 @@ def test_all_callbacks_are_found():
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
-def test_callback_acts_only_on_its_epochs_logs_its_documented_keys_and_survives_a_second_fit(cls, tmp_path):
+def test_callback_acts_only_on_its_epochs_logs_its_documented_keys_and_survives_a_second_fit(
+    cls, tmp_path
+):
     callback = make(cls)
     fit([callback], tmp_path)
     records = read_records(tmp_path / RECORDS_FILE)
@@ -75,7 +87,9 @@ def test_callback_acts_only_on_its_epochs_logs_its_documented_keys_and_survives_
     assert [r["epoch"] for r in read_records(tmp_path / RECORDS_FILE)] == [0, 2, 0, 2]
 
 
-def test_features_are_extracted_once_per_analysis_epoch_whatever_the_callbacks(tmp_path, monkeypatch):
+def test_features_are_extracted_once_per_analysis_epoch_whatever_the_callbacks(
+    tmp_path, monkeypatch
+):
     model = tiny_model()
     calls = []
     original = model.features
@@ -92,7 +106,10 @@ def test_turning_a_callback_off_removes_exactly_its_keys(tmp_path):
     fit([make(c) for c in ALL], tmp_path / "all")
     without = [c for c in ALL if c is not GIBCallback]
     fit([make(c) for c in without], tmp_path / "no_gib")
-    full, partial_ = read_records(tmp_path / "all" / RECORDS_FILE), read_records(tmp_path / "no_gib" / RECORDS_FILE)
+    full, partial_ = (
+        read_records(tmp_path / "all" / RECORDS_FILE),
+        read_records(tmp_path / "no_gib" / RECORDS_FILE),
+    )
     assert len(full) == len(partial_) == 2
     for a, b in zip(full, partial_, strict=True):
         assert set(a) - set(b) == {"gib"}
@@ -119,7 +136,10 @@ def test_weights_are_kept_at_each_analysis_epoch_and_reload_safely(tmp_path):
     for name, value in model.state_dict().items():
         torch.testing.assert_close(last["state_dict"][name], value, atol=0, rtol=0)
     first = load_weights(saved[0][1])["state_dict"]
-    assert not torch.equal(first["members.0.encoder.net.0.0.weight"], last["state_dict"]["members.0.encoder.net.0.0.weight"])
+    assert not torch.equal(
+        first["members.0.encoder.net.0.0.weight"],
+        last["state_dict"]["members.0.encoder.net.0.0.weight"],
+    )
     # analysis.checkpoints=false keeps none
     fit([make(c, checkpoints=False) for c in ALL], tmp_path / "none")
     assert list_analysis_checkpoints(tmp_path / "none") == []

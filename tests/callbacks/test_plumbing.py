@@ -23,7 +23,11 @@ def test_schedule_explicit_list_and_every_n():
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [({}, "analysis.epochs"), ({"every_n_epochs": 0}, "every_n_epochs must be >= 1"), ({"epochs": [-1, 2]}, ">= 0")],
+    [
+        ({}, "analysis.epochs"),
+        ({"every_n_epochs": 0}, "every_n_epochs must be >= 1"),
+        ({"epochs": [-1, 2]}, ">= 0"),
+    ],
 )
 def test_schedule_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -77,7 +81,9 @@ def test_reassemble_puts_every_row_back_exactly_once(world, n):
 
 
 def test_stratified_subset_keeps_class_proportions_and_is_fixed():
-    labels = torch.arange(10).repeat_interleave(torch.tensor([100, 50, 50, 100, 100, 100, 100, 100, 100, 200]))
+    labels = torch.arange(10).repeat_interleave(
+        torch.tensor([100, 50, 50, 100, 100, 100, 100, 100, 100, 200])
+    )
     sub = analysis_rows(labels, 100)
     counts = labels[sub].bincount(minlength=10)
     assert counts.tolist() == [10, 5, 5, 10, 10, 10, 10, 10, 10, 20]

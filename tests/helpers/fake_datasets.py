@@ -68,19 +68,25 @@ def write_cifar10(root, n_train: int = 50, n_test: int = 20, seed: int = 0) -> P
     labels = _labels(n_train, 10, seed + 1)
     offset = 0
     for b, size in enumerate(sizes, start=1):
-        _dump(folder / f"data_batch_{b}", {
-            b"batch_label": f"training batch {b} of 5".encode(),
-            b"labels": labels[offset : offset + size],
-            b"data": _images(size, offset),
-            b"filenames": [f"img_{offset + i}.png".encode() for i in range(size)],
-        })
+        _dump(
+            folder / f"data_batch_{b}",
+            {
+                b"batch_label": f"training batch {b} of 5".encode(),
+                b"labels": labels[offset : offset + size],
+                b"data": _images(size, offset),
+                b"filenames": [f"img_{offset + i}.png".encode() for i in range(size)],
+            },
+        )
         offset += size
-    _dump(folder / "test_batch", {
-        b"batch_label": b"testing batch 1 of 1",
-        b"labels": _labels(n_test, 10, seed),
-        b"data": _images(n_test),
-        b"filenames": [f"test_{i}.png".encode() for i in range(n_test)],
-    })
+    _dump(
+        folder / "test_batch",
+        {
+            b"batch_label": b"testing batch 1 of 1",
+            b"labels": _labels(n_test, 10, seed),
+            b"data": _images(n_test),
+            b"filenames": [f"test_{i}.png".encode() for i in range(n_test)],
+        },
+    )
     _dump(folder / "batches.meta", {b"label_names": [f"class{k}".encode() for k in range(10)]})
     return folder
 
@@ -90,19 +96,26 @@ def write_cifar100(root, n_train: int = 50, n_test: int = 20, seed: int = 0) -> 
     folder = Path(root) / "cifar-100-python"
     for name, n, s in (("train", n_train, seed + 1), ("test", n_test, seed)):
         fine = _labels(n, 100, s)
-        _dump(folder / name, {
-            b"filenames": [f"{name}_{i}.png".encode() for i in range(n)],
-            b"batch_label": name.encode(),
-            b"fine_labels": fine,
-            b"coarse_labels": [v // 5 for v in fine],
-            b"data": _images(n),
-        })
+        _dump(
+            folder / name,
+            {
+                b"filenames": [f"{name}_{i}.png".encode() for i in range(n)],
+                b"batch_label": name.encode(),
+                b"fine_labels": fine,
+                b"coarse_labels": [v // 5 for v in fine],
+                b"data": _images(n),
+            },
+        )
     _dump(folder / "meta", {b"fine_label_names": [f"c{k}".encode() for k in range(100)]})
     return folder
 
 
 def write_imagenet32(
-    root, n_train: int = 50, n_test: int = 20, num_classes: int = 1000, seed: int = 0,
+    root,
+    n_train: int = 50,
+    n_test: int = 20,
+    num_classes: int = 1000,
+    seed: int = 0,
     layout: str = "npz",
 ) -> Path:
     """Fake ImageNet32 under ``root`` (labels 1..``num_classes`` of 1000, 1-based);
@@ -124,7 +137,15 @@ def write_imagenet32(
     labels = [v + 1 for v in _labels(n_train, num_classes, seed + 1)]
     offset = 0
     for b, size in enumerate(sizes, start=1):
-        write(train_dir / f"train_data_batch_{b}{ext}", _images(size, offset), labels[offset : offset + size])
+        write(
+            train_dir / f"train_data_batch_{b}{ext}",
+            _images(size, offset),
+            labels[offset : offset + size],
+        )
         offset += size
-    write(val_dir / f"val_data{ext}", _images(n_test), [v + 1 for v in _labels(n_test, num_classes, seed)])
+    write(
+        val_dir / f"val_data{ext}",
+        _images(n_test),
+        [v + 1 for v in _labels(n_test, num_classes, seed)],
+    )
     return root

@@ -140,8 +140,10 @@ def probe(h_train, y_train, h_test, y_test, num_classes):
     from ncib.analysis import fit_logistic_probe
 
     res = fit_logistic_probe(
-        torch.from_numpy(np.ascontiguousarray(h_train)), torch.from_numpy(y_train),
-        torch.from_numpy(np.ascontiguousarray(h_test)), torch.from_numpy(y_test),
+        torch.from_numpy(np.ascontiguousarray(h_train)),
+        torch.from_numpy(y_train),
+        torch.from_numpy(np.ascontiguousarray(h_test)),
+        torch.from_numpy(y_test),
         num_classes=num_classes,
     )
     return res.train_pred.numpy(), res.test_pred.numpy()
@@ -156,7 +158,10 @@ class ReferencePair:
     """
 
     def __init__(self, train, test, y, y_test, num_classes, k=None, ridge=1e-6):
-        self.raw = {"train": [np.asarray(z, float) for z in train], "test": [np.asarray(z, float) for z in test]}
+        self.raw = {
+            "train": [np.asarray(z, float) for z in train],
+            "test": [np.asarray(z, float) for z in test],
+        }
         self.y = {"train": np.asarray(y), "test": np.asarray(y_test)}
         self.num_classes, self.k, self.ridge = num_classes, k or num_classes, ridge
         self._probes: dict = {}
@@ -175,8 +180,12 @@ class ReferencePair:
 
     # -- CCA, CKA, copula -----------------------------------------------------------------
     def cca(self, kind: str) -> CCA:
-        return self._cached(("cca", kind), lambda: CCA(
-            self.features(kind, 0, "train"), self.features(kind, 1, "train"), self.ridge))
+        return self._cached(
+            ("cca", kind),
+            lambda: CCA(
+                self.features(kind, 0, "train"), self.features(kind, 1, "train"), self.ridge
+            ),
+        )
 
     def cka(self, kind: str) -> float:
         a, b = (self.features(kind, m, "train") for m in range(2))
@@ -232,7 +241,9 @@ class ReferencePair:
                 "scaling": alpha / alpha.mean(),
                 "i_tx": float(i_tx),
                 "i_ty": float(i_ty),
-                "features": {s: (self.normal[m][s == "test"] - mean) @ a.T for s in ("train", "test")},
+                "features": {
+                    s: (self.normal[m][s == "test"] - mean) @ a.T for s in ("train", "test")
+                },
             }
 
         return self._cached(("tk", m, k), compute)
@@ -253,8 +264,12 @@ class ReferencePair:
 
     # -- geometry and probes -------------------------------------------------------------
     def geometry(self, space: str, m: int, k: int | None = None) -> Geometry:
-        return self._cached(("geo", space, m, k), lambda: Geometry(
-            self.features(space, m, "train", k), self.y["train"], self.num_classes))
+        return self._cached(
+            ("geo", space, m, k),
+            lambda: Geometry(
+                self.features(space, m, "train", k), self.y["train"], self.num_classes
+            ),
+        )
 
     def ncc(self, space: str, m: int, split: str, k: int | None = None) -> np.ndarray:
         return self.geometry(space, m, k).ncc(self.features(space, m, split, k))
@@ -262,8 +277,11 @@ class ReferencePair:
     def probe(self, kind: str, m: int, k: int | None = None) -> dict[str, np.ndarray]:
         def compute():
             train, test = probe(
-                self.features(kind, m, "train", k), self.y["train"],
-                self.features(kind, m, "test", k), self.y["test"], self.num_classes,
+                self.features(kind, m, "train", k),
+                self.y["train"],
+                self.features(kind, m, "test", k),
+                self.y["test"],
+                self.num_classes,
             )
             return {"train": train, "test": test}
 
@@ -279,7 +297,12 @@ class ReferencePair:
 
 
 def discriminating_pair(
-    seed: int = 0, n: int = 487, n_test: int = 241, dims=(8, 10), k: int = 4, scale: float = 0.7,
+    seed: int = 0,
+    n: int = 487,
+    n_test: int = 241,
+    dims=(8, 10),
+    k: int = 4,
+    scale: float = 0.7,
     noise=(0.5, 1.0),
 ):
     """Two members built to tell plausible wrong formulas apart (float64 torch tensors).
@@ -303,8 +326,15 @@ def discriminating_pair(
     latent = np.concatenate([means[y], factors], 1)
     zs = []
     for d, level in zip(dims, noise, strict=True):
-        zs.append(latent @ g.standard_normal((latent.shape[1], d)) + level * g.standard_normal((total, d)))
+        zs.append(
+            latent @ g.standard_normal((latent.shape[1], d)) + level * g.standard_normal((total, d))
+        )
     zs[0][:, :3] = np.exp(0.8 * zs[0][:, :3] / zs[0][:, :3].std(0))
     zs[1][:, 2:5] = zs[1][:, 2:5] ** 3
     t = [torch.from_numpy(z) for z in zs]
-    return (t[0][:n], t[1][:n]), (t[0][n:], t[1][n:]), torch.from_numpy(y[:n]), torch.from_numpy(y[n:])
+    return (
+        (t[0][:n], t[1][:n]),
+        (t[0][n:], t[1][n:]),
+        torch.from_numpy(y[:n]),
+        torch.from_numpy(y[n:]),
+    )

@@ -117,13 +117,17 @@ def _parse(path: Path) -> OfflineRun:
         elif kind == "metric":
             out.metrics.append(record.metric)
         elif kind == "history":
-            out.history.append({
-                "/".join(i.nested_key) if i.nested_key else i.key: json.loads(i.value_json)
-                for i in record.history.item
-            })
+            out.history.append(
+                {
+                    "/".join(i.nested_key) if i.nested_key else i.key: json.loads(i.value_json)
+                    for i in record.history.item
+                }
+            )
         elif kind == "summary":
             for i in record.summary.update:
-                out.summary["/".join(i.nested_key) if i.nested_key else i.key] = json.loads(i.value_json)
+                out.summary["/".join(i.nested_key) if i.nested_key else i.key] = json.loads(
+                    i.value_json
+                )
         elif kind == "artifact":
             out.artifacts.append(record.artifact)
         elif kind == "exit":
