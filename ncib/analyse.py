@@ -107,8 +107,13 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)
 
+    from ncib.rundir import RunDirError, check_run_dir
+
+    try:  # a missing or foreign directory fails before torch and the report load (seconds)
+        check_run_dir(args.run_dir)
+    except RunDirError as err:
+        parser.exit(2, f"error: {err}\n")
     from ncib.report import write_report
-    from ncib.rundir import RunDirError
 
     try:
         records = analyse_run(args.run_dir, args.overrides, args.name, args.epochs, args.device)
