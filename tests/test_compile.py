@@ -71,22 +71,25 @@ def test_compiled_pair_member_equals_compiled_member_alone_and_eager():
     try:
         pair = fit([0, 1], compile=True)
         alone = fit([0], compile=True)
-        eager = fit([0], compile=False)
+        # compiled kernels reorder float sums (up to about 1e-3 of an SGD step here), and a few steps
+        # of SupCon at lr 0.2 amplify that to percents: compare with eager after one step
+        one_compiled, one_eager = fit([0], compile=True, steps=1), fit([0], compile=False, steps=1)
     finally:
         torch.use_deterministic_algorithms(False)
     assert pair._compiled_member_loss is not None  # the compiled path really ran
     initial = build([0], compile=False)[0].members[0].state_dict()
-    m0, solo, ref = (m.members[0].state_dict() for m in (pair, alone, eager))
-    moved = max((ref[k].float() - initial[k].float()).abs().max() for k in ref)
-    assert moved > 1e-3  # training really changed the weights
+    m0, solo = (m.members[0].state_dict() for m in (pair, alone))
+    one, ref = (m.members[0].state_dict() for m in (one_compiled, one_eager))
+    moved = max((solo[k].float() - initial[k].float()).abs().max() for k in solo)
+    assert moved > 1e-2  # training really changed the weights
     # checkpoints: the same keys as an eager module, and loadable into one
     assert list(pair.state_dict()) == list(build([0, 1], compile=False)[0].state_dict())
     build([0, 1], compile=False)[0].load_state_dict(pair.state_dict())
     for key in m0:
         torch.testing.assert_close(m0[key], solo[key], atol=1e-6, rtol=0, msg=key)
-        # compiled kernels reorder float sums, so only close to the eager run
+        step = (ref[key].float() - initial[key].float()).abs().max().item()
         torch.testing.assert_close(
-            solo[key].float(), ref[key].float(), atol=1e-4, rtol=1e-3, msg=key
+            one[key].float(), ref[key].float(), atol=max(1e-2 * step, 1e-7), rtol=0, msg=key
         )
 
 

@@ -120,11 +120,10 @@ def test_unknown_dataset_lists_the_options(tmp_path):
 def test_ddp_on_two_cpu_processes_trains_and_analyses_each_sample_once(tmp_path):
     run_dir = tmp_path / "run"
     proc = run_app(
-        "trainer.devices=2",
-        "+trainer.strategy=ddp",
+        "cluster.gpus_per_node=2",  # two CPU processes, gloo DDP (conf/trainer/cpu.yaml)
         "trainer.max_epochs=3",
         "logger=csv",
-        "probe.epochs=5",
+        "linear_eval.epochs=5",
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
     )

@@ -35,6 +35,12 @@ class LightningCollective:
     def all_gather(self, tensor):
         return self._module.all_gather(tensor)
 
+    def broadcast_(self, tensor):
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.broadcast(tensor, src=0)
+
 
 def keys_table(group: str) -> str:
     """The docstring table of the keys a group logs (from the registry)."""

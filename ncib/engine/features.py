@@ -52,6 +52,9 @@ class Collective(Protocol):
     def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
         """``(B, d)`` on every rank → ``(world, B, d)``."""
 
+    def broadcast_(self, tensor: torch.Tensor) -> None:
+        """Overwrite ``tensor`` on every rank with rank 0's, in place."""
+
 
 class SingleProcess:
     """No process group: rank 0 of 1."""
@@ -60,6 +63,9 @@ class SingleProcess:
 
     def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor[None]
+
+    def broadcast_(self, tensor: torch.Tensor) -> None:
+        pass
 
 
 def analysis_rows(labels: torch.Tensor, max_samples: int | None, seed: int = 0) -> torch.Tensor:
@@ -146,6 +152,12 @@ def extract_pair_features(
     """
     collective = collective or SingleProcess()
     world, rank = collective.world, collective.rank
+    if world > 1:
+        # Buffers (BatchNorm running statistics) are per rank under DDP: it broadcasts rank 0's
+        # before each training forward, after which every rank updates its own copy with its
+        # own batch. Rank 0's are the ones checkpointed, so every rank extracts with those.
+        for buffer in pair.buffers():
+            collective.broadcast_(buffer)
     was_training = pair.training
     pair.eval()
     try:
