@@ -30,7 +30,8 @@ one would have (Lightning calls :meth:`EpochBatchSampler.set_epoch`).
 
 * BatchNorm statistics are computed over each device's part of the batch (``sync_batchnorm``
   is off; ``conf/trainer/ddp.yaml``), so the forward pass — and with it the loss — differs
-  with ``W`` devices;
+  with ``W`` devices; so do the running statistics each rank keeps (DDP copies rank 0's before
+  every training forward; the analysis extracts with rank 0's, the ones checkpointed);
 * the SupCon loss contrasts against the gathered global batch
   (:func:`ncib.losses.gather_with_grad`, in rank order, i.e. the global batch's order), so it
   is the same function of the same views, but its reductions and the gradient all-reduce
