@@ -16,8 +16,6 @@ the run is deterministic: zero start, no randomness.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -25,31 +23,11 @@ from torch import Tensor
 from torch.nn.functional import linear
 
 from ._checks import WarningLog, check_labels, check_matrix
-from ._linalg import covariance_blocks, no_tf32, row_chunks, work_dtype
+from ._linalg import covariance_blocks, intra_op_threads, no_tf32, row_chunks, work_dtype
 
 __all__ = ["ProbeResult", "fit_logistic_probe"]
 
 _PRECONDITIONER_FLOOR = 1e-4  # smallest δ of the preconditioner corr + δI
-
-
-@contextlib.contextmanager
-def _intra_op_threads(n: int) -> Iterator[None]:
-    """``torch.set_num_threads(n)`` inside the block, the previous count restored after.
-
-    L-BFGS works on ``d·K``-long vectors with ``Tensor.dot``, which on CPU goes to the BLAS
-    level-1 routine; with more than one thread each call costs milliseconds (measured here:
-    ~8–11 ms per 20k-element dot with 2 threads, 9 µs with one — hundreds of calls per
-    probe), so the optimiser's own vector work runs on one thread and only the closure's
-    products over the data use them all. Process-wide, like every torch thread setting."""
-    old = torch.get_num_threads()
-    if n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 @dataclass(frozen=True)
@@ -184,7 +162,10 @@ def fit_logistic_probe(
 
     threads = torch.get_num_threads()
 
-    @_intra_op_threads(threads)  # the data products use every thread (see _intra_op_threads)
+    # L-BFGS's own algebra on (d·K)-vectors (Tensor.dot) runs on one thread: with more, each
+    # dot costs milliseconds (ncib.analysis._linalg.intra_op_threads); the closure's products
+    # over the data use them all.
+    @intra_op_threads(threads)
     def closure() -> Tensor:
         nonlocal evals
         evals += 1
@@ -209,7 +190,7 @@ def fit_logistic_probe(
         history_size=history_size,
         line_search_fn="strong_wolfe",
     )
-    with _intra_op_threads(1):  # L-BFGS's vector algebra: single-threaded dots are ~1000× faster
+    with intra_op_threads(1):
         opt.step(closure)
     w, bias = weights(), b.detach()
     logits = linear(x_train, w.T.to(dt).contiguous(), bias.to(dt))
