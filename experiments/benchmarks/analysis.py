@@ -92,7 +92,10 @@ def synthetic_pair(n_train: int, n_test: int, dim: int, classes: int, seed: int)
     n = n_train + n_test
     y = (torch.arange(n) % classes)[torch.randperm(n, generator=g)]
     simplex = (torch.eye(classes) - 1.0 / classes) * math.sqrt(classes / (classes - 1))
-    basis, _ = torch.linalg.qr(torch.randn(dim, classes + 2 * classes, generator=g))
+    latent = min(2 * classes, dim - classes)  # 2K latent directions where d leaves room
+    if latent < 1:
+        raise ValueError(f"dim={dim} must exceed classes={classes}")
+    basis, _ = torch.linalg.qr(torch.randn(dim, classes + latent, generator=g))
     class_basis, latent_basis = basis[:, :classes], basis[:, classes:]
     means = 8.0 * (simplex + 0.05 * torch.randn(classes, classes, generator=g)) @ class_basis.T
     means += 0.5 + 0.25 * torch.rand(dim, generator=g)  # offset so ReLU keeps most structure
@@ -101,7 +104,7 @@ def synthetic_pair(n_train: int, n_test: int, dim: int, classes: int, seed: int)
     for start in range(0, n, 8192):
         sl = slice(start, min(n, start + 8192))
         m = sl.stop - sl.start
-        pre = means[y[sl]] + torch.randn(m, 2 * classes, generator=g) @ latent_basis.T
+        pre = means[y[sl]] + torch.randn(m, latent, generator=g) @ latent_basis.T
         pre += 0.3 * torch.randn(m, dim, generator=g)
         z1[sl] = (pre @ linear_map + 0.5 * torch.randn(m, dim, generator=g)).relu_()
         z0[sl] = pre.relu_()
