@@ -15,6 +15,12 @@ load average: the machine may be shared, so compare ratios measured in one run.
 
     python experiments/benchmarks/analysis.py                  # K=10, CPU, with baseline
     python experiments/benchmarks/analysis.py --classes 100 --device cuda --skip-baseline
+    python experiments/benchmarks/analysis.py --skip-baseline --warm-start 0.05  # "epoch 2"
+
+``--warm-start EPS`` then analyses a "second epoch" — every feature matrix mixed with EPS times
+a random linear map of itself (then ReLU) — and fits its raw and normal-score probes twice:
+from zero (as ``PairAnalysis`` does) and from the first epoch's solutions
+(``fit_logistic_probe(init=...)``), printing time, L-BFGS evaluations, loss and accuracy.
 
 Targets: 2-core CPU total <= 25 s at CIFAR-10 scale, peak memory <= 6 GB, >= 5x faster than the
 baseline; GPU <= 3 s. TOTAL covers every output the analysis callbacks log and record
@@ -41,7 +47,7 @@ from collections.abc import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ncib.analysis import PairAnalysis
+from ncib.analysis import PairAnalysis, fit_logistic_probe
 from ncib.metrics.outputs import all_outputs
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -86,7 +92,10 @@ def synthetic_pair(n_train: int, n_test: int, dim: int, classes: int, seed: int)
     n = n_train + n_test
     y = (torch.arange(n) % classes)[torch.randperm(n, generator=g)]
     simplex = (torch.eye(classes) - 1.0 / classes) * math.sqrt(classes / (classes - 1))
-    basis, _ = torch.linalg.qr(torch.randn(dim, classes + 2 * classes, generator=g))
+    latent = min(2 * classes, dim - classes)  # 2K latent directions where d leaves room
+    if latent < 1:
+        raise ValueError(f"dim={dim} must exceed classes={classes}")
+    basis, _ = torch.linalg.qr(torch.randn(dim, classes + latent, generator=g))
     class_basis, latent_basis = basis[:, :classes], basis[:, classes:]
     means = 8.0 * (simplex + 0.05 * torch.randn(classes, classes, generator=g)) @ class_basis.T
     means += 0.5 + 0.25 * torch.rand(dim, generator=g)  # offset so ReLU keeps most structure
@@ -95,7 +104,7 @@ def synthetic_pair(n_train: int, n_test: int, dim: int, classes: int, seed: int)
     for start in range(0, n, 8192):
         sl = slice(start, min(n, start + 8192))
         m = sl.stop - sl.start
-        pre = means[y[sl]] + torch.randn(m, 2 * classes, generator=g) @ latent_basis.T
+        pre = means[y[sl]] + torch.randn(m, latent, generator=g) @ latent_basis.T
         pre += 0.3 * torch.randn(m, dim, generator=g)
         z1[sl] = (pre @ linear_map + 0.5 * torch.randn(m, dim, generator=g)).relu_()
         z0[sl] = pre.relu_()
@@ -318,6 +327,39 @@ def run_baseline(train, test, y_tr: np.ndarray, y_te: np.ndarray, k: int, classe
     return st, res, accs
 
 
+def second_epoch(pa: PairAnalysis, feats, y_tr, y_te, classes: int, eps: float, seed: int):
+    """Probes of the next analysis epoch, from zero and warm-started from ``pa``'s."""
+    g = torch.Generator().manual_seed(seed + 1)
+    dim = feats[0].shape[1]
+    mix = (torch.randn(dim, dim, generator=g) / math.sqrt(dim)).to(feats[0].device)
+    moved = [(f + eps * (f @ mix)).relu_() for f in feats]
+    pa2 = PairAnalysis((moved[0], moved[1]), (moved[2], moved[3]), y_tr, y_te, classes)
+    pa2.covariances(("raw", "normal"))  # the moments the probes reuse (not timed)
+    print(f"-- second epoch (features moved by eps={eps}): probes cold vs warm-started --")
+    for kind in ("raw", "normal"):
+        cov = pa2.covariance(kind)
+        for m in (0, 1):
+            moments = (cov.mean_a, cov.cov_aa) if m == 0 else (cov.mean_b, cov.cov_bb)
+            first = pa.probe(kind, m)
+            for name, init in (("cold", None), ("warm", (first.weight, first.bias))):
+                t0 = time.perf_counter()
+                r = fit_logistic_probe(
+                    pa2.features(kind, m, "train"),
+                    y_tr,
+                    pa2.features(kind, m, "test"),
+                    y_te,
+                    classes,
+                    moments=moments,
+                    init=init,
+                )
+                print(
+                    f"  {kind:<6s} m{m} {name}: {time.perf_counter() - t0:6.2f} s, "
+                    f"{r.n_evals:3d} evaluations, loss {float(r.loss):.8f}, test acc "
+                    f"{float(r.test_acc):.4f}, load {os.getloadavg()[0]:.2f}",
+                    flush=True,
+                )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--classes", type=int, default=10)
@@ -334,6 +376,13 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-baseline", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument(
+        "--warm-start",
+        type=float,
+        default=0.0,
+        metavar="EPS",
+        help="also time the probes of a perturbed 'second epoch' cold and warm-started",
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -414,6 +463,8 @@ def main() -> None:
         "nc4/test/tk/m0",
     ):
         print(f"  {key:<30s} {s[key]: .4f}")
+    if args.warm_start:
+        second_epoch(pa, feats, ytr_d, yte_d, args.classes, args.warm_start, args.seed)
     if args.skip_baseline:
         return
     print("-- baseline (numpy float64 np.cov + eigh whitening, scipy ranks, sklearn, loops) --")

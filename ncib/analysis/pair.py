@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ._checks import WarningLog, check_labels, check_matrix
-from ._linalg import covariance_blocks
+from ._linalg import concurrently, covariance_blocks
 from .cca import CCAResult, CovarianceBlocks, cca_from_covariance, covariance_from_moments
 from .cka import linear_cka_from_covariance
 from .copula import normal_scores_train_test
@@ -131,12 +131,30 @@ class PairAnalysis:
             self._cache[key] = value
         return self._cache[key]
 
+    def _together(self, items: Sequence[tuple[tuple, Callable[[], Any]]]) -> None:
+        """Compute the missing ``(key, compute)`` items side by side, one thread each
+        (:func:`ncib.analysis._linalg.concurrently`: independent jobs such as the two members'
+        decompositions keep both CPU cores busy without synchronising them at every step), in
+        the order given. Each job must already have what it depends on in the cache."""
+        missing = [(key, fn) for key, fn in items if key not in self._cache]
+        values = concurrently([fn for _, fn in missing], self.y_train.device)
+        for (key, _), value in zip(missing, values, strict=True):
+            self._get(key, lambda v=value: v)
+
     def normal(self, m: int) -> tuple[Tensor, Tensor]:
-        """Normal scores of member m: ``(train (N, d), test (N_test, d))``, test scored against train."""
-        return self._get(
-            ("normal", m),
-            lambda: normal_scores_train_test(*(self.raw[s][m] for s in ("train", "test"))),
+        """Normal scores of member m: ``(train (N, d), test (N_test, d))``, test scored against
+        train. Both members' are computed together (side by side on a multi-core CPU)."""
+        _check_member(m)
+        self._together(
+            [
+                (
+                    ("normal", i),
+                    lambda i=i: normal_scores_train_test(self.raw["train"][i], self.raw["test"][i]),
+                )
+                for i in range(2)
+            ]
         )
+        return self._cache[("normal", m)]
 
     def features(self, kind: str, m: int, split: str) -> Tensor:
         """Features of member m: kind ∈ raw, normal, tk; split ∈ train, test."""
@@ -217,10 +235,18 @@ class PairAnalysis:
         return self._cache[("cov", kind)]
 
     def cca(self, kind: str) -> CCAResult:
-        """CCA of (m0, m1) on the training split, kind ∈ raw, normal."""
-        return self._get(
-            ("cca", kind), lambda: cca_from_covariance(self.covariance(kind), self.ridge)
+        """CCA of (m0, m1) on the training split, kind ∈ raw, normal. When the covariance
+        blocks of both kinds are already formed (:meth:`covariances`), both CCAs are computed
+        together, side by side on a multi-core CPU."""
+        kinds = [kind]
+        self.covariance(kind)  # validates kind
+        if ("cov", "raw") in self._cache and ("cov", "normal") in self._cache:
+            kinds = ["raw", "normal"]
+        covs = {k: self.covariance(k) for k in kinds}
+        self._together(
+            [(("cca", k), lambda k=k: cca_from_covariance(covs[k], self.ridge)) for k in kinds]
         )
+        return self._cache[("cca", kind)]
 
     def cka(self, kind: str) -> Tensor:
         """Linear CKA of (m0, m1) on the training split, kind ∈ raw, normal (0-dim)."""
@@ -284,21 +310,26 @@ class PairAnalysis:
         members are formed in one pass (or in the pass of :meth:`covariances`), and only the
         singular values of the whitened cross block are computed."""
         _check_member(m)
+        if ("copula_cca", m) in self._cache:
+            return self._cache[("copula_cca", m)]
+        self.covariances(COVARIANCE_KINDS)  # the cross blocks of both members in one pass
+        covs = {kind: self.covariance(kind) for kind in ("raw", "normal")}
+        ccas = {kind: self.cca(kind) for kind in ("raw", "normal")}
 
-        def compute() -> CopulaCCAResult:
-            self.covariances(COVARIANCE_KINDS)  # the cross blocks of both members in one pass
+        def compute(i: int) -> CopulaCCAResult:
             factors = []
             for kind in ("raw", "normal"):  # Σ and its factor: those of the pair's CCA
-                cov, cca = self.covariance(kind), self.cca(kind)
+                cov, cca = covs[kind], ccas[kind]
                 factors.append(
                     (cov.cov_aa, cca.chol_a, cca.reg_a)
-                    if m == 0
+                    if i == 0
                     else (cov.cov_bb, cca.chol_b, cca.reg_b)
                 )
-            cross = self._cache[("cov", "copula")][m]
+            cross = self._cache[("cov", "copula")][i]
             return copula_cca_from_factors(cross, factors[0], factors[1], self.k, self.ridge)
 
-        return self._get(("copula_cca", m), compute)
+        self._together([(("copula_cca", i), lambda i=i: compute(i)) for i in range(2)])
+        return self._cache[("copula_cca", m)]
 
     def tk(self, m: int) -> IBRepresentation:
         """T_K of member m (features on train; ``transform`` maps other normal scores)."""
@@ -356,23 +387,35 @@ class PairAnalysis:
         )
 
     def probe(self, kind: str, m: int) -> ProbeResult:
-        """Linear probe of member m on kind ∈ raw, normal, tk (train → test)."""
-
-        def compute() -> ProbeResult:
+        """Linear probe of member m on kind ∈ raw, normal, tk (train → test). Both members'
+        probes of a kind are fitted together (side by side on a multi-core CPU)."""
+        _check_member(m)
+        if kind not in FEATURES:
+            raise ValueError(f"unknown feature kind {kind!r}; expected one of {FEATURES}")
+        if ("probe", kind, m) in self._cache:
+            return self._cache[("probe", kind, m)]
+        args = []
+        for i in range(2):  # what the fits need, computed here (not inside the jobs)
             kwargs = dict(self.probe_kwargs)
             if kind in ("raw", "normal"):  # reuse the covariance blocks: no extra pass
                 cov = self.covariance(kind)
-                kwargs["moments"] = (cov.mean_a, cov.cov_aa) if m == 0 else (cov.mean_b, cov.cov_bb)
+                kwargs["moments"] = (cov.mean_a, cov.cov_aa) if i == 0 else (cov.mean_b, cov.cov_bb)
+            feats = (self.features(kind, i, "train"), self.features(kind, i, "test"))
+            args.append((feats, kwargs))
+
+        def compute(i: int) -> ProbeResult:
+            (h_train, h_test), kwargs = args[i]
             return fit_logistic_probe(
-                self.features(kind, m, "train"),
+                h_train,
                 self.y_train,
-                self.features(kind, m, "test"),
+                h_test,
                 self.y_test,
                 num_classes=self.num_classes,
                 **kwargs,
             )
 
-        return self._get(("probe", kind, m), compute)
+        self._together([(("probe", kind, i), lambda i=i: compute(i)) for i in range(2)])
+        return self._cache[("probe", kind, m)]
 
     def information_curve(self, betas: Sequence[float] | Tensor | None = None) -> InformationCurve:
         """I(T;X), I(T;Y) along β (default: 256 log-spaced β in [1, 10·β_{k+1}])."""

@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.nn.functional import linear
 
 from ._checks import WarningLog, check_labels, check_matrix
-from ._linalg import covariance_blocks, no_tf32, row_chunks, work_dtype
+from ._linalg import covariance_blocks, intra_op_threads, no_tf32, row_chunks, work_dtype
 
 __all__ = ["ProbeResult", "fit_logistic_probe"]
 
@@ -82,6 +82,7 @@ def fit_logistic_probe(
     tolerance_change: float = 1e-9,
     history_size: int = 10,
     moments: tuple[Tensor, Tensor] | None = None,
+    init: tuple[Tensor, Tensor] | None = None,
 ) -> ProbeResult:
     """Train a multinomial logistic-regression probe on ``h_train (N, d)``, evaluate on ``h_test``.
 
@@ -97,6 +98,10 @@ def fit_logistic_probe(
         history_size: L-BFGS memory.
         moments: optional ``(mean (d,), covariance (d, d))`` of ``h_train`` (population, as from
             :func:`ncib.analysis.cross_covariance`) to skip one pass over the data.
+        init: optional starting point ``(weight (d, K), bias (K,))`` on standardised features,
+            e.g. the :class:`ProbeResult` of the same member at an earlier epoch (warm start;
+            default: zero). The objective is strictly convex for ``weight_decay > 0``, so the
+            optimum is the same; the result differs only within the stopping tolerances.
     """
     y_train, y_test, k = _validate(h_train, y_train, h_test, y_test, num_classes)
     log = WarningLog("fit_logistic_probe")
@@ -134,14 +139,33 @@ def fit_logistic_probe(
     shift = mean.to(dt)
     x_train = (h_train.to(dt) - shift).mul_(scale)  # standardised copy
     rows, cols = torch.arange(n, device=h_train.device), y_train
-    v = torch.zeros(d, k, dtype=torch.float64, device=h_train.device, requires_grad=True)
-    b = torch.zeros(k, dtype=torch.float64, device=h_train.device, requires_grad=True)
+    v = torch.zeros(d, k, dtype=torch.float64, device=h_train.device)
+    b = torch.zeros(k, dtype=torch.float64, device=h_train.device)
+    if init is not None:
+        w0, b0 = (t.to(device=h_train.device, dtype=torch.float64) for t in init)
+        if w0.shape != (d, k) or b0.shape != (k,):
+            raise ValueError(
+                f"init must be shaped ({d}, {k}) and ({k},) (weight, bias); got "
+                f"{tuple(w0.shape)} and {tuple(b0.shape)}"
+            )
+        if bool(torch.isfinite(w0).all() & torch.isfinite(b0).all()):
+            v, b = chol.T @ w0, b0.clone()  # V = Rᵀ W
+        else:
+            log.warn("the warm start is not finite; starting from zero")
+    v.requires_grad_(True)
+    b.requires_grad_(True)
     solve = torch.linalg.solve_triangular
     evals = 0
 
     def weights() -> Tensor:
         return solve(chol.T, v.detach(), upper=True)  # W = R⁻ᵀ V
 
+    threads = torch.get_num_threads()
+
+    # L-BFGS's own algebra on (d·K)-vectors (Tensor.dot) runs on one thread: with more, each
+    # dot costs milliseconds (ncib.analysis._linalg.intra_op_threads); the closure's products
+    # over the data use them all.
+    @intra_op_threads(threads)
     def closure() -> Tensor:
         nonlocal evals
         evals += 1
@@ -166,7 +190,8 @@ def fit_logistic_probe(
         history_size=history_size,
         line_search_fn="strong_wolfe",
     )
-    opt.step(closure)
+    with intra_op_threads(1):
+        opt.step(closure)
     w, bias = weights(), b.detach()
     logits = linear(x_train, w.T.to(dt).contiguous(), bias.to(dt))
     train_pred = logits.argmax(1)

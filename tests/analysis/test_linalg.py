@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import torch
 
 from ncib.analysis import canonical_correlations
-from ncib.analysis._linalg import _tiled_gram, covariance_blocks
+from ncib.analysis._linalg import _tiled_gram, concurrently, covariance_blocks, intra_op_threads
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -121,3 +122,38 @@ def test_one_pass_over_several_matrices_equals_separate_passes(dtype, monkeypatc
     for i, j in pairs:
         block = ref[40 * i : 40 * (i + 1), 40 * j : 40 * (j + 1)]
         torch.testing.assert_close(blocks[(i, j)], block, rtol=tol, atol=tol * block.abs().max())
+
+
+CPU = torch.device("cpu")
+
+
+def test_concurrently_runs_jobs_side_by_side_on_one_thread_each():
+    """Two jobs that each wait for the other can only finish if they run at the same time;
+    inside, torch has one thread, nested calls run serially, results keep the jobs' order and
+    the thread count is restored (also after a failing job)."""
+    with intra_op_threads(2):
+        meet = threading.Barrier(2, timeout=30)  # broken (an error) if the jobs ran serially
+        seen = []
+
+        def job(i):
+            meet.wait()
+            seen.append((torch.get_num_threads(), threading.get_ident()))
+            return concurrently([lambda: 10 * i, lambda: 10 * i + 1], CPU)  # nested: serial
+
+        assert concurrently([lambda i=i: job(i) for i in range(2)], CPU) == [[0, 1], [10, 11]]
+        assert [threads for threads, _ in seen] == [1, 1]
+        assert threading.get_ident() not in {ident for _, ident in seen}
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ZeroDivisionError):
+            concurrently([lambda: 1, lambda: 1 / 0], CPU)
+        assert torch.get_num_threads() == 2
+    with intra_op_threads(1):  # one thread: the jobs run in the calling thread, in order
+        idents = concurrently([threading.get_ident, threading.get_ident], CPU)
+        assert idents == [threading.get_ident()] * 2
+
+
+def test_intra_op_threads_restores_the_count():
+    before = torch.get_num_threads()
+    with intra_op_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

@@ -168,3 +168,23 @@ def test_one_covariance_pass_gives_the_same_outputs(pair):
         eager.covariances(("raw", "tk"))
     with pytest.raises(ValueError, match="expected raw or normal"):
         eager.covariance("copula")
+
+
+def test_members_side_by_side_give_the_serial_outputs(pair):
+    """With two threads the members' normal scores, CCAs, probes and copula CCAs are computed
+    side by side (one thread each); the outputs equal those of one thread (serial)."""
+    from ncib.analysis._linalg import intra_op_threads
+
+    outputs = []
+    for threads in (1, 2):
+        with intra_op_threads(threads):
+            pa, _ = pair(0)
+            pa.covariances()
+            outputs.append(scalars_of(pa))
+            with pytest.raises(ValueError, match="unknown feature kind"):
+                pa.cca("tk")
+            with pytest.raises(ValueError, match="unknown feature kind"):
+                pa.probe("ranked", 0)
+    assert outputs[0].keys() == outputs[1].keys()
+    for key, value in outputs[0].items():
+        assert math.isclose(value, outputs[1][key], rel_tol=1e-9, abs_tol=1e-12), key

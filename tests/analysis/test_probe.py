@@ -137,3 +137,33 @@ def test_validation_errors():
         fit_logistic_probe(h, y, h_test[:, :-1], y_test)
     with pytest.raises(ValueError, match="outside"):
         fit_logistic_probe(h, y, h_test, y_test, num_classes=3)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_warm_start_reaches_the_same_optimum(seed):
+    """Started from a perturbed optimum (an earlier epoch's probe), L-BFGS converges to the
+    optimum of the cold start; init is honoured (a huge start is not the zero start)."""
+    h, y, h_test, y_test = _clusters(seed, sep=2.0)
+    kw = dict(weight_decay=1e-2, tolerance_grad=1e-9, tolerance_change=0.0, max_iter=500)
+    cold = fit_logistic_probe(h, y, h_test, y_test, **kw)
+    g = torch.Generator().manual_seed(seed)
+    start = (cold.weight * (1 + 0.05 * torch.randn(cold.weight.shape, generator=g)), cold.bias)
+    warm = fit_logistic_probe(h, y, h_test, y_test, init=start, **kw)
+    torch.testing.assert_close(warm.weight, cold.weight, atol=1e-6, rtol=0)
+    torch.testing.assert_close(warm.loss, cold.loss, atol=1e-12, rtol=0)
+    at_optimum = fit_logistic_probe(h, y, h_test, y_test, init=(cold.weight, cold.bias), **kw)
+    assert at_optimum.n_evals <= 2  # W = R⁻ᵀ V inverted exactly: the start is already optimal
+    far = fit_logistic_probe(h, y, h_test, y_test, init=(100 * cold.weight, cold.bias), max_iter=1)
+    near = fit_logistic_probe(h, y, h_test, y_test, max_iter=1)
+    assert float(far.loss) > 2 * float(near.loss)
+
+
+def test_warm_start_validation():
+    h, y, h_test, y_test = _clusters(0)
+    with pytest.raises(ValueError, match="init must be shaped"):
+        fit_logistic_probe(h, y, h_test, y_test, init=(torch.zeros(10, 3), torch.zeros(4)))
+    with pytest.warns(RuntimeWarning, match="not finite"):
+        res = fit_logistic_probe(
+            h, y, h_test, y_test, init=(torch.full((10, 4), float("nan")), torch.zeros(4))
+        )
+    assert float(res.test_acc) >= 0.99
