@@ -69,7 +69,7 @@ class EpochCheckpoint(Checkpoint):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         done = trainer.current_epoch + 1
         if done % self.every_n_epochs == 0 or done == trainer.max_epochs:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # full state, to resume
             self.last_saved_epoch = done
 
     def state_dict(self) -> dict[str, Any]:
