@@ -16,17 +16,23 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_MODULE = "ncib.conf"  # what python -m ncib.run reads (pkg://ncib.conf)
 register()
 
+_MUTMUT_CONFIG = None
 if os.environ.get("MUTANT_UNDER_TEST"):  # under mutmut (experiments/mutation.sh)
-    # mutmut reads its configuration from the working directory on first use; the tests
-    # below change directory, so read it now
+    # mutmut reads its configuration from the working directory on first use, in this process
+    # and in every process torch.multiprocessing spawns (which re-runs mutmut's main module in
+    # the parent's working directory); the tests below change directory, so read it now and
+    # give each test's directory a copy for the processes it spawns
     from mutmut.configuration import config as _mutmut_config
 
     _mutmut_config()
+    _MUTMUT_CONFIG = (Path.cwd() / "pyproject.toml").read_text()
 
 
 @pytest.fixture(autouse=True)
 def _hermetic(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    if _MUTMUT_CONFIG is not None:
+        (tmp_path / "pyproject.toml").write_text(_MUTMUT_CONFIG)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("NCIB_DATA_DIR", str(tmp_path / "data"))
