@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ CONF_MODULE = "ncib.conf"  # what python -m ncib.run reads (pkg://ncib.conf)
 register()
 
 _MUTMUT_CONFIG = None
-if os.environ.get("MUTANT_UNDER_TEST"):  # under mutmut (experiments/mutation.sh)
+if "mutmut.__main__" in sys.modules:  # under mutmut (experiments/mutation.sh)
     # mutmut reads its configuration from the working directory on first use, in this process
     # and in every process torch.multiprocessing spawns (which re-runs mutmut's main module in
     # the parent's working directory); the tests below change directory, so read it now and
