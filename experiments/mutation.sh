@@ -18,10 +18,10 @@ case "$part" in
     tests="tests/test_supcon_loss.py tests/test_distributed.py" ;;
   metrics)  # the registry and the key mapping analysis → names
     only="ncib/metrics/*"
-    tests="tests/test_keys.py tests/test_docs.py tests/test_metrics_registry.py" ;;
+    tests="tests/test_keys.py tests/test_docs.py" ;;
   records)  # the run directory's records and atomic writes
     only="ncib/records.py"
-    tests="tests/test_safe_writes.py tests/callbacks/test_plumbing.py tests/test_records.py tests/test_keys.py::test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warning" ;;
+    tests="tests/test_safe_writes.py tests/callbacks/test_plumbing.py tests/test_keys.py::test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warning" ;;
   data)  # seeding: data order, augmentation keys, counter-based streams, subsets
     only="ncib/data/base.py ncib/data/counter_rng.py"
     tests="tests/test_views_device_count.py tests/test_data.py tests/test_seeding.py tests/callbacks/test_plumbing.py" ;;
@@ -34,6 +34,9 @@ case "$part" in
 esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+for t in $tests; do  # a missing test file would make every mutant of the part "survive"
+  [ -e "$root/${t%%::*}" ] || { echo "mutation.sh: $part lists $t, which does not exist" >&2; exit 2; }
+done
 work=${MUTATION_DIR:-${TMPDIR:-/tmp}/ncib-mutation}/$part
 jobs=${MUTATION_JOBS:-2}
 mkdir -p "$work"
