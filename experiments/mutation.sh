@@ -5,9 +5,10 @@
 #   bash experiments/mutation.sh losses|metrics|records|data|analysis [mutmut run args...]
 #
 # Runs in a scratch copy (MUTATION_DIR, default /tmp/ncib-mutation/<part>), so the repository
-# and other parts' runs are left alone; the copy keeps its state, so running the same part again
-# only re-tests mutants whose code or tests changed. MUTATION_JOBS (default 2) test processes run
-# at once. Prints the survivors and a summary: killed / (mutants that some test ran).
+# and other parts' runs are left alone. Each run starts afresh; MUTATION_KEEP=1 keeps mutmut's
+# state from the last run instead (faster, but mutmut then maps only *new* tests to the code they
+# call, so after editing a test start afresh). MUTATION_JOBS (default 2) test processes run at
+# once. Prints the survivors and a summary: killed / (mutants that some test ran).
 set -euo pipefail
 
 part=${1:-}
@@ -39,6 +40,7 @@ for t in $tests; do  # a missing test file would make every mutant of the part "
 done
 work=${MUTATION_DIR:-${TMPDIR:-/tmp}/ncib-mutation}/$part
 jobs=${MUTATION_JOBS:-2}
+[ "${MUTATION_KEEP:-0}" = 1 ] || rm -rf "$work/mutants"
 mkdir -p "$work"
 # a fresh copy of the code and tests (mutmut's own state under mutants/ is kept between runs)
 rm -rf "$work/ncib" "$work/tests"
