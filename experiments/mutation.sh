@@ -8,7 +8,9 @@
 # and other parts' runs are left alone. Each run starts afresh; MUTATION_KEEP=1 keeps mutmut's
 # state from the last run instead (faster, but mutmut then maps only *new* tests to the code they
 # call, so after editing a test start afresh). MUTATION_JOBS (default 2) test processes run at
-# once. Prints the survivors and a summary: killed / (mutants that some test ran).
+# once; MUTATION_TIME_LIMIT=<seconds> stops a long part early (the summary then covers the
+# mutants tested so far). Prints the survivors and a summary: killed / (mutants that some test
+# ran).
 set -euo pipefail
 
 part=${1:-}
@@ -63,7 +65,10 @@ EOF
 
 cd "$work"
 # mutmut imports the mutated copy from mutants/; an inherited PYTHONPATH would shadow it
-env -u PYTHONPATH OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 mutmut run --max-children "$jobs" "$@" || true
+# MUTATION_TIME_LIMIT (seconds): stop testing then and report the mutants tested so far
+limit=()
+[ -n "${MUTATION_TIME_LIMIT:-}" ] && limit=(timeout --signal=INT --kill-after=60 "$MUTATION_TIME_LIMIT")
+env -u PYTHONPATH OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "${limit[@]}" mutmut run --max-children "$jobs" "$@" || true
 env -u PYTHONPATH mutmut export-cicd-stats >/dev/null
 echo
 echo "== surviving mutants of $part (mutmut show <name> prints the diff; run it in $work) =="
