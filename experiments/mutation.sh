@@ -45,8 +45,8 @@ jobs=${MUTATION_JOBS:-2}
 [ "${MUTATION_KEEP:-0}" = 1 ] || rm -rf "$work/mutants"
 mkdir -p "$work"
 # a fresh copy of the code and tests (mutmut's own state under mutants/ is kept between runs)
-rm -rf "$work/ncib" "$work/tests"
-cp -r "$root/ncib" "$root/tests" "$work/"
+rm -rf "$work/ncib" "$work/tests" "$work/docs"
+cp -r "$root/ncib" "$root/tests" "$root/docs" "$root/README.md" "$work/"  # tests/test_docs.py reads docs
 cp -r "$root/conf" "$work/ncib/conf"  # ncib.conf: the packaged config, as in a wheel
 find "$work" -name __pycache__ -prune -exec rm -rf {} +
 python - "$root/pyproject.toml" "$work/pyproject.toml" "$only" "$tests" <<'EOF'
