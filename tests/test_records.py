@@ -68,18 +68,30 @@ def test_rewrite_records_keeps_the_chosen_ones_and_reports_the_counts(tmp_path):
 def test_rewrite_records_with_only_a_torn_line_rewrites_the_file(tmp_path):
     path = tmp_path / "analysis.jsonl"
     path.write_bytes(b'{"epoch": 0}\n{"epoch": 1')
-    with pytest.warns(RuntimeWarning, match="unreadable"):
+    with pytest.warns(RuntimeWarning, match="unreadable") as caught:
         assert rewrite_records(path) == (1, 0)
+    if "mutmut.__main__" not in sys.modules:  # mutmut's trampolines add frames
+        assert [w.filename for w in caught] == [__file__]  # the warning points at the caller
     assert path.read_bytes() == b'{"epoch": 0}\n'
     assert (tmp_path / "analysis.jsonl.corrupt").read_bytes() == b'{"epoch": 1\n'
 
 
-def test_fault_point_kills_only_at_its_name_and_epoch(tmp_path, monkeypatch):
+def test_fault_point_kills_only_at_its_name_and_epoch(monkeypatch):
+    import ncib.records as records
+
+    kills = []
+    monkeypatch.setattr(records.os, "kill", lambda pid, sig: kills.append((pid, sig)))
     monkeypatch.delenv("NCIB_FAULT", raising=False)
     fault_point("after_analysis", 3)  # nothing set: nothing happens
     monkeypatch.setenv("NCIB_FAULT", "after_analysis:2")
     fault_point("after_analysis", 3)
     fault_point("before_analysis", 2)
+    assert kills == []
+    fault_point("after_analysis", 2.0)
+    assert kills == [(os.getpid(), signal.SIGKILL)]
+
+
+def test_fault_point_kills_the_process():
     code = "from ncib.records import fault_point; fault_point('after_analysis', 2); print('alive')"
     env = dict(os.environ, NCIB_FAULT="after_analysis:2")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
