@@ -9,6 +9,9 @@ for both members.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -142,3 +145,31 @@ def test_the_analysis_subset_is_fixed_across_epochs_and_shared_by_the_members(ma
     share = torch.bincount(y[seen[0]], minlength=10) / max_samples
     assert torch.all((share - torch.bincount(y, minlength=10) / len(y)).abs() <= 1 / max_samples)
     assert torch.equal(analysis_rows(y, None), torch.arange(len(y)))
+
+
+def _stratified_reference(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Quotas by largest remainder (ties to the lower class id), then, within each class, the
+    first samples of the class in the order of one seeded permutation."""
+    counts = np.bincount(labels)
+    exact = [c * n / len(labels) for c in counts]
+    quota = [int(math.floor(e)) for e in exact]
+    order = sorted(range(len(counts)), key=lambda c: (-(exact[c] - quota[c]), c))
+    for c in order[: n - sum(quota)]:
+        quota[c] += 1
+    perm = np.random.default_rng(seed).permutation(len(labels))
+    taken, chosen = [0] * len(counts), []
+    for i in perm:
+        if taken[labels[i]] < quota[labels[i]]:
+            taken[labels[i]] += 1
+            chosen.append(int(i))
+    return np.sort(np.asarray(chosen, dtype=np.int64))
+
+
+@pytest.mark.parametrize("n", [7, 50, 101, 333])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_stratified_subset_matches_a_slow_reference_with_remainders(n, seed):
+    rng = np.random.default_rng(100 + seed)
+    labels = rng.choice(6, size=977, p=[0.3, 0.25, 0.2, 0.12, 0.08, 0.05])
+    got = stratified_subset(labels, n, seed)
+    assert len(got) == n and len(np.unique(got)) == n
+    np.testing.assert_array_equal(got, _stratified_reference(labels, n, seed))
