@@ -96,3 +96,28 @@ def test_fault_point_kills_the_process():
     env = dict(os.environ, NCIB_FAULT="after_analysis:2")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL and "alive" not in proc.stdout
+
+
+def test_to_jsonable_converts_numpy_values_and_non_finite_floats():
+    import numpy as np
+    import torch
+
+    from ncib.records import to_jsonable
+
+    value = {
+        "a": np.arange(3),
+        "b": np.float64(0.5),
+        "c": np.array([[1.5, np.nan]]),
+        "d": (np.int64(2), torch.tensor([np.inf])),
+        5: float("-inf"),
+    }
+    out = to_jsonable(value)
+    assert out == {"a": [0, 1, 2], "b": 0.5, "c": [[1.5, None]], "d": [2, [None]], "5": None}
+    assert type(out["b"]) is float and type(out["d"][0]) is int
+    json.dumps(out, allow_nan=False)  # plain JSON
+
+
+def test_blank_lines_are_skipped_not_the_end_of_the_records(tmp_path):
+    path = tmp_path / "analysis.jsonl"
+    path.write_bytes(b'{"epoch": 0}\n\n  \n{"epoch": 1}\n')
+    assert [r["epoch"] for r in read_records(path)] == [0, 1]
