@@ -438,3 +438,17 @@ def test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warn
     assert step == 30 and metrics["analysis/epoch"] == 3.0
     assert metrics["analysis/gib/beta_crit/k_next"] == math.inf
     assert set(metrics) == {"analysis/epoch"} | {f"analysis/{n}" for g in groups for n in keys(g)}
+
+
+def test_transfer_without_a_k_prime_logs_nan_and_no_scaling(case, monkeypatch):
+    """When no dimension comes within the tolerance (K′ undefined), the K′ keys are NaN and the
+    feature scaling at K′ is empty — never the values of some other dimension."""
+    import ncib.metrics.outputs as outputs
+
+    pa, _, _ = case
+    monkeypatch.setattr(outputs, "k_prime", lambda points, acc, tolerance: None)
+    scalars, entries = check_outputs("transfer", *transfer(pa, TRANSFER_GRID, TOLERANCE))
+    for m in MEMBERS:
+        assert math.isnan(scalars[f"transfer/k_prime/{m}"])
+        assert math.isnan(scalars[f"transfer/probe_test_acc_k_prime/{m}"])
+        assert entries[f"transfer/feature_scaling_k_prime/{m}"] == []
