@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,28 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_MODULE = "ncib.conf"  # what python -m ncib.run reads (pkg://ncib.conf)
 register()
 
-if os.environ.get("MUTANT_UNDER_TEST"):  # under mutmut (experiments/mutation.sh)
-    # mutmut reads its configuration from the working directory on first use; the tests
-    # below change directory, so read it now
+if "mutmut.__main__" in sys.modules:  # under mutmut (experiments/mutation.sh)
+    # mutmut reads its configuration from the working directory on first use, in this process
+    # and in every process torch.multiprocessing spawns (which re-runs mutmut's main module in
+    # the parent's working directory); the tests below change directory, so read it now, and
+    # spawn from where mutmut started
+    import torch.multiprocessing  # noqa: F401  (loads torch.multiprocessing.spawn)
     from mutmut.configuration import config as _mutmut_config
 
+    _spawn = sys.modules["torch.multiprocessing.spawn"]  # the module (the name is a function)
+
     _mutmut_config()
+    _MUTMUT_HOME, _start_processes = os.getcwd(), _spawn.start_processes
+
+    def _start_processes_from_mutmut_home(*args, **kwargs):
+        here = os.getcwd()
+        os.chdir(_MUTMUT_HOME)
+        try:
+            return _start_processes(*args, **kwargs)
+        finally:
+            os.chdir(here)
+
+    _spawn.start_processes = _start_processes_from_mutmut_home
 
 
 @pytest.fixture(autouse=True)

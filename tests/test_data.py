@@ -103,3 +103,20 @@ def test_bad_arguments_are_clear():
         DigitsDataModule(seeds=[0, 1], test_fraction=1.5)
     with pytest.raises(ValueError, match="batch_size=5000 is larger"):
         EpochBatchSampler(1437, 5000, seed=0)
+
+
+def test_eval_transform_maps_0_and_255_to_the_normalised_ends(digits):
+    x = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, 1, 8, 8)
+    out = digits.eval_transform(x)
+    mean, std = digits.mean[0], digits.std[0]
+    torch.testing.assert_close(out[0], torch.full((1, 8, 8), (0.0 - mean) / std))
+    torch.testing.assert_close(out[1], torch.full((1, 8, 8), (1.0 - mean) / std))
+
+
+def test_the_training_split_is_copied_to_a_device_once(digits):
+    cpu = torch.device("cpu")
+    first = digits.train_split_on(cpu)
+    again = digits.train_split_on(cpu)
+    assert again[0] is first[0] and again[1] is first[1]  # cached, not copied per batch
+    assert torch.equal(first[0], digits.splits["train"][0])
+    assert torch.equal(first[1], digits.splits["train"][1])

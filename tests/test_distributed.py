@@ -36,10 +36,29 @@ def _worker(rank, init_file, results):
         dist.destroy_process_group()
 
 
+def _in_this_process_as_a_group_of_one(tmp_path):
+    """The gather's forward and backward in the test process itself, as a group of one (the
+    identity): the ranks above run in other processes, where call tracers (mutmut's) do not
+    see which test exercised them."""
+    from ncib.losses.distributed import _GatherWithGrad
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'one'}", rank=0, world_size=1)
+    try:
+        x = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+        out = _GatherWithGrad.apply(x)
+        assert torch.equal(out, x) and gather_with_grad(x) is x
+        (out * torch.arange(6.0).view(3, 2)).sum().backward()
+        assert torch.equal(x.grad, torch.arange(6.0, dtype=torch.float64).view(3, 2))
+    finally:
+        dist.destroy_process_group()
+
+
 def test_gathered_loss_and_gradient_equal_the_full_batch(tmp_path):
-    manager = mp.Manager()
-    results = manager.dict()
-    mp.spawn(_worker, args=(str(tmp_path / "init"), results), nprocs=WORLD)
+    with mp.Manager() as manager:  # shut down on exit: a left-over server process lingers
+        results = manager.dict()
+        mp.spawn(_worker, args=(str(tmp_path / "init"), results), nprocs=WORLD)
+        results = dict(results)
+    _in_this_process_as_a_group_of_one(tmp_path)
     x, y, w0 = data()
     w = w0.clone().requires_grad_(True)
     full = supcon_loss(F.normalize(x @ w, dim=-1), y, 0.1)

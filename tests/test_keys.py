@@ -253,17 +253,13 @@ def _close(got, want, key: str) -> None:
     )
 
 
-@pytest.mark.parametrize("group,key", SCALAR_KEYS, ids=[k for _, k in SCALAR_KEYS])
-def test_scalar_matches_the_reference(case, group, key):
-    _, ref, made = case
+def _check_scalar(made, ref, group: str, key: str) -> None:
     scalars, _ = made[group]
     assert isinstance(scalars[key], float), key
     _close(scalars[key], expected(key, group, True, ref), key)
 
 
-@pytest.mark.parametrize("group,key", ENTRY_KEYS, ids=[k for _, k in ENTRY_KEYS])
-def test_record_entry_matches_the_reference(case, group, key):
-    _, ref, made = case
+def _check_entry(made, ref, group: str, key: str) -> None:
     _, entries = made[group]
     want, got = expected(key, group, False, ref), entries[key]
     if isinstance(want, dict):
@@ -273,6 +269,30 @@ def test_record_entry_matches_the_reference(case, group, key):
     else:
         assert np.shape(got) == np.shape(want), key
         _close(got, want, key)
+
+
+def test_every_key_at_once(case):
+    """Every check below in one test, the first of the module to use ``case``: the module
+    fixture computes all outputs during the first test that asks for it, so a tool that maps
+    code to the tests that call it (mutmut, docs/testing.md) maps the outputs code to this one;
+    it must therefore check everything."""
+    _, ref, made = case
+    for group, key in SCALAR_KEYS:
+        _check_scalar(made, ref, group, key)
+    for group, key in ENTRY_KEYS:
+        _check_entry(made, ref, group, key)
+
+
+@pytest.mark.parametrize("group,key", SCALAR_KEYS, ids=[k for _, k in SCALAR_KEYS])
+def test_scalar_matches_the_reference(case, group, key):
+    _, ref, made = case
+    _check_scalar(made, ref, group, key)
+
+
+@pytest.mark.parametrize("group,key", ENTRY_KEYS, ids=[k for _, k in ENTRY_KEYS])
+def test_record_entry_matches_the_reference(case, group, key):
+    _, ref, made = case
+    _check_entry(made, ref, group, key)
 
 
 # -- the fixture tells wrong formulas apart ------------------------------------------------------
@@ -418,3 +438,17 @@ def test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warn
     assert step == 30 and metrics["analysis/epoch"] == 3.0
     assert metrics["analysis/gib/beta_crit/k_next"] == math.inf
     assert set(metrics) == {"analysis/epoch"} | {f"analysis/{n}" for g in groups for n in keys(g)}
+
+
+def test_transfer_without_a_k_prime_logs_nan_and_no_scaling(case, monkeypatch):
+    """When no dimension comes within the tolerance (K′ undefined), the K′ keys are NaN and the
+    feature scaling at K′ is empty — never the values of some other dimension."""
+    import ncib.metrics.outputs as outputs
+
+    pa, _, _ = case
+    monkeypatch.setattr(outputs, "k_prime", lambda points, acc, tolerance: None)
+    scalars, entries = check_outputs("transfer", *transfer(pa, TRANSFER_GRID, TOLERANCE))
+    for m in MEMBERS:
+        assert math.isnan(scalars[f"transfer/k_prime/{m}"])
+        assert math.isnan(scalars[f"transfer/probe_test_acc_k_prime/{m}"])
+        assert entries[f"transfer/feature_scaling_k_prime/{m}"] == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -154,6 +155,19 @@ def test_normals_have_the_standard_moments():
     # P(|z| < 1) = 0.6827
     assert abs((z.abs() < 1).double().mean() - 0.6827) < 5 * math.sqrt(0.22 / m)
     assert abs(_corr(z[:, :, 1:], z[:, :, :-1])) < 5 / math.sqrt(m)
+
+
+def test_normals_are_box_muller_of_the_documented_words():
+    """z = √(−2 ln u₁)·(cos, sin)(2π u₂) with u₁ = (w₀ + 1)/2²⁴, u₂ = w₁/2²⁴ from the top 24
+    bits of the request's words: the first half of them for w₀, the second half for w₁."""
+    idx, view, key, n = torch.arange(50) * 3 + 1, 1, 2**33 + 5, 7  # odd: a lone half-pair
+    z = SampleRNG(key, idx, view).normal(n).double().numpy()
+    pairs = (n + 1) // 2
+    w = (SampleRNG(key, idx, view).bits(2 * pairs) >> 8).double().numpy()
+    u1, u2 = (w[:, :pairs] + 1) / 2**24, w[:, pairs:] / 2**24
+    r = np.sqrt(-2 * np.log(u1))
+    want = np.concatenate([r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)], 1)[:, :n]
+    np.testing.assert_allclose(z, want, rtol=1e-4, atol=1e-5)
 
 
 def test_a_row_draws_the_same_whatever_the_batch_around_it():

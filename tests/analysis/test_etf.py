@@ -132,3 +132,20 @@ def test_float32_features_close_to_float64(seed):
     np.testing.assert_allclose(
         float(nc1(h.float(), y, 5).value), float(nc1(h, y, 5).value), rtol=1e-4
     )
+
+
+def test_ncc_never_predicts_a_class_absent_from_training():
+    """Class 2 has no training samples: its (empty) centre must not attract anything, though
+    the test points sit at the origin, where an absent class's zero row of means would win."""
+    g = torch.Generator().manual_seed(0)
+    k, d = 5, 6
+    centres = 4.0 + 3.0 * torch.randn(k, d, generator=g, dtype=torch.float64)
+    y = torch.tensor([c for c in range(k) if c != 2]).repeat_interleave(20)
+    h = centres[y] + 0.1 * torch.randn(len(y), d, generator=g, dtype=torch.float64)
+    h_new = torch.cat([0.01 * torch.randn(30, d, generator=g, dtype=torch.float64), h[:10]])
+    with pytest.warns(RuntimeWarning, match="no samples"):
+        pred = ncc_predict(h, y, h_new, k)
+    assert not bool((pred == 2).any())
+    present = torch.tensor([0, 1, 3, 4])
+    brute = present[torch.cdist(h_new, torch.stack([h[y == c].mean(0) for c in present])).argmin(1)]
+    assert torch.equal(pred, brute) and torch.equal(pred[30:], y[:10])

@@ -167,3 +167,38 @@ def test_warm_start_validation():
             h, y, h_test, y_test, init=(torch.full((10, 4), float("nan")), torch.zeros(4))
         )
     assert float(res.test_acc) >= 0.99
+
+
+def test_standardisation_matters_on_badly_scaled_features():
+    """The class signal lives in one column of scale 1e-3, beside columns of noise of scale
+    1e3: standardised, the default penalty leaves that column usable (accuracy near 1); an
+    unscaled probe would need a weight of ~1e3 there, which the same penalty forbids, and
+    stays near chance."""
+    g = torch.Generator().manual_seed(0)
+    n, k = 400, 2
+    y = torch.arange(n) % k
+    y_test = torch.arange(200) % k
+
+    def features(labels):
+        signal = 1e-3 * (2.0 * labels.double() - 1 + 0.2 * torch.randn(len(labels), generator=g))
+        noise = 1e3 * torch.randn(len(labels), 4, generator=g, dtype=torch.float64)
+        return torch.cat([signal[:, None], noise], 1)
+
+    h, h_test = features(y), features(y_test)
+    res = fit_logistic_probe(h, y, h_test, y_test)
+    assert float(res.test_acc) > 0.95 and float(res.train_acc) > 0.95
+    np.testing.assert_allclose(res.std[0].item(), h[:, 0].std(unbiased=False).item(), rtol=1e-6)
+    # the same objective without standardisation, minimised directly: near chance
+    w = torch.zeros(h.shape[1], k, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(k, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(h @ w + b, y) + 0.5 / n * w.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    unscaled = float(((h_test @ w + b).argmax(1) == y_test).double().mean())
+    assert unscaled < 0.7, unscaled
