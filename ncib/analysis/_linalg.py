@@ -109,10 +109,11 @@ def intra_op_threads(n: int) -> Iterator[None]:
 
 
 def concurrently(jobs: Sequence[Callable[[], _T]], device: torch.device) -> list[_T]:
-    """Results of independent ``jobs``, run side by side on one intra-op thread each.
+    """Results of independent ``jobs``, run side by side, the intra-op threads shared out.
 
     On a CPU with ``torch.get_num_threads() >= 2`` the jobs run in a pool of at most that many
-    Python threads (torch releases the GIL inside its operations) with torch set to one thread,
+    Python threads (torch releases the GIL inside its operations) with torch set to
+    ``threads // jobs`` threads (one each on 2 cores),
     so that no job synchronises threads inside its decompositions (:func:`intra_op_threads`);
     TF32 is off around the whole pool (:func:`no_tf32`, whose flags are process-wide, is then a
     no-op inside the jobs). Elsewhere — on CUDA, with one thread, inside another job — they
@@ -130,7 +131,9 @@ def concurrently(jobs: Sequence[Callable[[], _T]], device: torch.device) -> list
         finally:
             _IN_JOB.active = False
 
-    with no_tf32(), intra_op_threads(1), ThreadPoolExecutor(workers) as pool:
+    # the cores are shared out: one thread per job on 2 cores, 16 per job on 32
+    per_job = max(1, torch.get_num_threads() // workers)
+    with no_tf32(), intra_op_threads(per_job), ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(run, job) for job in jobs]
         return [f.result() for f in futures]
 

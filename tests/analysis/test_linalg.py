@@ -127,7 +127,7 @@ def test_one_pass_over_several_matrices_equals_separate_passes(dtype, monkeypatc
 CPU = torch.device("cpu")
 
 
-def test_concurrently_runs_jobs_side_by_side_on_one_thread_each():
+def test_concurrently_runs_jobs_side_by_side_sharing_the_threads():
     """Two jobs that each wait for the other can only finish if they run at the same time;
     inside, torch has one thread, nested calls run serially, results keep the jobs' order and
     the thread count is restored (also after a failing job)."""
@@ -141,12 +141,14 @@ def test_concurrently_runs_jobs_side_by_side_on_one_thread_each():
             return concurrently([lambda: 10 * i, lambda: 10 * i + 1], CPU)  # nested: serial
 
         assert concurrently([lambda i=i: job(i) for i in range(2)], CPU) == [[0, 1], [10, 11]]
-        assert [threads for threads, _ in seen] == [1, 1]
+        assert [threads for threads, _ in seen] == [1, 1]  # 2 threads, 2 jobs
         assert threading.get_ident() not in {ident for _, ident in seen}
         assert torch.get_num_threads() == 2
         with pytest.raises(ZeroDivisionError):
             concurrently([lambda: 1, lambda: 1 / 0], CPU)
         assert torch.get_num_threads() == 2
+    with intra_op_threads(4):  # more cores than jobs: the threads are shared out
+        assert concurrently([torch.get_num_threads] * 2, CPU) == [2, 2]
     with intra_op_threads(1):  # one thread: the jobs run in the calling thread, in order
         idents = concurrently([threading.get_ident, threading.get_ident], CPU)
         assert idents == [threading.get_ident()] * 2
