@@ -35,6 +35,8 @@ case "$part" in
     echo "usage: bash experiments/mutation.sh losses|metrics|records|data|analysis [mutmut run args]" >&2
     exit 2 ;;
 esac
+# MUTATION_ONLY narrows a part to some of its files, e.g. MUTATION_ONLY=ncib/analysis/gib.py
+only=${MUTATION_ONLY:-$only}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 for t in $tests; do  # a missing test file would make every mutant of the part "survive"
