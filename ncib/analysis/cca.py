@@ -232,3 +232,23 @@ def canonical_correlations(a: Tensor, b: Tensor, ridge: float = 1e-6) -> CCAResu
     :class:`CCAResult` for the fields. Computed on the inputs' device.
     """
     return cca_from_covariance(cross_covariance(a, b), ridge)
+
+
+def check_test_split(cca: CCAResult, a_test: Tensor, b_test: Tensor) -> None:
+    """Check held-out features ``a_test (N_test, d_a)``, ``b_test (N_test, d_b)`` against a CCA
+    fitted on the training split: paired rows, the fitted widths, one device."""
+    check_matrix("a_test", a_test, min_rows=2)
+    check_matrix("b_test", b_test, min_rows=2)
+    d_a, d_b = cca.directions_a.shape[0], cca.directions_b.shape[0]
+    if a_test.shape[1] != d_a or b_test.shape[1] != d_b:
+        raise ValueError(
+            f"test features have {a_test.shape[1]} and {b_test.shape[1]} columns but the CCA "
+            f"was fitted on {d_a} and {d_b}"
+        )
+    if a_test.shape[0] != b_test.shape[0]:
+        raise ValueError(
+            f"a_test and b_test must be paired (same rows), got {a_test.shape[0]} and "
+            f"{b_test.shape[0]}"
+        )
+    if a_test.device != b_test.device:
+        raise ValueError(f"a_test is on {a_test.device} but b_test on {b_test.device}")

@@ -79,9 +79,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._checks import WarningLog, check_matrix
+from ._checks import WarningLog
 from ._linalg import no_tf32, row_chunks, work_dtype
-from .cca import CCAResult, canonical_correlations
+from .cca import CCAResult, canonical_correlations, check_test_split
 from .gib import GIBResult, InformationCurve
 
 __all__ = [
@@ -198,24 +198,6 @@ def _column_sums(x: Tensor) -> Tensor:
     return (torch.ones(1, x.shape[0], dtype=x.dtype, device=x.device) @ x)[0]
 
 
-def _check_test(cca: CCAResult, a_test: Tensor, b_test: Tensor) -> None:
-    check_matrix("a_test", a_test, min_rows=2)
-    check_matrix("b_test", b_test, min_rows=2)
-    d_a, d_b = cca.directions_a.shape[0], cca.directions_b.shape[0]
-    if a_test.shape[1] != d_a or b_test.shape[1] != d_b:
-        raise ValueError(
-            f"test features have {a_test.shape[1]} and {b_test.shape[1]} columns but the CCA "
-            f"was fitted on {d_a} and {d_b}"
-        )
-    if a_test.shape[0] != b_test.shape[0]:
-        raise ValueError(
-            f"a_test and b_test must be paired (same rows), got {a_test.shape[0]} and "
-            f"{b_test.shape[0]}"
-        )
-    if a_test.device != b_test.device:
-        raise ValueError(f"a_test is on {a_test.device} but b_test on {b_test.device}")
-
-
 @no_tf32()
 def heldout_correlations(cca: CCAResult, a_test: Tensor, b_test: Tensor) -> HeldoutCorrelations:
     """Pearson correlations on the test split of all r pairs of canonical variates of ``cca``.
@@ -231,7 +213,7 @@ def heldout_correlations(cca: CCAResult, a_test: Tensor, b_test: Tensor) -> Held
     unless both are float64), their moments are accumulated in float64. The chunk is first
     shifted by the test column means, so the moments need no large cancellation.
     """
-    _check_test(cca, a_test, b_test)
+    check_test_split(cca, a_test, b_test)
     log = WarningLog("heldout_gib")
     log.extend(cca.warnings)
     n = a_test.shape[0]

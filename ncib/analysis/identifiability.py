@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ._checks import WarningLog, check_matrix
 from ._linalg import no_tf32, row_chunks, work_dtype
-from .cca import CCAResult, canonical_correlations
+from .cca import CCAResult, canonical_correlations, check_test_split
 
 __all__ = [
     "IdentifiabilityResult",
@@ -111,18 +111,7 @@ def heldout_from_cca(
     """
     d_a, d_b = cca.directions_a.shape[0], cca.directions_b.shape[0]
     k = _check_k(k, cca.rho.shape[0], d_a, d_b)
-    check_matrix("a_test", a_test, min_rows=2)
-    check_matrix("b_test", b_test, min_rows=2)
-    if a_test.shape[1] != d_a or b_test.shape[1] != d_b:
-        raise ValueError(
-            f"test features have {a_test.shape[1]} and {b_test.shape[1]} columns but the CCA "
-            f"was fitted on {d_a} and {d_b}"
-        )
-    if a_test.shape[0] != b_test.shape[0]:
-        raise ValueError(
-            f"a_test and b_test must be paired (same rows), got {a_test.shape[0]} and "
-            f"{b_test.shape[0]}"
-        )
+    check_test_split(cca, a_test, b_test)
     log = WarningLog("heldout_identifiability")
     log.extend(cca.warnings)
     scores = []
