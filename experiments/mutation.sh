@@ -9,8 +9,9 @@
 # state from the last run instead (faster, but mutmut then maps only *new* tests to the code they
 # call, so after editing a test start afresh). MUTATION_JOBS (default 2) test processes run at
 # once; MUTATION_TIME_LIMIT=<seconds> stops a long part early (the summary then covers the
-# mutants tested so far). Prints the survivors and a summary: killed / (mutants that some test
-# ran).
+# mutants tested so far); MUTATION_DEBUG=1 shows the tests mutmut runs and their failures.
+# Prints the survivors and a summary: killed / (mutants that some test ran); exits 1 when no
+# mutant was tested (a selected test failing on the unmutated code stops mutmut before any).
 set -euo pipefail
 
 part=${1:-}
@@ -52,14 +53,15 @@ cp -r "$root/ncib" "$root/tests" "$root/docs" "$root/README.md" "$work/"  # test
 cp -r "$root/conf" "$work/ncib/conf"  # ncib.conf: the packaged config, as in a wheel
 find "$work" -name __pycache__ -prune -exec rm -rf {} +
 python - "$root/pyproject.toml" "$work/pyproject.toml" "$only" "$tests" <<'EOF'
-import json, sys
+import json, os, sys
 
 source, target, only, tests = sys.argv[1:5]
 text = open(source).read()
 header = "[tool.mutmut]\n"
 assert header in text, "pyproject.toml has no [tool.mutmut] table"
 extra = (
-    f"only_mutate = {json.dumps(only.split())}\n"
+    ("debug = true\n" if os.environ.get("MUTATION_DEBUG") == "1" else "")
+    + f"only_mutate = {json.dumps(only.split())}\n"
     f"pytest_add_cli_args_test_selection = {json.dumps(tests.split())}\n"
 )
 open(target, "w").write(text.replace(header, header + extra, 1))
@@ -77,10 +79,16 @@ echo "== surviving mutants of $part (mutmut show <name> prints the diff; run it 
 env -u PYTHONPATH mutmut results | grep -v '^\s*$' || true
 python - <<'EOF'
 import json
+import sys
 
 s = json.load(open("mutants/mutmut-cicd-stats.json"))
 tested = s["killed"] + s["timeout"] + s["survived"] + s["suspicious"] + s["segfault"]
 rate = 100.0 * (s["killed"] + s["timeout"]) / tested if tested else float("nan")
+if not tested:  # e.g. a selected test failed on the unmutated code ("failed to collect stats")
+    sys.exit(
+        "\nmutation.sh: no mutant was tested; see mutmut's message above (MUTATION_DEBUG=1 shows "
+        "the tests it ran and their failures)"
+    )
 print(
     f"\nmutants {s['total']}: killed {s['killed']}, timeout {s['timeout']}, survived "
     f"{s['survived']}, suspicious {s['suspicious']}, no tests {s['no_tests']}, skipped "

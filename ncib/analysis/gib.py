@@ -131,9 +131,9 @@ class GIBResult:
         b = _as_betas(betas, self.lam)[:, None]
         active = b > self.beta_crit[None, :]
         one_minus = 1.0 - self.lam[None, :]
-        safe = torch.where(active, b, 2.0 / one_minus.clamp_min(1e-300))
-        t_x = torch.where(active, ((safe - 1.0) * one_minus / self.lam).log(), 0.0)
-        t_y = torch.where(active, (safe * one_minus).log(), 0.0)
+        # inactive terms (whose logs may be of numbers <= 0) are replaced by 0, not summed
+        t_x = torch.where(active, ((b - 1.0) * one_minus / self.lam).log(), 0.0)
+        t_y = torch.where(active, (b * one_minus).log(), 0.0)
         i_tx = 0.5 * t_x.sum(1)
         return InformationCurve(b[:, 0], i_tx, i_tx - 0.5 * t_y.sum(1), self.mutual_information())
 
@@ -142,10 +142,11 @@ class GIBResult:
 
         ``β = β_{k+1}(1 − 1e-6)`` (or the midpoint of ``β_k, β_{k+1}`` if that is not above
         ``β_k``); ``β = 2 β_k`` when there is no finite ``β_{k+1}`` (k = r or λ_{k+1} = 1).
-        If ``β_k = β_{k+1}`` (tied eigenvalues) no β activates exactly k transitions: a warning is
-        recorded and ``β = β_k (1 + 1e-6)`` is used; :meth:`representation` then keeps the first
-        k rows (the order within the tie is the SVD's). If fewer than k transitions are finite,
-        β is placed above the last finite one and the remaining rows are zero (warning).
+        If ``β_k = β_{k+1}`` (tied eigenvalues, or adjacent floats with no float between them)
+        no β activates exactly k transitions: a warning is recorded and ``β = β_k (1 + 1e-6)``
+        is used; :meth:`representation` then keeps the first k rows (the order within the tie is
+        the SVD's). If fewer than k transitions are finite, ``β = 2 β_last`` (the last finite
+        one; ``β = 1``, nothing active, if none is) and the remaining rows are zero (warning).
         """
         n = self.lam.shape[0]
         if isinstance(k, bool) or int(k) != k or not 1 <= k <= n:
@@ -154,7 +155,7 @@ class GIBResult:
                 "(the number of GIB eigenvalues, min(d_x, d_y))"
             )
         log = WarningLog("gib.beta_for_k")
-        crit = [float(c) for c in self.beta_crit[: min(n, k + 1)].cpu()]
+        crit = [float(c) for c in self.beta_crit[: k + 1].cpu()]
         finite = [c for c in crit[:k] if math.isfinite(c)]
         if len(finite) < k:
             log.warn(
@@ -166,12 +167,11 @@ class GIBResult:
         b_next = crit[k] if k < n else math.inf
         if not math.isfinite(b_next):
             return 2.0 * b_k, log.as_tuple()
-        if b_next > b_k:
-            beta = b_next * (1.0 - 1e-6)
-            if beta <= b_k:
-                beta = 0.5 * (b_k + b_next)
-            if b_k < beta < b_next:
-                return beta, log.as_tuple()
+        beta = b_next * (1.0 - 1e-6)
+        if beta <= b_k:  # β_k and β_{k+1} closer than 1e-6 (relative), or tied
+            beta = 0.5 * (b_k + b_next)
+        if b_k < beta < b_next:
+            return beta, log.as_tuple()
         log.warn(
             f"β_{k} = β_{k + 1} = {b_k:.6g} (tied GIB eigenvalues): no β activates exactly "
             f"k={k} transitions; using β = β_{k}·(1+1e-6) and the first k rows"
@@ -184,9 +184,6 @@ class GIBResult:
         alphas = self.alphas(beta)[:k]
         mean_alpha = alphas.mean()
         scaling = alphas / mean_alpha if float(mean_alpha) > 0 else torch.zeros_like(alphas)
-        log = WarningLog("ib_representation")
-        log.extend(self.warnings)
-        log.extend(notes)
         return IBRepresentation(
             k=int(k),
             beta=torch.tensor(beta, dtype=torch.float64, device=self.lam.device),
@@ -194,7 +191,7 @@ class GIBResult:
             mean=self.mean_x,
             alphas=alphas,
             feature_scaling=scaling,
-            warnings=log.as_tuple(),
+            warnings=tuple(dict.fromkeys((*self.warnings, *notes))),  # in order, once each
         )
 
     def feature_scaling(self, k: int) -> Tensor:

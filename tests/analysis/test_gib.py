@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -9,6 +11,7 @@ import torch
 
 from ncib.analysis import (
     CovarianceBlocks,
+    GIBResult,
     canonical_correlations,
     cross_covariance,
     gaussian_ib,
@@ -184,3 +187,128 @@ def test_k_out_of_range():
         gib.representation(6)
     with pytest.raises(ValueError, match="k=0"):
         gib.representation(0)
+
+
+# --- GIBResult's closed forms and the choice of β, on hand-built results ------------------------
+# Built directly (not from data) so that r ≠ 1 and the critical β can be placed exactly: at ties,
+# at adjacent floats, closer than the 1e-6 margin, or infinite (λ = 1).
+
+
+def _built(beta_crit, r=None) -> GIBResult:
+    crit = torch.tensor(beta_crit, dtype=torch.float64)
+    lam = torch.where(torch.isfinite(crit), 1.0 - 1.0 / crit, torch.ones_like(crit))
+    n = crit.shape[0]
+    r = torch.ones(n, dtype=torch.float64) if r is None else torch.tensor(r, dtype=torch.float64)
+    v = torch.eye(n + 1, n, dtype=torch.float64)  # d_x = n + 1
+    return GIBResult(lam, v, r, crit, torch.zeros(n + 1, dtype=torch.float64))
+
+
+def test_alphas_and_curve_follow_the_closed_forms_for_any_r():
+    lam = [0.2, 0.5, 0.9]
+    gib = _built([1 / (1 - v) for v in lam], r=[0.5, 2.0, 4.0])  # β_i = 1.25, 2, 10
+    beta = 3.0
+    expected = [math.sqrt((beta * (1 - v) - 1) / (v * r)) for v, r in ((0.2, 0.5), (0.5, 2.0))]
+    np.testing.assert_allclose(gib.alphas(beta).numpy(), [*expected, 0.0], rtol=1e-14)
+    c = gib.information_curve([beta, 1.0])
+    i_tx = 0.5 * (math.log((beta - 1) * 0.8 / 0.2) + math.log((beta - 1) * 0.5 / 0.5))
+    i_ty = i_tx - 0.5 * (math.log(beta * 0.8) + math.log(beta * 0.5))
+    np.testing.assert_allclose(c.i_tx.numpy(), [i_tx, 0.0], rtol=1e-14)
+    np.testing.assert_allclose(c.i_ty.numpy(), [i_ty, 0.0], rtol=1e-14)
+    np.testing.assert_allclose(float(c.i_xy), -0.5 * sum(math.log(v) for v in lam), rtol=1e-14)
+
+
+def test_a_transition_is_active_only_strictly_above_its_critical_beta():
+    gib = _built([1.25, 2.0, 10.0])
+    assert [gib.n_active(b) for b in (1.25, 2.0, 10.0, 10.5)] == [0, 1, 2, 3]
+    assert [int((gib.alphas(b) > 0).sum()) for b in (1.25, 2.0, 10.5)] == [0, 1, 3]
+
+
+def test_beta_for_k_below_the_next_transition_and_its_margin():
+    gib = _built([2.0, 4.0, 9.0])
+    assert gib.beta_for_k(1) == (4.0 * (1 - 1e-6), ())
+    assert gib.beta_for_k(3) == (18.0, ())  # no β_{k+1}: 2 β_k
+    # β_k and β_{k+1} closer than the 1e-6 margin: the midpoint
+    close = _built([2.0, 2.0 * (1 + 1e-7), 9.0])
+    assert close.beta_for_k(1) == (0.5 * (2.0 + 2.0 * (1 + 1e-7)), ())
+    # the margin lands exactly on β_k: still strictly between, by the midpoint
+    on = _built([4.0 * (1 - 1e-6), 4.0, 9.0])
+    assert on.beta_for_k(1) == (0.5 * (4.0 * (1 - 1e-6) + 4.0), ())
+
+
+@pytest.mark.parametrize("b_k", [2.0, float(np.nextafter(2.0, 3.0))])
+def test_adjacent_float_transitions_are_a_tie(b_k):
+    """No float lies strictly between β_k and the next float: warned as a tie, β above both.
+    (2.0's midpoint with its successor rounds down to β_k, its successor's rounds up to β_{k+1}.)
+    """
+    gib = _built([b_k, float(np.nextafter(b_k, 3.0)), 9.0])
+    with pytest.warns(RuntimeWarning, match=r"gib\.beta_for_k: β_1 = β_2 = 2 \(tied GIB"):
+        beta, notes = gib.beta_for_k(1)
+    assert beta == b_k * (1 + 1e-6) and gib.n_active(beta) == 2
+    assert len(notes) == 1 and notes[0].startswith("gib.beta_for_k: β_1 = β_2 = 2 (tied")
+
+
+def test_fewer_finite_transitions_than_k():
+    gib = _built([2.0, 5.0, 7.0, math.inf, math.inf])
+    with pytest.warns(RuntimeWarning, match="only 3 of the first k=4") as caught:
+        beta, notes = gib.beta_for_k(4)
+    assert beta == 14.0 and gib.n_active(beta) == 3  # 2 × the last finite β
+    assert notes == (
+        "gib.beta_for_k: only 3 of the first k=4 GIB eigenvalues are below 1 (X and Y are "
+        "uncorrelated along the others); those rows of T_K are zero",
+    )
+    assert [str(w.message) for w in caught] == list(notes)
+    with pytest.warns(RuntimeWarning, match="only 3 of the first k=5"):
+        rep = gib.representation(5)
+    assert rep.k == 5 and type(rep.k) is int and float(rep.beta) == 14.0
+    assert rep.alphas[3:].eq(0).all() and rep.alphas[:3].gt(0).all()
+    assert rep.warnings == (notes[0].replace("k=4", "k=5"),)
+
+
+def test_no_finite_transition_gives_beta_one_and_zero_scaling():
+    gib = _built([math.inf, math.inf])
+    with pytest.warns(RuntimeWarning, match="only 0 of the first k=2"):
+        rep = gib.representation(2)
+    assert float(rep.beta) == 1.0
+    assert rep.alphas.eq(0).all() and rep.matrix.eq(0).all()
+    assert rep.feature_scaling.eq(0).all()  # α/mean(α) would be 0/0
+
+
+@pytest.mark.parametrize("k", [True, 1.5, 0, 4])
+def test_beta_for_k_rejects_what_is_not_a_k(k):
+    gib = _built([2.0, 4.0, 9.0])
+    message = rf"k={k} is out of range: .* 1 <= k <= 3 \(the number of GIB eigenvalues, min\(d_x"
+    with pytest.raises(ValueError, match=message):
+        gib.beta_for_k(k)
+
+
+def test_representation_carries_the_gib_warnings_once_each():
+    gib = _built([2.0, 2.0, 9.0])
+    gib = GIBResult(gib.lam, gib.v, gib.r, gib.beta_crit, gib.mean_x, ("gaussian_ib: a", "b"))
+    with pytest.warns(RuntimeWarning, match="tied"):
+        rep = gib.representation(1)
+    assert rep.warnings[:2] == ("gaussian_ib: a", "b") and "tied" in rep.warnings[2]
+    assert len(rep.warnings) == 3
+
+
+def test_the_ridge_reaches_the_cca():
+    x, y = _pair(0)
+    default, strong = gaussian_ib(x, y), gaussian_ib(x, y, ridge=0.5)
+    torch.testing.assert_close(default.lam, gaussian_ib(x, y, ridge=1e-6).lam, rtol=0, atol=0)
+    assert (strong.lam - default.lam).abs().max() > 1e-3
+    cov = cross_covariance(x, y)
+    torch.testing.assert_close(gib_from_covariance(cov, 0.5).lam, strong.lam, rtol=0, atol=0)
+    assert (gib_from_covariance(cov).lam - strong.lam).abs().max() > 1e-3
+    rep = ib_representation(x, 2, y=y)
+    torch.testing.assert_close(rep.matrix, default.representation(2).matrix, rtol=0, atol=0)
+    rep = ib_representation(x, 2, y=y, ridge=0.5)
+    torch.testing.assert_close(rep.matrix, strong.representation(2).matrix, rtol=0, atol=0)
+
+
+def test_ib_representation_names_its_bad_input():
+    x, y = _pair(0)
+    with pytest.raises(ValueError, match=r"^x must be 2-D \(N, d\), got shape \(1500,\)$"):
+        ib_representation(x[:, 0], 1, y=y)
+    with pytest.raises(
+        ValueError, match="^ib_representation needs either gib=GIBResult or the partner y$"
+    ):
+        ib_representation(x, 1)
