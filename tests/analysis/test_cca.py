@@ -125,6 +125,11 @@ def test_swapping_sides(seed):
     torch.testing.assert_close(ab.rho, ba.rho, atol=1e-10, rtol=0)
     sw = ab.swapped()
     assert sw.directions_a is ab.directions_b and sw.mean_a is ab.mean_b
+    cov = cross_covariance(a, b)
+    cs = cov.swapped()  # every block and mean exchanged
+    assert cs.mean_a is cov.mean_b and cs.mean_b is cov.mean_a
+    assert cs.cov_aa is cov.cov_bb and cs.cov_bb is cov.cov_aa
+    assert torch.equal(cs.cov_ab, cov.cov_ab.T) and cs.n == cov.n
 
 
 @pytest.mark.parametrize("seed", SEEDS)

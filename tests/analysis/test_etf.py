@@ -149,3 +149,29 @@ def test_ncc_never_predicts_a_class_absent_from_training():
     present = torch.tensor([0, 1, 3, 4])
     brute = present[torch.cdist(h_new, torch.stack([h[y == c].mean(0) for c in present])).argmin(1)]
     assert torch.equal(pred, brute) and torch.equal(pred[30:], y[:10])
+
+
+def test_given_class_means_are_used_not_recomputed():
+    h, y = _planted_etf(0, 4, 6)
+    other, _ = _planted_etf(1, 4, 6)
+    st = simplex_etf_stats(h, y, 4, means=class_means(other, y, 4))
+    torch.testing.assert_close(st.norms, simplex_etf_stats(other, y, 4).norms, rtol=0, atol=0)
+    assert not torch.allclose(st.norms, simplex_etf_stats(h, y, 4).norms)
+    # nc1 and ncc_predict take them too: nc1 with h's own means given is nc1 of h; other means
+    # move the residuals and Σ_B; NCC predicts by the given centres
+    torch.testing.assert_close(nc1(h, y, 4, means=class_means(h, y, 4)).value, nc1(h, y, 4).value)
+    assert (
+        abs(float(nc1(h, y, 4, means=class_means(other, y, 4)).value - nc1(h, y, 4).value)) > 1e-3
+    )
+    given = ncc_predict(h, y, other, 4, means=class_means(other, y, 4))
+    assert torch.equal(given, ncc_predict(other, y, other, 4))
+    assert not torch.equal(given, ncc_predict(h, y, other, 4))
+
+
+def test_a_class_mean_at_the_global_mean_warns_and_gets_zero_cosines():
+    h = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    message = "simplex_etf_stats: some class means coincide with the global mean; their cosines"
+    with pytest.warns(RuntimeWarning, match=f"^{message}"):
+        st = simplex_etf_stats(h, torch.tensor([0, 1, 2]), 3)
+    assert st.warnings == (message + " are taken as 0",)
+    assert torch.equal(st.cosines[2, :2], torch.zeros(2, dtype=torch.float64))
