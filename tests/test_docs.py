@@ -8,6 +8,7 @@ import sys
 
 from ncib.metrics import markdown_table
 from tests.conftest import REPO_ROOT
+from tests.helpers.processes import ncib_env
 
 CITATION = re.compile(r"docs/([a-z_]+\.md)(?: §(\d+))?")
 
@@ -38,7 +39,11 @@ def test_metrics_reference_is_generated_from_the_registry():
         "docs/metrics.md is stale: python -m ncib.metrics > docs/metrics.md"
     )
     out = subprocess.run(
-        [sys.executable, "-m", "ncib.metrics"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "ncib.metrics"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=ncib_env(),  # the ncib imported here
     )
     assert out.stdout == markdown_table()
 
