@@ -16,6 +16,7 @@ from ncib.config import register
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_MODULE = "ncib.conf"  # what python -m ncib.run reads (pkg://ncib.conf)
 register()
+MUTMUT_HOME: str | None = None  # where mutmut runs, when it does (tests/helpers/processes.py)
 
 if "mutmut.__main__" in sys.modules:  # under mutmut (experiments/mutation.sh)
     # mutmut reads its configuration from the working directory on first use, in this process
@@ -28,11 +29,11 @@ if "mutmut.__main__" in sys.modules:  # under mutmut (experiments/mutation.sh)
     _spawn = sys.modules["torch.multiprocessing.spawn"]  # the module (the name is a function)
 
     _mutmut_config()
-    _MUTMUT_HOME, _start_processes = os.getcwd(), _spawn.start_processes
+    MUTMUT_HOME, _start_processes = os.getcwd(), _spawn.start_processes
 
     def _start_processes_from_mutmut_home(*args, **kwargs):
         here = os.getcwd()
-        os.chdir(_MUTMUT_HOME)
+        os.chdir(MUTMUT_HOME)
         try:
             return _start_processes(*args, **kwargs)
         finally:

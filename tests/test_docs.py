@@ -8,7 +8,7 @@ import sys
 
 from ncib.metrics import markdown_table
 from tests.conftest import REPO_ROOT
-from tests.helpers.processes import ncib_env
+from tests.helpers.processes import ncib_process
 
 CITATION = re.compile(r"docs/([a-z_]+\.md)(?: §(\d+))?")
 
@@ -43,7 +43,7 @@ def test_metrics_reference_is_generated_from_the_registry():
         capture_output=True,
         text=True,
         check=True,
-        env=ncib_env(),  # the ncib imported here
+        **ncib_process(),  # the ncib imported here
     )
     assert out.stdout == markdown_table()
 

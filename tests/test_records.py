@@ -19,7 +19,7 @@ from ncib.records import (
     report_names,
     rewrite_records,
 )
-from tests.helpers.processes import ncib_env
+from tests.helpers.processes import ncib_process
 
 
 def test_read_resumes_reads_every_line_in_order_and_is_empty_without_a_file(tmp_path):
@@ -94,8 +94,8 @@ def test_fault_point_kills_only_at_its_name_and_epoch(monkeypatch):
 
 def test_fault_point_kills_the_process():
     code = "from ncib.records import fault_point; fault_point('after_analysis', 2); print('alive')"
-    env = ncib_env(NCIB_FAULT="after_analysis:2")  # runs the ncib imported here
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    process = ncib_process(NCIB_FAULT="after_analysis:2")  # runs the ncib imported here
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, **process)
     assert proc.returncode == -signal.SIGKILL and "alive" not in proc.stdout
 
 
