@@ -44,3 +44,14 @@ def test_independent_features_give_nearly_zero_and_constants_zero():
     assert linear_cka(a, b).item() < 0.01
     assert linear_cka(a, torch.ones(20000, 3)).item() == 0.0
     assert linear_cka_from_covariance(cross_covariance(a, b)).dtype == torch.float64
+
+
+def test_identical_sides_give_exactly_one_and_constants_a_float64_zero():
+    # seed 0: ‖C‖²/(‖C‖·‖C‖) rounds to 1 + 2⁻⁵² here; CKA is capped at 1
+    a = torch.randn(20, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    cov = cross_covariance(a, a)
+    num = cov.cov_ab.square().sum()
+    assert float(num / (cov.cov_aa.square().sum().sqrt() * cov.cov_bb.square().sum().sqrt())) > 1
+    assert float(linear_cka(a, a)) == 1.0
+    zero = linear_cka(torch.ones(20, 3, dtype=torch.float64), a)
+    assert zero.dtype == torch.float64 and zero.shape == () and float(zero) == 0.0

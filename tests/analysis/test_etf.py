@@ -175,3 +175,37 @@ def test_a_class_mean_at_the_global_mean_warns_and_gets_zero_cosines():
         st = simplex_etf_stats(h, torch.tensor([0, 1, 2]), 3)
     assert st.warnings == (message + " are taken as 0",)
     assert torch.equal(st.cosines[2, :2], torch.zeros(2, dtype=torch.float64))
+
+
+def test_cosines_are_clamped_to_minus_one_and_one():
+    # seed 6: u·u rounds to 1 + 2⁻⁵² for this unit vector (and u·(−u) to −1 − 2⁻⁵²); the
+    # class means v, v, −2v are centred already (their mean is exactly 0)
+    v = torch.randn(3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    u = v / v.norm()
+    assert float(u @ u) > 1.0 and float(u @ -u) < -1.0
+    st = simplex_etf_stats(torch.stack([v, v, -2 * v]), torch.tensor([0, 1, 2]), 3)
+    assert float(st.cosines[0, 1]) == 1.0 and float(st.cosines[0, 2]) == -1.0
+    expected = torch.tensor([1.0, -1.0, -1.0] * 2, dtype=torch.float64)  # off-diagonal pairs
+    torch.testing.assert_close(st.cos_mean, expected.mean(), rtol=0, atol=1e-15)
+    angles = torch.tensor([0.0, 180.0, 180.0] * 2, dtype=torch.float64)
+    torch.testing.assert_close(st.angle_std_deg, angles.std(unbiased=False), rtol=1e-12, atol=0)
+
+
+def test_norms_and_cosines_are_those_of_the_centred_class_means():
+    h, y = _planted_etf(2, 4, 6, per_class=5)
+    centred = torch.stack([h[y == c].mean(0) for c in range(4)])
+    centred = centred - centred.mean(0)
+    st = simplex_etf_stats(h, y, 4)
+    torch.testing.assert_close(st.norms, centred.norm(dim=1), rtol=1e-12, atol=0)
+    unit = centred / centred.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(st.cosines, unit @ unit.T, rtol=0, atol=1e-12)
+
+
+def test_nc4_agreement_counts_and_rejects_bad_shapes():
+    assert float(nc4_agreement(torch.tensor([3]), torch.tensor([3]))) == 1.0  # one prediction
+    assert float(nc4_agreement(torch.tensor([1, 2, 3, 4]), torch.tensor([1, 0, 3, 0]))) == 0.5
+    with pytest.raises(ValueError, match=r"^NC4 agreement needs at least one prediction$"):
+        nc4_agreement(torch.tensor([]), torch.tensor([]))
+    message = r"^predictions must be 1-D and of equal length, got shapes \(3,\) and \(2,\)$"
+    with pytest.raises(ValueError, match=message):
+        nc4_agreement(torch.tensor([1, 2, 3]), torch.tensor([1, 2]))
