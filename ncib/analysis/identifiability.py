@@ -61,7 +61,7 @@ def _check_k(k: int, r: int, d_a: int, d_b: int) -> int:
 
 
 def _summary(
-    rho_k: Tensor, cca: CCAResult, heldout: bool, log: WarningLog
+    rho_k: Tensor, cca: CCAResult, heldout: bool, warnings: tuple[str, ...]
 ) -> IdentifiabilityResult:
     return IdentifiabilityResult(
         k=rho_k.shape[0],
@@ -71,16 +71,14 @@ def _summary(
         std=rho_k.std(unbiased=False),
         spectrum=cca.rho,
         heldout=heldout,
-        warnings=log.as_tuple(),
+        warnings=warnings,
     )
 
 
 def identifiability_from_cca(cca: CCAResult, k: int) -> IdentifiabilityResult:
     """Mean, population variance and std of the k leading in-sample correlations of ``cca``."""
     k = _check_k(k, cca.rho.shape[0], cca.directions_a.shape[0], cca.directions_b.shape[0])
-    log = WarningLog("identifiability")
-    log.extend(cca.warnings)
-    return _summary(cca.rho[:k], cca, False, log)
+    return _summary(cca.rho[:k], cca, False, cca.warnings)
 
 
 def identifiability(a: Tensor, b: Tensor, k: int, ridge: float = 1e-6) -> IdentifiabilityResult:
@@ -135,7 +133,7 @@ def heldout_from_cca(
     rho_k = torch.where(
         flat, 0.0, (sa * sb).sum(0) / denom.clamp_min(torch.finfo(torch.float64).tiny)
     )
-    return _summary(rho_k, cca, True, log)
+    return _summary(rho_k, cca, True, log.as_tuple())
 
 
 def heldout_identifiability(

@@ -33,6 +33,14 @@ def test_identifiability_names_a_bad_matrix_and_k():
     )
     with pytest.raises(ValueError, match=message):
         identifiability(a, b, 4)
+    with pytest.raises(ValueError, match=message):  # the sizes of the fit's directions
+        identifiability_from_cca(canonical_correlations(a, b), 4)
+    for k in (True, 1.5, 0):
+        with pytest.raises(ValueError, match=f"^k={k} is out of range"):
+            identifiability(a, b, k)
+    for k in (1, 3, 2.0):  # the ends of the range; an integral float
+        result = identifiability(a, b, k)
+        assert result.k == int(k) and result.heldout is False
 
 
 def test_heldout_identifiability_names_a_bad_matrix_and_k():
@@ -43,6 +51,7 @@ def test_heldout_identifiability_names_a_bad_matrix_and_k():
         heldout_identifiability(a, b[:, 0], a, b, 1)
     with pytest.raises(ValueError, match=r"\(feature dimensions d_a=5, d_b=3\)$"):
         heldout_identifiability(a, b, a, b, 4)
+    assert heldout_identifiability(a, b, a, b, 1).heldout is True
 
 
 def test_identifiability_uses_its_ridge():
