@@ -63,9 +63,7 @@ def _check_k(k: int, r: int) -> int:
 
 def _summary(rho: Tensor, k: int, warnings: tuple[str, ...]) -> CopulaCCAResult:
     k = _check_k(k, rho.shape[0])
-    log = WarningLog("copula_cca")
-    log.extend(warnings)
-    return CopulaCCAResult(rho, k, rho[:k].mean(), rho.mean(), rho.min(), log.as_tuple())
+    return CopulaCCAResult(rho, k, rho[:k].mean(), rho.mean(), rho.min(), warnings)
 
 
 def copula_cca_from_covariance(

@@ -327,9 +327,6 @@ def heldout_gib_summary(result: HeldoutGIBResult, k: int) -> HeldoutGIBSummary:
     crit = result.beta_crit
     i_xy = float(curve.i_xy)
     i_ty = float(curve.i_ty[0])
-    log = WarningLog("heldout_gib")
-    log.extend(result.warnings)
-    log.extend(notes)
     eps = torch.finfo(torch.float64).eps
     lam_in = ((1.0 - result.rho_train) * (1.0 + result.rho_train)).clamp(eps, 1.0)
     in_sample = -0.5 * lam_in.log().sum()  # as GIBResult.mutual_information of the fit
@@ -346,5 +343,5 @@ def heldout_gib_summary(result: HeldoutGIBResult, k: int) -> HeldoutGIBSummary:
         rho=result.rho.tolist(),
         lam=result.lam.tolist(),
         beta_crit=crit.tolist(),
-        warnings=log.as_tuple(),
+        warnings=tuple(dict.fromkeys((*result.warnings, *notes))),  # in order, once each
     )
