@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -86,13 +87,12 @@ def _sort_rows_numpy(packed: Tensor) -> None:
     ``torch.get_num_threads()`` threads.
     """
     rows = packed.view(torch.float64).numpy()
-    workers = max(1, min(torch.get_num_threads(), rows.shape[0]))
-    if workers == 1:
+    workers = min(torch.get_num_threads(), rows.shape[0])
+    if workers <= 1:
         rows.sort(axis=1)
         return
-    edges = [round(i * rows.shape[0] / workers) for i in range(workers + 1)]
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda i: rows[edges[i] : edges[i + 1]].sort(axis=1), range(workers)))
+    with ThreadPoolExecutor(workers) as pool:  # np.array_split: views of consecutive rows
+        list(pool.map(lambda block: block.sort(axis=1), np.array_split(rows, workers)))
 
 
 def _sort_keys(keys: Tensor, ws: _Workspace) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -279,5 +279,5 @@ def normal_scores_train_test(z_train: Tensor, z_test: Tensor) -> tuple[Tensor, T
         raise ValueError(f"z_test has {z_test.shape[1]} columns but z_train has {z_train.shape[1]}")
     if z_test.device != z_train.device:
         raise ValueError(f"z_train is on {z_train.device} but z_test on {z_test.device}")
-    train, test = _score(z_train, [z_test.to(z_train.dtype)])
+    train, test = _score(z_train, [z_test])  # z_test is converted to z_train's compute dtype
     return train, test

@@ -169,9 +169,42 @@ def test_float32_packed_sort_equals_torch_sort(seed, block_columns, monkeypatch)
 
 
 def test_shape_errors():
-    with pytest.raises(ValueError, match="2-D"):
-        normal_scores(torch.randn(10, dtype=torch.float64))
-    with pytest.raises(ValueError, match="columns"):
-        normal_scores(torch.randn(10, 2), reference=torch.randn(10, 3))
-    with pytest.raises(TypeError, match="floating-point"):
+    flat, good = torch.randn(10, dtype=torch.float64), torch.randn(10, 2)
+    with pytest.raises(ValueError, match=r"^z must be 2-D \(N, d\), got shape \(10,\)$"):
+        normal_scores(flat)
+    with pytest.raises(ValueError, match=r"^reference must be 2-D \(N, d\)"):
+        normal_scores(good, reference=flat)
+    message = r"^reference has 3 columns but z has 2; they must describe the same features$"
+    with pytest.raises(ValueError, match=message):
+        normal_scores(good, reference=torch.randn(10, 3))
+    with pytest.raises(TypeError, match="^z must be a floating-point tensor, got torch.int64$"):
         normal_scores(torch.ones(4, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"^z_train must be 2-D \(N, d\)"):
+        normal_scores_train_test(flat, good)
+    with pytest.raises(ValueError, match=r"^z_test must be 2-D \(N, d\)"):
+        normal_scores_train_test(good, flat)
+    with pytest.raises(ValueError, match=r"^z_test has 3 columns but z_train has 2$"):
+        normal_scores_train_test(good, torch.randn(5, 3))
+
+
+def test_scores_against_a_reference_have_the_dtype_of_z():
+    z = torch.randn(30, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    scored = normal_scores(z.float(), reference=z)
+    assert scored.dtype == torch.float32
+    torch.testing.assert_close(scored, normal_scores(z.float(), reference=z.float()))
+    train, test = normal_scores_train_test(z[:20].float(), z[20:])  # the dtype of z_train
+    assert train.dtype == test.dtype == torch.float32
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7])
+def test_packed_rows_are_sorted_on_several_threads(rows, monkeypatch):
+    """The threaded branch of the packed sort (split into consecutive row blocks) sorts every
+    row, whatever the thread count (the mutation runs use one thread)."""
+    from ncib.analysis.copula import _ONE, _sort_rows_numpy
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    g = torch.Generator().manual_seed(rows)
+    packed = torch.randint(0, 2**40, (rows, 50), generator=g, dtype=torch.int64) + _ONE
+    expected = np.sort(packed.numpy(), axis=1)
+    _sort_rows_numpy(packed)
+    np.testing.assert_array_equal(packed.numpy(), expected)
