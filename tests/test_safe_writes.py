@@ -43,9 +43,11 @@ class _FillsUp:
 
 def _check_previous_survives(path, save):
     save({"state_dict": {"w": torch.ones(3)}, "epoch": 4})
-    with pytest.raises(
-        OSError, match="no space left on the device while writing .*last.ckpt"
-    ) as err:
+    message = (
+        "no space left on the device while writing .*last.ckpt; the previous version of the "
+        "file, if any, is intact — free some space and resume$"
+    )
+    with pytest.raises(OSError, match=message) as err:
         save({"state_dict": {"w": torch.zeros(200_000)}, "epoch": 5})
     assert err.value.errno == errno.ENOSPC
     ckpt = torch.load(path, weights_only=True)
@@ -93,6 +95,34 @@ def test_written_files_get_normal_permissions(tmp_path):
     append_record(tmp_path / "analysis.jsonl", {"epoch": 1})
     for p in (path, tmp_path / "analysis.jsonl"):
         assert stat.S_IMODE(p.stat().st_mode) == 0o644
+
+
+def test_the_temporary_is_a_hidden_sibling_named_after_the_file(tmp_path):
+    """Folders are created as needed; while a write is in progress the data sits in a hidden
+    ``.<name>.*.tmp`` beside the target, which globs for the real files do not match."""
+    path = tmp_path / "a" / "b" / "x.json"
+    seen = []
+
+    def writer(f):
+        f.write(b"{}")
+        seen.extend(p.name for p in path.parent.iterdir())
+
+    assert atomic_write_bytes(path, writer=writer) == path and path.read_bytes() == b"{}"
+    assert len(seen) == 1 and seen[0].startswith(".x.json.") and seen[0].endswith(".tmp")
+    assert [p.name for p in path.parent.iterdir()] == ["x.json"]
+
+
+def test_an_interrupted_write_leaves_no_temporary_and_raises_its_own_error(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_bytes(b"old")
+
+    def writer(f):
+        f.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(path, writer=writer)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"] and path.read_bytes() == b"old"
 
 
 def _torn(tmp_path):
