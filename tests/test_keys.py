@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from ncib.analysis import PairAnalysis
+from ncib.analysis import IBDimensionPoint, PairAnalysis
 from ncib.metrics import AXES, METRICS, keys
 from ncib.metrics.outputs import ANALYSIS_GROUPS, check_outputs, group_outputs, transfer
 from tests.helpers.reference import (
@@ -452,3 +452,26 @@ def test_transfer_without_a_k_prime_logs_nan_and_no_scaling(case, monkeypatch):
         assert math.isnan(scalars[f"transfer/k_prime/{m}"])
         assert math.isnan(scalars[f"transfer/probe_test_acc_k_prime/{m}"])
         assert entries[f"transfer/feature_scaling_k_prime/{m}"] == []
+
+
+def test_transfer_defaults_to_multiples_of_k_and_a_three_point_tolerance(case, monkeypatch):
+    """Left out, the grid is K, 2K, … up to the feature dimension (dimension_grid) and the
+    tolerance 3 points (the transfer experiment's defaults)."""
+    import ncib.metrics.outputs as outputs
+
+    pa, _, _ = case
+    feature_dim = pa.raw["train"][0].shape[1]
+    seen = []
+
+    def curve(pa, m, ks):  # records the grid; every k is as good as the raw probe
+        seen.append(list(ks))
+        acc = float(pa.probe("raw", m).test_acc)
+        return [IBDimensionPoint(k, acc, acc, acc, 1.0, torch.ones(k)) for k in ks]
+
+    monkeypatch.setattr(outputs, "ib_dimension_curve", curve)
+    scalars, entries = transfer(pa)
+    assert feature_dim % K == 0 and feature_dim > K  # so that the grid has several multiples
+    grid = list(range(K, feature_dim + 1, K))
+    assert seen == [grid, grid] and entries["transfer/grid"] == grid
+    assert entries["transfer/tolerance"] == 3.0
+    assert scalars["transfer/k_prime/m0"] == K
