@@ -141,14 +141,16 @@ def _tie_heavy_float32(seed: int, n: int, n_test: int, d: int = 13):
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("block_columns", [1, 4, 100])
-def test_float32_packed_sort_equals_torch_sort(seed, block_columns, monkeypatch):
+@pytest.mark.parametrize("n_test", [70, 57])  # 57: 200 + 57 = 2⁸ + 1 positions need 9 bits
+def test_float32_packed_sort_equals_torch_sort(seed, block_columns, n_test, monkeypatch):
     """The CPU float32 path (keys packed with their positions, sorted by numpy on threads, ties
     fixed up on the tied positions only) is bit-identical to scoring with ``torch.sort`` and
     to scipy's average ranks."""
     import ncib.analysis.copula as copula
 
-    z, z_test = _tie_heavy_float32(seed, 300, 70)
-    monkeypatch.setattr(copula, "_BLOCK_ELEMENTS", block_columns * 370)
+    n = 300 if n_test == 70 else 200
+    z, z_test = _tie_heavy_float32(seed, n, n_test)
+    monkeypatch.setattr(copula, "_BLOCK_ELEMENTS", block_columns * (n + n_test))
     calls = []
     original = copula._sort_rows_numpy
     monkeypatch.setattr(copula, "_sort_rows_numpy", lambda p: calls.append(1) or original(p))
@@ -164,7 +166,7 @@ def test_float32_packed_sort_equals_torch_sort(seed, block_columns, monkeypatch)
     reference = normal_scores_train_test(z, z_test)
     assert not calls
     assert all(torch.equal(a, b) for a, b in zip(packed, reference, strict=True))
-    ranks = rankdata(z.numpy(), axis=0, method="average") / 301  # signed zeros tie
+    ranks = rankdata(z.numpy(), axis=0, method="average") / (n + 1)  # signed zeros tie
     np.testing.assert_allclose(packed[0].numpy(), norm.ppf(ranks), atol=1e-6, rtol=0)
 
 
