@@ -124,7 +124,10 @@ def test_swapping_sides(seed):
     ab, ba = canonical_correlations(a, b), canonical_correlations(b, a)
     torch.testing.assert_close(ab.rho, ba.rho, atol=1e-10, rtol=0)
     sw = ab.swapped()
-    assert sw.directions_a is ab.directions_b and sw.mean_a is ab.mean_b
+    for field in ("directions", "mean", "chol", "reg"):  # every per-side field exchanged
+        assert getattr(sw, f"{field}_a") is getattr(ab, f"{field}_b")
+        assert getattr(sw, f"{field}_b") is getattr(ab, f"{field}_a")
+    assert sw.rho is ab.rho and sw.n == ab.n and sw.ridge == ab.ridge
     cov = cross_covariance(a, b)
     cs = cov.swapped()  # every block and mean exchanged
     assert cs.mean_a is cov.mean_b and cs.mean_b is cov.mean_a
