@@ -475,3 +475,33 @@ def test_transfer_defaults_to_multiples_of_k_and_a_three_point_tolerance(case, m
     assert seen == [grid, grid] and entries["transfer/grid"] == grid
     assert entries["transfer/tolerance"] == 3.0
     assert scalars["transfer/k_prime/m0"] == K
+
+
+@pytest.mark.parametrize(
+    ("lam", "expected"),
+    [
+        ([1.0] * 5, 0.0),  # I(X;Y) = 0 (uncorrelated): the fraction is 0, not 0/0
+        # β = 4: I(T;X) = ½ log 3, I(T;Y) = ½ log 3 − ½ log 2, I(X;Y) = ½ log 2
+        ([0.5] + [1.0] * 4, math.log(1.5) / math.log(2.0)),
+    ],
+)
+def test_the_information_fraction_of_t_k_at_small_and_zero_mutual_information(
+    case, monkeypatch, lam, expected
+):
+    """gib/i_ty_frac_tk = I(T_K;Y)/I(X;Y), 0 when I(X;Y) = 0; here I(X;Y) = ½ log 2 < 1 nat."""
+    import types
+
+    import ncib.metrics.outputs as outputs
+    from ncib.analysis import GIBResult
+
+    pa, _, _ = case
+    lam = torch.tensor(lam, dtype=torch.float64)
+    crit = torch.where(lam < 1, 1 / (1 - lam), torch.full_like(lam, math.inf))
+    eye, ones = torch.eye(5, dtype=torch.float64), torch.ones(5, dtype=torch.float64)
+    fake = GIBResult(lam, eye, ones, crit, torch.zeros(5, dtype=torch.float64))  # r = 5 > K
+    monkeypatch.setattr(pa, "gib", lambda m: fake)
+    monkeypatch.setattr(
+        pa, "tk", lambda m: types.SimpleNamespace(beta=4.0, feature_scaling=torch.ones(1))
+    )
+    scalars, _ = outputs.gib(pa)
+    assert scalars["gib/i_ty_frac_tk"] == pytest.approx(expected, rel=1e-12)

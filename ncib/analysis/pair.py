@@ -158,6 +158,9 @@ class PairAnalysis:
 
     def features(self, kind: str, m: int, split: str) -> Tensor:
         """Features of member m: kind ∈ raw, normal, tk; split ∈ train, test."""
+        _check_member(m)
+        if split not in ("train", "test"):
+            raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
         if kind == "raw":
             return self.raw[split][m]
         if kind == "normal":
@@ -267,6 +270,7 @@ class PairAnalysis:
 
     def gib(self, m: int) -> GIBResult:
         """GIB compressing the normal scores of member m with respect to the other member's."""
+        _check_member(m)
         return self._get(
             ("gib", m),
             lambda: gib_from_cca(self.cca("normal") if m == 0 else self.cca("normal").swapped()),

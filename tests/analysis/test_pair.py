@@ -188,3 +188,33 @@ def test_members_side_by_side_give_the_serial_outputs(pair):
     assert outputs[0].keys() == outputs[1].keys()
     for key, value in outputs[0].items():
         assert math.isclose(value, outputs[1][key], rel_tol=1e-9, abs_tol=1e-12), key
+
+
+@pytest.mark.parametrize("m", [2, -1, True, None])
+def test_every_per_member_method_rejects_what_is_not_a_member(pair, m):
+    pa, _ = pair(0)
+    calls = {
+        "normal": lambda: pa.normal(m),
+        "features": lambda: pa.features("raw", m, "train"),
+        "gib": lambda: pa.gib(m),
+        "heldout_gib": lambda: pa.heldout_gib(m),
+        "copula_cca": lambda: pa.copula_cca(m),
+        "tk": lambda: pa.tk(m),
+        "class_means": lambda: pa.class_means("raw", m),
+        "etf": lambda: pa.etf("raw", m),
+        "ncc": lambda: pa.ncc("raw", m, "test"),
+        "probe": lambda: pa.probe("raw", m),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=rf"^member m={m!r} is not 0 or 1 \(a pair has"):
+            call()
+        assert not pa._cache, f"{name} computed something for m={m!r} before rejecting it"
+
+
+def test_features_reject_an_unknown_split_or_kind(pair):
+    pa, _ = pair(0)
+    for kind in ("raw", "normal", "tk"):
+        with pytest.raises(ValueError, match=r"^unknown split 'tset'; expected 'train' or 'test'$"):
+            pa.features(kind, 0, "tset")  # not silently the training split
+    with pytest.raises(ValueError, match=r"^unknown feature kind 'full'; expected one of"):
+        pa.features("full", 0, "train")
