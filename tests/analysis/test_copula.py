@@ -211,3 +211,16 @@ def test_packed_rows_are_sorted_on_several_threads(rows, monkeypatch):
     expected = np.sort(packed.numpy(), axis=1)
     _sort_rows_numpy(packed)
     np.testing.assert_array_equal(packed.numpy(), expected)
+
+
+def test_several_matrices_scored_against_one_reference_in_one_pass():
+    """``_score(reference, [a, b])`` (the general form behind both public functions) equals
+    scoring a and b separately: each matrix's scores are read from its own slice of a block."""
+    from ncib.analysis.copula import _score
+
+    g = _gen(0)
+    ref, a, b = (torch.randn(n, 3, generator=g, dtype=torch.float64) for n in (40, 7, 11))
+    ref_scores, a_scores, b_scores = _score(ref, [a, b])
+    assert torch.equal(ref_scores, normal_scores(ref))
+    assert torch.equal(a_scores, normal_scores(a, reference=ref))
+    assert torch.equal(b_scores, normal_scores(b, reference=ref))
