@@ -137,6 +137,16 @@ def test_validation_errors():
         fit_logistic_probe(h, y, h_test[:, :-1], y_test)
     with pytest.raises(ValueError, match="outside"):
         fit_logistic_probe(h, y, h_test, y_test, num_classes=3)
+    with pytest.raises(ValueError, match=r"^h_train must be 2-D \(N, d\)"):
+        fit_logistic_probe(h[:, 0], y, h_test, y_test)
+    with pytest.raises(ValueError, match=r"^h_test must be 2-D \(N, d\)"):
+        fit_logistic_probe(h, y, h_test[:, 0], y_test)
+    # a probe needs two training rows; one test row is enough
+    message = rf"^h_train has shape \(1, {h.shape[1]}\); need at least 2 rows and 1 column$"
+    with pytest.raises(ValueError, match=message):
+        fit_logistic_probe(h[:1], y[:1], h_test, y_test, num_classes=int(y.max()) + 1)
+    result = fit_logistic_probe(h[:2], y[:2], h_test[:1], y_test[:1], num_classes=int(y.max()) + 1)
+    assert result.test_pred.shape == (1,)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
