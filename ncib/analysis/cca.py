@@ -162,7 +162,6 @@ class CCAResult:
         )
 
 
-@no_tf32()
 def cca_from_covariance(cov: CovarianceBlocks, ridge: float = 1e-6) -> CCAResult:
     """CCA from precomputed :class:`CovarianceBlocks` (see module docstring).
 
@@ -170,36 +169,37 @@ def cca_from_covariance(cov: CovarianceBlocks, ridge: float = 1e-6) -> CCAResult
         cov: blocks from :func:`cross_covariance`.
         ridge: relative ridge ε; ``ε·tr(Σ)/d·I`` is added to ``Σ_aa`` and ``Σ_bb``.
     """
-    log = WarningLog("canonical_correlations")
-    log.extend(cov.warnings)
-    chol_a, reg_a = regularised_cholesky(cov.cov_aa, ridge, "Σ_aa", log)
-    chol_b, reg_b = regularised_cholesky(cov.cov_bb, ridge, "Σ_bb", log)
-    solve = torch.linalg.solve_triangular
-    u, s, vh = torch.linalg.svd(_whitened(cov.cov_ab, chol_a, chol_b), full_matrices=False)
-    # a deterministic sign: the largest-magnitude entry of each column of U is positive
-    pivot = u.abs().argmax(dim=0)
-    sign = torch.sign(u.gather(0, pivot[None, :])).squeeze(0)
-    sign[sign == 0] = 1.0
-    u, vh = u * sign, vh * sign[:, None]
-    if float(s.max()) > 1.0 + 1e-6:
-        log.warn(f"largest canonical correlation {float(s.max()):.6f} > 1 clamped to 1")
-    rho = s.clamp(0.0, 1.0)
-    w_a = solve(chol_a.T, u, upper=True)
-    w_b = solve(chol_b.T, vh.T, upper=True)
-    return CCAResult(
-        rho=rho,
-        directions_a=w_a,
-        directions_b=w_b,
-        mean_a=cov.mean_a,
-        mean_b=cov.mean_b,
-        chol_a=chol_a,
-        chol_b=chol_b,
-        ridge=ridge,
-        reg_a=reg_a,
-        reg_b=reg_b,
-        n=cov.n,
-        warnings=log.as_tuple(),
-    )
+    with no_tf32():
+        log = WarningLog("canonical_correlations")
+        log.extend(cov.warnings)
+        chol_a, reg_a = regularised_cholesky(cov.cov_aa, ridge, "Σ_aa", log)
+        chol_b, reg_b = regularised_cholesky(cov.cov_bb, ridge, "Σ_bb", log)
+        solve = torch.linalg.solve_triangular
+        u, s, vh = torch.linalg.svd(_whitened(cov.cov_ab, chol_a, chol_b), full_matrices=False)
+        # a deterministic sign: the largest-magnitude entry of each column of U is positive
+        pivot = u.abs().argmax(dim=0)
+        sign = torch.sign(u.gather(0, pivot[None, :])).squeeze(0)
+        sign[sign == 0] = 1.0
+        u, vh = u * sign, vh * sign[:, None]
+        if float(s.max()) > 1.0 + 1e-6:
+            log.warn(f"largest canonical correlation {float(s.max()):.6f} > 1 clamped to 1")
+        rho = s.clamp(0.0, 1.0)
+        w_a = solve(chol_a.T, u, upper=True)
+        w_b = solve(chol_b.T, vh.T, upper=True)
+        return CCAResult(
+            rho=rho,
+            directions_a=w_a,
+            directions_b=w_b,
+            mean_a=cov.mean_a,
+            mean_b=cov.mean_b,
+            chol_a=chol_a,
+            chol_b=chol_b,
+            ridge=ridge,
+            reg_a=reg_a,
+            reg_b=reg_b,
+            n=cov.n,
+            warnings=log.as_tuple(),
+        )
 
 
 def _whitened(cov_ab: Tensor, chol_a: Tensor, chol_b: Tensor) -> Tensor:
@@ -209,7 +209,6 @@ def _whitened(cov_ab: Tensor, chol_a: Tensor, chol_b: Tensor) -> Tensor:
     return solve(chol_b, left.T, upper=False).T
 
 
-@no_tf32()
 def canonical_correlations_from_factors(
     cov_ab: Tensor, chol_a: Tensor, chol_b: Tensor, log: WarningLog
 ) -> Tensor:
@@ -219,10 +218,11 @@ def canonical_correlations_from_factors(
     (``torch.linalg.svdvals``; no singular vectors, about half the cost of the full SVD). Equal
     to ``cca_from_covariance(...).rho`` up to rounding; a largest value above 1 + 1e-6 is
     clamped with the same warning (on ``log``)."""
-    rho = torch.linalg.svdvals(_whitened(cov_ab, chol_a, chol_b))
-    if float(rho.max()) > 1.0 + 1e-6:
-        log.warn(f"largest canonical correlation {float(rho.max()):.6f} > 1 clamped to 1")
-    return rho.clamp(0.0, 1.0)
+    with no_tf32():
+        rho = torch.linalg.svdvals(_whitened(cov_ab, chol_a, chol_b))
+        if float(rho.max()) > 1.0 + 1e-6:
+            log.warn(f"largest canonical correlation {float(rho.max()):.6f} > 1 clamped to 1")
+        return rho.clamp(0.0, 1.0)
 
 
 def canonical_correlations(a: Tensor, b: Tensor, ridge: float = 1e-6) -> CCAResult:

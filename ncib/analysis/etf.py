@@ -57,40 +57,40 @@ class ClassMeans:
         return self.means[self.present] - self.global_mean
 
 
-@no_tf32()
 def class_means(h: Tensor, y: Tensor, num_classes: int) -> ClassMeans:
     """Class means of ``h (N, d)`` for labels ``y (N,)`` in ``[0, num_classes)``.
 
     One pass over row chunks: one-hot products in the working dtype, accumulated in float64.
     Raises ValueError when fewer than two classes are present.
     """
-    check_matrix("h", h)
-    y = check_labels("y", y, h.shape[0], num_classes).to(h.device)
-    log = WarningLog("class_means")
-    dt = work_dtype(h)
-    sums = torch.zeros(num_classes, h.shape[1], dtype=torch.float64, device=h.device)
-    for sl in row_chunks(h.shape[0], h.shape[1]):
-        onehot = torch.nn.functional.one_hot(y[sl], num_classes).to(dt)
-        sums += (onehot.T @ h[sl].to(dt)).to(torch.float64)
-    counts = torch.bincount(y, minlength=num_classes)
-    present = counts > 0
-    n_present = int(present.sum())
-    if n_present < 2:
-        raise ValueError(
-            f"only {n_present} of num_classes={num_classes} classes occur in the labels; "
-            "class-mean geometry needs at least two"
-        )
-    if not bool(torch.isfinite(sums).all()):
-        raise ValueError("h contains NaN or inf; class means need finite features")
-    if n_present < num_classes:
-        missing = torch.nonzero(~present).flatten().tolist()
-        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
-        log.warn(
-            f"{num_classes - n_present} of {num_classes} classes have no samples ({shown}); "
-            f"statistics use the {n_present} present classes"
-        )
-    means = sums / counts.clamp_min(1).to(torch.float64)[:, None]
-    return ClassMeans(means, counts, present, means[present].mean(0), log.as_tuple())
+    with no_tf32():
+        check_matrix("h", h)
+        y = check_labels("y", y, h.shape[0], num_classes).to(h.device)
+        log = WarningLog("class_means")
+        dt = work_dtype(h)
+        sums = torch.zeros(num_classes, h.shape[1], dtype=torch.float64, device=h.device)
+        for sl in row_chunks(h.shape[0], h.shape[1]):
+            onehot = torch.nn.functional.one_hot(y[sl], num_classes).to(dt)
+            sums += (onehot.T @ h[sl].to(dt)).to(torch.float64)
+        counts = torch.bincount(y, minlength=num_classes)
+        present = counts > 0
+        n_present = int(present.sum())
+        if n_present < 2:
+            raise ValueError(
+                f"only {n_present} of num_classes={num_classes} classes occur in the labels; "
+                "class-mean geometry needs at least two"
+            )
+        if not bool(torch.isfinite(sums).all()):
+            raise ValueError("h contains NaN or inf; class means need finite features")
+        if n_present < num_classes:
+            missing = torch.nonzero(~present).flatten().tolist()
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            log.warn(
+                f"{num_classes - n_present} of {num_classes} classes have no samples ({shown}); "
+                f"statistics use the {n_present} present classes"
+            )
+        means = sums / counts.clamp_min(1).to(torch.float64)[:, None]
+        return ClassMeans(means, counts, present, means[present].mean(0), log.as_tuple())
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,6 @@ class NC1Result:
     warnings: tuple[str, ...] = ()
 
 
-@no_tf32()
 def nc1(
     h: Tensor,
     y: Tensor,
@@ -172,36 +171,36 @@ def nc1(
     ``torch.linalg.pinv``), so ``tr(Σ_W Σ_B⁺) = Σ_j (K/s_j²)(1/N) Σ_i ((h_i − μ_{y_i})·q_j)²``:
     residuals are projected onto ≤ K−1 directions chunk by chunk; no d×d matrix is formed.
     """
-    cm = means if means is not None else class_means(h, y, num_classes)
-    y = check_labels("y", y, h.shape[0], num_classes).to(h.device)
-    log = WarningLog("nc1")
-    log.extend(cm.warnings)
-    m = cm.centred
-    k = m.shape[0]
-    _, s, qh = torch.linalg.svd(m, full_matrices=False)
-    tol = (max(k, h.shape[1]) * torch.finfo(torch.float64).eps) if rtol is None else rtol
-    keep = (
-        s.square() > tol * s[0].square()
-        if float(s[0]) > 0
-        else torch.zeros_like(s, dtype=torch.bool)
-    )
-    rank = int(keep.sum())
-    if rank == 0:
-        log.warn("all class means coincide: Σ_B = 0, NC1 is undefined and reported as inf")
-        return NC1Result(torch.tensor(math.inf, dtype=torch.float64), 0, log.as_tuple())
-    dt = work_dtype(h)
-    q = qh[keep].T.to(dt)  # (d, rank)
-    mu = cm.means.to(dt)
-    sq = torch.zeros(rank, dtype=torch.float64, device=h.device)
-    for sl in row_chunks(h.shape[0], h.shape[1]):
-        resid = h[sl].to(dt) - mu[y[sl]]
-        sq += (resid @ q).to(torch.float64).square().sum(0)
-    within = sq / h.shape[0]  # q_jᵀ Σ_W q_j
-    eig_b = s[keep].square() / k  # eigenvalues of Σ_B
-    return NC1Result((within / eig_b).sum() / k, rank, log.as_tuple())
+    with no_tf32():
+        cm = means if means is not None else class_means(h, y, num_classes)
+        y = check_labels("y", y, h.shape[0], num_classes).to(h.device)
+        log = WarningLog("nc1")
+        log.extend(cm.warnings)
+        m = cm.centred
+        k = m.shape[0]
+        _, s, qh = torch.linalg.svd(m, full_matrices=False)
+        tol = (max(k, h.shape[1]) * torch.finfo(torch.float64).eps) if rtol is None else rtol
+        keep = (
+            s.square() > tol * s[0].square()
+            if float(s[0]) > 0
+            else torch.zeros_like(s, dtype=torch.bool)
+        )
+        rank = int(keep.sum())
+        if rank == 0:
+            log.warn("all class means coincide: Σ_B = 0, NC1 is undefined and reported as inf")
+            return NC1Result(torch.tensor(math.inf, dtype=torch.float64), 0, log.as_tuple())
+        dt = work_dtype(h)
+        q = qh[keep].T.to(dt)  # (d, rank)
+        mu = cm.means.to(dt)
+        sq = torch.zeros(rank, dtype=torch.float64, device=h.device)
+        for sl in row_chunks(h.shape[0], h.shape[1]):
+            resid = h[sl].to(dt) - mu[y[sl]]
+            sq += (resid @ q).to(torch.float64).square().sum(0)
+        within = sq / h.shape[0]  # q_jᵀ Σ_W q_j
+        eig_b = s[keep].square() / k  # eigenvalues of Σ_B
+        return NC1Result((within / eig_b).sum() / k, rank, log.as_tuple())
 
 
-@no_tf32()
 def ncc_predict(
     h_train: Tensor,
     y_train: Tensor,
@@ -214,17 +213,18 @@ def ncc_predict(
     Class centres are the means of ``h_train (N_train, d)`` by ``y_train``; classes absent from
     the training labels are never predicted.
     """
-    check_matrix("h", h)
-    if h.shape[1] != h_train.shape[1]:
-        raise ValueError(f"h has {h.shape[1]} columns but h_train has {h_train.shape[1]}")
-    if num_classes is None:
-        num_classes = int(y_train.max()) + 1
-    cm = means if means is not None else class_means(h_train, y_train, num_classes)
-    dt = work_dtype(h)
-    mu = cm.means.to(dt)
-    # argmin ‖h − μ_k‖² = argmax h·μ_k − ½‖μ_k‖²
-    bias = torch.where(cm.present, -0.5 * cm.means.square().sum(1), -math.inf).to(dt)
-    return torch.cat([(h[sl].to(dt) @ mu.T + bias).argmax(1) for sl in row_chunks(*h.shape)])
+    with no_tf32():
+        check_matrix("h", h)
+        if h.shape[1] != h_train.shape[1]:
+            raise ValueError(f"h has {h.shape[1]} columns but h_train has {h_train.shape[1]}")
+        if num_classes is None:
+            num_classes = int(y_train.max()) + 1
+        cm = means if means is not None else class_means(h_train, y_train, num_classes)
+        dt = work_dtype(h)
+        mu = cm.means.to(dt)
+        # argmin ‖h − μ_k‖² = argmax h·μ_k − ½‖μ_k‖²
+        bias = torch.where(cm.present, -0.5 * cm.means.square().sum(1), -math.inf).to(dt)
+        return torch.cat([(h[sl].to(dt) @ mu.T + bias).argmax(1) for sl in row_chunks(*h.shape)])
 
 
 def nc4_agreement(ncc_predictions: Tensor, classifier_predictions: Tensor) -> Tensor:

@@ -67,20 +67,20 @@ class IBRepresentation:
     features: Tensor | None = None
     warnings: tuple[str, ...] = ()
 
-    @no_tf32()
     def transform(self, x: Tensor) -> Tensor:
         """Map features ``x (N', d_x)`` to ``(N', k)``: ``(x − μ_x) Aᵀ`` in x's working dtype."""
-        check_matrix("x", x)
-        if x.shape[1] != self.matrix.shape[1]:
-            raise ValueError(
-                f"x has {x.shape[1]} columns, the projection expects {self.matrix.shape[1]}"
-            )
-        dt = work_dtype(x)
-        mean, proj = self.mean.to(dt), self.matrix.T.to(dt)
-        out = torch.empty(x.shape[0], proj.shape[1], dtype=dt, device=x.device)
-        for sl in row_chunks(*x.shape):  # centring copies of bounded size
-            out[sl] = (x[sl].to(dt) - mean) @ proj
-        return out
+        with no_tf32():
+            check_matrix("x", x)
+            if x.shape[1] != self.matrix.shape[1]:
+                raise ValueError(
+                    f"x has {x.shape[1]} columns, the projection expects {self.matrix.shape[1]}"
+                )
+            dt = work_dtype(x)
+            mean, proj = self.mean.to(dt), self.matrix.T.to(dt)
+            out = torch.empty(x.shape[0], proj.shape[1], dtype=dt, device=x.device)
+            for sl in row_chunks(*x.shape):  # centring copies of bounded size
+                out[sl] = (x[sl].to(dt) - mean) @ proj
+            return out
 
 
 def _as_betas(beta: float | Sequence[float] | Tensor, like: Tensor) -> Tensor:
@@ -199,24 +199,24 @@ class GIBResult:
         return self.representation(k).feature_scaling
 
 
-@no_tf32()
 def gib_from_cca(cca: CCAResult) -> GIBResult:
     """GIB of X = the "a" side of ``cca`` w.r.t. Y = the "b" side (use ``cca.swapped()``
     for the other direction). ``λ_i = (1−ρ_i)(1+ρ_i)``, ``v_i = W_a[:, i]``."""
-    log = WarningLog("gaussian_ib")
-    log.extend(cca.warnings)
-    lam = (1.0 - cca.rho) * (1.0 + cca.rho)
-    eps = torch.finfo(torch.float64).eps
-    if bool((lam < eps).any()):
-        log.warn(
-            f"{int((lam < eps).sum())} GIB eigenvalues below {eps:.1e} (X and Y almost "
-            "deterministically related) clamped so that the logs stay finite"
-        )
-    lam = lam.clamp(eps, 1.0)
-    v = cca.directions_a
-    r = (cca.chol_a.T @ v).square().sum(0)  # v_iᵀ (L Lᵀ) v_i
-    beta_crit = 1.0 / (1.0 - lam)
-    return GIBResult(lam, v, r, beta_crit, cca.mean_a, log.as_tuple())
+    with no_tf32():
+        log = WarningLog("gaussian_ib")
+        log.extend(cca.warnings)
+        lam = (1.0 - cca.rho) * (1.0 + cca.rho)
+        eps = torch.finfo(torch.float64).eps
+        if bool((lam < eps).any()):
+            log.warn(
+                f"{int((lam < eps).sum())} GIB eigenvalues below {eps:.1e} (X and Y almost "
+                "deterministically related) clamped so that the logs stay finite"
+            )
+        lam = lam.clamp(eps, 1.0)
+        v = cca.directions_a
+        r = (cca.chol_a.T @ v).square().sum(0)  # v_iᵀ (L Lᵀ) v_i
+        beta_crit = 1.0 / (1.0 - lam)
+        return GIBResult(lam, v, r, beta_crit, cca.mean_a, log.as_tuple())
 
 
 def gib_from_covariance(cov: CovarianceBlocks, ridge: float = 1e-6) -> GIBResult:

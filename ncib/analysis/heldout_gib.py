@@ -198,7 +198,6 @@ def _column_sums(x: Tensor) -> Tensor:
     return (torch.ones(1, x.shape[0], dtype=x.dtype, device=x.device) @ x)[0]
 
 
-@no_tf32()
 def heldout_correlations(cca: CCAResult, a_test: Tensor, b_test: Tensor) -> HeldoutCorrelations:
     """Pearson correlations on the test split of all r pairs of canonical variates of ``cca``.
 
@@ -213,52 +212,52 @@ def heldout_correlations(cca: CCAResult, a_test: Tensor, b_test: Tensor) -> Held
     unless both are float64), their moments are accumulated in float64. The chunk is first
     shifted by the test column means, so the moments need no large cancellation.
     """
-    check_test_split(cca, a_test, b_test)
-    log = WarningLog("heldout_gib")
-    log.extend(cca.warnings)
-    n = a_test.shape[0]
-    f64 = torch.float64
-    dev = a_test.device
-    sides = [(a_test, cca.directions_a), (b_test, cca.directions_b)]
-    dts = [work_dtype(x) for x, _ in sides]
-    width = a_test.shape[1] + b_test.shape[1]
-    chunks = list(row_chunks(n, width))
-    shifts = []
-    for (x, _), dt in zip(sides, dts, strict=True):
-        total = torch.zeros(x.shape[1], dtype=f64, device=dev)
+    with no_tf32():
+        check_test_split(cca, a_test, b_test)
+        log = WarningLog("heldout_gib")
+        log.extend(cca.warnings)
+        n = a_test.shape[0]
+        f64 = torch.float64
+        dev = a_test.device
+        sides = [(a_test, cca.directions_a), (b_test, cca.directions_b)]
+        dts = [work_dtype(x) for x, _ in sides]
+        width = a_test.shape[1] + b_test.shape[1]
+        chunks = list(row_chunks(n, width))
+        shifts = []
+        for (x, _), dt in zip(sides, dts, strict=True):
+            total = torch.zeros(x.shape[1], dtype=f64, device=dev)
+            for sl in chunks:
+                total += _column_sums(x[sl].to(f64))
+            shifts.append((total / n).to(dt))
+        weights = [w.to(dt) for (_, w), dt in zip(sides, dts, strict=True)]
+        r = cca.directions_a.shape[1]
+        s_a, s_b, s_aa, s_bb, s_ab = (torch.zeros(r, dtype=f64, device=dev) for _ in range(5))
         for sl in chunks:
-            total += _column_sums(x[sl].to(f64))
-        shifts.append((total / n).to(dt))
-    weights = [w.to(dt) for (_, w), dt in zip(sides, dts, strict=True)]
-    r = cca.directions_a.shape[1]
-    s_a, s_b, s_aa, s_bb, s_ab = (torch.zeros(r, dtype=f64, device=dev) for _ in range(5))
-    for sl in chunks:
-        sa, sb = (
-            ((x[sl].to(dt) - mu) @ w).to(f64)
-            for (x, _), dt, mu, w in zip(sides, dts, shifts, weights, strict=True)
-        )
-        s_a += _column_sums(sa)
-        s_b += _column_sums(sb)
-        s_aa += _column_sums(sa * sa)
-        s_bb += _column_sums(sb * sb)
-        s_ab += _column_sums(sa * sb)
-    m_a, m_b = s_a / n, s_b / n
-    var_a = (s_aa / n - m_a * m_a).clamp_min(0.0)
-    var_b = (s_bb / n - m_b * m_b).clamp_min(0.0)
-    cov = s_ab / n - m_a * m_b
-    denom = (var_a * var_b).sqrt()
-    tiny = torch.finfo(f64).tiny
-    flat = denom <= tiny
-    if bool(flat.any()):
-        log.warn(
-            f"{int(flat.sum())} of {r} canonical variates are constant on the test split; "
-            "their held-out correlation is taken as 0"
-        )
-    corr = torch.where(flat, 0.0, cov / denom.clamp_min(tiny)).clamp(-1.0, 1.0)
-    return HeldoutCorrelations(corr, n, log.as_tuple())
+            sa, sb = (
+                ((x[sl].to(dt) - mu) @ w).to(f64)
+                for (x, _), dt, mu, w in zip(sides, dts, shifts, weights, strict=True)
+            )
+            s_a += _column_sums(sa)
+            s_b += _column_sums(sb)
+            s_aa += _column_sums(sa * sa)
+            s_bb += _column_sums(sb * sb)
+            s_ab += _column_sums(sa * sb)
+        m_a, m_b = s_a / n, s_b / n
+        var_a = (s_aa / n - m_a * m_a).clamp_min(0.0)
+        var_b = (s_bb / n - m_b * m_b).clamp_min(0.0)
+        cov = s_ab / n - m_a * m_b
+        denom = (var_a * var_b).sqrt()
+        tiny = torch.finfo(f64).tiny
+        flat = denom <= tiny
+        if bool(flat.any()):
+            log.warn(
+                f"{int(flat.sum())} of {r} canonical variates are constant on the test split; "
+                "their held-out correlation is taken as 0"
+            )
+        corr = torch.where(flat, 0.0, cov / denom.clamp_min(tiny)).clamp(-1.0, 1.0)
+        return HeldoutCorrelations(corr, n, log.as_tuple())
 
 
-@no_tf32()
 def heldout_gib_from_correlations(
     cca: CCAResult, held: HeldoutCorrelations, r_train: Tensor | None = None
 ) -> HeldoutGIBResult:
@@ -271,34 +270,35 @@ def heldout_gib_from_correlations(
         r_train: ``(r,)`` ``r_i = w_iᵀ Σ_x w_i`` in training order, i.e. ``gib_from_cca(cca).r``
             when that is at hand (saves a ``d_x²·r`` product); computed when None.
     """
-    r = cca.directions_a.shape[1]
-    if held.corr.shape != (r,):
-        raise ValueError(
-            f"held-out correlations have shape {tuple(held.corr.shape)} but the CCA has r={r} "
-            "pairs of canonical variates"
-        )
-    if r_train is not None and r_train.shape != (r,):
-        raise ValueError(f"r_train has shape {tuple(r_train.shape)}, expected ({r},)")
-    log = WarningLog("heldout_gib")
-    log.extend(held.warnings)
-    clamped = held.corr.to(torch.float64).clamp(0.0, 1.0)
-    rho, order = torch.sort(clamped, descending=True, stable=True)
-    lam = (1.0 - rho) * (1.0 + rho)
-    eps = torch.finfo(torch.float64).eps
-    if bool((lam < eps).any()):
-        log.warn(
-            f"{int((lam < eps).sum())} held-out GIB eigenvalues below {eps:.1e} (X and Y almost "
-            "deterministically related on the test split) clamped so that the logs stay finite"
-        )
-    lam = lam.clamp(eps, 1.0)
-    v = cca.directions_a[:, order]
-    if r_train is None:
-        r_i = (cca.chol_a.T @ v).square().sum(0)  # v_iᵀ (L Lᵀ) v_i, 1 up to rounding
-    else:
-        r_i = r_train.to(torch.float64)[order]
-    beta_crit = 1.0 / (1.0 - lam)  # inf where ρ̃ = 0
-    gib = GIBResult(lam, v, r_i, beta_crit, cca.mean_a, log.as_tuple())
-    return HeldoutGIBResult(gib, rho, order, held.corr, cca.rho, held.n_test, log.as_tuple())
+    with no_tf32():
+        r = cca.directions_a.shape[1]
+        if held.corr.shape != (r,):
+            raise ValueError(
+                f"held-out correlations have shape {tuple(held.corr.shape)} but the CCA has r={r} "
+                "pairs of canonical variates"
+            )
+        if r_train is not None and r_train.shape != (r,):
+            raise ValueError(f"r_train has shape {tuple(r_train.shape)}, expected ({r},)")
+        log = WarningLog("heldout_gib")
+        log.extend(held.warnings)
+        clamped = held.corr.to(torch.float64).clamp(0.0, 1.0)
+        rho, order = torch.sort(clamped, descending=True, stable=True)
+        lam = (1.0 - rho) * (1.0 + rho)
+        eps = torch.finfo(torch.float64).eps
+        if bool((lam < eps).any()):
+            log.warn(
+                f"{int((lam < eps).sum())} held-out GIB eigenvalues below {eps:.1e} (X and Y almost "
+                "deterministically related on the test split) clamped so that the logs stay finite"
+            )
+        lam = lam.clamp(eps, 1.0)
+        v = cca.directions_a[:, order]
+        if r_train is None:
+            r_i = (cca.chol_a.T @ v).square().sum(0)  # v_iᵀ (L Lᵀ) v_i, 1 up to rounding
+        else:
+            r_i = r_train.to(torch.float64)[order]
+        beta_crit = 1.0 / (1.0 - lam)  # inf where ρ̃ = 0
+        gib = GIBResult(lam, v, r_i, beta_crit, cca.mean_a, log.as_tuple())
+        return HeldoutGIBResult(gib, rho, order, held.corr, cca.rho, held.n_test, log.as_tuple())
 
 
 def heldout_gib_from_cca(cca: CCAResult, x_test: Tensor, y_test: Tensor) -> HeldoutGIBResult:

@@ -57,32 +57,37 @@ def dimension_grid(
     return ks
 
 
-@torch.no_grad()
 def ib_dimension_curve(pa: PairAnalysis, m: int, ks: Sequence[int]) -> list[IBDimensionPoint]:
     """T_k of member ``m`` for every k of ``ks``, evaluated train → test (see the module)."""
-    train_scores, test_scores = pa.normal(m)
-    gib = pa.gib(m)
-    points = []
-    for k in ks:
-        rep = gib.representation(int(k))
-        h_train, h_test = rep.transform(train_scores), rep.transform(test_scores)
-        probe = fit_logistic_probe(
-            h_train, pa.y_train, h_test, pa.y_test, num_classes=pa.num_classes, **pa.probe_kwargs
-        )
-        means = class_means(h_train, pa.y_train, pa.num_classes)
-        ncc = ncc_predict(h_train, pa.y_train, h_test, pa.num_classes, means)
-        points.append(
-            IBDimensionPoint(
-                k=int(k),
-                probe_train_acc=float(probe.train_acc),
-                probe_test_acc=float(probe.test_acc),
-                ncc_test_acc=float((ncc == pa.y_test).double().mean()),
-                nc4_test=float(nc4_agreement(ncc, probe.test_pred)),
-                feature_scaling=rep.feature_scaling,
-                warnings=rep.warnings + probe.warnings + means.warnings,
+    with torch.no_grad():
+        train_scores, test_scores = pa.normal(m)
+        gib = pa.gib(m)
+        points = []
+        for k in ks:
+            rep = gib.representation(int(k))
+            h_train, h_test = rep.transform(train_scores), rep.transform(test_scores)
+            probe = fit_logistic_probe(
+                h_train,
+                pa.y_train,
+                h_test,
+                pa.y_test,
+                num_classes=pa.num_classes,
+                **pa.probe_kwargs,
             )
-        )
-    return points
+            means = class_means(h_train, pa.y_train, pa.num_classes)
+            ncc = ncc_predict(h_train, pa.y_train, h_test, pa.num_classes, means)
+            points.append(
+                IBDimensionPoint(
+                    k=int(k),
+                    probe_train_acc=float(probe.train_acc),
+                    probe_test_acc=float(probe.test_acc),
+                    ncc_test_acc=float((ncc == pa.y_test).double().mean()),
+                    nc4_test=float(nc4_agreement(ncc, probe.test_pred)),
+                    feature_scaling=rep.feature_scaling,
+                    warnings=rep.warnings + probe.warnings + means.warnings,
+                )
+            )
+        return points
 
 
 def k_prime(

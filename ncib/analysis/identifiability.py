@@ -93,7 +93,6 @@ def identifiability(a: Tensor, b: Tensor, k: int, ridge: float = 1e-6) -> Identi
     return identifiability_from_cca(canonical_correlations(a, b, ridge), k)
 
 
-@no_tf32()
 def heldout_from_cca(
     cca: CCAResult, a_test: Tensor, b_test: Tensor, k: int
 ) -> IdentifiabilityResult:
@@ -107,33 +106,34 @@ def heldout_from_cca(
         a_test: ``(N_test, d_a)``; b_test: ``(N_test, d_b)``.
         k: number of leading pairs of canonical variates.
     """
-    d_a, d_b = cca.directions_a.shape[0], cca.directions_b.shape[0]
-    k = _check_k(k, cca.rho.shape[0], d_a, d_b)
-    check_test_split(cca, a_test, b_test)
-    log = WarningLog("heldout_identifiability")
-    log.extend(cca.warnings)
-    scores = []
-    for x, w, mu in (
-        (a_test, cca.directions_a, cca.mean_a),
-        (b_test, cca.directions_b, cca.mean_b),
-    ):
-        dt = work_dtype(x)
-        mu_dt, w_dt = mu.to(dt), w[:, :k].to(dt)
-        s = torch.cat([(x[sl].to(dt) - mu_dt) @ w_dt for sl in row_chunks(*x.shape)])
-        s = s.to(torch.float64)
-        scores.append(s - s.mean(0))
-    sa, sb = scores
-    denom = (sa.square().sum(0) * sb.square().sum(0)).sqrt()
-    flat = denom <= torch.finfo(torch.float64).tiny
-    if bool(flat.any()):
-        log.warn(
-            f"{int(flat.sum())} of {k} canonical variates are constant on the test split; "
-            "their held-out correlation is reported as 0"
+    with no_tf32():
+        d_a, d_b = cca.directions_a.shape[0], cca.directions_b.shape[0]
+        k = _check_k(k, cca.rho.shape[0], d_a, d_b)
+        check_test_split(cca, a_test, b_test)
+        log = WarningLog("heldout_identifiability")
+        log.extend(cca.warnings)
+        scores = []
+        for x, w, mu in (
+            (a_test, cca.directions_a, cca.mean_a),
+            (b_test, cca.directions_b, cca.mean_b),
+        ):
+            dt = work_dtype(x)
+            mu_dt, w_dt = mu.to(dt), w[:, :k].to(dt)
+            s = torch.cat([(x[sl].to(dt) - mu_dt) @ w_dt for sl in row_chunks(*x.shape)])
+            s = s.to(torch.float64)
+            scores.append(s - s.mean(0))
+        sa, sb = scores
+        denom = (sa.square().sum(0) * sb.square().sum(0)).sqrt()
+        flat = denom <= torch.finfo(torch.float64).tiny
+        if bool(flat.any()):
+            log.warn(
+                f"{int(flat.sum())} of {k} canonical variates are constant on the test split; "
+                "their held-out correlation is reported as 0"
+            )
+        rho_k = torch.where(
+            flat, 0.0, (sa * sb).sum(0) / denom.clamp_min(torch.finfo(torch.float64).tiny)
         )
-    rho_k = torch.where(
-        flat, 0.0, (sa * sb).sum(0) / denom.clamp_min(torch.finfo(torch.float64).tiny)
-    )
-    return _summary(rho_k, cca, True, log.as_tuple())
+        return _summary(rho_k, cca, True, log.as_tuple())
 
 
 def heldout_identifiability(

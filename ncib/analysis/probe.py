@@ -69,7 +69,6 @@ def _validate(h_train: Tensor, y_train: Tensor, h_test: Tensor, y_test: Tensor, 
     return y_train, y_test, k
 
 
-@no_tf32()
 def fit_logistic_probe(
     h_train: Tensor,
     y_train: Tensor,
@@ -103,119 +102,121 @@ def fit_logistic_probe(
             default: zero). The objective is strictly convex for ``weight_decay > 0``, so the
             optimum is the same; the result differs only within the stopping tolerances.
     """
-    y_train, y_test, k = _validate(h_train, y_train, h_test, y_test, num_classes)
-    log = WarningLog("fit_logistic_probe")
-    n, d = h_train.shape
-    dt = work_dtype(h_train)
-    if weight_decay is None:
-        weight_decay = 1.0 / n
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay={weight_decay} must be >= 0")
-    if moments is None:
-        (mean,), blocks = covariance_blocks([h_train], [(0, 0)])
-        cov = blocks[(0, 0)]
-    else:
-        mean, cov = (m.to(device=h_train.device, dtype=torch.float64) for m in moments)
-        if mean.shape != (d,) or cov.shape != (d, d):
-            raise ValueError(f"moments must be shaped ({d},) and ({d}, {d})")
-    var = cov.diagonal()
-    if not bool(torch.isfinite(var).all()):
-        raise ValueError("h_train contains NaN or inf")
-    const = var <= torch.finfo(dt).eps ** 2 * (mean.square() + var.max())
-    if bool(const.any()):
-        log.warn(
-            f"{int(const.sum())} of {d} columns are constant on the training split; "
-            "they are centred and left unscaled"
-        )
-    std = torch.where(const, 1.0, var.clamp_min(0).sqrt())
-    corr = cov / std[:, None] / std[None, :]
-    corr.diagonal().add_(max(k * weight_decay, _PRECONDITIONER_FLOOR))
-    chol, info = torch.linalg.cholesky_ex(corr)
-    if int(info) != 0:  # cannot happen for a PSD correlation plus δI; keep a safe fallback
-        chol = torch.eye(d, dtype=torch.float64, device=h_train.device)
-        log.warn("the preconditioner could not be factorised; L-BFGS runs unpreconditioned")
-
-    scale = (1.0 / std).to(dt)
-    shift = mean.to(dt)
-    x_train = (h_train.to(dt) - shift).mul_(scale)  # standardised copy
-    rows, cols = torch.arange(n, device=h_train.device), y_train
-    v = torch.zeros(d, k, dtype=torch.float64, device=h_train.device)
-    b = torch.zeros(k, dtype=torch.float64, device=h_train.device)
-    if init is not None:
-        w0, b0 = (t.to(device=h_train.device, dtype=torch.float64) for t in init)
-        if w0.shape != (d, k) or b0.shape != (k,):
-            raise ValueError(
-                f"init must be shaped ({d}, {k}) and ({k},) (weight, bias); got "
-                f"{tuple(w0.shape)} and {tuple(b0.shape)}"
-            )
-        if bool(torch.isfinite(w0).all() & torch.isfinite(b0).all()):
-            v, b = chol.T @ w0, b0.clone()  # V = Rᵀ W
+    with no_tf32():
+        y_train, y_test, k = _validate(h_train, y_train, h_test, y_test, num_classes)
+        log = WarningLog("fit_logistic_probe")
+        n, d = h_train.shape
+        dt = work_dtype(h_train)
+        if weight_decay is None:
+            weight_decay = 1.0 / n
+        if not weight_decay >= 0:
+            raise ValueError(f"weight_decay={weight_decay} must be >= 0")
+        if moments is None:
+            (mean,), blocks = covariance_blocks([h_train], [(0, 0)])
+            cov = blocks[(0, 0)]
         else:
-            log.warn("the warm start is not finite; starting from zero")
-    v.requires_grad_(True)
-    b.requires_grad_(True)
-    solve = torch.linalg.solve_triangular
-    evals = 0
+            mean, cov = (m.to(device=h_train.device, dtype=torch.float64) for m in moments)
+            if mean.shape != (d,) or cov.shape != (d, d):
+                raise ValueError(f"moments must be shaped ({d},) and ({d}, {d})")
+        var = cov.diagonal()
+        if not bool(torch.isfinite(var).all()):
+            raise ValueError("h_train contains NaN or inf")
+        const = var <= torch.finfo(dt).eps ** 2 * (mean.square() + var.max())
+        if bool(const.any()):
+            log.warn(
+                f"{int(const.sum())} of {d} columns are constant on the training split; "
+                "they are centred and left unscaled"
+            )
+        std = torch.where(const, 1.0, var.clamp_min(0).sqrt())
+        corr = cov / std[:, None] / std[None, :]
+        corr.diagonal().add_(max(k * weight_decay, _PRECONDITIONER_FLOOR))
+        chol, info = torch.linalg.cholesky_ex(corr)
+        if int(info) != 0:  # cannot happen for a PSD correlation plus δI; keep a safe fallback
+            chol = torch.eye(d, dtype=torch.float64, device=h_train.device)
+            log.warn("the preconditioner could not be factorised; L-BFGS runs unpreconditioned")
 
-    def weights() -> Tensor:
-        return solve(chol.T, v.detach(), upper=True)  # W = R⁻ᵀ V
+        scale = (1.0 / std).to(dt)
+        shift = mean.to(dt)
+        x_train = (h_train.to(dt) - shift).mul_(scale)  # standardised copy
+        rows, cols = torch.arange(n, device=h_train.device), y_train
+        v = torch.zeros(d, k, dtype=torch.float64, device=h_train.device)
+        b = torch.zeros(k, dtype=torch.float64, device=h_train.device)
+        if init is not None:
+            w0, b0 = (t.to(device=h_train.device, dtype=torch.float64) for t in init)
+            if w0.shape != (d, k) or b0.shape != (k,):
+                raise ValueError(
+                    f"init must be shaped ({d}, {k}) and ({k},) (weight, bias); got "
+                    f"{tuple(w0.shape)} and {tuple(b0.shape)}"
+                )
+            if bool(torch.isfinite(w0).all() & torch.isfinite(b0).all()):
+                v, b = chol.T @ w0, b0.clone()  # V = Rᵀ W
+            else:
+                log.warn("the warm start is not finite; starting from zero")
+        v.requires_grad_(True)
+        b.requires_grad_(True)
+        solve = torch.linalg.solve_triangular
+        evals = 0
 
-    threads = torch.get_num_threads()
+        def weights() -> Tensor:
+            return solve(chol.T, v.detach(), upper=True)  # W = R⁻ᵀ V
 
-    # L-BFGS's own algebra on (d·K)-vectors (Tensor.dot) runs on one thread: with more, each
-    # dot costs milliseconds (ncib.analysis._linalg.intra_op_threads); the closure's products
-    # over the data use them all.
-    @intra_op_threads(threads)
-    def closure() -> Tensor:
-        nonlocal evals
-        evals += 1
-        w = weights()
-        logits = linear(x_train, w.T.to(dt).contiguous(), b.detach().to(dt))
-        resid = torch.log_softmax(logits, dim=1)
-        ce = -resid[rows, cols].sum(dtype=torch.float64) / n
-        resid.exp_()  # softmax
-        resid[rows, cols] -= 1.0  # softmax − one-hot = n · d CE / d logits
-        # (K, N) contiguous: MKL reads x_train faster this way (bit-identical product)
-        grad_w = (resid.T.contiguous() @ x_train).T.to(torch.float64) / n + weight_decay * w
-        v.grad = solve(chol, grad_w, upper=False).contiguous()
-        b.grad = resid.sum(0, dtype=torch.float64) / n
-        return ce + 0.5 * weight_decay * w.square().sum()
+        threads = torch.get_num_threads()
 
-    opt = torch.optim.LBFGS(
-        [v, b],
-        lr=1.0,
-        max_iter=max_iter,
-        tolerance_grad=tolerance_grad,
-        tolerance_change=tolerance_change,
-        history_size=history_size,
-        line_search_fn="strong_wolfe",
-    )
-    with intra_op_threads(1):
-        opt.step(closure)
-    w, bias = weights(), b.detach()
-    logits = linear(x_train, w.T.to(dt).contiguous(), bias.to(dt))
-    train_pred = logits.argmax(1)
-    ce = -torch.log_softmax(logits, dim=1)[rows, cols].sum(dtype=torch.float64) / n
-    loss = ce + 0.5 * weight_decay * w.square().sum()
-    if not bool(torch.isfinite(loss)):
-        log.warn("the probe objective is not finite; predictions are unreliable")
-    wt_dt, b_dt = w.T.to(dt).contiguous(), bias.to(dt)
-    test_pred = torch.cat(
-        [
-            linear((h_test[sl].to(dt) - shift) * scale, wt_dt, b_dt).argmax(1)
-            for sl in row_chunks(*h_test.shape)
-        ]
-    )
-    return ProbeResult(
-        train_acc=(train_pred == y_train).to(torch.float64).mean(),
-        test_acc=(test_pred == y_test).to(torch.float64).mean(),
-        train_pred=train_pred,
-        test_pred=test_pred,
-        weight=w,
-        bias=bias,
-        mean=mean,
-        std=std,
-        loss=loss,
-        n_evals=evals,
-        warnings=log.as_tuple(),
-    )
+        # L-BFGS's own algebra on (d·K)-vectors (Tensor.dot) runs on one thread: with more, each
+        # dot costs milliseconds (ncib.analysis._linalg.intra_op_threads); the closure's products
+        # over the data use them all (a with block, not a decorator: mutmut skips decorated
+        # functions, docs/testing.md).
+        def closure() -> Tensor:
+            nonlocal evals
+            with intra_op_threads(threads):
+                evals += 1
+                w = weights()
+                logits = linear(x_train, w.T.to(dt).contiguous(), b.detach().to(dt))
+                resid = torch.log_softmax(logits, dim=1)
+                ce = -resid[rows, cols].sum(dtype=torch.float64) / n
+                resid.exp_()  # softmax
+                resid[rows, cols] -= 1.0  # softmax − one-hot = n · d CE / d logits
+                # (K, N) contiguous: MKL reads x_train faster this way (bit-identical product)
+                grad_w = (resid.T.contiguous() @ x_train).T.to(torch.float64) / n + weight_decay * w
+                v.grad = solve(chol, grad_w, upper=False).contiguous()
+                b.grad = resid.sum(0, dtype=torch.float64) / n
+                return ce + 0.5 * weight_decay * w.square().sum()
+
+        opt = torch.optim.LBFGS(
+            [v, b],
+            lr=1.0,
+            max_iter=max_iter,
+            tolerance_grad=tolerance_grad,
+            tolerance_change=tolerance_change,
+            history_size=history_size,
+            line_search_fn="strong_wolfe",
+        )
+        with intra_op_threads(1):
+            opt.step(closure)
+        w, bias = weights(), b.detach()
+        logits = linear(x_train, w.T.to(dt).contiguous(), bias.to(dt))
+        train_pred = logits.argmax(1)
+        ce = -torch.log_softmax(logits, dim=1)[rows, cols].sum(dtype=torch.float64) / n
+        loss = ce + 0.5 * weight_decay * w.square().sum()
+        if not bool(torch.isfinite(loss)):
+            log.warn("the probe objective is not finite; predictions are unreliable")
+        wt_dt, b_dt = w.T.to(dt).contiguous(), bias.to(dt)
+        test_pred = torch.cat(
+            [
+                linear((h_test[sl].to(dt) - shift) * scale, wt_dt, b_dt).argmax(1)
+                for sl in row_chunks(*h_test.shape)
+            ]
+        )
+        return ProbeResult(
+            train_acc=(train_pred == y_train).to(torch.float64).mean(),
+            test_acc=(test_pred == y_test).to(torch.float64).mean(),
+            train_pred=train_pred,
+            test_pred=test_pred,
+            weight=w,
+            bias=bias,
+            mean=mean,
+            std=std,
+            loss=loss,
+            n_evals=evals,
+            warnings=log.as_tuple(),
+        )
