@@ -338,22 +338,30 @@ EQUAL_ON_THIS_PAIR = {
     # by mathematics (SAME_BY_MATH)
     ("gib/feature_scaling/min/m0", "gib/feature_scaling/min/m1"),
     ("gib/feature_scaling/max/m0", "gib/feature_scaling/max/m1"),
-    # by accident (the same count of 487 training samples), and no plausible confusion: the
-    # two keys differ in formula, member and features at once
-    ("ncc/train_acc/raw/m0", "probe/train_acc/normal/m1"),
 }
 
 
+def _one_confusion_apart(a: str, b: str) -> bool:
+    """Keys that differ in one part of their name (the formula, member, features or split):
+    what one wrong line of code mixes up. Keys that differ in two or more parts at once are no
+    plausible confusion, and accuracies (counts out of the same samples) may coincide by
+    accident: ``ncc/train_acc/raw/m0`` and ``probe/train_acc/raw/m1`` do with scikit-learn
+    1.9's probe on this pair, ``…/normal/m1`` did with an earlier one."""
+    pa, pb = a.split("/"), b.split("/")
+    return len(pa) != len(pb) or sum(x != y for x, y in zip(pa, pb)) == 1
+
+
 def test_distinct_keys_of_a_group_have_distinct_values(case):
-    """No two keys of a group share a value on this pair, so a key computed by another key's
-    formula (heldout for in-sample, min for mean, train for test, …) cannot pass."""
+    """No two keys of a group one confusion apart share a value on this pair, so a key computed
+    by another key's formula (heldout for in-sample, min for mean, train for test, …) cannot
+    pass."""
     _, ref, _ = case
     for group in CHECKED_GROUPS:
         values = {k: expected(k, group, True, ref) for k, _, _ in concrete(group, True)}
         clashes = [
             (a, b)
             for a, b in itertools.combinations(values, 2)
-            if not _differ(values[a], values[b])
+            if _one_confusion_apart(a, b) and not _differ(values[a], values[b])
         ]
         assert [c for c in clashes if c not in EQUAL_ON_THIS_PAIR] == [], group
 
