@@ -120,3 +120,16 @@ def test_the_training_split_is_copied_to_a_device_once(digits):
     assert again[0] is first[0] and again[1] is first[1]  # cached, not copied per batch
     assert torch.equal(first[0], digits.splits["train"][0])
     assert torch.equal(first[1], digits.splits["train"][1])
+
+
+@pytest.mark.parametrize("workers", [0, 1, 2])
+def test_the_loaders_take_the_worker_settings(workers):
+    """``num_workers`` reaches every training loader, which keeps its workers between epochs
+    when it has any; memory is pinned for the copy to a GPU when there is one."""
+    dm = DigitsDataModule(seeds=[0, 1], batch_size=64, num_workers=workers)
+    dm.setup()
+    for loader in [*dm.train_dataloader().values(), dm.eval_dataloader("test")]:
+        assert loader.pin_memory == torch.cuda.is_available()
+    for loader in dm.train_dataloader().values():
+        assert loader.num_workers == workers
+        assert loader.persistent_workers == (workers > 0)

@@ -175,6 +175,19 @@ def test_stratified_subset_matches_a_slow_reference_with_remainders(n, seed):
     np.testing.assert_array_equal(got, _stratified_reference(labels, n, seed))
 
 
+@pytest.mark.parametrize("n", [30, 97, 150])
+def test_stratified_subset_breaks_ties_by_class_with_many_classes(n):
+    """Many classes of few sizes tie in their remainders (CIFAR-100, ImageNet's 1,000): the
+    leftover places go to the lowest class ids, and each class keeps its seeded order — numpy's
+    default (unstable) sort reorders ties among 17 or more values."""
+    labels = np.random.default_rng(1).choice(60, size=420)
+    counts = np.bincount(labels)
+    exact = counts * (n / len(labels))
+    assert len(np.unique(exact - np.floor(exact))) < 30  # ties among the remainders
+    got = stratified_subset(labels, n, 1)
+    np.testing.assert_array_equal(got, _stratified_reference(labels, n, 1))
+
+
 def test_the_seed_streams_are_the_documented_derivations():
     """A run's randomness must not change under a refactor: ``mix_seed`` is the first 64-bit
     word of numpy's SeedSequence over the 32-bit parts, halved into 63 bits; epoch e's order is

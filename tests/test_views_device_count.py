@@ -194,8 +194,27 @@ def test_generator_inputs_and_bad_inputs():
         as_sample_rng(SampleRNG(0, torch.arange(3)), 4, "cpu")
     with pytest.raises(ValueError, match="1-d integer tensor"):
         SampleRNG(0, torch.rand(3))
-    with pytest.raises(TypeError, match="SampleRNG or a torch.Generator"):
+    with pytest.raises(TypeError, match="SampleRNG or a torch.Generator; got int$"):
         as_sample_rng(5, 4, "cpu")
+
+
+def test_a_generator_gives_rows_0_to_n_under_a_key_it_draws():
+    """``from_generator``'s key is ``randint(0, 2⁶²)`` from the generator, its rows 0..n−1."""
+    rng = SampleRNG.from_generator(torch.Generator().manual_seed(9), 5)
+    key = torch.randint(0, 2**62, (1,), generator=torch.Generator().manual_seed(9)).item()
+    assert rng.key == key and torch.equal(rng.index[:, 0], torch.arange(5))
+
+
+def test_a_zero_word_gives_a_finite_normal():
+    """u₁ = (w₀ + 1)·2⁻²⁴ is never 0: a zero word (once in 2²⁴ draws, so several times an
+    epoch at ImageNet scale) gives the largest normal, not an infinite or NaN one. The row
+    below was found by searching indices under key 7 for a zero top-24-bit first word."""
+    rng = SampleRNG(7, torch.tensor([13619867]))
+    assert int(rng.bits(2)[0, 0]) >> 8 == 0
+    z = SampleRNG(7, torch.tensor([13619867])).normal(2)
+    assert torch.isfinite(z).all()
+    radius = math.hypot(z[0, 0].item(), z[0, 1].item())  # the pair's √(−2 ln u₁)
+    assert math.isclose(radius, math.sqrt(2 * 24 * math.log(2)), rel_tol=1e-5)
 
 
 # -- views across device counts -----------------------------------------------------------------
