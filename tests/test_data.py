@@ -88,8 +88,10 @@ def test_after_transfer_hook_builds_views_only_for_training_batches(digits):
 
 
 def test_eval_loader_covers_the_split_in_order(digits):
-    xs = [b["x"] for b in digits.eval_dataloader("train")]
+    batches = list(digits.eval_dataloader("train"))
+    xs = [b["x"] for b in batches]
     assert torch.equal(torch.cat(xs), digits.splits["train"][0])
+    assert torch.equal(torch.cat([b["y"] for b in batches]), digits.splits["train"][1])
     feats = digits.eval_transform(xs[0])
     assert abs(feats.mean().item()) < 0.1 and abs(feats.std().item() - 1) < 0.1
     with pytest.raises(ValueError, match="unknown split 'val'"):

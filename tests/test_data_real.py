@@ -201,6 +201,27 @@ def test_bad_class_subsets_say_what_is_allowed(classes, match):
         DigitsDataModule(seeds=[0, 1], classes=classes)
 
 
+def test_class_subsets_at_their_bounds_and_the_full_messages():
+    from ncib.data.base import class_subset
+
+    assert class_subset(None, 10) is None
+    np.testing.assert_array_equal(class_subset(10, 10), np.arange(10))  # all, as the first n
+    np.testing.assert_array_equal(class_subset(np.int64(2), 10), [0, 1])
+    pair = class_subset([9, 0], 10)
+    assert pair.dtype == np.int64 and pair.tolist() == [9, 0]
+    with pytest.raises(
+        ValueError, match=r"^dataset.classes=11: keep between 2 and 10 classes \(the first n\)$"
+    ):
+        class_subset(11, 10)
+    with pytest.raises(
+        ValueError,
+        match=r"^dataset.classes=\[3, 3\]: give at least two distinct class ids in \[0, 10\)$",
+    ):
+        class_subset([3, 3], 10)
+    with pytest.raises(ValueError, match=r"in \[0, 10\); \[-1, 10\] are outside$"):
+        class_subset([-1, 10, 2], 10)
+
+
 def test_stratified_subset_keeps_class_shares():
     labels = np.repeat(np.arange(4), [400, 300, 200, 100])
     idx = stratified_subset(labels, 100, seed=0)

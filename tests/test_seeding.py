@@ -231,3 +231,27 @@ def test_make_views_takes_the_evaluation_crops_and_view_count():
     for v in range(3):
         torch.testing.assert_close(out["views"][:, v], expected, rtol=0, atol=1e-6)
     assert dm.make_views({"idx": idx, "seed": 11})["views"].shape[1] == 2  # the training ones
+
+
+class Plain(PairedViewDataModule):
+    """The base class's defaults: no augmentation set."""
+
+    total_classes, mean, std = 3, (0.5,), (0.25,)
+
+    def load(self):
+        x = torch.arange(6 * 16, dtype=torch.uint8).reshape(6, 1, 4, 4)
+        return {"train": (x, torch.arange(6) % 3), "test": (x[:3], torch.arange(3))}
+
+
+def test_the_base_module_defaults():
+    """256 per batch, 1,024 per evaluation batch, no workers, all classes, and without an
+    augmentation the views are the normalised images."""
+    dm = Plain(seeds=[0, 1])
+    assert (dm.batch_size, dm.eval_batch_size, dm.num_workers, dm.views) == (256, 1024, 0, 2)
+    assert dm.class_ids is None and dm.num_classes == 3
+    dm.setup()
+    idx = torch.tensor([4, 1])
+    views = dm.make_views({"idx": idx, "seed": 3})["views"]
+    expected = (dm.splits["train"][0][idx].float() / 255.0 - 0.5) / 0.25
+    for v in range(2):
+        torch.testing.assert_close(views[:, v], expected, rtol=0, atol=1e-6)

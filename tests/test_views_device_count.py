@@ -194,6 +194,8 @@ def test_generator_inputs_and_bad_inputs():
         as_sample_rng(SampleRNG(0, torch.arange(3)), 4, "cpu")
     with pytest.raises(ValueError, match="1-d integer tensor"):
         SampleRNG(0, torch.rand(3))
+    with pytest.raises(ValueError, match=r"shape of index \(3,\); got \(2,\)$"):
+        SampleRNG(0, torch.arange(3), torch.arange(2))
     with pytest.raises(TypeError, match="SampleRNG or a torch.Generator; got int$"):
         as_sample_rng(5, 4, "cpu")
 
@@ -203,6 +205,13 @@ def test_a_generator_gives_rows_0_to_n_under_a_key_it_draws():
     rng = SampleRNG.from_generator(torch.Generator().manual_seed(9), 5)
     key = torch.randint(0, 2**62, (1,), generator=torch.Generator().manual_seed(9)).item()
     assert rng.key == key and torch.equal(rng.index[:, 0], torch.arange(5))
+
+
+def test_uniforms_on_an_interval_are_the_unit_ones_scaled():
+    idx = torch.arange(40)
+    unit = SampleRNG(3, idx).uniform((2, 3))
+    torch.testing.assert_close(SampleRNG(3, idx).uniform((2, 3), -2.0, 3.0), -2.0 + 5.0 * unit)
+    assert torch.equal(SampleRNG(3, idx).uniform((2, 3), 0.0, 1.0), unit)
 
 
 def test_a_zero_word_gives_a_finite_normal():

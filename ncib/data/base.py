@@ -176,6 +176,13 @@ class EpochBatchSampler(Sampler):
             yield order[start : start + local], key
 
 
+class NoAugment(nn.Module):
+    """The views are the images themselves: the augmentation of a module that sets none."""
+
+    def forward(self, x: torch.Tensor, rng: SampleRNG | None = None) -> torch.Tensor:
+        return x
+
+
 class IndexedTensors(Dataset):
     """A whole batch per index: ``(indices, key)`` → ``{"idx", "seed"}`` (training: the images
     are gathered and augmented on the device, ``seed`` is the augmentation key of
@@ -232,7 +239,7 @@ class PairedViewDataModule(pl.LightningDataModule):
         self.seeds = [int(s) for s in seeds]
         self.batch_size, self.views = int(batch_size), int(views)
         self.eval_batch_size, self.num_workers = int(eval_batch_size), int(num_workers)
-        self.augment: nn.Module = nn.Identity()
+        self.augment: nn.Module = NoAugment()  # subclasses set theirs
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._on_device: tuple[torch.device, torch.Tensor, torch.Tensor] | None = None
 
