@@ -87,6 +87,7 @@ def ib_dimension_curve(pa: PairAnalysis, m: int, ks: Sequence[int]) -> list[IBDi
                     warnings=rep.warnings + probe.warnings + means.warnings,
                 )
             )
+            pa.note_warnings(points[-1].warnings)  # into the epoch record's warnings
         return points
 
 

@@ -125,11 +125,15 @@ class PairAnalysis:
     def _get(self, key: tuple, compute: Callable[[], Any]) -> Any:
         if key not in self._cache:
             value = compute()
-            for w in getattr(value, "warnings", ()):
-                if w not in self.warnings:
-                    self.warnings.append(w)
+            self.note_warnings(getattr(value, "warnings", ()))
             self._cache[key] = value
         return self._cache[key]
+
+    def note_warnings(self, warnings: Sequence[str]) -> None:
+        """Add the warnings of a result computed outside the cache (each once, in order)."""
+        for w in warnings:
+            if w not in self.warnings:
+                self.warnings.append(w)
 
     def _together(self, items: Sequence[tuple[tuple, Callable[[], Any]]]) -> None:
         """Compute the missing ``(key, compute)`` items side by side, one thread each

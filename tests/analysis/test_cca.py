@@ -10,12 +10,16 @@ import torch
 
 import ncib.analysis._linalg as linalg
 from ncib.analysis import (
+    CovarianceBlocks,
     canonical_correlations,
+    canonical_correlations_from_factors,
+    cca_from_covariance,
     cross_covariance,
     heldout_from_cca,
     heldout_identifiability,
     identifiability,
 )
+from ncib.analysis._checks import WarningLog
 
 SEEDS = [0, 1, 2]
 
@@ -197,3 +201,34 @@ def test_heldout_matches_manual_projection(seed):
     np.testing.assert_allclose(res.rho_k.numpy(), manual, atol=1e-10)
     # held-out correlations are typically below the in-sample ones, never above 1
     assert np.all(np.abs(res.rho_k.numpy()) <= 1)
+
+
+def test_correlations_above_one_are_clamped_with_a_warning():
+    """Blocks no data can produce (Σ_ab = 1.5·I with Σ_aa = Σ_bb = I) give singular values 1.5:
+    reported as 1, with a warning, by the CCA and by the shared factor routine."""
+    eye = torch.eye(2, dtype=torch.float64)
+    blocks = CovarianceBlocks(
+        torch.zeros(2, dtype=torch.float64),
+        torch.zeros(2, dtype=torch.float64),
+        eye,
+        eye,
+        1.5 * eye,
+        n=10,
+    )
+    res = cca_from_covariance(blocks, ridge=0.0)
+    assert torch.equal(res.rho, torch.ones(2, dtype=torch.float64))
+    assert res.warnings == (
+        "canonical_correlations: largest canonical correlation 1.500000 > 1 clamped to 1",
+    )
+    log = WarningLog("test")
+    rho = canonical_correlations_from_factors(1.5 * eye, eye, eye, log)
+    assert torch.equal(rho, torch.ones(2, dtype=torch.float64)) and len(log.as_tuple()) == 1
+
+
+def test_identical_sides_give_one_without_a_warning():
+    """ρ = 1 up to rounding (an identical copy) is no clamp worth a warning."""
+    a = torch.randn(300, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    res = canonical_correlations(a, a.clone(), ridge=0.0)
+    torch.testing.assert_close(res.rho, torch.ones(4, dtype=torch.float64))
+    assert res.warnings == ()
+    assert canonical_correlations(a, a, ridge=1e-3).ridge == 1e-3  # the ridge it was fitted with

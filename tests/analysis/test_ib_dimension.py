@@ -56,3 +56,31 @@ def test_k_prime_rejects_a_tolerance_that_is_not_finite_and_non_negative(toleran
         match=rf"^transfer\.tolerance={tolerance!r} must be a finite number of points >= 0$",
     ):
         k_prime([_point(10, 0.5)], 0.75, tolerance)
+
+
+def test_the_curve_passes_on_the_warnings_of_its_probes_and_means(make_collapsed_pair, monkeypatch):
+    """A T_k probe's or class means' warning reaches the point and the pair's warnings (the
+    epoch record), once each."""
+    import dataclasses
+
+    import ncib.analysis.ib_dimension as ib_dimension
+    from ncib.analysis import PairAnalysis, ib_dimension_curve
+
+    train, test, y, y_test = make_collapsed_pair(0, k=4)
+    pa = PairAnalysis(train, test, y, y_test, num_classes=4)
+    fit, means = ib_dimension.fit_logistic_probe, ib_dimension.class_means
+
+    def probe(*args, **kwargs):
+        result = fit(*args, **kwargs)
+        return dataclasses.replace(result, warnings=(*result.warnings, "probe: planted"))
+
+    def class_means(*args, **kwargs):
+        result = means(*args, **kwargs)
+        return dataclasses.replace(result, warnings=(*result.warnings, "means: planted"))
+
+    monkeypatch.setattr(ib_dimension, "fit_logistic_probe", probe)
+    monkeypatch.setattr(ib_dimension, "class_means", class_means)
+    points = ib_dimension_curve(pa, 0, [1, 3])
+    for p in points:
+        assert p.warnings[-2:] == ("probe: planted", "means: planted")
+    assert pa.warnings.count("probe: planted") == 1 and pa.warnings.count("means: planted") == 1
