@@ -55,3 +55,15 @@ def test_identical_sides_give_exactly_one_and_constants_a_float64_zero():
     assert float(linear_cka(a, a)) == 1.0
     zero = linear_cka(torch.ones(20, 3, dtype=torch.float64), a)
     assert zero.dtype == torch.float64 and zero.shape == () and float(zero) == 0.0
+
+
+def test_cka_is_zero_at_and_below_the_smallest_normal_scale():
+    """``‖Σ_aa‖·‖Σ_bb‖`` at the smallest normal float64 (2⁻⁵¹¹·2⁻⁵¹¹) counts as a constant side
+    (CKA 0), not a ratio of underflowing numbers."""
+    from ncib.analysis import CovarianceBlocks
+
+    one = torch.ones(1, 1, dtype=torch.float64)
+    zero = torch.zeros(1, dtype=torch.float64)
+    blocks = CovarianceBlocks(zero, zero, 2.0**-511 * one, 2.0**-511 * one, 2.0**-520 * one, n=3)
+    assert 2.0**-511 * 2.0**-511 == torch.finfo(torch.float64).tiny
+    assert float(linear_cka_from_covariance(blocks)) == 0.0

@@ -224,3 +224,19 @@ def test_several_matrices_scored_against_one_reference_in_one_pass():
     assert torch.equal(ref_scores, normal_scores(ref))
     assert torch.equal(a_scores, normal_scores(a, reference=ref))
     assert torch.equal(b_scores, normal_scores(b, reference=ref))
+
+
+def test_the_workspace_reuses_a_buffer_of_the_same_dtype_and_size_or_less():
+    from ncib.analysis.copula import _Workspace
+
+    ws = _Workspace(torch.device("cpu"))
+    a = ws.get("a", (3, 4), torch.float32)
+    assert a.shape == (3, 4) and a.dtype == torch.float32
+    assert ws.get("a", (2, 6), torch.float32).data_ptr() == a.data_ptr()  # the same size
+    assert ws.get("a", (5,), torch.float32).data_ptr() == a.data_ptr()  # smaller
+    wider = ws.get(
+        "a", (2, 2), torch.int64
+    )  # another dtype: a new buffer, never a reinterpretation
+    assert wider.dtype == torch.int64 and wider.shape == (2, 2)
+    assert ws.get("a", (7, 2), torch.int64).shape == (7, 2)  # larger: grows
+    assert ws.get("b", (2, 2), torch.int64).data_ptr() != wider.data_ptr()  # names are separate

@@ -56,6 +56,15 @@ def test_heldout_identifiability_names_a_bad_matrix_and_k():
         heldout_identifiability(a, b[:, 0], a, b, 1)
     with pytest.raises(ValueError, match=r"\(feature dimensions d_a=5, d_b=3\)$"):
         heldout_identifiability(a, b, a, b, 4)
+    message = (
+        r"^k=4 is out of range: k must be an integer with 1 <= k <= min\(d_a, d_b\) = 3 "
+        r"\(feature dimensions d_a=3, d_b=5\)$"
+    )
+    cca = canonical_correlations(b, a)  # d_a = 3 < d_b = 5
+    with pytest.raises(ValueError, match=message):
+        identifiability_from_cca(cca, 4)
+    with pytest.raises(ValueError, match=message):
+        heldout_from_cca(cca, b, a, 4)
     assert heldout_identifiability(a, b, a, b, 1).heldout is True
 
 
@@ -150,3 +159,28 @@ def test_a_test_split_is_checked_against_the_fit():
     ):
         heldout_from_cca(cca, a[:50], b[:49], 1)
     assert heldout_from_cca(cca, a[:2], b[:2], 1).rho_k.shape == (1,)  # two rows suffice
+
+
+def test_constant_test_variates_are_named_and_count_as_zero():
+    a, b = _data()
+    b_test = (b[:1] * 4).round().div(4).repeat(50, 1)  # dyadic: the test mean is exact
+    with pytest.warns(RuntimeWarning) as caught:
+        result = heldout_identifiability(a, b, a[:50], b_test, 2)
+    messages = [str(w.message) for w in caught]
+    assert (
+        "heldout_identifiability: 2 of 2 canonical variates are constant on the test split; "
+        "their held-out correlation is reported as 0"
+    ) in messages
+    assert torch.equal(result.rho_k, torch.zeros(2, dtype=torch.float64))
+
+
+def test_copula_cca_names_mismatched_normal_scores():
+    from ncib.analysis import copula_cca
+
+    a, _ = _data()
+    with pytest.raises(
+        ValueError,
+        match=r"^normal has shape \(200, 4\) but raw \(200, 5\); pass the normal scores of raw "
+        r"itself$",
+    ):
+        copula_cca(a, 2, normal=a[:, :4])
