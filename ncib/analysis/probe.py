@@ -131,7 +131,9 @@ def fit_logistic_probe(
         corr = cov / std[:, None] / std[None, :]
         corr.diagonal().add_(max(k * weight_decay, _PRECONDITIONER_FLOOR))
         chol, info = torch.linalg.cholesky_ex(corr)
-        if int(info) != 0:  # cannot happen for a PSD correlation plus δI; keep a safe fallback
+        # a correlation plus δI factorises when it comes from the data; given ``moments`` that
+        # are not a covariance (not positive semi-definite) may not
+        if int(info) != 0:
             chol = torch.eye(d, dtype=torch.float64, device=h_train.device)
             log.warn("the preconditioner could not be factorised; L-BFGS runs unpreconditioned")
 
