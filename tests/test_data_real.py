@@ -222,6 +222,18 @@ def test_class_subsets_at_their_bounds_and_the_full_messages():
         class_subset([-1, 10, 2], 10)
 
 
+def test_select_classes_relabels_in_order_even_for_classes_absent_from_a_split():
+    """A split may lack a chosen class (the largest id here) or be empty."""
+    from ncib.data.base import select_classes
+
+    images = torch.arange(5).reshape(5, 1)
+    labels = torch.tensor([0, 1, 0, 3, 1])
+    x, y = select_classes(images, labels, np.array([4, 0, 1]))
+    assert x.flatten().tolist() == [0, 1, 2, 4] and y.tolist() == [1, 2, 1, 2]
+    x, y = select_classes(images[:0], labels[:0], np.array([1, 0]))
+    assert x.shape == (0, 1) and y.tolist() == []
+
+
 def test_stratified_subset_keeps_class_shares():
     labels = np.repeat(np.arange(4), [400, 300, 200, 100])
     idx = stratified_subset(labels, 100, seed=0)
