@@ -122,6 +122,11 @@ def test_the_training_split_is_copied_to_a_device_once(digits):
     assert again[0] is first[0] and again[1] is first[1]  # cached, not copied per batch
     assert torch.equal(first[0], digits.splits["train"][0])
     assert torch.equal(first[1], digits.splits["train"][1])
+    meta = torch.device("meta")  # another device, on any machine: copied there once too
+    moved = digits.train_split_on(meta)
+    assert moved[0].device == meta and moved[1].device == meta
+    assert digits.train_split_on(meta)[0] is moved[0]
+    assert digits.train_split_on(cpu)[0] is not moved[0]  # back on the CPU: the CPU tensors
 
 
 @pytest.mark.parametrize("workers", [0, 1, 2])

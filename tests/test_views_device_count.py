@@ -54,6 +54,25 @@ def test_philox_known_answers(ctr, key, expected):
     assert _philox_reference(ctr, k) == list(expected)
     out = philox4x32([torch.tensor(c) for c in ctr], k)
     assert out.dtype == torch.int64 and out.tolist() == list(expected)
+    words = philox4x32(list(ctr), k)  # Python ints: a CPU tensor of the four words
+    assert words.dtype == torch.int64 and words.tolist() == list(expected)
+    one = philox4x32([torch.tensor([ctr[0]] * 3), *ctr[1:]], k)  # one tensor word, three ints
+    assert one.shape == (3, 4) and one.tolist() == [list(expected)] * 3
+    if all(c < 2**31 for c in ctr):  # int32 counter words give the same words as int64 ones
+        narrow = philox4x32([torch.tensor(c, dtype=torch.int32) for c in ctr], k)
+        assert narrow.dtype == torch.int64 and narrow.tolist() == list(expected)
+
+
+def test_philox_takes_four_counter_words():
+    with pytest.raises(ValueError, match="^counter must have 4 words; got 3$"):
+        philox4x32((1, 2, 3), 0)
+
+
+def test_every_request_of_a_row_has_its_own_counter():
+    """The c-th request of a row uses counter word c: three requests, three counters."""
+    rng = SampleRNG(5, torch.tensor([7]))
+    got = [rng.bits(4)[0].tolist() for _ in range(3)]
+    assert got == [_philox_reference((0, c, 7, 0), 5) for c in range(3)]
 
 
 def test_philox_matches_the_reference_on_random_counters():
