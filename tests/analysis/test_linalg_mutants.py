@@ -72,12 +72,12 @@ def test_bad_features_and_labels_are_named_with_their_values():
 
 
 def test_stacklevel_counts_every_frame_of_the_package():
-    """Each frame of the package between the caller and the warning adds one level (mutmut's
-    trampolines add a constant number of frames, so the differences hold under it too)."""
+    """Each frame of the package between the caller and the warning adds one level. Not under
+    mutmut: its trampolines add frames of their own, so these mutants are checked by planting."""
+    if UNDER_MUTMUT:
+        pytest.skip("mutmut's trampolines change the stack")
     levels = [_nested(_caller_stacklevel, depth) for depth in range(4)]
-    assert levels == [levels[0] + depth for depth in range(4)]
-    if not UNDER_MUTMUT:
-        assert levels[0] == 2  # called directly from here: warnings.warn's caller's caller
+    assert levels == [2 + depth for depth in range(4)]  # 2: warnings.warn's caller's caller
 
 
 @pytest.mark.parametrize("depth", [0, 1, 3])
