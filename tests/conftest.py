@@ -17,8 +17,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_MODULE = "ncib.conf"  # what python -m ncib.run reads (pkg://ncib.conf)
 register()
 MUTMUT_HOME: str | None = None  # where mutmut runs, when it does (tests/helpers/processes.py)
+# under mutmut (experiments/mutation.sh), whose trampolines add stack frames to every call
+UNDER_MUTMUT = "mutmut.__main__" in sys.modules
 
-if "mutmut.__main__" in sys.modules:  # under mutmut (experiments/mutation.sh)
+if UNDER_MUTMUT:
     # mutmut reads its configuration from the working directory on first use, in this process
     # and in every process torch.multiprocessing spawns (which re-runs mutmut's main module in
     # the parent's working directory); the tests below change directory, so read it now, and

@@ -19,6 +19,7 @@ from ncib.records import (
     report_names,
     rewrite_records,
 )
+from tests.conftest import UNDER_MUTMUT
 from tests.helpers.processes import ncib_process
 
 
@@ -71,7 +72,7 @@ def test_rewrite_records_with_only_a_torn_line_rewrites_the_file(tmp_path):
     path.write_bytes(b'{"epoch": 0}\n{"epoch": 1')
     with pytest.warns(RuntimeWarning, match="unreadable") as caught:
         assert rewrite_records(path) == (1, 0)
-    if "mutmut.__main__" not in sys.modules:  # mutmut's trampolines add frames
+    if not UNDER_MUTMUT:  # mutmut's trampolines add frames
         assert [w.filename for w in caught] == [__file__]  # the warning points at the caller
     assert path.read_bytes() == b'{"epoch": 0}\n'
     assert (tmp_path / "analysis.jsonl.corrupt").read_bytes() == b'{"epoch": 1\n'

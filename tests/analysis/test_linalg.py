@@ -1,17 +1,36 @@
-"""Shared numerics: TF32 guard, tiled Gram products, warnings pointing at the caller."""
+"""Shared numerics and checks: the TF32 guard, tiled Gram products (and their flops), the
+covariance pass (chunk rows, working dtype, device), ridge and rank warnings, warnings pointing
+at the caller, messages naming the value, and the job pool."""
 
 from __future__ import annotations
 
+import functools
+import math
+import os
 import subprocess
 import sys
 import threading
+import time
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
-from ncib.analysis import canonical_correlations
-from ncib.analysis._linalg import _tiled_gram, concurrently, covariance_blocks, intra_op_threads
+from ncib.analysis import canonical_correlations, class_means
+from ncib.analysis._checks import _PACKAGE_DIR, WarningLog, _caller_stacklevel
+from ncib.analysis._linalg import (
+    _precision_of,
+    _ridge_scale,
+    _tiled_gram,
+    cholesky_warnings,
+    concurrently,
+    covariance_blocks,
+    intra_op_threads,
+    regularised_cholesky,
+)
+from tests.conftest import UNDER_MUTMUT
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -89,7 +108,7 @@ def test_warnings_point_at_the_caller():
     a[:, 0] = 1.0
     with pytest.warns(RuntimeWarning, match="constant") as caught:
         canonical_correlations(a, torch.randn(50, 2, dtype=torch.float64))
-    if "mutmut.__main__" not in sys.modules:  # mutmut's trampolines add frames
+    if not UNDER_MUTMUT:  # mutmut's trampolines add frames
         assert caught[0].filename == __file__
 
 
@@ -160,3 +179,266 @@ def test_intra_op_threads_restores_the_count():
     with intra_op_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+EPS = torch.finfo(torch.float64).eps
+
+# a chain of `depth` frames whose code lies in the package directory (as the analysis' own
+# frames do), then a call of fn
+_NS: dict = {}
+exec(
+    compile(
+        "def nested(fn, depth):\n    return fn() if depth == 0 else nested(fn, depth - 1)\n",
+        os.path.join(_PACKAGE_DIR, "_frames_of_the_package.py"),
+        "exec",
+    ),
+    _NS,
+)
+_nested = _NS["nested"]
+
+
+# --- checks and warnings ------------------------------------------------------------------
+
+
+def test_bad_features_and_labels_are_named_with_their_values():
+    h = torch.randn(1, 3, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"^h must be a torch.Tensor of shape \(N, d\), got list$"):
+        class_means([[1.0, 2.0]], torch.tensor([0]), 3)
+    # one sample: its label is checked too
+    with pytest.raises(
+        ValueError, match=r"^y has labels in \[5, 5\], outside \[0, num_classes=3\)$"
+    ):
+        class_means(h, torch.tensor([5]), 3)
+    with pytest.raises(
+        ValueError, match=r"^y has labels in \[-1, -1\], outside \[0, num_classes=3\)$"
+    ):
+        class_means(h, torch.tensor([-1]), 3)
+    message = (
+        r"^num_classes=1: need at least two classes for class-mean geometry and classification$"
+    )
+    with pytest.raises(ValueError, match=message):
+        class_means(h, torch.tensor([0]), 1)
+
+
+def test_stacklevel_counts_every_frame_of_the_package():
+    """Each frame of the package between the caller and the warning adds one level. Not under
+    mutmut: its trampolines add frames of their own, so these mutants are checked by planting."""
+    if UNDER_MUTMUT:
+        pytest.skip("mutmut's trampolines change the stack")
+    levels = [_nested(_caller_stacklevel, depth) for depth in range(4)]
+    assert levels == [2 + depth for depth in range(4)]  # 2: warnings.warn's caller's caller
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_warning_log_warns_once_at_the_caller(depth):
+    log = WarningLog("cca")
+    with pytest.warns(RuntimeWarning) as caught:
+        _nested(functools.partial(log.warn, "Σ_aa is zero"), depth)
+        _nested(functools.partial(log.warn, "Σ_aa is zero"), depth)  # a repeat is not re-emitted
+    assert [str(w.message) for w in caught] == ["cca: Σ_aa is zero"]
+    assert log.as_tuple() == ("cca: Σ_aa is zero",)
+    assert not os.path.abspath(caught[0].filename).startswith(_PACKAGE_DIR)
+    if not UNDER_MUTMUT:
+        assert caught[0].filename == __file__
+
+
+# --- ridge and rank warnings -----------------------------------------------------------------
+
+
+def test_bad_ridges_and_covariances_are_named():
+    cov = torch.eye(3, dtype=torch.float64)
+    for ridge in (-1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match=rf"^ridge={ridge} must be a finite number >= 0$"):
+            regularised_cholesky(cov, ridge, "Σ_aa", WarningLog("cca"))
+    cov[1, 1] = math.nan
+    with pytest.raises(ValueError, match=r"^Σ_bb is not finite: the features contain NaN or inf$"):
+        regularised_cholesky(cov, 1e-6, "Σ_bb", WarningLog("cca"))
+
+
+@pytest.mark.parametrize("diagonal", [[0.0, 0.0, 0.0], [5e-324, 0.0, 0.0]])
+def test_zero_covariance_uses_a_unit_ridge_scale_and_says_so(diagonal):
+    """tr(Σ)/d = 0 (also when it underflows from a positive trace) → scale 1, one warning; the
+    factor with the absolute ridge ridge·1 is then no escalation."""
+    cov = torch.diag(torch.tensor(diagonal, dtype=torch.float64))
+    assert _ridge_scale(cov, 0.25, "Σ_aa") == 1.0
+    chol = torch.linalg.cholesky(cov + 0.25 * torch.eye(3, dtype=torch.float64))
+    log = WarningLog("cca")
+    with pytest.warns(RuntimeWarning):
+        cholesky_warnings(cov, chol, 0.25, 0.25, "Σ_aa", log)
+    assert log.as_tuple() == (
+        "cca: Σ_aa is zero (every column constant); using a unit ridge scale",
+    )
+
+
+def test_positive_covariance_keeps_its_scale():
+    cov = torch.diag(torch.tensor([1.0, 2.0, 6.0], dtype=torch.float64))
+    assert _ridge_scale(cov, 0.0, "Σ_aa") == 3.0
+    assert _ridge_scale(cov, 0.1, "Σ_aa") == 3.0
+
+
+@pytest.mark.parametrize("d", [4, 9])
+def test_rank_warning_threshold_is_100_d_eps_for_a_zero_ridge(d):
+    """A squared pivot just above ``100·d·eps`` of its diagonal passes, just below it warns."""
+    cov = torch.eye(d, dtype=torch.float64)
+    tol = 100.0 * d * EPS
+    for factor, warned in ((1.005, False), (0.995, True)):
+        diag = torch.ones(d, dtype=torch.float64)
+        diag[-1] = math.sqrt(factor * tol)
+        chol = torch.diag(diag)
+        log = WarningLog("cca")
+        with pytest.warns(RuntimeWarning) if warned else warnings.catch_warnings(action="error"):
+            cholesky_warnings(cov, chol, 0.0, 0.0, "Σ_aa", log)
+        expected = (
+            f"cca: Σ_aa is numerically rank deficient: 1 of {d} directions keep less than "
+            f"{tol:.0e} of their variance after the preceding columns (duplicated or collinear "
+            "columns, or N <= d); the ridge 0·tr(Σ)/d regularises them"
+        )
+        assert log.as_tuple() == ((expected,) if warned else ())
+
+
+# --- TF32 guard -------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not hasattr(torch.backends.cuda.matmul, "fp32_precision"), reason="torch < 2.9 API"
+)
+def test_precision_of_reads_the_backend_flag():
+    """In-process (the subprocess tests of no_tf32 are invisible to mutmut's coverage)."""
+    assert _precision_of("mkldnn.matmul") == torch.backends.mkldnn.matmul.fp32_precision
+    assert _precision_of("cuda.matmul") == torch.backends.cuda.matmul.fp32_precision
+    assert _precision_of("mkldnn.matmul") in ("ieee", "none", "tf32", "bf16")
+    assert _precision_of("no_such_backend.matmul") is None
+
+
+# --- products -----------------------------------------------------------------------------------
+
+
+class _Products(TorchFunctionMode):
+    """Records ``(M, K, N, dtype)`` of every matrix product (``torch.mm``, ``addmm(_)``) run
+    inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in ("mm", "addmm", "addmm_"):
+            a, b = args[-2:]
+            self.calls.append((a.shape[0], a.shape[1], b.shape[1], a.dtype))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("d, tiles", [(1024, 2), (1536, 3), (2048, 4)])
+def test_tiled_gram_multiplies_only_the_upper_tiles(d, tiles):
+    """t(t+1)/2 products of (d/t)² entries each, not the d² of the plain product."""
+    n = 3
+    c = torch.randn(n, d, generator=torch.Generator().manual_seed(d), dtype=torch.float64)
+    with _Products() as products:
+        g = _tiled_gram(c)
+    side = d // tiles
+    assert [(m, k, w) for m, k, w, _ in products.calls] == [(side, n, side)] * (
+        tiles * (tiles + 1) // 2
+    )
+    torch.testing.assert_close(g, c.T @ c, rtol=1e-12, atol=1e-12)
+    for i in range(tiles):  # the lower tiles are the upper ones transposed
+        for j in range(i + 1, tiles):
+            rows, cols = slice(i * side, (i + 1) * side), slice(j * side, (j + 1) * side)
+            assert torch.equal(g[cols, rows], g[rows, cols].T)
+
+
+@pytest.mark.parametrize(
+    "dtypes, work, rows",
+    [
+        ((torch.float32, torch.float32), torch.float32, 600),
+        ((torch.float32, torch.float64), torch.float32, 600),  # float32 unless all are float64
+        ((torch.float64, torch.float64), torch.float64, 300),
+    ],
+)
+def test_covariance_pass_chunks_and_working_dtype(dtypes, work, rows, monkeypatch):
+    """Chunks of _CHUNK_BYTES for two matrices as wide as the widest (6 columns) in the working
+    dtype's item size; products in the working dtype; blocks the float64 covariances."""
+    import ncib.analysis._linalg as linalg
+
+    monkeypatch.setattr(linalg, "_CHUNK_BYTES", 2 * 6 * 8 * 300)
+    g = torch.Generator().manual_seed(0)
+    x64 = [torch.randn(1000, w, generator=g, dtype=torch.float64) + 5.0 for w in (6, 3)]
+    mats = [x.to(dt) for x, dt in zip(x64, dtypes)]
+    pairs = [(0, 0), (1, 1), (0, 1)]
+    with _Products() as products:
+        means, blocks = covariance_blocks(mats, pairs)
+    chunk = [min(rows, 1000 - start) for start in range(0, 1000, rows)]
+    grams = [(m, k, dt) for m, k, _, dt in products.calls if m > 1]  # not the column sums
+    assert grams == [(w, m, work) for m in chunk for w in (6, 3, 6)]
+    assert all(dt == work for *_, dt in products.calls)
+    ref = torch.cov(torch.cat([x.double() for x in mats], 1).T, correction=0)
+    tol = 1e-12 if work == torch.float64 else 1e-5
+    for (i, j), block in zip(pairs, [ref[:6, :6], ref[6:, 6:], ref[:6, 6:]]):
+        assert blocks[(i, j)].dtype == torch.float64
+        torch.testing.assert_close(blocks[(i, j)], block, rtol=tol, atol=tol)
+    for mean, x in zip(means, mats):  # to the rounding of float32 chunk sums
+        torch.testing.assert_close(mean, x.double().mean(0), rtol=tol, atol=tol)
+
+
+def test_results_stay_on_the_inputs_device():
+    """Every buffer follows the inputs (the meta device stands in for an accelerator: a buffer
+    made on the CPU would not mix with it)."""
+    meta = torch.device("meta")
+    for d in (100, 1100):  # one product, tiles
+        g = _tiled_gram(torch.empty(8, d, device=meta))
+        assert g.device == meta and g.shape == (d, d)
+    a = torch.empty(700, 5, device=meta)
+    b = torch.empty(700, 3, device=meta, dtype=torch.float64)
+    means, blocks = covariance_blocks([a, b], [(0, 0), (1, 1), (0, 1)])
+    assert [(m.device, m.dtype, tuple(m.shape)) for m in means] == [
+        (meta, torch.float64, (5,)),
+        (meta, torch.float64, (3,)),
+    ]
+    assert {p: (v.device, v.dtype, tuple(v.shape)) for p, v in blocks.items()} == {
+        (0, 0): (meta, torch.float64, (5, 5)),
+        (1, 1): (meta, torch.float64, (3, 3)),
+        (0, 1): (meta, torch.float64, (5, 3)),
+    }
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+
+def test_concurrently_runs_at_most_as_many_jobs_as_threads():
+    """Four jobs on two threads: a pool of two (not one thread per job), results in order."""
+    lock = threading.Lock()
+    state = {"active": 0, "peak": 0}
+    idents = []
+
+    def job(i):
+        with lock:
+            state["active"] += 1
+            state["peak"] = max(state["peak"], state["active"])
+            idents.append(threading.get_ident())
+        time.sleep(0.02)
+        with lock:
+            state["active"] -= 1
+        return i
+
+    with intra_op_threads(2):
+        assert concurrently([functools.partial(job, i) for i in range(4)], CPU) == [0, 1, 2, 3]
+    assert state["peak"] <= 2
+    assert len(set(idents)) <= 2 and threading.get_ident() not in idents
+
+
+def test_nested_concurrently_runs_in_the_jobs_thread():
+    """With threads to spare inside each job (4 threads, 2 jobs: 2 each), a nested call still
+    runs serially in the job's own thread."""
+
+    def job():
+        return (
+            threading.get_ident(),
+            torch.get_num_threads(),
+            concurrently([threading.get_ident, threading.get_ident], CPU),
+        )
+
+    with intra_op_threads(4):
+        results = concurrently([job, job], CPU)
+    for ident, threads, nested in results:
+        assert threads == 2
+        assert nested == [ident, ident]

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+import ncib.analysis.etf as etf_module
 import ncib.analysis.pair as pair_module
+import ncib.analysis.probe as probe_module
 from ncib.analysis import (
     PairAnalysis,
     fit_logistic_probe,
@@ -58,13 +60,7 @@ def test_each_expensive_piece_is_computed_once(pair, monkeypatch, one_pass):
         "simplex_etf_stats",
         "ncc_predict",
     ):
-        original = getattr(pair_module, name)
-
-        def counted(*args, _original=original, _name=name, **kwargs):
-            calls[_name] += 1
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(pair_module, name, counted)
+        _count(monkeypatch, pair_module, name, calls)
     pa, _ = pair(0)
     if one_pass:
         pa.covariances()  # raw, normal and the copula cross blocks in one pass
@@ -218,3 +214,143 @@ def test_features_reject_an_unknown_split_or_kind(pair):
             pa.features(kind, 0, "tset")  # not silently the training split
     with pytest.raises(ValueError, match=r"^unknown feature kind 'full'; expected one of"):
         pa.features("full", 0, "train")
+
+
+@pytest.fixture
+def data(make_collapsed_pair):
+    return make_collapsed_pair(0, k=K)
+
+
+def _count(monkeypatch, module, name, calls: Counter) -> None:
+    original = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls[name] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+
+
+# -- PairAnalysis: input errors and warnings ------------------------------------------------
+
+
+def test_pair_messages_name_the_bad_input(data):
+    (z0, z1), (t0, t1), y, y_test = data
+    with pytest.raises(
+        ValueError, match=r"^train and test must each be a pair \(member 0, member 1\) of features$"
+    ):
+        PairAnalysis((z0,), (t0, t1), y, y_test, num_classes=K)
+    with pytest.raises(ValueError, match=r"^train\[1\] must be 2-D \(N, d\), got shape \(600,\)$"):
+        PairAnalysis((z0, z1[:, 0]), (t0, t1), y, y_test, num_classes=K)
+    with pytest.raises(ValueError, match=r"^test\[0\] must be 2-D \(N, d\), got shape \(200,\)$"):
+        PairAnalysis((z0, z1), (t0[:, 0], t1), y, y_test, num_classes=K)
+    with pytest.raises(
+        ValueError,
+        match=r"^the two members' features must be row-aligned \(same samples per split\)$",
+    ):
+        PairAnalysis((z0, z1[:-1]), (t0, t1), y, y_test, num_classes=K)
+    with pytest.raises(
+        ValueError, match=r"^y_train must have shape \(600,\) to match the features, got \(599,\)$"
+    ):
+        PairAnalysis((z0, z1), (t0, t1), y[:-1], y_test, num_classes=K)
+
+
+def test_absent_classes_are_reported_and_probed(data):
+    """With num_classes = K + 1 the last class has no samples: the warning says so, and the
+    probes still have K + 1 outputs (not 1 + the largest label seen)."""
+    train, test, y, y_test = data
+    with pytest.warns(RuntimeWarning) as record:
+        pa = PairAnalysis(train, test, y, y_test, num_classes=K + 1)
+    expected = [
+        f"PairAnalysis: 1 of {K + 1} classes have no samples in the {split} split"
+        for split in ("train", "test")
+    ]
+    assert pa.warnings == expected
+    assert [str(w.message) for w in record] == expected
+    probe = pa.probe("raw", 0)
+    assert probe.weight.shape == (train[0].shape[1], K + 1) and probe.bias.shape == (K + 1,)
+    assert int(probe.test_pred.max()) < K  # the absent class is never predicted
+
+
+def test_results_warnings_are_collected(data):
+    """A result's warnings (here the probe's constant column) join ``PairAnalysis.warnings``."""
+    (z0, z1), test, y, y_test = data
+    z0 = z0.clone()
+    z0[:, 3] = 2.0
+    pa = PairAnalysis((z0, z1), test, y, y_test, num_classes=K)
+    with pytest.warns(RuntimeWarning, match="constant"):
+        probe = pa.probe("raw", 0)
+    message = (
+        "fit_logistic_probe: 1 of 16 columns are constant on the training split; "
+        "they are centred and left unscaled"
+    )
+    assert message in probe.warnings
+    assert set(probe.warnings) <= set(pa.warnings)
+    assert len(pa.warnings) == len(set(pa.warnings))
+
+
+# -- PairAnalysis: what is computed, and when ------------------------------------------------
+
+
+def test_cca_computes_both_kinds_only_when_both_blocks_exist(data, monkeypatch):
+    calls: Counter[str] = Counter()
+    for name in ("covariance_blocks", "cca_from_covariance"):
+        _count(monkeypatch, pair_module, name, calls)
+    lazy = PairAnalysis(*data, num_classes=K)
+    lazy.cca("raw")  # only the raw blocks exist: the normal CCA (and its blocks) wait
+    assert calls == {"covariance_blocks": 1, "cca_from_covariance": 1}
+    calls.clear()
+    eager = PairAnalysis(*data, num_classes=K)
+    eager.covariances()
+    eager.cca("raw")  # both blocks formed: both CCAs computed together
+    assert calls == {"covariance_blocks": 1, "cca_from_covariance": 2}
+    eager.cca("normal")
+    assert calls["cca_from_covariance"] == 2
+
+
+def test_class_means_shared_by_etf_nc1_and_ncc(data, monkeypatch):
+    """Each (space, member)'s class means are computed once (also not inside the ETF stats)."""
+    calls: Counter[str] = Counter()
+    original = etf_module.class_means
+
+    def counted(*args, **kwargs):
+        calls["class_means"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(etf_module, "class_means", counted)
+    monkeypatch.setattr(pair_module, "class_means", counted)
+    pa = PairAnalysis(*data, num_classes=K)
+    for m in range(2):
+        pa.etf("raw", m)
+        pa.nc1("raw", m)
+        pa.ncc("raw", m, "test")
+    assert calls == {"class_means": 2}
+
+
+def test_raw_and_normal_probes_reuse_the_covariance_blocks(data, monkeypatch):
+    """No pass of the probe's own over the features for raw and normal (the pair's covariance
+    blocks give the moments); T_K has no blocks, so each member's probe makes one."""
+    calls: Counter[str] = Counter()
+    _count(monkeypatch, probe_module, "covariance_blocks", calls)
+    pa = PairAnalysis(*data, num_classes=K)
+    for kind in ("raw", "normal"):
+        for m in range(2):
+            pa.probe(kind, m)
+    assert calls["covariance_blocks"] == 0
+    pa.probe("tk", 0)
+    assert calls["covariance_blocks"] == 2
+
+
+def test_heldout_gib_defaults_to_member_0(data):
+    pa = PairAnalysis(*data, num_classes=K)
+    assert pa.heldout_gib() is pa.heldout_gib(0)
+    assert not torch.equal(pa.heldout_gib(0).gib.v, pa.heldout_gib(1).gib.v)
+
+
+def test_outputs_compute_only_member_0s_heldout_gib(data, monkeypatch):
+    """The held-out summary is the same for both members: member 1's is never computed."""
+    calls: Counter[str] = Counter()
+    _count(monkeypatch, pair_module, "heldout_gib_from_correlations", calls)
+    pa = PairAnalysis(*data, num_classes=K)
+    all_outputs(pa)
+    assert calls == {"heldout_gib_from_correlations": 1}

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ncib.analysis import cross_covariance, fit_logistic_probe
 
@@ -212,3 +213,107 @@ def test_standardisation_matters_on_badly_scaled_features():
     opt.step(closure)
     unscaled = float(((h_test @ w + b).argmax(1) == y_test).double().mean())
     assert unscaled < 0.7, unscaled
+
+
+# -- messages, moments, rounding, the preconditioner fallback, the line search -------------------------------------------------------------------------------
+
+
+def test_probe_y_test_message():
+    h, y, h_test, y_test = _clusters(0)
+    with pytest.raises(
+        ValueError, match=r"^y_test must have shape \(300,\) to match the features, got \(299,\)$"
+    ):
+        fit_logistic_probe(h, y, h_test, y_test[:-1])
+
+
+def test_probe_moments_shape_message():
+    h, y, h_test, y_test = _clusters(0)
+    cov = cross_covariance(h, h)
+    with pytest.raises(ValueError, match=r"^moments must be shaped \(10,\) and \(10, 10\)$"):
+        fit_logistic_probe(h, y, h_test, y_test, moments=(cov.mean_a[:-1], cov.cov_aa))
+
+
+def test_float32_moments_and_warm_start_are_accepted():
+    h, y, h_test, y_test = _clusters(1, sep=2.0)
+    kw = dict(weight_decay=1e-2, tolerance_grad=1e-9, tolerance_change=0.0, max_iter=500)
+    ref = fit_logistic_probe(h, y, h_test, y_test, **kw)
+    cov = cross_covariance(h, h)
+    f32 = fit_logistic_probe(
+        h, y, h_test, y_test, moments=(cov.mean_a.float(), cov.cov_aa.float()), **kw
+    )
+    assert f32.mean.dtype == f32.std.dtype == torch.float64
+    torch.testing.assert_close(f32.std, ref.std, rtol=1e-6, atol=0)
+    torch.testing.assert_close(f32.weight, ref.weight, rtol=0, atol=1e-4)
+    warm = fit_logistic_probe(
+        h, y, h_test, y_test, init=(ref.weight.float(), ref.bias.float()), **kw
+    )
+    assert warm.weight.dtype == torch.float64
+    torch.testing.assert_close(warm.weight, ref.weight, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_column_constant_up_to_rounding_is_flagged(dtype):
+    """A column at 1000 (float32) or 1e4 (float64) that differs between rows by one ulp only is
+    constant to the features' precision: it is flagged, centred and left unscaled (std 1)."""
+    g = torch.Generator().manual_seed(0)
+    n = 200
+    y = torch.arange(n) % 2
+    level = torch.tensor(1e3 if dtype == torch.float32 else 1e4, dtype=dtype)
+    column = torch.where(torch.arange(n) % 3 == 0, torch.nextafter(level, 2 * level), level)
+    h = torch.cat([column[:, None], torch.randn(n, 2, generator=g, dtype=dtype) + y[:, None]], 1)
+    assert h[:, 0].var() > 0
+    with pytest.warns(RuntimeWarning) as record:
+        res = fit_logistic_probe(h, y, h, y)
+    message = (
+        "fit_logistic_probe: 1 of 3 columns are constant on the training split; "
+        "they are centred and left unscaled"
+    )
+    assert [str(w.message) for w in record] == [message] and res.warnings == (message,)
+    assert res.std[0].item() == 1.0 and res.std[1].item() != 1.0
+
+
+def test_unfactorisable_preconditioner_falls_back():
+    """Moments whose correlation is not positive definite (off-diagonal covariance 1.5×) cannot
+    be factorised: the probe warns and runs unpreconditioned. The objective uses only the
+    diagonal (standardisation), so the optimum is that of the true moments."""
+    h, y, h_test, y_test = _clusters(2, sep=2.0)
+    kw = dict(weight_decay=1e-2, tolerance_grad=1e-9, tolerance_change=0.0, max_iter=500)
+    cov = cross_covariance(h, h)
+    ref = fit_logistic_probe(h, y, h_test, y_test, moments=(cov.mean_a, cov.cov_aa), **kw)
+    sd = cov.cov_aa.diagonal().sqrt()
+    bad = 1.5 * torch.outer(sd, sd)
+    bad.diagonal().copy_(cov.cov_aa.diagonal())
+    with pytest.warns(RuntimeWarning) as record:
+        res = fit_logistic_probe(h, y, h_test, y_test, moments=(cov.mean_a, bad), **kw)
+    message = (
+        "fit_logistic_probe: the preconditioner could not be factorised; "
+        "L-BFGS runs unpreconditioned"
+    )
+    assert [str(w.message) for w in record] == [message] and res.warnings == (message,)
+    torch.testing.assert_close(res.std, ref.std, rtol=0, atol=0)
+    torch.testing.assert_close(res.weight, ref.weight, rtol=0, atol=1e-5)
+    assert torch.equal(res.test_pred, ref.test_pred)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_iteration_decreases_the_objective(seed):
+    """The strong-Wolfe line search accepts only steps that decrease the objective: from a
+    poor warm start the objective after 1, 2, … L-BFGS iterations never increases (a fixed
+    unit step overshoots). Each loss is the documented objective at the returned weights."""
+    h, y, h_test, y_test = _clusters(seed, sep=2.0)
+    lam = 1e-2
+    cold = fit_logistic_probe(h, y, h_test, y_test, weight_decay=lam)
+    init = (-10 * cold.weight, cold.bias)
+
+    def objective(w, b):
+        x = (h - cold.mean) / cold.std
+        return float(F.cross_entropy(x @ w + b, y) + 0.5 * lam * w.square().sum())
+
+    losses = [objective(*init)]
+    for max_iter in range(1, 6):
+        res = fit_logistic_probe(
+            h, y, h_test, y_test, weight_decay=lam, init=init, max_iter=max_iter
+        )
+        np.testing.assert_allclose(float(res.loss), objective(res.weight, res.bias), rtol=1e-12)
+        losses.append(float(res.loss))
+    assert all(b <= a for a, b in zip(losses, losses[1:], strict=False)), losses
