@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import math
+import re
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
-from ncib.analysis import class_means, nc1, nc4_agreement, ncc_predict, simplex_etf_stats
+from ncib.analysis import (
+    class_means,
+    nc1,
+    nc4_agreement,
+    ncc_predict,
+    simplex_etf_stats,
+)
 
 from .conftest import random_orthonormal, simplex_vertices
 
@@ -77,7 +87,9 @@ def test_nc1_zero_when_collapsed(seed):
     assert float(nc1(h, y, 5).value) > 1e-3  # and not zero otherwise
 
 
-def _slow_nc1(h: np.ndarray, y: np.ndarray, k: int) -> float:
+def _slow_nc1(h: np.ndarray, y: np.ndarray, k: int, rcond: float | None = None) -> float:
+    """tr(Σ_W Σ_B⁺)/K, per sample and per class; ``rcond`` cuts Σ_B's singular values below
+    ``rcond·σ_max`` (numpy's default when None)."""
     d = h.shape[1]
     mus = {c: h[y == c].mean(0) for c in range(k)}
     mu_g = np.mean(list(mus.values()), axis=0)
@@ -90,7 +102,8 @@ def _slow_nc1(h: np.ndarray, y: np.ndarray, k: int) -> float:
     for c in range(k):  # per class
         sb += np.outer(mus[c] - mu_g, mus[c] - mu_g)
     sb /= k
-    return float(np.trace(sw @ np.linalg.pinv(sb)) / k)
+    pinv = np.linalg.pinv(sb) if rcond is None else np.linalg.pinv(sb, rcond=rcond)
+    return float(np.trace(sw @ pinv) / k)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -209,3 +222,106 @@ def test_nc4_agreement_counts_and_rejects_bad_shapes():
     message = r"^predictions must be 1-D and of equal length, got shapes \(3,\) and \(2,\)$"
     with pytest.raises(ValueError, match=message):
         nc4_agreement(torch.tensor([1, 2, 3]), torch.tensor([1, 2]))
+
+
+def _labelled(seed: int, n=200, d=6, k=4):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, k, (n,), generator=g)
+    y[:k] = torch.arange(k)  # every class present
+    centres = 2.0 * torch.randn(k, d, generator=g, dtype=torch.float64)
+    return centres[y] + torch.randn(n, d, generator=g, dtype=torch.float64), y
+
+
+def test_class_means_and_ncc_name_the_bad_features():
+    h, y = _labelled(0)
+    wrong_type = r"^h must be a torch\.Tensor of shape \(N, d\), got list$"
+    with pytest.raises(TypeError, match=wrong_type):
+        class_means(h.tolist(), y, 4)
+    with pytest.raises(TypeError, match=wrong_type):
+        ncc_predict(h, y, h.tolist(), 4)
+    with pytest.raises(ValueError, match=r"^h must be 2-D \(N, d\), got shape \(6,\)$"):
+        ncc_predict(h, y, h[0], 4)
+
+
+def test_class_means_reject_non_finite_features():
+    h, y = _labelled(1)
+    for bad in (math.nan, math.inf):
+        h_bad = h.clone()
+        h_bad[5, 2] = bad
+        with pytest.raises(
+            ValueError, match=r"^h contains NaN or inf; class means need finite features$"
+        ):
+            class_means(h_bad, y, 4)
+
+
+def test_nc1_carries_the_class_mean_warnings():
+    h, y = _labelled(2, k=5)
+    keep = y != 2
+    h, y = h[keep], y[keep]
+    note = "class_means: 1 of 5 classes have no samples (2); statistics use the 4 present classes"
+    with pytest.warns(RuntimeWarning, match=re.escape(note)):
+        res = nc1(h, y, 5)
+    assert res.warnings == (note,)
+    assert res.rank_b == 3
+
+
+def test_nc1_rtol_cuts_the_small_between_class_directions():
+    h, y = _labelled(3)
+    mus = torch.stack([h[y == c].mean(0) for c in range(4)])
+    s = torch.linalg.svdvals(mus - mus.mean(0))
+    ratios = (s / s[0]).square()  # 1 > ratio_2 > ratio_3 > 0
+    rtol = float(ratios[1] + ratios[2]) / 2  # keeps the two largest
+    res = nc1(h, y, 4, rtol=rtol)
+    assert res.rank_b == 2
+    expected = _slow_nc1(h.numpy(), y.numpy(), 4, rcond=rtol)
+    np.testing.assert_allclose(float(res.value), expected, rtol=1e-9)
+    assert nc1(h, y, 4).rank_b == 3  # the default keeps all K − 1 directions
+    assert abs(float(res.value) - float(nc1(h, y, 4).value)) > 1e-3
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e-6, 1e3])
+def test_nc1_is_scale_invariant(scale):
+    """Small features (largest singular value of the centred means below 1) are not collapsed."""
+    h, y = _labelled(4)
+    base = nc1(h, y, 4)
+    scaled = nc1(h * scale, y, 4)
+    assert scaled.rank_b == base.rank_b == 3
+    np.testing.assert_allclose(float(scaled.value), float(base.value), rtol=1e-9)
+
+
+def test_nc1_of_coinciding_class_means_is_inf_with_a_warning():
+    h = torch.tensor([[1.0, 2.0], [-1.0, -2.0], [3.0, 0.5], [-3.0, -0.5]], dtype=torch.float64)
+    y = torch.tensor([0, 0, 1, 1])  # both class means are exactly 0
+    message = "nc1: all class means coincide: Σ_B = 0, NC1 is undefined and reported as inf"
+    with pytest.warns(RuntimeWarning, match=f"^{re.escape(message)}$"):
+        res = nc1(h, y, 2)
+    assert res.rank_b == 0 and type(res.rank_b) is int
+    assert res.value.dtype == torch.float64 and res.value.ndim == 0
+    assert math.isinf(float(res.value)) and float(res.value) > 0
+    assert res.warnings == (message,)
+
+
+def test_ncc_infers_the_number_of_classes_from_the_training_labels():
+    h, y = _labelled(5, k=5)
+    g = torch.Generator().manual_seed(50)
+    h_new = h[:40] + torch.randn(40, h.shape[1], generator=g, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # max(y) + 1 classes, all present: no absent class
+        pred = ncc_predict(h, y, h_new)
+    assert torch.equal(pred, ncc_predict(h, y, h_new, 5))
+    brute = torch.cdist(h_new, torch.stack([h[y == c].mean(0) for c in range(5)])).argmin(1)
+    assert torch.equal(pred, brute)
+
+
+def test_ncc_of_float32_features_decides_in_float32():
+    """The squared norms of the centres ‖(2⁻¹², 1)‖² = 1 + 2⁻²⁴ and ‖(1, 0)‖² = 1 are equal in
+    float32: for float32 features the query at the origin is a tie, which goes to the lowest
+    class, as a float32 brute force has it."""
+    h_train = torch.tensor([[2.0**-12, 1.0], [1.0, 0.0], [-5.0, -5.0]], dtype=torch.float32)
+    y = torch.tensor([0, 1, 2])
+    query = torch.zeros(3, 2, dtype=torch.float32)
+    brute = torch.cdist(query, h_train).argmin(1)
+    assert brute.tolist() == [0, 0, 0]
+    assert ncc_predict(h_train, y, query, 3).tolist() == [0, 0, 0]
+    # in float64 the second centre is strictly nearer
+    assert ncc_predict(h_train.double(), y, query.double(), 3).tolist() == [1, 1, 1]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from ncib.analysis import (
     canonical_correlations,
     cross_covariance,
     gaussian_ib,
+    gib_from_cca,
     gib_from_covariance,
     ib_representation,
 )
@@ -312,3 +315,54 @@ def test_ib_representation_names_its_bad_input():
         ValueError, match="^ib_representation needs either gib=GIBResult or the partner y$"
     ):
         ib_representation(x, 1)
+
+
+EPS = torch.finfo(torch.float64).eps
+
+
+def _small_pair(seed: int, n=400, d_x=4, d_y=3):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d_x, generator=g, dtype=torch.float64)
+    y = x[:, :d_y] * torch.tensor([1.5, 0.8, 0.3], dtype=torch.float64)
+    return x, y + torch.randn(n, d_y, generator=g, dtype=torch.float64)
+
+
+def test_gib_reports_and_clamps_eigenvalues_below_eps():
+    x, y = _small_pair(0)
+    cca = canonical_correlations(x, y)
+    assert cca.warnings == ()
+    exact = replace(cca, rho=torch.tensor([1.0, 1.0, 0.5], dtype=torch.float64))
+    message = (
+        "gaussian_ib: 2 GIB eigenvalues below 2.2e-16 (X and Y almost deterministically "
+        "related) clamped so that the logs stay finite"
+    )
+    with pytest.warns(RuntimeWarning, match=f"^{re.escape(message)}$"):
+        gib = gib_from_cca(exact)
+    assert gib.warnings == (message,)
+    assert gib.lam.tolist() == [EPS, EPS, 0.75]
+    assert math.isfinite(float(gib.mutual_information()))
+    # X = Y: the CCA's correlations round to 1 and the same warning (its count is the data's)
+    with pytest.warns(RuntimeWarning, match=r"^gaussian_ib: \d GIB eigenvalues below 2\.2e-16"):
+        same = gaussian_ib(x, x.clone(), ridge=0.0)
+    assert float(same.lam.min()) == EPS
+
+
+def test_alphas_of_an_uncorrelated_direction_stay_zero_even_at_infinite_beta():
+    lam = torch.tensor([0.2, 0.5, 1.0], dtype=torch.float64)  # β_crit = 1.25, 2, inf
+    d = torch.eye(3, dtype=torch.float64)
+    gib = GIBResult(lam, d, torch.ones(3, dtype=torch.float64), 1 / (1 - lam), torch.zeros(3))
+    alphas = gib.alphas(math.inf)
+    assert alphas.tolist() == [math.inf, math.inf, 0.0]
+    assert int((alphas > 0).sum()) == gib.n_active(math.inf) == 2
+
+
+def test_transform_names_its_bad_input_and_keeps_float32():
+    x, y = _small_pair(1)
+    rep = gaussian_ib(x, y).representation(2)
+    with pytest.raises(TypeError, match=r"^x must be a torch\.Tensor of shape \(N, d\), got list$"):
+        rep.transform(x.tolist())
+    out64 = rep.transform(x)
+    torch.testing.assert_close(out64, (x - rep.mean) @ rep.matrix.T, rtol=1e-12, atol=1e-12)
+    out32 = rep.transform(x.float())
+    assert out32.dtype == torch.float32 and out32.shape == (x.shape[0], 2)
+    torch.testing.assert_close(out32.double(), out64, rtol=0, atol=1e-4)

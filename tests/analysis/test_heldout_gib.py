@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
+import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,12 +24,16 @@ from ncib.analysis import (
     heldout_correlations,
     heldout_gaussian_ib,
     heldout_gib_from_cca,
+    heldout_gib_from_correlations,
     heldout_gib_summary,
     normal_scores,
 )
 from ncib.analysis._checks import WarningLog
 from ncib.analysis._linalg import regularised_cholesky
 from ncib.analysis.cca import canonical_correlations
+from ncib.analysis.heldout_gib import HeldoutCorrelations
+
+from .test_gib import EPS, _small_pair
 
 SEEDS = [0, 1, 2]
 RIDGE = 1e-6
@@ -463,3 +470,98 @@ def test_copula_cca_from_factors_equals_the_full_cca(seed, case):
     np.testing.assert_allclose(rho.numpy(), cca.rho.numpy(), rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="k=8 is out of range"):
         copula_cca_from_factors(cross, factors[0], factors[1], k=8)
+
+
+# -- edge cases: constant and identical variates, chunked shift, eigenvalues at eps, fields ---
+
+
+def _fit(seed: int, n=300, n_test=120):
+    x, y = _small_pair(seed, n + n_test)
+    return canonical_correlations(x[:n], y[:n]), x[n:], y[n:]
+
+
+def test_heldout_correlations_of_constant_variates_warn_and_count_rows():
+    cca, xte, yte = _fit(0)
+    xte = torch.full_like(xte, 0.25)  # every variate of X is constant on the test split
+    message = (
+        "heldout_gib: 3 of 3 canonical variates are constant on the test split; their held-out "
+        "correlation is taken as 0"
+    )
+    with pytest.warns(RuntimeWarning, match=f"^{re.escape(message)}$"):
+        held = heldout_correlations(cca, xte, yte)
+    assert held.warnings == (message,)
+    assert held.corr.tolist() == [0.0, 0.0, 0.0]
+    assert held.n_test == 120 and type(held.n_test) is int
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_heldout_correlation_of_identical_variates_is_at_most_one(seed):
+    """One dimension, Y_test = X_test: the correlation is 1, never 1 + ulp (seed 0 rounds so)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(20, 1, generator=g, dtype=torch.float64)
+    y = 2 * x + 0.5 * torch.randn(20, 1, generator=g, dtype=torch.float64)
+    cca = canonical_correlations(x, y)
+    x_test = torch.randn(8, 1, generator=g, dtype=torch.float64)
+    held = heldout_correlations(cca, x_test, x_test.clone())
+    assert float(held.corr[0]) <= 1.0
+    assert float(held.corr[0]) == pytest.approx(1.0, abs=1e-15)
+
+
+def test_heldout_shift_is_the_mean_of_all_test_chunks(monkeypatch):
+    """A test split far from the origin: correlations are translation invariant, which in
+    floating point needs the shift by the test mean over all chunks (not the last one)."""
+    import ncib.analysis._linalg as linalg
+
+    cca, xte, yte = _fit(2, n_test=1_300)
+    near = heldout_correlations(cca, xte, yte)
+    monkeypatch.setattr(linalg, "_CHUNK_BYTES", 1)  # 256-row chunks, the last one of 20 rows
+    far = heldout_correlations(cca, xte + 1e8, yte - 1e8)
+    np.testing.assert_allclose(far.corr.numpy(), near.corr.numpy(), rtol=0, atol=1e-6)
+
+
+def test_heldout_eigenvalues_at_eps_are_kept_below_are_reported():
+    cca, _, _ = _fit(3)
+    just_below_one = 1.0 - 2.0**-53  # λ = (1 − ρ)(1 + ρ) rounds to eps exactly
+    at_eps = HeldoutCorrelations(torch.tensor([0.3, just_below_one, 0.1], dtype=torch.float64), 9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = heldout_gib_from_correlations(cca, at_eps)
+    assert float(res.lam[0]) == EPS and res.warnings == ()
+    below = HeldoutCorrelations(torch.tensor([0.3, just_below_one, 1.0], dtype=torch.float64), 9)
+    message = (
+        "heldout_gib: 1 held-out GIB eigenvalues below 2.2e-16 (X and Y almost deterministically "
+        "related on the test split) clamped so that the logs stay finite"
+    )
+    with pytest.warns(RuntimeWarning, match=f"^{re.escape(message)}$"):
+        res = heldout_gib_from_correlations(cca, below)
+    assert res.lam.tolist() == [EPS, EPS, (1 - 0.3) * (1 + 0.3)]
+    assert res.warnings == (message,)
+
+
+def test_heldout_gib_result_fields():
+    cca, xte, yte = _fit(4)
+    held = heldout_correlations(cca, xte, yte)
+    held = replace(held, warnings=("heldout_gib: a note",))
+    res = heldout_gib_from_correlations(cca, held)
+    assert res.n_test == 120 and type(res.n_test) is int
+    assert res.warnings == ("heldout_gib: a note",)
+    assert res.gib.warnings == res.warnings
+    torch.testing.assert_close(res.gib.mean_x, cca.mean_a, rtol=0, atol=0)
+    torch.testing.assert_close(res.rho_train, cca.rho, rtol=0, atol=0)
+    torch.testing.assert_close(res.corr, held.corr, rtol=0, atol=0)
+
+
+def test_heldout_summary_fields_and_a_training_correlation_of_one():
+    x, y = _small_pair(5, 500)
+    res = heldout_gaussian_ib(x[:350], y[:350], x[350:], y[350:])
+    summary = heldout_gib_summary(res, 2)
+    assert summary.k == 2 and type(summary.k) is int
+    lam_train = 1 - res.rho_train.square()
+    expected = -0.5 * float(lam_train.log().sum())
+    assert summary.mi_xy_in_sample == pytest.approx(expected, rel=1e-12)
+    # an in-sample correlation of exactly 1: its λ is clamped to eps, as in the GIB
+    exact = replace(res, rho_train=torch.tensor([1.0, 0.6, 0.2], dtype=torch.float64))
+    summary = heldout_gib_summary(exact, 1)
+    expected = -0.5 * (math.log(EPS) + math.log(0.64) + math.log(0.96))
+    assert summary.mi_xy_in_sample == pytest.approx(expected, rel=1e-12)
+    assert summary.k == 1
