@@ -279,14 +279,14 @@ def regularised_cholesky(
     computation of Σ resolves), and escalates the ridge when the factorisation fails (only
     possible for ``ridge`` ≈ 0).
     """
-    scale = _ridge_scale(cov, ridge, what, scale)
+    unit = _ridge_scale(cov, ridge, what, scale)
     d = cov.shape[0]
     eps = torch.finfo(torch.float64).eps
-    reg = ridge * scale
+    reg = ridge * unit
     eye = torch.eye(d, dtype=cov.dtype, device=cov.device)
     chol, info = torch.linalg.cholesky_ex(cov + reg * eye)
     if int(info) != 0:
-        reg = max(reg, d * eps * scale)
+        reg = max(reg, d * eps * unit)
         while int(info) != 0:
             reg *= 10.0
             chol, info = torch.linalg.cholesky_ex(cov + reg * eye)
@@ -324,22 +324,29 @@ def cholesky_warnings(
     eps = torch.finfo(torch.float64).eps
     if not float(cov.diagonal().sum()) / d > 0.0:
         log.warn(f"{what} is zero (every column constant); using a unit ridge scale")
+    given = scale if scale is not None and math.isfinite(scale) and scale > 0.0 else None
     scale = _ridge_scale(cov, ridge, what, scale)
     if resolution is not None and resolution > 0.0:
         _resolution_warning(cov, chol, reg, what, resolution, log)
     if reg != ridge * scale:
         log.warn(
             f"{what} is not positive definite with ridge={ridge}; used an absolute ridge "
-            f"{reg:.3e} (= {reg / scale:.1e}·tr/d) to factorise it"
+            f"{reg:.3e} (= {reg / scale:.1e}·{'tr' if given is None else 'tr(Σ_W)'}/d) to "
+            "factorise it"
         )
-    ratio = chol.diagonal().square() / (cov.diagonal() + reg)
     tol = max(min(10.0 * ridge, 1e-4), 100.0 * d * eps)
+    if given is None:  # relative to each column's own variance
+        ratio = chol.diagonal().square() / (cov.diagonal() + reg)
+        what_of, unit = "of their variance", "tr(Σ)/d"
+    else:  # class-centred: relative to the within-class variance (collapse is not deficiency)
+        ratio = (chol.diagonal().square() - reg) / scale
+        what_of, unit = "of the within-class variance per dimension", "tr(Σ_W)/d"
     deficient = int((ratio < tol).sum())
     if deficient:
         log.warn(
             f"{what} is numerically rank deficient: {deficient} of {d} directions keep less "
-            f"than {tol:.0e} of their variance after the preceding columns (duplicated or "
-            f"collinear columns, or N <= d); the ridge {ridge:g}·tr(Σ)/d regularises them"
+            f"than {tol:.0e} {what_of} after the preceding columns (duplicated or "
+            f"collinear columns, or N <= d); the ridge {ridge:g}·{unit} regularises them"
         )
 
 
