@@ -23,6 +23,7 @@ import torch
 from ncib.analysis import PairAnalysis
 from ncib.engine.features import Collective, SingleProcess, extract_pair_features
 from ncib.metrics import logged_name
+from ncib.metrics.legacy import RECORD_SCHEMA
 from ncib.metrics.outputs import ANALYSIS_GROUPS, check_outputs, group_outputs
 from ncib.records import RECORDS_FILE, append_record, fault_point
 
@@ -129,6 +130,7 @@ class PairEpochAnalysis:
         num_classes = int(datamodule.num_classes)
         k = num_classes if st.k is None else st.k
         record: dict = {
+            "schema": RECORD_SCHEMA,
             "epoch": int(epoch),
             "global_step": int(global_step),
             "num_classes": num_classes,
