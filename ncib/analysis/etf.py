@@ -247,18 +247,21 @@ def ncc_loo_accuracy(
         if num_classes is None:
             num_classes = int(y.max()) + 1
         cm = means if means is not None else class_means(h, y, num_classes)
-        f64 = torch.float64
-        mu = cm.means.to(f64)
+        f64, dt = torch.float64, work_dtype(h)
+        mu = cm.means.to(dt)
         counts = torch.bincount(y, minlength=num_classes).to(f64)
-        bias = torch.where(cm.present, -0.5 * mu.square().sum(1), -math.inf)
+        bias = torch.where(cm.present, -0.5 * cm.means.square().sum(1), -math.inf).to(dt)
         correct = 0
         for sl in row_chunks(*h.shape):
-            hc, yc = h[sl].to(f64), y[sl]
-            score = hc @ mu.T + bias  # −½‖h − μ_k‖² + ½‖h‖²
+            hc, yc = h[sl].to(dt), y[sl]
+            # the other classes: −½‖h − μ_k‖² + ½‖h‖² by one product in the working dtype
+            score = (hc @ mu.T + bias).to(f64)
+            # the own class from the difference itself, scaled to the centre without h
             n_own = counts[yc]
-            own = (hc - mu[yc]).square().sum(1) * (n_own / (n_own - 1).clamp_min(1)).square()
-            own = torch.where(n_own > 1, -0.5 * own + 0.5 * hc.square().sum(1), -math.inf)
-            score.scatter_(1, yc[:, None], own[:, None])
+            diff = hc.to(f64) - cm.means.to(f64)[yc]
+            own = diff.square().sum(1) * (n_own / (n_own - 1).clamp_min(1)).square()
+            own = -0.5 * own + 0.5 * hc.to(f64).square().sum(1)
+            score.scatter_(1, yc[:, None], torch.where(n_own > 1, own, -math.inf)[:, None])
             correct += int((score.argmax(1) == yc).sum())
         return torch.tensor(correct / h.shape[0], dtype=f64)
 
