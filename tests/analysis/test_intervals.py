@@ -17,8 +17,6 @@ from ncib.analysis import (
     IntervalSettings,
     PairAnalysis,
     canonical_correlations,
-    cca_from_covariance,
-    cross_covariance,
     heldout_gib_from_correlations,
     heldout_gib_summary,
 )
@@ -26,7 +24,6 @@ from ncib.analysis.intervals import (
     Interval,
     bootstrap_correlations,
     bracket_interval,
-    leading_cca,
     null_threshold,
     spectrum_statistics,
 )
@@ -133,24 +130,6 @@ def test_the_null_threshold_is_what_noise_reaches():
         )
         exceed += int(corr.max() > thr)
     assert exceed <= 5
-
-
-def test_leading_cca_finds_the_leading_pairs():
-    g = torch.Generator().manual_seed(2)
-    n, d = 3000, 60
-    x = torch.randn(n, d, generator=g, dtype=torch.float64)
-    y = torch.randn(n, d, generator=g, dtype=torch.float64)
-    y[:, :5] = 0.9 * x[:, :5] + 0.44 * y[:, :5]
-    cov = cross_covariance(x, y)
-    full = cca_from_covariance(cov)
-    lead = leading_cca(cov, 1e-6, 5)
-    assert lead.directions_a.shape == (d, 5)
-    torch.testing.assert_close(lead.rho, full.rho[:5], rtol=0, atol=1e-9)
-    # the directions span the same canonical variates (up to sign)
-    sa, sf = x @ lead.directions_a, x @ full.directions_a[:, :5]
-    cos = (sa * sf).sum(0).abs() / (sa.norm(dim=0) * sf.norm(dim=0))
-    torch.testing.assert_close(cos, torch.ones(5, dtype=torch.float64), rtol=0, atol=1e-6)
-    assert leading_cca(cov, 1e-6, 30).directions_a.shape == (d, d)  # q >= r/3: the full CCA
 
 
 def test_interval_settings_refuse_bad_values_naming_them():
