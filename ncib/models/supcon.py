@@ -97,7 +97,9 @@ class PairedSupCon(pl.LightningModule):
         x = views.flatten(0, 1)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        z = member(x).view(b, v, -1)
+        # float32 projections (a no-op under CUDA bf16 autocast, where the head's normalisation
+        # already returns float32): the gather and the loss run in float32 (docs/math.md §1)
+        z = member(x).view(b, v, -1).float()
         # under DDP: contrast against the global batch (a no-op on one device)
         return supcon_loss(
             gather_with_grad(z),
