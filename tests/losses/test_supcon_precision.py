@@ -70,9 +70,9 @@ def test_gradient_under_bf16_autocast_is_the_float32_gradient(noise, monkeypatch
     _, grad64 = loss_gradient(features, labels, bf16_autocast=False, dtype=torch.float64)
     assert relative_error(grad32, grad64) < TOLERANCE / 100
     loss, grad = loss_gradient(features, labels, bf16_autocast=True)
-    assert loss.dtype == torch.float32 and grad.dtype == torch.float32
     assert relative_error(grad, grad32) < TOLERANCE
-    torch.testing.assert_close(loss, loss32, rtol=1e-6, atol=0)
+    torch.testing.assert_close(loss, loss32, rtol=1e-6, atol=0, check_dtype=False)
+    assert loss.dtype == torch.float32 and grad.dtype == torch.float32
     if noise == 0.02:
         # the case has teeth: without the guard the bf16 gradient is mostly rounding
         monkeypatch.setattr(torch, "autocast", _unguarded_autocast)
@@ -89,8 +89,8 @@ def test_bf16_projections_are_contrasted_in_float32():
     p = values.clone().requires_grad_(True)
     loss = supcon_loss(p, labels, 0.1, base_temperature=0.07)
     loss.backward()
+    torch.testing.assert_close(loss, exact, rtol=1e-6, atol=0, check_dtype=False)
     assert loss.dtype == torch.float32
-    torch.testing.assert_close(loss, exact, rtol=1e-6, atol=0)
     # the gradient comes back in the input's dtype: only its own rounding, 2⁻⁹ per entry
     assert p.grad.dtype == torch.bfloat16
     assert relative_error(p.grad, grad_exact) < 2.0**-8
