@@ -13,12 +13,14 @@ import ncib.data.base as data_base
 from ncib.data import DigitsDataModule, EpochBatchSampler
 
 
-def _epoch(n, batch, seed, epoch, monkeypatch, world=1, drop_last=False):
+def _epoch(n, batch, seed, epoch, monkeypatch, world=1, drop_last=None):
     """``[[indices of batch b on rank r for r in ranks] for b in batches]`` and each rank's len."""
     per_rank, lengths = [], []
     for rank in range(world):
         monkeypatch.setattr(data_base, "_dist_rank_world", lambda r=rank: (r, world))
-        sampler = EpochBatchSampler(n, batch, seed, drop_last=drop_last)
+        # the default (what the linear evaluation's sampler gets) unless drop_last is given
+        kwargs = {} if drop_last is None else {"drop_last": drop_last}
+        sampler = EpochBatchSampler(n, batch, seed, **kwargs)
         sampler.set_epoch(epoch)
         per_rank.append([idx for idx, _ in sampler])
         lengths.append(len(sampler))
