@@ -15,7 +15,8 @@ from tests.conftest import REPO_ROOT, compose_config
 
 
 def _flat(cfg) -> dict:
-    """``{dotted key: value}`` of a composed config, interpolations resolved."""
+    """``{dotted key: value}`` of a composed config, interpolations as written (a key that
+    only follows another through ``${...}`` does not count as changed)."""
     out = {}
 
     def walk(node, path):
@@ -25,7 +26,7 @@ def _flat(cfg) -> dict:
         else:
             out[path] = node
 
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
     return out
 
 
