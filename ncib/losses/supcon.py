@@ -20,15 +20,16 @@ gradient is then mostly rounding. What runs in which dtype under ``trainer.preci
 (Lightning's ``torch.autocast(dtype=torch.bfloat16)`` around the training step):
 
 * encoder and projection-head ``Linear``/``Conv`` layers: bf16 (autocast's lower-precision list);
-* the head's L2 normalisation (``F.normalize``): ``norm`` is on autocast's float32 list, and
-  the bf16 numerator divided by the float32 norm promotes, so the projections ``p`` are
-  float32 — but they carry the bf16 rounding of the head's output;
+* the head's L2 normalisation (``F.normalize``): the vector norm is on CUDA autocast's
+  float32 list, and the bf16 numerator divided by the float32 norm promotes, so the
+  projections ``p`` are float32 — carrying the bf16 rounding of the head's output (CPU
+  autocast keeps the norm in bf16: ``PairedSupCon.member_loss`` casts to float32);
 * :func:`~ncib.losses.gather_with_grad` under DDP: all-gather of the float32 ``p``, all-reduce
   of float32 gradients in the backward pass;
 * here: ``p`` cast to float32 (a no-op under bf16-mixed), then the Gram matrix ``P Pᵀ``, the
   division by τ, the masked log-sum-exp, the log-probabilities, the sums over positives and
-  the mean, all float32 (without the guard the product is on the lower-precision list: bf16
-  in and out, and the log-sum-exp would run on bf16 logits).
+  the mean, all float32 (without the guard the product is on the lower-precision list: the
+  logits come out bf16, and every later step inherits their rounding).
 
 The Gram matrix is then a float32 matmul, which on CUDA obeys
 ``torch.set_float32_matmul_precision`` (``float32_matmul_precision``: ``high`` allows TF32,
