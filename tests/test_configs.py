@@ -24,7 +24,7 @@ OPTIONS = sorted(
     if p.parent != CONF
 )
 NO_TARGETS = {"paths", "augment"}  # groups of plain values
-GLOBAL = {"experiment", "recipe", "debug"}  # groups that override other groups' keys
+GLOBAL = {"experiment", "recipe", "debug", "precision"}  # groups that override other groups' keys
 REQUIRED = {("experiment", "zero_shot_transfer"): ["transfer.source=/a/run/dir"]}  # `???` values
 
 
@@ -88,7 +88,7 @@ def test_every_group_is_covered():
         "logger",
         "trainer",
     }
-    assert expected | {"paths", "linear_eval", "debug", "experiment"} <= set(GROUPS)
+    assert expected | {"paths", "linear_eval", "debug", "experiment", "precision"} <= set(GROUPS)
 
 
 def test_the_packaged_config_is_the_repository_conf():

@@ -11,8 +11,11 @@ in batches.
 **What a member sees does not depend on the device count.** With member seed ``s``:
 
 * the data order of epoch ``e`` is a permutation drawn from ``(s, e)``; its consecutive
-  slices of ``batch_size`` are the *global* batches, and with ``W`` devices rank ``r`` takes
-  the ``r``-th of ``W`` equal parts of each;
+  slices of ``batch_size`` are the *global* batches, the last one partial when the batch does
+  not divide the training set (kept, as the reference SupContrast loader keeps it), and with
+  ``W`` devices rank ``r`` takes the ``r``-th of ``W`` equal parts of each — of the partial
+  batch, of its first ``R − (R mod W)`` samples (its ``R mod W < W`` last ones are left out of
+  that epoch; with one device nothing is);
 * view ``v`` of training sample ``i`` in epoch ``e`` is drawn from the counter-based stream
   :class:`~ncib.data.counter_rng.SampleRNG` keyed by ``key(s, e)`` and numbered by
   ``(i, v)``: its randomness is a function of ``(s, e, i, v)`` only — not of the batch, its
@@ -23,8 +26,9 @@ in batches.
   Different members (seeds), epochs and views draw from unrelated streams.
 
 So member ``m`` sees exactly the same global batches and views whether it is trained alone or
-beside another member, on one device or several, and a resumed run draws what an uninterrupted
-one would have (Lightning calls :meth:`EpochBatchSampler.set_epoch`).
+beside another member, on one device or several (up to those ``R mod W`` samples), and a
+resumed run draws what an uninterrupted one would have (Lightning calls
+:meth:`EpochBatchSampler.set_epoch`).
 
 **What does depend on the device count** is training itself, not its data:
 
@@ -137,17 +141,24 @@ class EpochBatchSampler(Sampler):
     batches a member sees do not depend on the number of devices. The key is
     :meth:`augment_key` ``(epoch)``, the same for every batch and rank of the epoch: a view's
     randomness is told apart by its sample index and view index
-    (:meth:`PairedViewDataModule.make_views`). The last partial batch is dropped. Lightning
-    calls :meth:`set_epoch` before every epoch.
+    (:meth:`PairedViewDataModule.make_views`). Lightning calls :meth:`set_epoch` before every
+    epoch.
+
+    The last partial batch (``R = num_samples mod batch_size`` samples) is kept, as the
+    reference SupContrast ``DataLoader`` keeps it (``drop_last=False``), unless ``drop_last``.
+    Split across ``W`` ranks it keeps its first ``R − (R mod W)`` samples, so that every rank
+    gets the same number (the gather of the SupCon loss needs equal parts); when fewer than
+    ``W`` remain it is left out.
     """
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int):
+    def __init__(self, num_samples: int, batch_size: int, seed: int, drop_last: bool = False):
         if batch_size > num_samples:
             raise ValueError(
                 f"batch_size={batch_size} is larger than the {num_samples} training samples; "
                 "choose dataset.datamodule.batch_size <= the training set size"
             )
         self.num_samples, self.batch_size, self.seed = num_samples, batch_size, int(seed)
+        self.drop_last = bool(drop_last)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -157,8 +168,16 @@ class EpochBatchSampler(Sampler):
         """The member's 63-bit augmentation key for ``epoch`` (default: the current one)."""
         return mix_seed(self.seed, _AUGMENT, self.epoch if epoch is None else epoch)
 
+    def _last_batch(self, world: int) -> int:
+        """Samples in the kept last partial batch across ``world`` ranks (0: none kept)."""
+        if self.drop_last:
+            return 0
+        rest = self.num_samples % self.batch_size
+        return rest - rest % world
+
     def __len__(self) -> int:
-        return self.num_samples // self.batch_size
+        full = self.num_samples // self.batch_size
+        return full + (self._last_batch(_dist_rank_world()[1]) > 0)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, int]]:
         rank, world = _dist_rank_world()
@@ -171,9 +190,14 @@ class EpochBatchSampler(Sampler):
         g = torch.Generator().manual_seed(mix_seed(self.seed, _ORDER, self.epoch))
         order = torch.randperm(self.num_samples, generator=g)
         key = self.augment_key()
-        for b in range(len(self)):
+        full = self.num_samples // self.batch_size
+        for b in range(full):
             start = b * self.batch_size + rank * local
             yield order[start : start + local], key
+        last = self._last_batch(world) // world
+        if last:
+            start = full * self.batch_size + rank * last
+            yield order[start : start + last], key
 
 
 class NoAugment(nn.Module):
@@ -213,6 +237,8 @@ class PairedViewDataModule(pl.LightningDataModule):
         classes: a class subset — ``None`` (all), ``n`` (the first n classes) or a list of class
             ids; the kept classes are relabelled ``0..K−1`` in the order given, the same for
             both members, and ``num_classes`` becomes K.
+        drop_last: drop each epoch's last partial batch (default: keep it, as the reference
+            does; :class:`EpochBatchSampler`).
 
     Subclasses set ``total_classes`` (the dataset's own number of classes), ``mean`` and ``std``.
     """
@@ -230,6 +256,7 @@ class PairedViewDataModule(pl.LightningDataModule):
         eval_batch_size: int = 1024,
         num_workers: int = 0,
         classes: int | Sequence[int] | None = None,
+        drop_last: bool = False,
     ):
         super().__init__()
         if views < 2:
@@ -239,6 +266,7 @@ class PairedViewDataModule(pl.LightningDataModule):
         self.seeds = [int(s) for s in seeds]
         self.batch_size, self.views = int(batch_size), int(views)
         self.eval_batch_size, self.num_workers = int(eval_batch_size), int(num_workers)
+        self.drop_last = bool(drop_last)
         self.augment: nn.Module = NoAugment()  # subclasses set theirs
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._on_device: tuple[torch.device, torch.Tensor, torch.Tensor] | None = None
@@ -266,7 +294,7 @@ class PairedViewDataModule(pl.LightningDataModule):
         return {
             f"m{m}": DataLoader(
                 data,
-                sampler=EpochBatchSampler(len(data), self.batch_size, seed),
+                sampler=EpochBatchSampler(len(data), self.batch_size, seed, self.drop_last),
                 batch_size=None,
                 num_workers=self.num_workers,
                 pin_memory=torch.cuda.is_available(),

@@ -49,8 +49,9 @@ class PairedSupCon(pl.LightningModule):
             None means τ (factor 1).
         channels_last: use the channels-last memory format (faster convolutions on GPU).
         compile: compile each member's training path (forward, projection and SupCon loss,
-            and their backward) with ``torch.compile`` on first use, for static shapes (the
-            sampler drops the last partial batch). The modules are not wrapped, so the
+            and their backward) with ``torch.compile`` on first use, for static shapes (an
+            epoch's last partial batch compiles a second graph, once; ``drop_last`` of the
+            DataModule avoids it). The modules are not wrapped, so the
             ``state_dict`` keys are the same either way; the first training step pays the
             compile time.
     """
@@ -97,7 +98,9 @@ class PairedSupCon(pl.LightningModule):
         x = views.flatten(0, 1)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        z = member(x).view(b, v, -1)
+        # float32 projections (a no-op under CUDA bf16 autocast, where the head's normalisation
+        # already returns float32): the gather and the loss run in float32 (docs/math.md §1)
+        z = member(x).view(b, v, -1).float()
         # under DDP: contrast against the global batch (a no-op on one device)
         return supcon_loss(
             gather_with_grad(z),
