@@ -35,8 +35,9 @@ population of the analysed split's distribution).
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -56,6 +57,7 @@ __all__ = [
     "bracket_interval",
     "null_threshold",
     "heldout_intervals",
+    "interval_settings",
     "spectrum_statistics",
 ]
 
@@ -109,6 +111,27 @@ class IntervalSettings:
                 f"intervals.permutations={self.permutations} is too few for null_level="
                 f"{self.null_level}: need permutations·null_level >= 1"
             )
+
+
+def interval_settings(values: Mapping | None) -> IntervalSettings | None:
+    """The ``analysis.intervals`` config mapping as :class:`~ncib.analysis.IntervalSettings`
+    (None stays None: no intervals). An unknown key or a bad value is a ``ValueError`` naming
+    ``analysis.intervals.<key>``, the value and what is allowed."""
+    if values is None:
+        return None
+    if not isinstance(values, Mapping):
+        raise ValueError(
+            f"analysis.intervals must be a mapping of interval settings or null (none); got "
+            f"{values!r}"
+        )
+    allowed = [f.name for f in dataclasses.fields(IntervalSettings)]
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ValueError(f"analysis.intervals has no key {unknown}; its keys are {allowed}")
+    try:
+        return IntervalSettings(**{k: values[k] for k in values})
+    except ValueError as err:
+        raise ValueError(f"analysis.{err}") from None
 
 
 @dataclass(frozen=True)
