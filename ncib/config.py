@@ -12,6 +12,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from ncib.analysis.intervals import interval_settings
+
 __all__ = ["ConfigError", "RunConfig", "feature_dim", "register", "validate"]
 log = logging.getLogger("ncib.config")
 
@@ -62,6 +64,9 @@ class AnalysisConfig:
     ridge: float = 1.0e-6
     progress: bool = True
     checkpoints: bool = True  # keep the pair's weights at every analysis epoch
+    # intervals of the held-out numbers: a mapping of IntervalSettings' fields, or null for none
+    # (checked by ncib.analysis.intervals.interval_settings when the config is validated)
+    intervals: Any = None
 
 
 @dataclass
@@ -264,3 +269,7 @@ def _validate_analysis(cfg: DictConfig, num_classes: int, max_epochs: int | None
             )
     if not a.ridge >= 0:
         _fail("analysis.ridge", a.ridge, "a number >= 0")
+    try:
+        interval_settings(None if a.get("intervals") is None else dict(a.intervals))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None

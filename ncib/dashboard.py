@@ -128,33 +128,53 @@ def _panels() -> list[Panel]:
     out += [
         Panel(
             ident,
-            "mean of the K leading CCA coefficients",
-            tuple(metric("cca/mean_k/{features}", features=f) for f in feats),
+            "mean of the K leading CCA coefficients (held out) and its interval",
+            tuple(
+                name
+                for f in feats
+                for name in (
+                    metric("cca/mean_k/{features}", features=f),
+                    *(
+                        metric("cca/mean_k_{bound}/{features}", bound=b, features=f)
+                        for b in ("lo", "hi")
+                    ),
+                )
+            ),
         ),
         Panel(
             ident,
-            "std of the K leading CCA coefficients",
+            "std of the K leading CCA coefficients (held out)",
             tuple(metric("cca/std_k/{features}", features=f) for f in feats),
         ),
         Panel(
             ident,
-            "held-out mean of the K leading CCA coefficients",
-            tuple(metric("cca/heldout/mean_k/{features}", features=f) for f in feats),
+            "in-sample mean of the K leading CCA coefficients (the paper's estimate)",
+            tuple(metric("cca/insample/mean_k/{features}", features=f) for f in feats),
         ),
         Panel(ident, "linear CKA", tuple(metric("cka/{features}", features=f) for f in feats)),
         Panel(
             info,
-            "I(X;Y) between the members: in-sample and held-out (nats)",
-            (metric("gib/mi_xy"), metric("gib/heldout/mi_xy")),
+            "I(X;Y) between the members: held out with its interval, in-sample (nats)",
+            (
+                metric("gib/mi_xy"),
+                metric("gib/mi_xy_{bound}", bound="lo"),
+                metric("gib/mi_xy_{bound}", bound="hi"),
+                metric("gib/insample/mi_xy"),
+            ),
         ),
         Panel(
             info,
-            "I(T_K;Y)/I(X;Y): in-sample and held-out",
-            (metric("gib/i_ty_frac_tk"), metric("gib/heldout/i_ty_frac_tk")),
+            "I(T_K;Y)/I(X;Y): held out with its interval, in-sample",
+            (
+                metric("gib/i_ty_frac_tk"),
+                metric("gib/i_ty_frac_tk_{bound}", bound="lo"),
+                metric("gib/i_ty_frac_tk_{bound}", bound="hi"),
+                metric("gib/insample/i_ty_frac_tk"),
+            ),
         ),
         Panel(
             info,
-            "critical β_K and β_K+1 (in-sample)",
+            "critical β_K and β_K+1 (held out; β_K+1 absent where no transition is resolved)",
             (metric("gib/beta_crit/k"), metric("gib/beta_crit/k_next")),
             log_y=True,
         ),

@@ -15,6 +15,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from ncib.metrics.legacy import upgrade_record
+
 __all__ = [
     "LINEAR_EVAL_FILE",
     "RECORDS_FILE",
@@ -180,8 +182,9 @@ def append_record(path: str | Path, record: dict) -> None:
 
 
 def read_records(path: str | Path) -> list[dict]:
-    """Every readable record of an ``analysis.jsonl``, in order. Unreadable lines (a torn
-    write) are skipped with a warning; the file is not changed."""
+    """Every readable record of an ``analysis.jsonl``, in order, under today's metric names
+    (records of older runs are upgraded in memory, :func:`ncib.metrics.legacy.upgrade_record`).
+    Unreadable lines (a torn write) are skipped with a warning; the file is not changed."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
@@ -195,4 +198,4 @@ def read_records(path: str | Path) -> list[dict]:
             RuntimeWarning,
             stacklevel=2,
         )
-    return [json.loads(line) for line in good]
+    return [upgrade_record(json.loads(line)) for line in good]

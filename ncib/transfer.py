@@ -88,7 +88,11 @@ def run_transfer(cfg: DictConfig, loggers=()) -> dict:
     datamodule = instantiate(cfg.dataset.datamodule)
     a = cfg.analysis
     settings = AnalysisSettings(
-        k=a.k, max_samples=a.max_samples, ridge=a.ridge, progress=a.progress
+        k=a.k,
+        max_samples=a.max_samples,
+        ridge=a.ridge,
+        progress=a.progress,
+        intervals=None if a.get("intervals") is None else dict(a.intervals),
     )
     grid = None if cfg.transfer.grid is None else list(cfg.transfer.grid)
     epoch = int(ckpt.get("epoch", -1)) + 1 if "loops" in ckpt else int(ckpt.get("epoch", 0))

@@ -100,3 +100,37 @@ def test_the_app_refuses_them_before_any_work(tmp_path, overrides, key):
     assert proc.returncode != 0
     assert key in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("analysis.intervals.folds=1", "analysis.intervals.folds=1 must be an integer >= 2"),
+        ("analysis.intervals.level=high", "analysis.intervals.level='high' must be a number"),
+        ("+analysis.intervals.fold=3", "analysis.intervals has no key ['fold']"),
+    ],
+)
+def test_interval_settings_are_checked_by_validate(tmp_path, override, message):
+    cfg = compose_config([override], output_dir=tmp_path)
+    with pytest.raises(ConfigError) as info:
+        validate(cfg)
+    assert message in str(info.value)
+
+
+def test_intervals_null_turns_them_off_and_the_callbacks_read_the_settings(tmp_path):
+    from hydra.utils import instantiate
+
+    from ncib.analysis import IntervalSettings
+
+    cfg = compose_config(["analysis.intervals.refits=3"], output_dir=tmp_path)
+    validate(cfg)
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if "_target_" in c]
+    assert callbacks and all(
+        c.settings.intervals == IntervalSettings(refits=3)
+        for c in callbacks
+        if hasattr(c, "settings")
+    )
+    off = compose_config(["analysis.intervals=null"], output_dir=tmp_path)
+    validate(off)
+    callbacks = [instantiate(c) for c in off.callbacks.values() if "_target_" in c]
+    assert all(c.settings.intervals is None for c in callbacks if hasattr(c, "settings"))

@@ -70,7 +70,12 @@ def test_the_paper_sections_and_their_axes():
     for p in fig3:  # T_K against raw, both members
         assert {k.split("/")[-2] for k in p.y} == {"tk", "raw"} and len(p.y) == 4
     info = next(p for p in PANELS if "I(X;Y)" in p.title)
-    assert set(info.y) == {"analysis/gib/mi_xy", "analysis/gib/heldout/mi_xy"}
+    assert info.y[0] == "analysis/gib/mi_xy"  # the held-out headline, its interval, in-sample
+    assert set(info.y[1:]) == {
+        "analysis/gib/mi_xy_lo",
+        "analysis/gib/mi_xy_hi",
+        "analysis/gib/insample/mi_xy",
+    }
     grids = [b for b in report.blocks if hasattr(b, "runsets")]
     for grid in grids:
         rs = grid.runsets[0]

@@ -55,6 +55,8 @@ def test_check_outputs_names_the_keys_that_differ_from_the_registry():
     with pytest.raises(RuntimeError, match=f"^{re.escape(message)}$"):
         check_outputs("identifiability", extra, entries)
     missing = dict(entries)
-    del missing["cca/rho/raw"]
-    with pytest.raises(RuntimeError, match=re.escape("made record entries ['cca/rho/raw'] that")):
+    del missing["cca/insample/rho/raw"]
+    with pytest.raises(
+        RuntimeError, match=re.escape("made record entries ['cca/insample/rho/raw'] that")
+    ):
         check_outputs("identifiability", scalars, missing)

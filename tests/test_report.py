@@ -14,12 +14,15 @@ from ncib.report.tables import table2
 
 
 def synthetic_record(epoch, acc, with_gib=True):
-    """A record shaped like the callbacks' (values made up, keys real)."""
+    """A record shaped like the callbacks' (values made up, keys real, today's schema). The
+    probe's training accuracy is 1 at every epoch: the terminal-phase marker must not read it."""
     etf = {}
     for kind in ("raw", "normal", "tk"):
         for i, m in enumerate(("m0", "m1")):
             etf[f"probe/test_acc/{kind}/{m}"] = acc - 0.01 * i - (0.02 if kind == "tk" else 0.0)
-            etf[f"probe/train_acc/{kind}/{m}"] = min(1.0, acc + 0.05)
+            etf[f"probe/train_acc/{kind}/{m}"] = 1.0
+    for i, m in enumerate(("m0", "m1")):
+        etf[f"ncc/loo_acc/raw/{m}"] = acc + 0.04 - 0.01 * i  # 0.98 for m1 at epoch 10
     for s in ("raw", "tk"):
         for m in ("m0", "m1"):
             etf |= {
@@ -29,6 +32,7 @@ def synthetic_record(epoch, acc, with_gib=True):
                 f"nc1/{s}/{m}": 1.0 / (1 + epoch),
             }
     rec = {
+        "schema": 2,
         "epoch": epoch,
         "global_step": 5 * epoch,
         "num_classes": 10,
@@ -39,11 +43,13 @@ def synthetic_record(epoch, acc, with_gib=True):
         "warnings": ["a warning"] if epoch == 0 else [],
         "identifiability": {
             "scalars": {
-                "cca/mean_k/raw": 0.9,
+                "cca/mean_k/raw": 0.85,
+                "cca/mean_k_lo/raw": 0.8,
+                "cca/mean_k_hi/raw": 0.9,
                 "cca/var_k/raw": 0.01 / (1 + epoch),
                 "cca/std_k/raw": 0.1 / (1 + epoch),
                 "cca/mean_k/normal": 0.88,
-                "cca/heldout/mean_k/raw": 0.85,
+                "cca/insample/mean_k/raw": 0.9,
             }
         },
         "simplex_etf": {"scalars": etf},
@@ -53,20 +59,22 @@ def synthetic_record(epoch, acc, with_gib=True):
             "scalars": {
                 "gib/i_tx_tk": 3.0,
                 "gib/i_ty_tk": 2.0,
-                "gib/mi_xy": 40.0 + epoch,
-                "gib/heldout/mi_xy": 20.0 + epoch,
-                "gib/i_ty_frac_tk": 0.9,
-                "gib/heldout/i_ty_frac_tk": 0.5 + 0.01 * epoch,
+                "gib/insample/mi_xy": 40.0 + epoch,
+                "gib/mi_xy": 20.0 + epoch,
+                "gib/mi_xy_lo": 18.0 + epoch,
+                "gib/mi_xy_hi": 23.0 + epoch,
+                "gib/insample/i_ty_frac_tk": 0.9,
+                "gib/i_ty_frac_tk": 0.5 + 0.01 * epoch,
             },
             "feature_scaling/m0": [1.0 + 0.01 * i for i in range(10)],
             "feature_scaling/m1": [1.0] * 10,
-            "information_curve": {
+            "insample/information_curve": {
                 "beta": [1, 2, 4],
                 "i_tx": [0, 1, 3],
                 "i_ty": [0, 0.8, 2.0],
                 "i_xy": 2.2,
             },
-            "heldout/information_curve": {
+            "information_curve": {
                 "beta": [1, 2, 4],
                 "i_tx": [0, 0.5, 1],
                 "i_ty": [0, 0.4, 0.9],
@@ -106,16 +114,20 @@ def test_tables_come_from_the_records(run_dir):
     assert t2.rows[2][1:] == pytest.approx([93.0, 92.0, 92.5])
     per_epoch = report.tables["table2_per_epoch"].rows
     assert [r[0] for r in per_epoch] == [0, 5, 10]
-    assert [r[-1] for r in per_epoch] == ["no", "no", "yes"]  # train acc 0.55, 0.85, 1.0
+    # the marker: min LOO-NCC 0.53, 0.83, 0.98 (the probe's training accuracy is 1 throughout)
+    assert [r[-1] for r in per_epoch] == ["no", "no", "yes"]
+    assert per_epoch[-1][-2] == pytest.approx(98.0)
     text = (run_dir / "report.md").read_text()
     assert "| digits" not in text and "Table 1" in text and "a warning" in text
     info = report.tables["information"].rows
-    assert [r[0] for r in info] == [0, 5, 10] and info[-1][1:3] == [
-        50.0,
-        30.0,
-    ]  # in-sample, held-out
+    # held out with its interval, then in-sample
+    assert [r[0] for r in info] == [0, 5, 10] and info[-1][1:3] == ["30 [28, 33]", 50.0]
+    ident = report.tables["identifiability"].rows
+    assert ident[-1][1] == "0.85 [0.8, 0.9]" and ident[-1][4] == 0.9  # held out, in-sample
+    assert ident[-1][3] == "0.88"  # no interval recorded: the estimate alone
     cg = report.tables["compression_generalisation"].rows
-    assert cg[-1][:2] == [10, pytest.approx(0.6)] and cg[-1][3:5] == pytest.approx([95.0, 94.0])
+    assert cg[-1][:3] == [10, "0.6", 0.9] and cg[-1][3:5] == pytest.approx([95.0, 94.0])
+    assert "95 % interval" in text and "not the spread over seed pairs" in text
     for name in (
         "fig2_nc1_vs_identifiability",
         "fig3_etf_in_tk",

@@ -17,6 +17,9 @@ load average: the machine may be shared, so compare ratios measured in one run.
     python experiments/benchmarks/analysis.py --classes 100 --device cuda --skip-baseline
     python experiments/benchmarks/analysis.py --skip-baseline --warm-start 0.05  # "epoch 2"
 
+``--no-intervals`` leaves out the null threshold and the intervals of the held-out numbers
+(docs/math.md §5.5) and the fold sums they need (the analysis without that cost).
+
 ``--warm-start EPS`` then analyses a "second epoch" — every feature matrix mixed with EPS times
 a random linear map of itself (then ReLU) — and fits its raw and normal-score probes twice:
 from zero (as ``PairAnalysis`` does) and from the first epoch's solutions
@@ -47,7 +50,7 @@ from collections.abc import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ncib.analysis import PairAnalysis, fit_logistic_probe
+from ncib.analysis import IntervalSettings, PairAnalysis, fit_logistic_probe
 from ncib.metrics.outputs import all_outputs
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -174,7 +177,14 @@ def run_ours(pa: PairAnalysis, sync: Callable[[], None]) -> Stages:
         name = f"probes ({kind}, 2 members)"
         probes = timed(st, name, lambda k=kind: [pa.probe(k, m) for m in (0, 1)], sync)
         print(f"  {'':<34s} L-BFGS evaluations {[p.n_evals for p in probes]}")
-    timed(st, "held-out GIB (normal, test split)", pa.heldout_gib_summary, sync)
+    timed(st, "held-out GIB + null threshold (normal)", pa.heldout_gib_summary, sync)
+    if pa.intervals_settings is not None:
+        timed(
+            st,
+            "intervals (raw, normal: refits, bootstrap)",
+            lambda: [pa.intervals(k) for k in ("raw", "normal")],
+            sync,
+        )
     timed(
         st, "copula CCA raw vs normal (2 members)", lambda: [pa.copula_cca(m) for m in (0, 1)], sync
     )
@@ -375,6 +385,11 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-baseline", action="store_true")
+    p.add_argument(
+        "--no-intervals",
+        action="store_true",
+        help="no null threshold, intervals or folds (the held-out numbers alone)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument(
         "--warm-start",
@@ -426,7 +441,14 @@ def main() -> None:
         f"RSS with features {before / gib:.2f} GiB\n-- ncib.analysis.PairAnalysis --"
     )
     load_before = os.getloadavg()[0]
-    pa = PairAnalysis((feats[0], feats[1]), (feats[2], feats[3]), ytr_d, yte_d, args.classes)
+    pa = PairAnalysis(
+        (feats[0], feats[1]),
+        (feats[2], feats[3]),
+        ytr_d,
+        yte_d,
+        args.classes,
+        intervals=None if args.no_intervals else IntervalSettings(),
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ours = run_ours(pa, sync)
@@ -450,12 +472,18 @@ def main() -> None:
     for key in (
         "cca/mean_k/raw",
         "cca/mean_k/normal",
-        "cca/heldout/mean_k/normal",
+        "cca/mean_k_lo/normal",
+        "cca/mean_k_hi/normal",
+        "cca/insample/mean_k/normal",
         "gib/beta_tk",
         "etf/cos_mean/tk/m0",
         "nc1/raw/m0",
         "gib/mi_xy",
-        "gib/heldout/mi_xy",
+        "gib/mi_xy_lo",
+        "gib/mi_xy_hi",
+        "gib/insample/mi_xy",
+        "gib/null_rho",
+        "ncc/loo_acc/raw/m0",
         "copula_cca/mean_all/m0",
         "probe/test_acc/raw/m0",
         "probe/test_acc/normal/m1",
@@ -497,7 +525,10 @@ def main() -> None:
             f"{s[f'copula_cca/mean_k/m{m}']:.8f} / {s[f'copula_cca/mean_all/m{m}']:.8f}"
         )
     mi_b, _, _ = res["heldout_gib"]
-    print(f"  held-out I(X;Y): baseline {mi_b:.6f}, ours {s['gib/heldout/mi_xy']:.6f} nats")
+    print(
+        f"  held-out I(X;Y): baseline {mi_b:.6f}, ours {s['gib/mi_xy']:.6f} nats (ours counts "
+        "only correlations above the null threshold)"
+    )
     for kind, acc in accs.items():
         print(
             f"  probe test acc {kind}: sklearn {acc}, ours "

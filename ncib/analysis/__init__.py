@@ -29,6 +29,7 @@ from .etf import (
     class_means,
     nc1,
     nc4_agreement,
+    ncc_loo_accuracy,
     ncc_predict,
     simplex_etf_stats,
 )
@@ -59,6 +60,8 @@ from .identifiability import (
     identifiability,
     identifiability_from_cca,
 )
+from .intervals import HeldoutIntervals, Interval, IntervalSettings
+from .moments import MomentSums, class_centred_moments
 from .pair import FEATURES, SPACES, PairAnalysis
 from .probe import ProbeResult, fit_logistic_probe
 
@@ -74,6 +77,10 @@ __all__ = [
     "HeldoutCorrelations",
     "HeldoutGIBResult",
     "HeldoutGIBSummary",
+    "HeldoutIntervals",
+    "Interval",
+    "IntervalSettings",
+    "MomentSums",
     "IBRepresentation",
     "IBDimensionPoint",
     "IdentifiabilityResult",
@@ -84,6 +91,7 @@ __all__ = [
     "canonical_correlations",
     "canonical_correlations_from_factors",
     "cca_from_covariance",
+    "class_centred_moments",
     "class_means",
     "copula_cca",
     "copula_cca_from_covariance",
@@ -110,6 +118,7 @@ __all__ = [
     "linear_cka_from_covariance",
     "nc1",
     "nc4_agreement",
+    "ncc_loo_accuracy",
     "ncc_predict",
     "normal_scores",
     "normal_scores_train_test",

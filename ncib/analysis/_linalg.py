@@ -260,43 +260,62 @@ def covariance_blocks(
 
 
 def regularised_cholesky(
-    cov: Tensor, ridge: float, what: str, log: WarningLog
+    cov: Tensor,
+    ridge: float,
+    what: str,
+    log: WarningLog,
+    scale: float | None = None,
+    resolution: float | None = None,
 ) -> tuple[Tensor, float]:
-    """Cholesky factor ``L`` (lower) of ``Σ + ε·tr(Σ)/d·I`` (docs/math.md §3), float64.
+    """Cholesky factor ``L`` (lower) of ``Σ + ε·s·I`` (docs/math.md §3, §9), float64.
 
-    Returns ``(L, reg)`` with ``reg = ε·tr(Σ)/d`` the absolute ridge actually added. Warns when
+    ``s`` is ``scale`` when given and positive — the within-class variance per dimension
+    ``tr(Σ_W)/d`` of class-centred moments (:mod:`ncib.analysis.moments`), the scale of the
+    finest structure Σ must resolve in the terminal phase — else ``tr(Σ)/d``.
+    Returns ``(L, reg)`` with ``reg = ε·s`` the absolute ridge actually added. Warns when
     Σ is numerically rank deficient — a squared Cholesky pivot keeps less than
     ``max(min(10ε, 1e-4), 100·d·eps)`` of its regularised diagonal (duplicated or collinear
-    columns, N <= d) — and escalates the ridge when the factorisation fails (only possible for
-    ``ridge`` ≈ 0).
+    columns, N <= d) — when directions lie below ``resolution`` (the smallest variance the
+    computation of Σ resolves), and escalates the ridge when the factorisation fails (only
+    possible for ``ridge`` ≈ 0).
     """
-    scale = _ridge_scale(cov, ridge, what)
+    unit = _ridge_scale(cov, ridge, what, scale)
     d = cov.shape[0]
     eps = torch.finfo(torch.float64).eps
-    reg = ridge * scale
+    reg = ridge * unit
     eye = torch.eye(d, dtype=cov.dtype, device=cov.device)
     chol, info = torch.linalg.cholesky_ex(cov + reg * eye)
     if int(info) != 0:
-        reg = max(reg, d * eps * scale)
+        reg = max(reg, d * eps * unit)
         while int(info) != 0:
             reg *= 10.0
             chol, info = torch.linalg.cholesky_ex(cov + reg * eye)
-    cholesky_warnings(cov, chol, reg, ridge, what, log)
+    cholesky_warnings(cov, chol, reg, ridge, what, log, scale, resolution)
     return chol, reg
 
 
-def _ridge_scale(cov: Tensor, ridge: float, what: str) -> float:
-    """``tr(Σ)/d`` (1 when Σ = 0), validating the ridge and Σ."""
+def _ridge_scale(cov: Tensor, ridge: float, what: str, scale: float | None = None) -> float:
+    """``scale`` when it is given and positive, else ``tr(Σ)/d`` (1 when Σ = 0), validating
+    the ridge and Σ."""
     if ridge < 0 or not math.isfinite(ridge):
         raise ValueError(f"ridge={ridge} must be a finite number >= 0")
-    scale = float(cov.diagonal().sum()) / cov.shape[0]
-    if not math.isfinite(scale):
+    total = float(cov.diagonal().sum()) / cov.shape[0]
+    if not math.isfinite(total):
         raise ValueError(f"{what} is not finite: the features contain NaN or inf")
-    return scale if scale > 0.0 else 1.0
+    if scale is not None and math.isfinite(scale) and scale > 0.0:
+        return float(scale)
+    return total if total > 0.0 else 1.0
 
 
 def cholesky_warnings(
-    cov: Tensor, chol: Tensor, reg: float, ridge: float, what: str, log: WarningLog
+    cov: Tensor,
+    chol: Tensor,
+    reg: float,
+    ridge: float,
+    what: str,
+    log: WarningLog,
+    scale: float | None = None,
+    resolution: float | None = None,
 ) -> None:
     """The warnings :func:`regularised_cholesky` gives for ``chol``, its factor of ``cov`` with
     the absolute ridge ``reg`` (for a factor reused by another analysis: O(d), no
@@ -305,18 +324,49 @@ def cholesky_warnings(
     eps = torch.finfo(torch.float64).eps
     if not float(cov.diagonal().sum()) / d > 0.0:
         log.warn(f"{what} is zero (every column constant); using a unit ridge scale")
-    scale = _ridge_scale(cov, ridge, what)
+    given = scale if scale is not None and math.isfinite(scale) and scale > 0.0 else None
+    scale = _ridge_scale(cov, ridge, what, scale)
+    if resolution is not None and resolution > 0.0:
+        _resolution_warning(cov, chol, reg, what, resolution, log)
     if reg != ridge * scale:
         log.warn(
             f"{what} is not positive definite with ridge={ridge}; used an absolute ridge "
-            f"{reg:.3e} (= {reg / scale:.1e}·tr/d) to factorise it"
+            f"{reg:.3e} (= {reg / scale:.1e}·{'tr' if given is None else 'tr(Σ_W)'}/d) to "
+            "factorise it"
         )
-    ratio = chol.diagonal().square() / (cov.diagonal() + reg)
     tol = max(min(10.0 * ridge, 1e-4), 100.0 * d * eps)
+    if given is None:  # relative to each column's own variance
+        ratio = chol.diagonal().square() / (cov.diagonal() + reg)
+        what_of, unit = "of their variance", "tr(Σ)/d"
+    else:  # class-centred: relative to the within-class variance (collapse is not deficiency)
+        ratio = (chol.diagonal().square() - reg) / scale
+        what_of, unit = "of the within-class variance per dimension", "tr(Σ_W)/d"
     deficient = int((ratio < tol).sum())
     if deficient:
         log.warn(
             f"{what} is numerically rank deficient: {deficient} of {d} directions keep less "
-            f"than {tol:.0e} of their variance after the preceding columns (duplicated or "
-            f"collinear columns, or N <= d); the ridge {ridge:g}·tr(Σ)/d regularises them"
+            f"than {tol:.0e} {what_of} after the preceding columns (duplicated or "
+            f"collinear columns, or N <= d); the ridge {ridge:g}·{unit} regularises them"
+        )
+
+
+def _resolution_warning(
+    cov: Tensor, chol: Tensor, reg: float, what: str, resolution: float, log: WarningLog
+) -> None:
+    """Warn when directions of Σ have a variance (the squared Cholesky pivot less the ridge:
+    what a column keeps after the preceding ones) below 10× ``resolution``, the smallest
+    variance the computation of Σ resolves — columns that are not constant themselves (those
+    are reported as constant). Along them the canonical correlations, GIB eigenvalues and T_K
+    are rounding, not data; the condition number named is ``max pivot² / min pivot²``."""
+    pivots = chol.diagonal().square()
+    kept = pivots - reg
+    floor = 10.0 * resolution
+    low = int(((kept < floor) & (cov.diagonal() > floor)).sum())
+    if low:
+        kappa = float(pivots.max() / pivots.min().clamp_min(torch.finfo(torch.float64).tiny))
+        log.warn(
+            f"{what}: {low} of {cov.shape[0]} directions have a variance below the resolution "
+            f"of its computation (≈{resolution:.1e}; condition number ≈{kappa:.1e}): canonical "
+            "correlations, GIB eigenvalues and T_K along them are rounding, not data "
+            "(docs/math.md §9)"
         )

@@ -13,13 +13,15 @@ information bottleneck (:mod:`ncib.analysis.gib`) reuses them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
 from ._checks import WarningLog, check_matrix
-from ._linalg import covariance_blocks, no_tf32, regularised_cholesky
+from ._linalg import _chunk_rows, covariance_blocks, no_tf32, regularised_cholesky
+from .moments import class_centred_moments
 
 __all__ = [
     "CCAResult",
@@ -41,6 +43,10 @@ class CovarianceBlocks:
         cov_aa: ``(d_a, d_a)``; cov_bb: ``(d_b, d_b)``; cov_ab: ``(d_a, d_b)``.
         n: number of samples N.
         warnings: degenerate-input diagnostics (constant columns, N <= d).
+        scale_a, scale_b: the ridge scale of each side: ``tr(Σ_W)/d`` for class-centred
+            moments (:mod:`ncib.analysis.moments`), None for ``tr(Σ)/d`` (docs/math.md §9).
+        resolution_a, resolution_b: the smallest variance each side's covariance resolves
+            (None: not known); directions below it are named in the CCA's warnings.
     """
 
     mean_a: Tensor
@@ -50,6 +56,10 @@ class CovarianceBlocks:
     cov_ab: Tensor
     n: int
     warnings: tuple[str, ...] = ()
+    scale_a: float | None = None
+    scale_b: float | None = None
+    resolution_a: float | None = None
+    resolution_b: float | None = None
 
     def swapped(self) -> CovarianceBlocks:
         """The same blocks with the roles of A and B exchanged (``cov_ab`` transposed)."""
@@ -60,6 +70,10 @@ class CovarianceBlocks:
             cov_aa=self.cov_bb,
             cov_bb=self.cov_aa,
             cov_ab=self.cov_ab.T,
+            scale_a=self.scale_b,
+            scale_b=self.scale_a,
+            resolution_a=self.resolution_b,
+            resolution_b=self.resolution_a,
         )
 
 
@@ -70,11 +84,16 @@ def _constant_columns(var: Tensor, mean: Tensor, dtype: torch.dtype) -> int:
     return int((var <= floor).sum())
 
 
-def cross_covariance(a: Tensor, b: Tensor) -> CovarianceBlocks:
+def cross_covariance(
+    a: Tensor, b: Tensor, labels: Tensor | None = None, num_classes: int | None = None
+) -> CovarianceBlocks:
     """Means and covariance blocks of ``a (N, d_a)`` and ``b (N, d_b)`` in one pass.
 
     float32 inputs: chunked float32 products accumulated in float64 (docs/math.md §9); float64 inputs
-    stay float64. The stacked ``(d_a+d_b)``-square covariance is never formed.
+    stay float64. The stacked ``(d_a+d_b)``-square covariance is never formed. With ``labels
+    (N,)`` (in ``[0, num_classes)``, default ``max + 1``) rows are centred by class before the
+    products (:mod:`ncib.analysis.moments`: right in the terminal phase) and the blocks carry
+    the within-class ridge scale; without, by the global mean.
     """
     check_matrix("a", a, min_rows=2)
     check_matrix("b", b, min_rows=2)
@@ -85,8 +104,21 @@ def cross_covariance(a: Tensor, b: Tensor) -> CovarianceBlocks:
         )
     if a.device != b.device:
         raise ValueError(f"a is on {a.device} but b on {b.device}")
-    (mean_a, mean_b), blocks = covariance_blocks([a, b], [(0, 0), (1, 1), (0, 1)])
-    return covariance_from_moments(a, b, mean_a, mean_b, *(blocks[p] for p in _PAIR_BLOCKS))
+    if labels is None:
+        (mean_a, mean_b), blocks = covariance_blocks([a, b], list(_PAIR_BLOCKS))
+        return covariance_from_moments(a, b, mean_a, mean_b, *(blocks[p] for p in _PAIR_BLOCKS))
+    classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
+    sums = class_centred_moments([a, b], list(_PAIR_BLOCKS), labels, classes)
+    (mean_a, mean_b), blocks, within = sums.moments()
+    return covariance_from_moments(
+        a,
+        b,
+        mean_a,
+        mean_b,
+        *(blocks[p] for p in _PAIR_BLOCKS),
+        scales=(within[0] / a.shape[1], within[1] / b.shape[1]),
+        resolutions=tuple(sums.resolution),
+    )
 
 
 _PAIR_BLOCKS = ((0, 0), (1, 1), (0, 1))
@@ -100,10 +132,15 @@ def covariance_from_moments(
     cov_aa: Tensor,
     cov_bb: Tensor,
     cov_ab: Tensor,
+    scales: tuple[float | None, float | None] = (None, None),
+    resolutions: tuple[float | None, float | None] | None = None,
 ) -> CovarianceBlocks:
     """:class:`CovarianceBlocks` of ``a (N, d_a)``, ``b (N, d_b)`` from moments already formed
-    (by :func:`ncib.analysis._linalg.covariance_blocks`), with the checks and warnings of
-    :func:`cross_covariance`."""
+    (by :func:`ncib.analysis._linalg.covariance_blocks` or
+    :func:`ncib.analysis.moments.class_centred_moments`, which give ``scales`` (the within-class
+    ridge scales) and ``resolutions``), with the checks and warnings of
+    :func:`cross_covariance`. Without ``resolutions`` those of globally centred float32
+    products are used (:func:`globally_centred_resolution`)."""
     log = WarningLog("cross_covariance")
     if not bool(torch.isfinite(cov_aa.diagonal()).all() & torch.isfinite(cov_bb.diagonal()).all()):
         raise ValueError("the features contain NaN or inf; covariances need finite values")
@@ -117,7 +154,28 @@ def covariance_from_moments(
                 f"N={n} samples <= d={x.shape[1]} columns of {name}: its covariance is "
                 "singular and the canonical correlations rely on the ridge"
             )
-    return CovarianceBlocks(mean_a, mean_b, cov_aa, cov_bb, cov_ab, n, log.as_tuple())
+    if resolutions is None:
+        resolutions = (
+            globally_centred_resolution(cov_aa, mean_a, a.dtype, a.shape[1], b.shape[1]),
+            globally_centred_resolution(cov_bb, mean_b, b.dtype, a.shape[1], b.shape[1]),
+        )
+    return CovarianceBlocks(
+        mean_a, mean_b, cov_aa, cov_bb, cov_ab, n, log.as_tuple(), *scales, *resolutions
+    )
+
+
+def globally_centred_resolution(
+    cov: Tensor, mean: Tensor, dtype: torch.dtype, *widths: int
+) -> float:
+    """The smallest variance a covariance of globally centred products resolves
+    (docs/math.md §9): ``eps·sqrt(rows per chunk)·max_j Σ_jj + eps²·max_j μ_j²``, eps of the
+    working dtype (float32 unless the input is float64)."""
+    wdt = torch.float64 if dtype == torch.float64 else torch.float32
+    eps = torch.finfo(wdt).eps
+    rows = _chunk_rows(list(widths), 8 if wdt == torch.float64 else 4)
+    top = float(cov.diagonal().max()) if cov.numel() else 0.0
+    scale = float(mean.abs().max()) if mean.numel() else 0.0
+    return eps * math.sqrt(rows) * max(top, 0.0) + (eps * scale) ** 2
 
 
 @dataclass(frozen=True)
@@ -172,8 +230,12 @@ def cca_from_covariance(cov: CovarianceBlocks, ridge: float = 1e-6) -> CCAResult
     with no_tf32():
         log = WarningLog("canonical_correlations")
         log.extend(cov.warnings)
-        chol_a, reg_a = regularised_cholesky(cov.cov_aa, ridge, "Σ_aa", log)
-        chol_b, reg_b = regularised_cholesky(cov.cov_bb, ridge, "Σ_bb", log)
+        chol_a, reg_a = regularised_cholesky(
+            cov.cov_aa, ridge, "Σ_aa", log, cov.scale_a, cov.resolution_a
+        )
+        chol_b, reg_b = regularised_cholesky(
+            cov.cov_bb, ridge, "Σ_bb", log, cov.scale_b, cov.resolution_b
+        )
         solve = torch.linalg.solve_triangular
         u, s, vh = torch.linalg.svd(_whitened(cov.cov_ab, chol_a, chol_b), full_matrices=False)
         # a deterministic sign: the largest-magnitude entry of each column of U is positive
@@ -225,13 +287,15 @@ def canonical_correlations_from_factors(
         return rho.clamp(0.0, 1.0)
 
 
-def canonical_correlations(a: Tensor, b: Tensor, ridge: float = 1e-6) -> CCAResult:
+def canonical_correlations(
+    a: Tensor, b: Tensor, ridge: float = 1e-6, labels: Tensor | None = None
+) -> CCAResult:
     """Canonical correlations between ``a (N, d_a)`` and ``b (N, d_b)`` (docs/math.md §3).
 
-    Equivalent to ``cca_from_covariance(cross_covariance(a, b), ridge)``; see
+    Equivalent to ``cca_from_covariance(cross_covariance(a, b, labels), ridge)``; see
     :class:`CCAResult` for the fields. Computed on the inputs' device.
     """
-    return cca_from_covariance(cross_covariance(a, b), ridge)
+    return cca_from_covariance(cross_covariance(a, b, labels), ridge)
 
 
 def check_test_split(cca: CCAResult, a_test: Tensor, b_test: Tensor) -> None:

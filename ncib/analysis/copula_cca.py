@@ -81,8 +81,8 @@ def copula_cca_from_covariance(
 
 def copula_cca_from_factors(
     cov_zg: Tensor,
-    raw: tuple[Tensor, Tensor, float],
-    normal: tuple[Tensor, Tensor, float],
+    raw: tuple,
+    normal: tuple,
     k: int,
     ridge: float = 1e-6,
 ) -> CopulaCCAResult:
@@ -94,10 +94,12 @@ def copula_cca_from_factors(
         cov_zg: ``(d, d)`` cross covariance of the raw features Z and their normal scores G.
         raw: ``(Σ_zz, L_z, reg_z)``: covariance, Cholesky factor of ``Σ_zz + reg_z·I`` and the
             absolute ridge, as :func:`ncib.analysis._linalg.regularised_cholesky` returns them
-            for ``ridge``; normal: the same for G.
+            for ``ridge``, optionally followed by the ridge scale and the resolution of Σ_zz
+            (:class:`ncib.analysis.CovarianceBlocks`' ``scale_*``, ``resolution_*``);
+            normal: the same for G.
         k, ridge: as in :func:`copula_cca` (the ridge the factors were made with).
     """
-    (cov_zz, chol_z, reg_z), (cov_gg, chol_g, reg_g) = raw, normal
+    (cov_zz, chol_z, reg_z, *extra_z), (cov_gg, chol_g, reg_g, *extra_g) = raw, normal
     if cov_zz.shape != cov_gg.shape or cov_zg.shape != cov_zz.shape:
         raise ValueError(
             f"raw features and normal scores must have the same columns, got blocks "
@@ -105,14 +107,18 @@ def copula_cca_from_factors(
         )
     _check_k(k, cov_zz.shape[0])
     log = WarningLog("canonical_correlations")  # the warnings the full CCA would give
-    cholesky_warnings(cov_zz, chol_z, reg_z, ridge, "Σ_aa", log)
-    cholesky_warnings(cov_gg, chol_g, reg_g, ridge, "Σ_bb", log)
+    cholesky_warnings(cov_zz, chol_z, reg_z, ridge, "Σ_aa", log, *extra_z)
+    cholesky_warnings(cov_gg, chol_g, reg_g, ridge, "Σ_bb", log, *extra_g)
     rho = canonical_correlations_from_factors(cov_zg, chol_z, chol_g, log)
     return _summary(rho, k, log.as_tuple())
 
 
 def copula_cca(
-    raw: Tensor, k: int, normal: Tensor | None = None, ridge: float = 1e-6
+    raw: Tensor,
+    k: int,
+    normal: Tensor | None = None,
+    ridge: float = 1e-6,
+    labels: Tensor | None = None,
 ) -> CopulaCCAResult:
     """CCA between ``raw (N, d)`` and its normal scores ``normal (N, d)`` (computed when None).
 
@@ -121,6 +127,7 @@ def copula_cca(
         k: number of leading ρ averaged into ``mean_k``.
         normal: ``normal_scores(raw)``, when already at hand.
         ridge: relative ridge of the CCA.
+        labels: ``(N,)`` class labels: class-centred moments (as :func:`cross_covariance`).
     """
     check_matrix("raw", raw, min_rows=2)
     if normal is None:
@@ -130,4 +137,4 @@ def copula_cca(
             f"normal has shape {tuple(normal.shape)} but raw {tuple(raw.shape)}; pass the "
             "normal scores of raw itself"
         )
-    return copula_cca_from_covariance(cross_covariance(raw, normal), k, ridge)
+    return copula_cca_from_covariance(cross_covariance(raw, normal, labels), k, ridge)

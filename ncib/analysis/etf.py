@@ -227,6 +227,45 @@ def ncc_predict(
         return torch.cat([(h[sl].to(dt) @ mu.T + bias).argmax(1) for sl in row_chunks(*h.shape)])
 
 
+def ncc_loo_accuracy(
+    h: Tensor, y: Tensor, num_classes: int | None = None, means: ClassMeans | None = None
+) -> Tensor:
+    """Leave-one-out nearest-class-centre accuracy of ``h (N, d)`` with labels ``y (N,)``, 0-dim.
+
+    Each sample is classified with its own class centre computed **without it**,
+    ``μ_k^(−n) = (n_k μ_k − h_n)/(n_k − 1)``, so ``‖h_n − μ_{y_n}^(−n)‖ = n_k/(n_k − 1)·‖h_n −
+    μ_{y_n}‖``; the other centres are unchanged. A class of one sample has no centre without
+    it (that sample cannot be right). Unlike the plain training accuracy of NCC or of a fitted
+    probe, a sample's own weight cannot make it right: with few samples per class against the
+    dimension (100 per class at d = 2,048) it stays at chance for unrelated features
+    (docs/math.md §8). The own-class distance is formed from the difference ``h_n − μ_{y_n}``
+    itself (not expanded), so a collapsed class (within-class scatter 10⁻⁷ of the class-mean
+    norm) is not lost to rounding.
+    """
+    with no_tf32():
+        check_matrix("h", h)
+        if num_classes is None:
+            num_classes = int(y.max()) + 1
+        cm = means if means is not None else class_means(h, y, num_classes)
+        f64, dt = torch.float64, work_dtype(h)
+        mu = cm.means.to(dt)
+        counts = torch.bincount(y, minlength=num_classes).to(f64)
+        bias = torch.where(cm.present, -0.5 * cm.means.square().sum(1), -math.inf).to(dt)
+        correct = 0
+        for sl in row_chunks(*h.shape):
+            hc, yc = h[sl].to(dt), y[sl]
+            # the other classes: −½‖h − μ_k‖² + ½‖h‖² by one product in the working dtype
+            score = (hc @ mu.T + bias).to(f64)
+            # the own class from the difference itself, scaled to the centre without h
+            n_own = counts[yc]
+            diff = hc.to(f64) - cm.means.to(f64)[yc]
+            own = diff.square().sum(1) * (n_own / (n_own - 1).clamp_min(1)).square()
+            own = -0.5 * own + 0.5 * hc.to(f64).square().sum(1)
+            score.scatter_(1, yc[:, None], torch.where(n_own > 1, own, -math.inf)[:, None])
+            correct += int((score.argmax(1) == yc).sum())
+        return torch.tensor(correct / h.shape[0], dtype=f64)
+
+
 def nc4_agreement(ncc_predictions: Tensor, classifier_predictions: Tensor) -> Tensor:
     """NC4 agreement: fraction of samples where the NCC rule and the classifier agree (0-dim)."""
     if ncc_predictions.shape != classifier_predictions.shape or ncc_predictions.ndim != 1:

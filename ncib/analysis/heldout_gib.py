@@ -93,6 +93,8 @@ __all__ = [
     "heldout_gib_from_cca",
     "heldout_gib_from_correlations",
     "heldout_gib_summary",
+    "test_variates",
+    "variate_correlations",
 ]
 
 
@@ -129,6 +131,8 @@ class HeldoutGIBResult:
         rho_train: ``(r,)`` the in-sample canonical correlations of the fit, descending.
         n_test: N_t.
         warnings: diagnostics (those of the fit, the evaluation and the GIB).
+        null_rho: the threshold below which a correlation counted as none (0: only negative
+            ones did).
     """
 
     gib: GIBResult
@@ -138,6 +142,7 @@ class HeldoutGIBResult:
     rho_train: Tensor
     n_test: int
     warnings: tuple[str, ...] = ()
+    null_rho: float = 0.0
 
     @property
     def lam(self) -> Tensor:
@@ -192,13 +197,76 @@ class HeldoutGIBSummary:
     warnings: tuple[str, ...] = ()
 
 
-def _column_sums(x: Tensor) -> Tensor:
-    """float64 column sums of a float64 matrix as a product with a ones vector (a float64
-    ``sum`` reduction is much slower on CPU)."""
-    return (torch.ones(1, x.shape[0], dtype=x.dtype, device=x.device) @ x)[0]
+def test_variates(
+    cca: CCAResult,
+    a_test: Tensor,
+    b_test: Tensor,
+    labels: Tensor | None = None,
+    columns: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The first ``columns`` (default all r) pairs of canonical variates of ``cca`` on the
+    test rows, ``((N_t, q), (N_t, q))`` float64, each re-centred on the test split.
+
+    ``(X_test − μ) W`` is a product in the working dtype (float32 unless the input is float64).
+    With ``labels (N_t,)`` each row is first centred by its test class mean ``s_y``
+    (``(X − μ) W = (X − s_y) W + (s_y − μ) W``, the second term in float64): near neural
+    collapse the rows are class means of norm ~10 plus a scatter 10⁻³ as large, and the
+    within-class canonical directions have weights ~10³, so a float32 product of uncentred
+    rows would be mostly rounding (docs/math.md §9). Without labels the test column means are
+    the shift (as before)."""
+    check_test_split(cca, a_test, b_test)
+    f64 = torch.float64
+    q = cca.directions_a.shape[1] if columns is None else int(columns)
+    out = []
+    with no_tf32():
+        for x, w, mu in (
+            (a_test, cca.directions_a[:, :q], cca.mean_a),
+            (b_test, cca.directions_b[:, :q], cca.mean_b),
+        ):
+            dt = work_dtype(x)
+            n = x.shape[0]
+            if labels is None:
+                group = torch.zeros(n, dtype=torch.long, device=x.device)
+            else:
+                group = labels.to(x.device)
+            groups = int(group.max()) + 1
+            sums = torch.zeros(groups, x.shape[1], dtype=f64, device=x.device)
+            for sl in row_chunks(n, x.shape[1]):
+                sums.index_add_(0, group[sl], x[sl].to(f64))
+            count = torch.bincount(group, minlength=groups).to(f64)
+            shift = (sums / count.clamp_min(1.0)[:, None]).to(dt)
+            offset = (shift.to(f64) - mu) @ w  # (groups, q): (s_g − μ) W in float64
+            offset -= (count / n) @ offset  # centred: exactly 0 for one group
+            w_dt = w.to(dt)
+            s = torch.empty(n, q, dtype=f64, device=x.device)
+            for sl in row_chunks(n, x.shape[1] + q):
+                s[sl] = ((x[sl].to(dt) - shift.index_select(0, group[sl])) @ w_dt).to(f64)
+            s -= s.mean(0)
+            for sl in row_chunks(n, q):
+                s[sl] += offset.index_select(0, group[sl])
+            out.append(s)
+    return out[0], out[1]
 
 
-def heldout_correlations(cca: CCAResult, a_test: Tensor, b_test: Tensor) -> HeldoutCorrelations:
+def variate_correlations(sa: Tensor, sb: Tensor, log: WarningLog) -> Tensor:
+    """``(q,)`` Pearson correlations of the columns of centred variates ``sa``, ``sb``
+    ``(N_t, q)``; a constant variate gets 0 (warning on ``log``)."""
+    var_a, var_b = sa.square().sum(0), sb.square().sum(0)
+    denom = (var_a * var_b).sqrt()
+    tiny = torch.finfo(torch.float64).tiny
+    flat = denom <= tiny
+    if bool(flat.any()):
+        log.warn(
+            f"{int(flat.sum())} of {sa.shape[1]} canonical variates are constant on the test "
+            "split; their held-out correlation is taken as 0"
+        )
+    corr = torch.where(flat, 0.0, (sa * sb).sum(0) / denom.clamp_min(tiny))
+    return corr.clamp(-1.0, 1.0)
+
+
+def heldout_correlations(
+    cca: CCAResult, a_test: Tensor, b_test: Tensor, labels: Tensor | None = None
+) -> HeldoutCorrelations:
     """Pearson correlations on the test split of all r pairs of canonical variates of ``cca``.
 
     ``c_i = corr_test((A_test − μ_a) w_{a,i}, (B_test − μ_b) w_{b,i})`` for i < r, with
@@ -207,59 +275,20 @@ def heldout_correlations(cca: CCAResult, a_test: Tensor, b_test: Tensor) -> Held
     Args:
         cca: a fit on the training split.
         a_test: ``(N_t, d_a)``; b_test: ``(N_t, d_b)``, row-aligned.
-
-    One pass over row chunks: the variates are products in the inputs' working dtype (float32
-    unless both are float64), their moments are accumulated in float64. The chunk is first
-    shifted by the test column means, so the moments need no large cancellation.
+        labels: ``(N_t,)`` test labels: rows centred by class first (:func:`test_variates`).
     """
     with no_tf32():
-        check_test_split(cca, a_test, b_test)
         log = WarningLog("heldout_gib")
         log.extend(cca.warnings)
-        n = a_test.shape[0]
-        f64 = torch.float64
-        dev = a_test.device
-        sides = [(a_test, cca.directions_a), (b_test, cca.directions_b)]
-        dts = [work_dtype(x) for x, _ in sides]
-        width = a_test.shape[1] + b_test.shape[1]
-        chunks = list(row_chunks(n, width))
-        shifts = []
-        for (x, _), dt in zip(sides, dts, strict=True):
-            total = torch.zeros(x.shape[1], dtype=f64, device=dev)
-            for sl in chunks:
-                total += _column_sums(x[sl].to(f64))
-            shifts.append((total / n).to(dt))
-        weights = [w.to(dt) for (_, w), dt in zip(sides, dts, strict=True)]
-        r = cca.directions_a.shape[1]
-        s_a, s_b, s_aa, s_bb, s_ab = (torch.zeros(r, dtype=f64, device=dev) for _ in range(5))
-        for sl in chunks:
-            sa, sb = (
-                ((x[sl].to(dt) - mu) @ w).to(f64)
-                for (x, _), dt, mu, w in zip(sides, dts, shifts, weights, strict=True)
-            )
-            s_a += _column_sums(sa)
-            s_b += _column_sums(sb)
-            s_aa += _column_sums(sa * sa)
-            s_bb += _column_sums(sb * sb)
-            s_ab += _column_sums(sa * sb)
-        m_a, m_b = s_a / n, s_b / n
-        var_a = (s_aa / n - m_a * m_a).clamp_min(0.0)
-        var_b = (s_bb / n - m_b * m_b).clamp_min(0.0)
-        cov = s_ab / n - m_a * m_b
-        denom = (var_a * var_b).sqrt()
-        tiny = torch.finfo(f64).tiny
-        flat = denom <= tiny
-        if bool(flat.any()):
-            log.warn(
-                f"{int(flat.sum())} of {r} canonical variates are constant on the test split; "
-                "their held-out correlation is taken as 0"
-            )
-        corr = torch.where(flat, 0.0, cov / denom.clamp_min(tiny)).clamp(-1.0, 1.0)
-        return HeldoutCorrelations(corr, n, log.as_tuple())
+        sa, sb = test_variates(cca, a_test, b_test, labels)
+        return HeldoutCorrelations(variate_correlations(sa, sb, log), sa.shape[0], log.as_tuple())
 
 
 def heldout_gib_from_correlations(
-    cca: CCAResult, held: HeldoutCorrelations, r_train: Tensor | None = None
+    cca: CCAResult,
+    held: HeldoutCorrelations,
+    r_train: Tensor | None = None,
+    null_rho: float = 0.0,
 ) -> HeldoutGIBResult:
     """Held-out GIB of X = the "a" side of ``cca`` w.r.t. Y = the "b" side from precomputed
     test correlations (use ``cca.swapped()`` with the same ``held`` for the other member: the
@@ -269,6 +298,8 @@ def heldout_gib_from_correlations(
         cca: the training fit; held: :func:`heldout_correlations` of that fit.
         r_train: ``(r,)`` ``r_i = w_iᵀ Σ_x w_i`` in training order, i.e. ``gib_from_cca(cca).r``
             when that is at hand (saves a ``d_x²·r`` product); computed when None.
+        null_rho: correlations at or below it count as none (ρ̃ = 0, λ̃ = 1, no transition):
+            the null threshold of :func:`ncib.analysis.intervals.null_threshold`.
     """
     with no_tf32():
         r = cca.directions_a.shape[1]
@@ -281,7 +312,8 @@ def heldout_gib_from_correlations(
             raise ValueError(f"r_train has shape {tuple(r_train.shape)}, expected ({r},)")
         log = WarningLog("heldout_gib")
         log.extend(held.warnings)
-        clamped = held.corr.to(torch.float64).clamp(0.0, 1.0)
+        corr = held.corr.to(torch.float64)
+        clamped = torch.where(corr > null_rho, corr, 0.0).clamp(0.0, 1.0)
         rho, order = torch.sort(clamped, descending=True, stable=True)
         lam = (1.0 - rho) * (1.0 + rho)
         eps = torch.finfo(torch.float64).eps
@@ -298,7 +330,9 @@ def heldout_gib_from_correlations(
             r_i = r_train.to(torch.float64)[order]
         beta_crit = 1.0 / (1.0 - lam)  # inf where ρ̃ = 0
         gib = GIBResult(lam, v, r_i, beta_crit, cca.mean_a, log.as_tuple())
-        return HeldoutGIBResult(gib, rho, order, held.corr, cca.rho, held.n_test, log.as_tuple())
+        return HeldoutGIBResult(
+            gib, rho, order, held.corr, cca.rho, held.n_test, log.as_tuple(), float(null_rho)
+        )
 
 
 def heldout_gib_from_cca(cca: CCAResult, x_test: Tensor, y_test: Tensor) -> HeldoutGIBResult:
@@ -308,11 +342,22 @@ def heldout_gib_from_cca(cca: CCAResult, x_test: Tensor, y_test: Tensor) -> Held
 
 
 def heldout_gaussian_ib(
-    x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor, ridge: float = 1e-6
+    x_train: Tensor,
+    y_train: Tensor,
+    x_test: Tensor,
+    y_test: Tensor,
+    ridge: float = 1e-6,
+    labels: tuple[Tensor, Tensor] | None = None,
+    null_rho: float = 0.0,
 ) -> HeldoutGIBResult:
     """Fit the CCA of ``x_train (N, d_x)``, ``y_train (N, d_y)`` and measure the GIB spectrum on
-    ``x_test (N_t, d_x)``, ``y_test (N_t, d_y)`` (see the module docstring)."""
-    return heldout_gib_from_cca(canonical_correlations(x_train, y_train, ridge), x_test, y_test)
+    ``x_test (N_t, d_x)``, ``y_test (N_t, d_y)`` (see the module docstring). ``labels``:
+    ``(train (N,), test (N_t,))`` class labels for class-centred products (docs/math.md §9);
+    ``null_rho``: as in :func:`heldout_gib_from_correlations`."""
+    train_labels, test_labels = labels if labels is not None else (None, None)
+    cca = canonical_correlations(x_train, y_train, ridge, train_labels)
+    held = heldout_correlations(cca, x_test, y_test, test_labels)
+    return heldout_gib_from_correlations(cca, held, null_rho=null_rho)
 
 
 def heldout_gib_summary(result: HeldoutGIBResult, k: int) -> HeldoutGIBSummary:

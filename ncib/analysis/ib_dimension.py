@@ -61,7 +61,7 @@ def ib_dimension_curve(pa: PairAnalysis, m: int, ks: Sequence[int]) -> list[IBDi
     """T_k of member ``m`` for every k of ``ks``, evaluated train → test (see the module)."""
     with torch.no_grad():
         train_scores, test_scores = pa.normal(m)
-        gib = pa.gib(m)
+        gib = pa.heldout_gib(m).gib  # T_k placed by the held-out spectrum, as T_K
         points = []
         for k in ks:
             rep = gib.representation(int(k))

@@ -14,12 +14,14 @@ import torch
 from torch import Tensor
 
 from ._checks import WarningLog, check_matrix
-from ._linalg import no_tf32, row_chunks, work_dtype
-from .cca import CCAResult, canonical_correlations, check_test_split
+from ._linalg import no_tf32
+from .cca import CCAResult, canonical_correlations
+from .heldout_gib import test_variates, variate_correlations
 
 __all__ = [
     "IdentifiabilityResult",
     "heldout_from_cca",
+    "heldout_from_correlations",
     "heldout_identifiability",
     "identifiability",
     "identifiability_from_cca",
@@ -81,8 +83,11 @@ def identifiability_from_cca(cca: CCAResult, k: int) -> IdentifiabilityResult:
     return _summary(cca.rho[:k], cca, False, cca.warnings)
 
 
-def identifiability(a: Tensor, b: Tensor, k: int, ridge: float = 1e-6) -> IdentifiabilityResult:
-    """Linear identifiability of ``a (N, d_a)`` and ``b (N, d_b)``: summary of the k leading ρ.
+def identifiability(
+    a: Tensor, b: Tensor, k: int, ridge: float = 1e-6, labels: Tensor | None = None
+) -> IdentifiabilityResult:
+    """Linear identifiability of ``a (N, d_a)`` and ``b (N, d_b)``: summary of the k leading ρ
+    (``labels (N,)``: class-centred moments, as :func:`ncib.analysis.cross_covariance`).
 
     Raises:
         ValueError: if k is not in ``[1, min(d_a, d_b)]``.
@@ -90,11 +95,11 @@ def identifiability(a: Tensor, b: Tensor, k: int, ridge: float = 1e-6) -> Identi
     check_matrix("a", a)
     check_matrix("b", b)
     _check_k(k, min(a.shape[1], b.shape[1]), a.shape[1], b.shape[1])
-    return identifiability_from_cca(canonical_correlations(a, b, ridge), k)
+    return identifiability_from_cca(canonical_correlations(a, b, ridge, labels), k)
 
 
 def heldout_from_cca(
-    cca: CCAResult, a_test: Tensor, b_test: Tensor, k: int
+    cca: CCAResult, a_test: Tensor, b_test: Tensor, k: int, labels: Tensor | None = None
 ) -> IdentifiabilityResult:
     """Held-out identifiability: directions of ``cca`` (fitted on train), correlations on test.
 
@@ -105,35 +110,26 @@ def heldout_from_cca(
         cca: a fit on the training split.
         a_test: ``(N_test, d_a)``; b_test: ``(N_test, d_b)``.
         k: number of leading pairs of canonical variates.
+        labels: ``(N_test,)`` test labels: rows centred by class before the products
+            (:func:`ncib.analysis.heldout_gib.test_variates`, collapse-proof).
     """
     with no_tf32():
         d_a, d_b = cca.directions_a.shape[0], cca.directions_b.shape[0]
         k = _check_k(k, cca.rho.shape[0], d_a, d_b)
-        check_test_split(cca, a_test, b_test)
         log = WarningLog("heldout_identifiability")
         log.extend(cca.warnings)
-        scores = []
-        for x, w, mu in (
-            (a_test, cca.directions_a, cca.mean_a),
-            (b_test, cca.directions_b, cca.mean_b),
-        ):
-            dt = work_dtype(x)
-            mu_dt, w_dt = mu.to(dt), w[:, :k].to(dt)
-            s = torch.cat([(x[sl].to(dt) - mu_dt) @ w_dt for sl in row_chunks(*x.shape)])
-            s = s.to(torch.float64)
-            scores.append(s - s.mean(0))
-        sa, sb = scores
-        denom = (sa.square().sum(0) * sb.square().sum(0)).sqrt()
-        flat = denom <= torch.finfo(torch.float64).tiny
-        if bool(flat.any()):
-            log.warn(
-                f"{int(flat.sum())} of {k} canonical variates are constant on the test split; "
-                "their held-out correlation is reported as 0"
-            )
-        rho_k = torch.where(
-            flat, 0.0, (sa * sb).sum(0) / denom.clamp_min(torch.finfo(torch.float64).tiny)
-        )
-        return _summary(rho_k, cca, True, log.as_tuple())
+        sa, sb = test_variates(cca, a_test, b_test, labels, columns=k)
+        return heldout_from_correlations(cca, variate_correlations(sa, sb, log), k, log)
+
+
+def heldout_from_correlations(
+    cca: CCAResult, corr: Tensor, k: int, log: WarningLog | None = None
+) -> IdentifiabilityResult:
+    """Held-out identifiability from test correlations ``corr (q,)`` (q >= k) of the pairs of
+    ``cca`` in training order (as :func:`ncib.analysis.heldout_correlations` gives them)."""
+    k = _check_k(k, cca.rho.shape[0], cca.directions_a.shape[0], cca.directions_b.shape[0])
+    warnings = log.as_tuple() if log is not None else cca.warnings
+    return _summary(corr[:k].to(torch.float64), cca, True, warnings)
 
 
 def heldout_identifiability(
@@ -143,12 +139,16 @@ def heldout_identifiability(
     b_test: Tensor,
     k: int,
     ridge: float = 1e-6,
+    labels: tuple[Tensor, Tensor] | None = None,
 ) -> IdentifiabilityResult:
     """Fit CCA on ``(a_train, b_train)`` and measure the k leading correlations on the test split.
 
-    Shapes: ``(N, d_a)``, ``(N, d_b)``, ``(N_test, d_a)``, ``(N_test, d_b)``.
+    Shapes: ``(N, d_a)``, ``(N, d_b)``, ``(N_test, d_a)``, ``(N_test, d_b)``; ``labels``:
+    ``(train (N,), test (N_test,))`` for class-centred products.
     """
     check_matrix("a_train", a_train)
     check_matrix("b_train", b_train)
     _check_k(k, min(a_train.shape[1], b_train.shape[1]), a_train.shape[1], b_train.shape[1])
-    return heldout_from_cca(canonical_correlations(a_train, b_train, ridge), a_test, b_test, k)
+    train_labels, test_labels = labels if labels is not None else (None, None)
+    cca = canonical_correlations(a_train, b_train, ridge, train_labels)
+    return heldout_from_cca(cca, a_test, b_test, k, test_labels)

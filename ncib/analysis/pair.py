@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ._checks import WarningLog, check_labels, check_matrix
-from ._linalg import concurrently, covariance_blocks
+from ._linalg import concurrently
 from .cca import CCAResult, CovarianceBlocks, cca_from_covariance, covariance_from_moments
 from .cka import linear_cka_from_covariance
 from .copula import normal_scores_train_test
@@ -22,6 +22,7 @@ from .etf import (
     NC1Result,
     class_means,
     nc1,
+    ncc_loo_accuracy,
     ncc_predict,
     simplex_etf_stats,
 )
@@ -30,11 +31,25 @@ from .heldout_gib import (
     HeldoutCorrelations,
     HeldoutGIBResult,
     HeldoutGIBSummary,
-    heldout_correlations,
     heldout_gib_from_correlations,
     heldout_gib_summary,
+    test_variates,
+    variate_correlations,
 )
-from .identifiability import IdentifiabilityResult, heldout_from_cca, identifiability_from_cca
+from .identifiability import (
+    IdentifiabilityResult,
+    heldout_from_correlations,
+    identifiability_from_cca,
+)
+from .intervals import (
+    STATISTICS,
+    HeldoutIntervals,
+    IntervalSettings,
+    _generator,
+    heldout_intervals,
+    null_threshold,
+)
+from .moments import class_centred_moments
 from .probe import ProbeResult, fit_logistic_probe
 
 __all__ = ["COVARIANCE_KINDS", "FEATURES", "SPACES", "PairAnalysis"]
@@ -52,8 +67,12 @@ class PairAnalysis:
         test: ``(Z0_test (N_test, d0), Z1_test (N_test, d1))``.
         y_train: ``(N,)``; y_test: ``(N_test,)`` labels in ``[0, num_classes)``.
         num_classes: K. k: dimension of T_K and number of leading ρ summarised (default K).
-        ridge: relative ridge ε of every covariance (CCA and GIB).
+        ridge: relative ridge ε of every covariance (CCA and GIB), relative to the within-class
+            variance per dimension (docs/math.md §9).
         probe_kwargs: passed to :func:`ncib.analysis.fit_logistic_probe`.
+        intervals: how the held-out numbers' null threshold and intervals are measured
+            (:class:`ncib.analysis.intervals.IntervalSettings`); None: no threshold (only
+            negative held-out correlations count as none), no intervals, no folds.
 
     Everything is computed on first request and cached: normal scores per member (train, and
     test scored against train), covariance blocks (raw, normal; train split), CCA, CKA, GIB of
@@ -84,6 +103,7 @@ class PairAnalysis:
         k: int | None = None,
         ridge: float = 1e-6,
         probe_kwargs: dict[str, Any] | None = None,
+        intervals: IntervalSettings | None = IntervalSettings(),  # noqa: B008 (frozen)
     ) -> None:
         if len(train) != 2 or len(test) != 2:
             raise ValueError("train and test must each be a pair (member 0, member 1) of features")
@@ -111,6 +131,7 @@ class PairAnalysis:
         self.raw = {"train": tuple(train), "test": tuple(test)}
         self.num_classes, self.k, self.ridge = int(num_classes), int(k), float(ridge)
         self.probe_kwargs = dict(probe_kwargs or {})
+        self.intervals_settings = intervals
         self._cache: dict[tuple, Any] = {}
         log = WarningLog("PairAnalysis")
         for split, y in (("train", self.y_train), ("test", self.y_test)):
@@ -213,7 +234,11 @@ class PairAnalysis:
             else:
                 a, b = slot(kind, 0), slot(kind, 1)
                 pairs += [(a, a), (b, b), (a, b)]
-        means, blocks = covariance_blocks(mats, pairs)
+        settings = self.intervals_settings
+        folds = settings.folds if settings is not None else 1
+        fold_pairs = [p for kind in missing if kind != "copula" for p in _kind_pairs(kind, slots)]
+        sums = class_centred_moments(mats, pairs, self.y_train, self.num_classes, folds, fold_pairs)
+        means, blocks, within = sums.moments()
         for kind in missing:
             if kind == "copula":
                 value: Any = tuple(
@@ -221,15 +246,8 @@ class PairAnalysis:
                 )
             else:
                 a, b = slots[(kind, 0)], slots[(kind, 1)]
-                value = covariance_from_moments(
-                    mats[a],
-                    mats[b],
-                    means[a],
-                    means[b],
-                    blocks[(a, a)],
-                    blocks[(b, b)],
-                    blocks[(a, b)],
-                )
+                value = _blocks(mats, a, b, means, blocks, within, sums.resolution)
+                self._cache[("sums", kind)] = (sums, mats, a, b)
             self._get(("cov", kind), lambda v=value: v)
 
     def covariance(self, kind: str) -> CovarianceBlocks:
@@ -267,8 +285,18 @@ class PairAnalysis:
         """The k leading correlations on the test split, directions fitted on train."""
         return self._get(
             ("heldout", kind),
-            lambda: heldout_from_cca(
-                self.cca(kind), *(self.features(kind, m, "test") for m in range(2)), self.k
+            lambda: heldout_from_correlations(
+                self.cca(kind), self.heldout_correlations(kind).corr, self.k
+            ),
+        )
+
+    def test_variates(self, kind: str) -> tuple[Tensor, Tensor]:
+        """The centred test variates ``((N_t, r), (N_t, r))`` of all r pairs of :meth:`cca`,
+        rows centred by test class first (collapse-proof products)."""
+        return self._get(
+            ("variates", kind),
+            lambda: test_variates(
+                self.cca(kind), *(self.features(kind, m, "test") for m in range(2)), self.y_test
             ),
         )
 
@@ -283,12 +311,66 @@ class PairAnalysis:
     def heldout_correlations(self, kind: str = "normal") -> HeldoutCorrelations:
         """Test-split correlations of all r pairs of canonical variates of :meth:`cca` (kind ∈
         raw, normal; directions and means from train)."""
-        return self._get(
-            ("heldout_corr", kind),
-            lambda: heldout_correlations(
-                self.cca(kind), *(self.features(kind, m, "test") for m in range(2))
-            ),
-        )
+
+        def compute() -> HeldoutCorrelations:
+            sa, sb = self.test_variates(kind)
+            log = WarningLog("heldout_gib")
+            log.extend(self.cca(kind).warnings)
+            return HeldoutCorrelations(
+                variate_correlations(sa, sb, log), sa.shape[0], log.as_tuple()
+            )
+
+        return self._get(("heldout_corr", kind), compute)
+
+    def null_rho(self, kind: str = "normal") -> float:
+        """The null threshold of held-out correlations of kind (``intervals.permutations``
+        permutations of member 1's test rows; 0 without interval settings)."""
+        settings = self.intervals_settings
+        if settings is None:
+            return 0.0
+
+        def compute() -> float:
+            gen = _generator(settings.seed, 100 + FEATURES.index(kind))
+            return null_threshold(
+                *self.test_variates(kind), settings.permutations, settings.null_level, gen
+            )
+
+        return self._get(("null_rho", kind), compute)
+
+    def intervals(self, kind: str = "normal") -> HeldoutIntervals:
+        """Intervals of the held-out numbers of kind (raw: the mean of the k leading held-out
+        correlations; normal: every statistic of ``ncib.analysis.intervals.STATISTICS``).
+        Needs interval settings."""
+        settings = self.intervals_settings
+        if settings is None:
+            raise ValueError("this PairAnalysis has intervals=None: no intervals to give")
+        if kind not in ("raw", "normal"):
+            raise ValueError(f"unknown feature kind {kind!r} for intervals; expected raw or normal")
+
+        def compute() -> HeldoutIntervals:
+            self.covariance(kind)
+            sums, mats, a, b = self._cache[("sums", kind)]
+
+            def resample(weights: Tensor) -> CovarianceBlocks:
+                means, blocks, within = sums.moments(weights)
+                return _blocks(mats, a, b, means, blocks, within, sums.resolution)
+
+            test = (*(self.features(kind, m, "test") for m in range(2)), self.y_test)
+            names = STATISTICS if kind == "normal" else ("mean_k",)
+            return heldout_intervals(
+                self.heldout_correlations(kind).corr,
+                self.test_variates(kind),
+                resample,
+                test,
+                self.ridge,
+                self.k,
+                self.null_rho(kind) if kind == "normal" else 0.0,  # raw: mean_k needs none
+                settings,
+                names,
+                stream=FEATURES.index(kind),
+            )
+
+        return self._get(("intervals", kind), compute)
 
     def heldout_gib(self, m: int = 0) -> HeldoutGIBResult:
         """Held-out GIB of member m's normal scores w.r.t. the other's: the normal CCA fitted
@@ -300,7 +382,8 @@ class PairAnalysis:
             lambda: heldout_gib_from_correlations(
                 self.cca("normal") if m == 0 else self.cca("normal").swapped(),
                 self.heldout_correlations("normal"),
-                self.gib(m).r,  # the in-sample GIB shares the directions (and is needed for T_K)
+                self.gib(m).r,  # the in-sample GIB shares the directions
+                self.null_rho("normal"),
             ),
         )
 
@@ -329,9 +412,9 @@ class PairAnalysis:
             for kind in ("raw", "normal"):  # Σ and its factor: those of the pair's CCA
                 cov, cca = covs[kind], ccas[kind]
                 factors.append(
-                    (cov.cov_aa, cca.chol_a, cca.reg_a)
+                    (cov.cov_aa, cca.chol_a, cca.reg_a, cov.scale_a, cov.resolution_a)
                     if i == 0
-                    else (cov.cov_bb, cca.chol_b, cca.reg_b)
+                    else (cov.cov_bb, cca.chol_b, cca.reg_b, cov.scale_b, cov.resolution_b)
                 )
             cross = self._cache[("cov", "copula")][i]
             return copula_cca_from_factors(cross, factors[0], factors[1], self.k, self.ridge)
@@ -340,10 +423,13 @@ class PairAnalysis:
         return self._cache[("copula_cca", m)]
 
     def tk(self, m: int) -> IBRepresentation:
-        """T_K of member m (features on train; ``transform`` maps other normal scores)."""
+        """T_K of member m (features on train; ``transform`` maps other normal scores): the
+        GIB solution of the **held-out** spectrum (:meth:`heldout_gib`, transitions only above
+        the null threshold) at a β just below its (K+1)-th transition, so that in-sample noise
+        does not place it (docs/math.md §5.3)."""
 
         def compute() -> IBRepresentation:
-            rep = self.gib(m).representation(self.k)
+            rep = self.heldout_gib(m).gib.representation(self.k)
             return replace(rep, features=rep.transform(self.normal(m)[0]))
 
         return self._get(("tk", m), compute)
@@ -394,6 +480,20 @@ class PairAnalysis:
             ),
         )
 
+    def ncc_loo_accuracy(self, space: str, m: int) -> Tensor:
+        """Leave-one-out nearest-class-centre accuracy on the training split (0-dim): the
+        terminal-phase marker's quantity (docs/math.md §8)."""
+        kind = self._space(space)
+        return self._get(
+            ("ncc_loo", space, m),
+            lambda: ncc_loo_accuracy(
+                self.features(kind, m, "train"),
+                self.y_train,
+                self.num_classes,
+                self.class_means(space, m),
+            ),
+        )
+
     def probe(self, kind: str, m: int) -> ProbeResult:
         """Linear probe of member m on kind ∈ raw, normal, tk (train → test). Both members'
         probes of a kind are fitted together (side by side on a multi-core CPU)."""
@@ -428,11 +528,36 @@ class PairAnalysis:
     def information_curve(self, betas: Sequence[float] | Tensor | None = None) -> InformationCurve:
         """I(T;X), I(T;Y) along β (default: 256 log-spaced β in [1, 10·β_{k+1}])."""
         g = self.gib(0)
-        if betas is None:
-            finite = g.beta_crit[torch.isfinite(g.beta_crit)]
-            top = float(finite[min(self.k, finite.numel() - 1)]) if finite.numel() else 10.0
+        if betas is None:  # up to 10× the larger (K+1)-th transition, in-sample or held out
+            tops = [
+                float(finite[min(self.k, finite.numel() - 1)])
+                for crit in (g.beta_crit, self.heldout_gib(0).beta_crit)
+                if (finite := crit[torch.isfinite(crit)]).numel()
+            ]
+            top = max(tops) if tops else 10.0
             betas = torch.logspace(0.0, math.log10(10.0 * max(top, 1.0)), 256, dtype=torch.float64)
         return g.information_curve(betas)
+
+
+def _kind_pairs(kind: str, slots: dict[tuple[str, int], int]) -> list[tuple[int, int]]:
+    a, b = slots[(kind, 0)], slots[(kind, 1)]
+    return [(a, a), (b, b), (a, b)]
+
+
+def _blocks(mats, a, b, means, blocks, within, resolution) -> CovarianceBlocks:
+    """:class:`CovarianceBlocks` of matrices a, b of a class-centred moment pass: the ridge
+    scaled by the within-class variance per dimension, the resolution of each side."""
+    return covariance_from_moments(
+        mats[a],
+        mats[b],
+        means[a],
+        means[b],
+        blocks[(a, a)],
+        blocks[(b, b)],
+        blocks[(a, b)],
+        scales=(within[a] / mats[a].shape[1], within[b] / mats[b].shape[1]),
+        resolutions=(resolution[a], resolution[b]),
+    )
 
 
 def _check_member(m: int) -> None:

@@ -13,16 +13,22 @@ The leader also keeps the pair's weights at each analysis epoch
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from pytorch_lightning import Callback
 
+from ncib.analysis import IntervalSettings
 from ncib.callbacks.schedule import AnalysisSchedule
 from ncib.engine import AnalysisSettings, PairEpochAnalysis
 from ncib.engine.checkpoints import analysis_checkpoint_path, save_weights
 from ncib.metrics.registry import GROUPS, METRICS
 
 __all__ = ["AnalysisCallback", "LightningCollective", "keys_table"]
+
+
+DEFAULT_INTERVALS = IntervalSettings()
+"""The intervals of a callback built without ``intervals`` (conf passes ``analysis.intervals``)."""
 
 
 class LightningCollective:
@@ -88,6 +94,7 @@ class AnalysisCallback(Callback):
         ridge: float = 1e-6,
         progress: bool = True,
         checkpoints: bool = True,
+        intervals: Mapping | IntervalSettings | None = DEFAULT_INTERVALS,
     ):
         if self.group not in GROUPS:
             raise TypeError(
@@ -95,7 +102,11 @@ class AnalysisCallback(Callback):
             )
         self.schedule = AnalysisSchedule(epochs, every_n_epochs, at_init)
         self.settings = AnalysisSettings(
-            k=k, max_samples=max_samples, ridge=float(ridge), progress=bool(progress)
+            k=k,
+            max_samples=max_samples,
+            ridge=float(ridge),
+            progress=bool(progress),
+            intervals=dict(intervals) if isinstance(intervals, Mapping) else intervals,
         )
         self.checkpoints = bool(checkpoints)
         self._peers: list[AnalysisCallback] = []

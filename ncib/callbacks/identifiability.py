@@ -11,8 +11,9 @@ class IdentifiabilityCallback(AnalysisCallback):
     """Canonical correlations (docs/math.md §3, the paper's Fig. 2) and linear CKA (§4) between
     the members' features; ``raw``: the encoder features, ``normal``: their normal scores.
 
-    Record entries (key ``identifiability`` of each record): ``cca/rho/{features}`` (the full
-    spectrum) and ``cca/heldout/rho_k/{features}``.
+    Record entries (key ``identifiability`` of each record): ``cca/rho_k/{features}`` (the K
+    leading held-out correlations) and ``cca/insample/rho/{features}`` (the full in-sample
+    spectrum).
     """
 
     group = "identifiability"

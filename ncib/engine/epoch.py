@@ -15,14 +15,16 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from ncib.analysis import PairAnalysis
+from ncib.analysis import IntervalSettings, PairAnalysis
+from ncib.analysis.intervals import interval_settings
 from ncib.engine.features import Collective, SingleProcess, extract_pair_features
 from ncib.metrics import logged_name
+from ncib.metrics.legacy import RECORD_SCHEMA
 from ncib.metrics.outputs import ANALYSIS_GROUPS, check_outputs, group_outputs
 from ncib.records import RECORDS_FILE, append_record, fault_point
 
@@ -41,12 +43,16 @@ class AnalysisSettings:
             the same rows at every epoch and for both members (None: all).
         ridge: relative ridge ε of every covariance.
         progress: log progress and show progress bars.
+        intervals: how the held-out numbers' intervals are measured (an
+            :class:`~ncib.analysis.IntervalSettings` or a mapping of its fields, the
+            ``analysis.intervals`` keys; None: no intervals, their keys are NaN).
     """
 
     k: int | None = None
     max_samples: int | None = None
     ridge: float = 1e-6
     progress: bool = True
+    intervals: IntervalSettings | None = field(default_factory=IntervalSettings)
 
     def __post_init__(self) -> None:
         if self.k is not None and (isinstance(self.k, bool) or int(self.k) != self.k or self.k < 1):
@@ -59,10 +65,17 @@ class AnalysisSettings:
             )
         if not self.ridge >= 0:
             raise ValueError(f"analysis.ridge must be >= 0; got {self.ridge!r}")
+        if self.intervals is not None and not isinstance(self.intervals, IntervalSettings):
+            object.__setattr__(self, "intervals", interval_settings(self.intervals))  # frozen
 
     def same_analysis(self, other: AnalysisSettings) -> bool:
         """Whether two settings give the same numbers (``progress`` aside)."""
-        return (self.k, self.max_samples, self.ridge) == (other.k, other.max_samples, other.ridge)
+        return (self.k, self.max_samples, self.ridge, self.intervals) == (
+            other.k,
+            other.max_samples,
+            other.ridge,
+            other.intervals,
+        )
 
 
 class PairEpochAnalysis:
@@ -129,6 +142,7 @@ class PairEpochAnalysis:
         num_classes = int(datamodule.num_classes)
         k = num_classes if st.k is None else st.k
         record: dict = {
+            "schema": RECORD_SCHEMA,
             "epoch": int(epoch),
             "global_step": int(global_step),
             "num_classes": num_classes,
@@ -148,6 +162,7 @@ class PairEpochAnalysis:
                 num_classes=num_classes,
                 k=k,
                 ridge=st.ridge,
+                intervals=st.intervals,
             )
             scalars: dict[str, float] = {}
             computed = [(g, group_outputs(pa, g)) for g in groups]

@@ -17,6 +17,7 @@ import torch
 from ncib.analysis import (
     FEATURES,
     SPACES,
+    Interval,
     PairAnalysis,
     dimension_grid,
     ib_dimension_curve,
@@ -37,24 +38,38 @@ __all__ = [
 ]
 
 Outputs = tuple[dict[str, float], dict[str, Any]]  # (logged scalars, record entries)
+_NO_INTERVAL = Interval(math.nan, math.nan, math.nan)  # the ends logged when intervals are off
+_GIB_ENDS = (
+    "gib/mi_xy_{bound}",
+    "gib/beta_crit/k_{bound}",
+    "gib/beta_crit/k_next_{bound}",
+    "gib/i_ty_frac_tk_{bound}",
+)
 
 
 def identifiability(pa: PairAnalysis) -> Outputs:
-    """CCA summaries (in-sample and held out), CKA, and the spectra."""
+    """CCA summaries (held out, with intervals, and in-sample), CKA, and the spectra."""
     scalars: dict[str, float] = {}
     entries: dict[str, Any] = {}
     for f in AXES["features"]:
         res, held = pa.identifiability(f), pa.heldout(f)
-        scalars[key("cca/mean_k/{features}", features=f)] = float(res.mean)
-        scalars[key("cca/var_k/{features}", features=f)] = float(res.var)
-        scalars[key("cca/std_k/{features}", features=f)] = float(res.std)
-        scalars[key("cca/min_k/{features}", features=f)] = float(res.rho_k.min())
-        scalars[key("cca/heldout/mean_k/{features}", features=f)] = float(held.mean)
-        scalars[key("cca/heldout/var_k/{features}", features=f)] = float(held.var)
-        scalars[key("cca/heldout/std_k/{features}", features=f)] = float(held.std)
+        scalars[key("cca/mean_k/{features}", features=f)] = float(held.mean)
+        scalars[key("cca/var_k/{features}", features=f)] = float(held.var)
+        scalars[key("cca/std_k/{features}", features=f)] = float(held.std)
+        interval = (
+            pa.intervals(f).values["mean_k"] if pa.intervals_settings is not None else _NO_INTERVAL
+        )
+        for bound in AXES["bound"]:  # always there: NaN ends when intervals are off
+            scalars[key("cca/mean_k_{bound}/{features}", bound=bound, features=f)] = getattr(
+                interval, bound
+            )
+        scalars[key("cca/insample/mean_k/{features}", features=f)] = float(res.mean)
+        scalars[key("cca/insample/var_k/{features}", features=f)] = float(res.var)
+        scalars[key("cca/insample/std_k/{features}", features=f)] = float(res.std)
+        scalars[key("cca/insample/min_k/{features}", features=f)] = float(res.rho_k.min())
         scalars[key("cka/{features}", features=f)] = float(pa.cka(f))
-        entries[key("cca/rho/{features}", features=f)] = pa.cca(f).rho.tolist()
-        entries[key("cca/heldout/rho_k/{features}", features=f)] = held.rho_k.tolist()
+        entries[key("cca/rho_k/{features}", features=f)] = held.rho_k.tolist()
+        entries[key("cca/insample/rho/{features}", features=f)] = pa.cca(f).rho.tolist()
     for m, name in enumerate(MEMBERS):
         copula = pa.copula_cca(m)
         scalars[key("copula_cca/mean_k/{member}", member=name)] = float(copula.mean_k)
@@ -63,38 +78,79 @@ def identifiability(pa: PairAnalysis) -> Outputs:
 
 
 def gib(pa: PairAnalysis) -> Outputs:
-    """I(X;Y), the critical β around T_K, the information of T_K, its feature scaling."""
-    g, k = pa.gib(0), pa.k
-    beta = float(pa.tk(0).beta)
-    at_tk = g.information_curve(beta)
-    i_xy = float(at_tk.i_xy)
+    """I(X;Y), the critical β around T_K and the information of T_K, held out (with intervals)
+    and in-sample; T_K's feature scaling; the spectra and information curves."""
+    k = pa.k
+    held = pa.heldout_gib_summary()
     scalars = {
-        key("gib/mi_xy"): i_xy,
-        key("gib/beta_crit/k"): float(g.beta_crit[k - 1]),
-        key("gib/beta_crit/k_next"): float(g.beta_crit[k])
+        key("gib/mi_xy"): held.mi_xy,
+        key("gib/beta_crit/k"): held.beta_k,
+        key("gib/beta_crit/k_next"): held.beta_k_next,
+        key("gib/beta_tk"): held.beta_tk,
+        key("gib/i_tx_tk"): held.i_tx_tk,
+        key("gib/i_ty_tk"): held.i_ty_tk,
+        key("gib/i_ty_frac_tk"): held.i_ty_frac_tk,
+        key("gib/null_rho"): pa.null_rho("normal"),
+    }
+    entries: dict[str, Any] = {}
+    if pa.intervals_settings is None:
+        ends = dict.fromkeys(_GIB_ENDS, _NO_INTERVAL)
+        entries[key("intervals")] = {
+            "covers": "none: intervals are off (analysis.intervals)",
+            "level": None,
+            "refits": 0,
+            "bootstrap": 0,
+            "null_rho": pa.null_rho("normal"),
+        }
+    else:
+        iv = pa.intervals("normal")
+        ends = dict(
+            zip(
+                _GIB_ENDS,
+                (
+                    iv.values["mi_xy"],
+                    iv.values["rho_k"].as_beta(),
+                    iv.values["rho_k_next"].as_beta(),
+                    iv.values["i_ty_frac_tk"],
+                ),
+                strict=True,
+            )
+        )
+        settings = pa.intervals_settings
+        entries[key("intervals")] = {
+            "covers": iv.covers,
+            "level": settings.level,
+            "refits": iv.refits,
+            "bootstrap": iv.bootstrap,
+            "null_rho": iv.null_rho,
+        }
+    for template, interval in ends.items():
+        for bound in AXES["bound"]:
+            scalars[key(template, bound=bound)] = getattr(interval, bound)
+    g = pa.gib(0)  # the in-sample GIB, at its own T_K
+    beta_in, _ = g.beta_for_k(k)
+    at_tk = g.information_curve(beta_in)
+    i_xy = float(at_tk.i_xy)
+    scalars |= {
+        key("gib/insample/mi_xy"): i_xy,
+        key("gib/insample/beta_crit/k"): float(g.beta_crit[k - 1]),
+        key("gib/insample/beta_crit/k_next"): float(g.beta_crit[k])
         if k < g.beta_crit.shape[0]
         else math.inf,
-        key("gib/beta_tk"): beta,
-        key("gib/i_tx_tk"): float(at_tk.i_tx[0]),
-        key("gib/i_ty_tk"): float(at_tk.i_ty[0]),
-        key("gib/i_ty_frac_tk"): float(at_tk.i_ty[0]) / i_xy if i_xy > 0 else 0.0,
-    }
-    held = pa.heldout_gib_summary()
-    scalars |= {
-        key("gib/heldout/mi_xy"): held.mi_xy,
-        key("gib/heldout/beta_crit/k"): held.beta_k,
-        key("gib/heldout/beta_crit/k_next"): held.beta_k_next,
-        key("gib/heldout/i_ty_frac_tk"): held.i_ty_frac_tk,
+        key("gib/insample/beta_tk"): float(beta_in),
+        key("gib/insample/i_tx_tk"): float(at_tk.i_tx[0]),
+        key("gib/insample/i_ty_tk"): float(at_tk.i_ty[0]),
+        key("gib/insample/i_ty_frac_tk"): float(at_tk.i_ty[0]) / i_xy if i_xy > 0 else 0.0,
     }
     curve = pa.information_curve()
-    entries: dict[str, Any] = {
-        key("lambda"): g.lam.tolist(),
-        key("beta_crit"): g.beta_crit.tolist(),
-        key("information_curve"): _curve(curve),
-        key("heldout/lambda"): held.lam,
-        key("heldout/information_curve"): _curve(
-            pa.heldout_gib(0).gib.information_curve(curve.beta)
-        ),
+    heldout = pa.heldout_gib(0)
+    entries |= {
+        key("lambda"): heldout.lam.tolist(),
+        key("beta_crit"): heldout.beta_crit.tolist(),
+        key("information_curve"): _curve(heldout.gib.information_curve(curve.beta)),
+        key("insample/lambda"): g.lam.tolist(),
+        key("insample/beta_crit"): g.beta_crit.tolist(),
+        key("insample/information_curve"): _curve(curve),
     }
     for m, name in enumerate(MEMBERS):
         scaling = pa.tk(m).feature_scaling
@@ -118,6 +174,7 @@ def simplex_etf(pa: PairAnalysis) -> Outputs:
             out[key("etf/cos_std/{space}/{member}", **ax)] = float(st.cos_std)
             out[key("etf/angle_std_deg/{space}/{member}", **ax)] = float(st.angle_std_deg)
             out[key("nc1/{space}/{member}", **ax)] = float(pa.nc1(space, m).value)
+            out[key("ncc/loo_acc/{space}/{member}", **ax)] = float(pa.ncc_loo_accuracy(space, m))
             probe = pa.probe(space, m)  # NC4 compares NCC with the probe on the same features
             for split, y in splits.items():
                 ncc = pa.ncc(space, m, split)

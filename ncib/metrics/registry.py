@@ -47,6 +47,8 @@ AXES: dict[str, tuple[str, ...]] = {
     # where neural collapse is measured: raw Z, and T_K
     "space": ("raw", "tk"),
     "split": ("train", "test"),
+    # the two ends of an interval of a held-out number (docs/math.md §5.5)
+    "bound": ("lo", "hi"),
 }
 
 # owner → what it is and the prefix its keys carry when logged
@@ -97,81 +99,116 @@ def _m(template: str, meaning: str, group: str, shape: str = "scalar") -> Metric
 _I, _G, _E = "identifiability", "gib", "simplex_etf"
 
 METRICS: tuple[Metric, ...] = (
-    # -- identifiability (docs/math.md §3, §4) ---------------------------------------------
+    # -- identifiability (docs/math.md §3, §4, §5.4–5.5) -------------------------------------
+    # unqualified keys are held out (directions fitted on the training split, correlations
+    # measured on the test split); in-sample ones carry "insample/" in their name
     _m(
         "cca/mean_k/{features}",
-        "mean of the k leading canonical correlations ρ between the members (training split)",
+        "mean of the k leading canonical correlations between the members, held out: directions fitted on the training split, correlations measured on the test split",
         _I,
     ),
-    _m("cca/var_k/{features}", "population variance of those k correlations", _I),
-    _m("cca/std_k/{features}", "population standard deviation of those k correlations", _I),
-    _m("cca/min_k/{features}", "the k-th largest canonical correlation", _I),
     _m(
-        "cca/heldout/mean_k/{features}",
-        "mean of the k leading correlations measured on the test split, directions fitted on the training split",
+        "cca/mean_k_{bound}/{features}",
+        "lower / upper end of the interval of that held-out mean (docs/math.md §5.5)",
         _I,
     ),
-    _m("cca/heldout/var_k/{features}", "population variance of those held-out correlations", _I),
+    _m("cca/var_k/{features}", "population variance of those k held-out correlations", _I),
     _m(
-        "cca/heldout/std_k/{features}",
-        "population standard deviation of those held-out correlations",
+        "cca/std_k/{features}", "population standard deviation of those k held-out correlations", _I
+    ),
+    _m(
+        "cca/insample/mean_k/{features}",
+        "mean of the k leading canonical correlations on the training split they were fitted to (in-sample; the paper's Fig. 2)",
         _I,
     ),
+    _m("cca/insample/var_k/{features}", "population variance of those in-sample correlations", _I),
+    _m(
+        "cca/insample/std_k/{features}",
+        "population standard deviation of those in-sample correlations",
+        _I,
+    ),
+    _m("cca/insample/min_k/{features}", "the k-th largest in-sample canonical correlation", _I),
     _m("cka/{features}", "linear CKA between the members (training split)", _I),
     _m(
         "copula_cca/mean_k/{member}",
-        "mean of the k leading canonical correlations between the member's raw features and their normal scores",
+        "mean of the k leading canonical correlations between the member's raw features and their normal scores (training split, in-sample)",
         _I,
     ),
     _m(
         "copula_cca/mean_all/{member}",
-        "mean of all canonical correlations between raw features and normal scores (1: the copula is a linear map)",
+        "mean of all canonical correlations between raw features and normal scores (1: the copula is a linear map; in-sample)",
         _I,
     ),
-    _m("cca/rho/{features}", "every canonical correlation, descending", _I, "(r,)"),
-    _m("cca/heldout/rho_k/{features}", "the k held-out correlations", _I, "(k,)"),
+    _m("cca/rho_k/{features}", "the k held-out correlations (training order)", _I, "(k,)"),
+    _m(
+        "cca/insample/rho/{features}",
+        "every in-sample canonical correlation, descending",
+        _I,
+        "(r,)",
+    ),
     # -- Gaussian information bottleneck (docs/math.md §5) -----------------------------------
+    # unqualified keys come from the held-out spectrum (ρ̃ above the null threshold); the
+    # in-sample GIB (the paper's, inflated by ≈ d²/(2N) nats of fitting noise) is gib/insample/
     _m(
         "gib/mi_xy",
-        "I(X;Y) = −½ Σ log λ_i between the members' normal scores (nats, in-sample)",
+        "I(X;Y) = −½ Σ log(1 − ρ̃_i²) between the members' normal scores, held out (nats)",
         _G,
     ),
-    _m("gib/beta_crit/k", "critical β_k = 1/(1−λ_k) of the k-th phase transition", _G),
-    _m("gib/beta_crit/k_next", "critical β_{k+1} (inf when there is none)", _G),
-    _m("gib/beta_tk", "the β of T_K, just below β_{k+1}", _G),
-    _m("gib/i_tx_tk", "I(T;X) of T_K (nats)", _G),
-    _m("gib/i_ty_tk", "I(T;Y) of T_K (nats)", _G),
-    _m("gib/i_ty_frac_tk", "I(T;Y) / I(X;Y) of T_K", _G),
+    _m("gib/mi_xy_{bound}", "lower / upper end of the interval of the held-out I(X;Y)", _G),
+    _m("gib/beta_crit/k", "held-out critical β̃_k = 1/ρ̃_k² of the k-th phase transition", _G),
+    _m("gib/beta_crit/k_{bound}", "lower / upper end of the interval of β̃_k", _G),
+    _m(
+        "gib/beta_crit/k_next",
+        "held-out β̃_{k+1} (inf when ρ̃_{k+1} does not clear the null threshold: no transition)",
+        _G,
+    ),
+    _m("gib/beta_crit/k_next_{bound}", "lower / upper end of the interval of β̃_{k+1}", _G),
+    _m("gib/beta_tk", "the β of T_K: just below β̃_{k+1} (2·β̃_k when there is none)", _G),
+    _m("gib/i_tx_tk", "I(T;X) of T_K (nats, held-out spectrum)", _G),
+    _m("gib/i_ty_tk", "I(T;Y) of T_K (nats, held-out spectrum)", _G),
+    _m("gib/i_ty_frac_tk", "I(T;Y) / I(X;Y) of T_K (held-out spectrum)", _G),
+    _m("gib/i_ty_frac_tk_{bound}", "lower / upper end of the interval of I(T;Y) / I(X;Y)", _G),
+    _m(
+        "gib/null_rho",
+        "null threshold of held-out correlations: the largest a permutation of the test rows reaches (1 % family-wise)",
+        _G,
+    ),
     _m(
         "gib/feature_scaling/min/{member}", "smallest α_i / mean α over the k dimensions of T_K", _G
     ),
     _m("gib/feature_scaling/max/{member}", "largest α_i / mean α over the k dimensions of T_K", _G),
     _m(
-        "gib/heldout/mi_xy",
-        "held-out I(X;Y): canonical directions fitted on the training split, correlations measured on the test split (nats)",
+        "gib/insample/mi_xy",
+        "in-sample I(X;Y) = −½ Σ log λ_i on the training split the CCA was fitted to (nats; the paper's)",
         _G,
     ),
-    _m("gib/heldout/beta_crit/k", "held-out β_k", _G),
-    _m("gib/heldout/beta_crit/k_next", "held-out β_{k+1} (inf when there is none)", _G),
-    _m(
-        "gib/heldout/i_ty_frac_tk",
-        "held-out I(T;Y) / I(X;Y) of T_K (at a β just below the held-out β_{k+1})",
-        _G,
-    ),
-    _m("lambda", "GIB eigenvalues λ_i = 1 − ρ_i², ascending", _G, "(r,)"),
-    _m("beta_crit", "critical β_i = 1/(1−λ_i)", _G, "(r,)"),
+    _m("gib/insample/beta_crit/k", "in-sample critical β_k = 1/(1−λ_k)", _G),
+    _m("gib/insample/beta_crit/k_next", "in-sample critical β_{k+1} (inf when there is none)", _G),
+    _m("gib/insample/beta_tk", "the β of the in-sample T_K, just below the in-sample β_{k+1}", _G),
+    _m("gib/insample/i_tx_tk", "I(T;X) of the in-sample T_K (nats)", _G),
+    _m("gib/insample/i_ty_tk", "I(T;Y) of the in-sample T_K (nats)", _G),
+    _m("gib/insample/i_ty_frac_tk", "I(T;Y) / I(X;Y) of the in-sample T_K", _G),
+    _m("lambda", "held-out eigenvalues λ̃_i = 1 − ρ̃_i², ascending", _G, "(r,)"),
+    _m("beta_crit", "held-out critical β̃_i = 1/(1 − λ̃_i)", _G, "(r,)"),
     _m(
         "information_curve",
-        "β, I(T;X), I(T;Y) along β, and I(X;Y)",
+        "β, I(T;X), I(T;Y) along β, and I(X;Y), of the held-out spectrum",
         _G,
         "{beta, i_tx, i_ty: (M,), i_xy}",
     ),
-    _m("heldout/lambda", "held-out eigenvalues λ̃_i = 1 − ρ̃_i², ascending", _G, "(r,)"),
+    _m("insample/lambda", "in-sample GIB eigenvalues λ_i = 1 − ρ_i², ascending", _G, "(r,)"),
+    _m("insample/beta_crit", "in-sample critical β_i = 1/(1−λ_i)", _G, "(r,)"),
     _m(
-        "heldout/information_curve",
-        "the held-out information curve on the same β grid",
+        "insample/information_curve",
+        "the in-sample information curve on the same β grid",
         _G,
         "{beta, i_tx, i_ty: (M,), i_xy}",
+    ),
+    _m(
+        "intervals",
+        "what the intervals cover, their level, resamples and the null threshold",
+        _G,
+        "{covers, level, refits, bootstrap, null_rho}",
     ),
     _m("feature_scaling/{member}", "α_i / mean α of T_K (the paper's Fig. 4B)", _G, "(k,)"),
     # -- neural collapse and the analysis probe (docs/math.md §6, §7) ------------------------
@@ -188,6 +225,11 @@ METRICS: tuple[Metric, ...] = (
     _m(
         "ncc/{split}_acc/{space}/{member}",
         "nearest-class-centre accuracy (centres from the training split)",
+        _E,
+    ),
+    _m(
+        "ncc/loo_acc/{space}/{member}",
+        "leave-one-out nearest-class-centre accuracy on the training split (each sample left out of its class centre): the terminal-phase marker (docs/math.md §8)",
         _E,
     ),
     _m(

@@ -49,16 +49,19 @@ def _save(fig, path: Path) -> Path:
 
 def fig2_nc1_vs_identifiability(records: list[dict], path: Path) -> Path | None:
     """NC1 (mean of members, raw features; y, log) against the K leading CCA coefficients
-    between the members, one point per epoch coloured by epoch, the terminal phase (train
-    error < 2%) shaded and its points filled. Left: against their variance (the paper's
-    x-axis); right: against their mean with error bars = their std (the paper's dots)."""
+    between the members (held out: fitted on the training split, measured on the test split),
+    one point per epoch coloured by epoch, the terminal phase (:func:`is_terminal`) shaded and
+    its points filled. Left: against their variance (the paper's x-axis); right: against their
+    mean with error bars = their std (the paper's dots) and, in grey, the mean's interval."""
     pts = []
     for r in records:
         nc1 = [scalar(r, f"nc1/raw/{m}") for m in MEMBERS]
         mean, var, std = (scalar(r, f"cca/{s}_k/raw") for s in ("mean", "var", "std"))
         if None in (*nc1, mean, var, std):
             continue
-        pts.append((r["epoch"], sum(nc1) / 2, mean, var, std, bool(is_terminal(r))))
+        lo, hi = scalar(r, "cca/mean_k_lo/raw"), scalar(r, "cca/mean_k_hi/raw")
+        band = None if None in (lo, hi) or lo != lo or hi != hi else (mean - lo, hi - mean)
+        pts.append((r["epoch"], sum(nc1) / 2, mean, var, std, bool(is_terminal(r)), band))
     if not pts:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True)
@@ -83,10 +86,15 @@ def fig2_nc1_vs_identifiability(records: list[dict], path: Path) -> Path | None:
                 max(terminal),
                 color="0.88",
                 zorder=0,
-                label="terminal phase (train error < 2%)",
+                label="terminal phase (LOO-NCC ≥ 98%)",
             )
         for i, p in enumerate(pts):
             c = cmap(norm(p[0]))
+            if xerr is not None and p[6] is not None:
+                ax.errorbar(
+                    xs[i], p[1], xerr=[[p[6][0]], [p[6][1]]], fmt="none", ecolor="0.6", lw=4,
+                    alpha=0.5, zorder=1,
+                )  # fmt: skip
             ax.errorbar(
                 xs[i],
                 p[1],
@@ -107,7 +115,8 @@ def fig2_nc1_vs_identifiability(records: list[dict], path: Path) -> Path | None:
         axes[0].legend(loc="best", fontsize=8)
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label="epoch")
     fig.suptitle(
-        "Fig. 2 — variability collapse (NC1) vs linear identifiability (raw features)", fontsize=10
+        "Fig. 2 — variability collapse (NC1) vs linear identifiability (raw features, held out)",
+        fontsize=10,
     )
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -180,19 +189,22 @@ def fig4b_feature_scaling(record: dict, path: Path) -> Path | None:
 
 
 def fig_information_curve(record: dict, path: Path) -> Path | None:
-    """I(T;Y) against I(T;X) along β, with I(X;Y) (the GIB information curve): in-sample, and
-    held-out where the record has it."""
+    """I(T;Y) against I(T;X) along β, with I(X;Y) (the GIB information curve): held out (with
+    the interval of I(X;Y) shaded), and in-sample where the record has it."""
     gib = record.get("gib") or {}
-    curve = gib.get("information_curve")
-    if not curve:
+    held = gib.get("information_curve")
+    if not held:
         return None
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot(curve["i_tx"], curve["i_ty"], "-", color="C0", label="in-sample")
-    ax.axhline(curve["i_xy"], color="C0", ls=":", lw=0.8, label="I(X;Y) in-sample")
-    held = gib.get("heldout/information_curve")
-    if held:
-        ax.plot(held["i_tx"], held["i_ty"], "-", color="C2", label="held-out")
-        ax.axhline(held["i_xy"], color="C2", ls=":", lw=0.8, label="I(X;Y) held-out")
+    ax.plot(held["i_tx"], held["i_ty"], "-", color="C2", label="held out")
+    ax.axhline(held["i_xy"], color="C2", ls=":", lw=0.8, label="I(X;Y) held out")
+    lo, hi = scalar(record, "gib/mi_xy_lo"), scalar(record, "gib/mi_xy_hi")
+    if None not in (lo, hi) and lo == lo and hi == hi:
+        ax.axhspan(lo, hi, color="C2", alpha=0.15, lw=0, label="interval of I(X;Y)")
+    curve = gib.get("insample/information_curve")
+    if curve:
+        ax.plot(curve["i_tx"], curve["i_ty"], "-", color="C0", label="in-sample")
+        ax.axhline(curve["i_xy"], color="C0", ls=":", lw=0.8, label="I(X;Y) in-sample")
     tk_x, tk_y = scalar(record, "gib/i_tx_tk"), scalar(record, "gib/i_ty_tk")
     if tk_x is not None:
         ax.plot([tk_x], [tk_y], "o", color="C3", label="T_K")
@@ -208,7 +220,7 @@ def fig_compression_generalisation(records: list[dict], path: Path) -> Path | No
     and member (raw features: circles, T_K: squares), coloured by epoch."""
     pts = []
     for r in records:
-        frac = scalar(r, "gib/heldout/i_ty_frac_tk")
+        frac = scalar(r, "gib/i_ty_frac_tk")
         for m in MEMBERS:
             raw, tk = scalar(r, f"probe/test_acc/raw/{m}"), scalar(r, f"probe/test_acc/tk/{m}")
             if None not in (frac, raw, tk):

@@ -520,13 +520,13 @@ def sweep_figures(recipe: Recipe, figdir: Path) -> dict[str, Path]:
     # identifiability and information
     curves = [
         (
-            "mean of the K leading CCA coefficients",
+            "mean of the K leading CCA coefficients (held out)",
             [("cca/mean_k/raw", "raw"), ("cca/mean_k/normal", "normal scores")],
         ),
         ("linear CKA", [("cka/raw", "raw"), ("cka/normal", "normal scores")]),
         (
             "I(X;Y) between the members (nats)",
-            [("gib/mi_xy", "in-sample"), ("gib/heldout/mi_xy", "held-out")],
+            [("gib/mi_xy", "held out"), ("gib/insample/mi_xy", "in-sample")],
         ),
     ]
     if any(band(jobs, key)[0] for _, pairs in curves for key, _ in pairs):

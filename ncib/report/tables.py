@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from ncib.metrics import MEMBERS
 
 __all__ = [
-    "TERMINAL_TRAIN_ACC",
+    "TERMINAL_ACC",
+    "interval",
+    "is_terminal",
     "Table",
     "compression_generalisation_table",
     "identifiability_table",
@@ -18,7 +20,11 @@ __all__ = [
     "table3",
 ]
 
-TERMINAL_TRAIN_ACC = 0.98  # terminal phase of training: train error below 2%
+TERMINAL_ACC = 0.98
+"""The terminal-phase marker: both members' leave-one-out nearest-class-centre accuracy on the
+analysis subset's raw training features reaches 98 % (docs/math.md §8). A probe's training
+accuracy cannot mark it: with few samples per class against d any encoder, even an untrained
+one, separates its training split."""
 
 
 @dataclass
@@ -43,6 +49,14 @@ class Table:
         return "\n".join(lines) + "\n"
 
 
+INTERVAL_NOTE = (
+    "[lo, hi]: a 95 % interval for the population value on this pair of encoders — "
+    "test rows resampled and the fit repeated on resampled training folds, widened by the "
+    "estimated bias (docs/math.md §5.5); it covers estimation noise under the Gaussian-copula "
+    "model, not the spread over seed pairs or the gap between training and test distributions."
+)
+
+
 def pct(x):
     return None if x is None else 100.0 * x
 
@@ -55,11 +69,30 @@ def scalar(record: dict, key: str):
     return None
 
 
+def interval(record: dict, key: str) -> str | None:
+    """``estimate [lo, hi]`` of a headline key and its interval (``key`` with ``_lo``/``_hi``
+    appended to its statistic: ``cca/mean_k/raw`` → ``cca/mean_k_lo/raw``); the estimate alone
+    when the run computed no interval; None when the record lacks the key."""
+    value = scalar(record, key)
+    if value is None:
+        return None
+    if key.startswith("cca/"):  # cca/<stat>/<features> → cca/<stat>_lo/<features>
+        head, features = key.rsplit("/", 1)
+        lo, hi = (scalar(record, f"{head}_{b}/{features}") for b in ("lo", "hi"))
+    else:  # gib/<name> → gib/<name>_lo
+        lo, hi = scalar(record, f"{key}_lo"), scalar(record, f"{key}_hi")
+    if lo is None or hi is None or lo != lo or hi != hi:  # absent or NaN: no interval
+        return f"{value:.4g}"
+    return f"{value:.4g} [{lo:.4g}, {hi:.4g}]"
+
+
 def is_terminal(record: dict) -> bool | None:
-    accs = [scalar(record, f"probe/train_acc/raw/{m}") for m in MEMBERS]
+    """Whether both members are in the terminal phase (:data:`TERMINAL_ACC`); None when the
+    record has no leave-one-out NCC accuracy (runs written before it existed: no marker)."""
+    accs = [scalar(record, f"ncc/loo_acc/raw/{m}") for m in MEMBERS]
     if any(a is None for a in accs):
         return None
-    return min(accs) >= TERMINAL_TRAIN_ACC
+    return min(accs) >= TERMINAL_ACC
 
 
 def table1(evaluation: dict | None, dataset: str) -> Table | None:
@@ -109,13 +142,14 @@ def table2_per_epoch(records: list[dict]) -> Table | None:
         ]
         if any(v is None for v in vals):
             continue
-        train = [scalar(r, f"probe/train_acc/raw/{m}") for m in MEMBERS]
+        loo = [scalar(r, f"ncc/loo_acc/raw/{m}") for m in MEMBERS]
+        terminal = is_terminal(r)
         rows.append(
             [
                 r["epoch"],
                 *[pct(v) for v in vals],
-                pct(min(train)),
-                "yes" if is_terminal(r) else "no",
+                None if None in loo else pct(min(loo)),
+                "no marker" if terminal is None else ("yes" if terminal else "no"),
             ]
         )
     if not rows:
@@ -130,30 +164,36 @@ def table2_per_epoch(records: list[dict]) -> Table | None:
             "normal m1",
             "T_K m0",
             "T_K m1",
-            "min train acc (raw)",
+            "min LOO-NCC acc (raw)",
             "terminal phase",
         ],
         rows,
-        f"Terminal phase: both members' raw-probe train accuracy ≥ {100 * TERMINAL_TRAIN_ACC:.0f}%.",
+        f"Terminal phase: both members' leave-one-out nearest-class-centre accuracy on the raw "
+        f"training features of the analysis subset ≥ {100 * TERMINAL_ACC:.0f}% (docs/math.md §8); "
+        "'no marker': a run written before the marker existed.",
     )
 
 
 def identifiability_table(records: list[dict]) -> Table | None:
+    """Per epoch: the K leading canonical correlations held out (with their interval) beside the
+    in-sample ones, CKA and the collapse of each member (docs/math.md §3, §5.4, §5.5)."""
     rows = []
     for r in records:
         vals = [
-            scalar(r, key)
-            for key in (
-                "cca/mean_k/raw",
-                "cca/std_k/raw",
-                "cca/mean_k/normal",
-                "cca/heldout/mean_k/raw",
-                "cka/raw",
-                "nc1/raw/m0",
-                "nc1/raw/m1",
-                "etf/cos_mean/tk/m0",
-                "etf/cos_mean/tk/m1",
-            )
+            interval(r, "cca/mean_k/raw"),
+            scalar(r, "cca/std_k/raw"),
+            interval(r, "cca/mean_k/normal"),
+            scalar(r, "cca/insample/mean_k/raw"),
+            *(
+                scalar(r, key)
+                for key in (
+                    "cka/raw",
+                    "nc1/raw/m0",
+                    "nc1/raw/m1",
+                    "etf/cos_mean/tk/m0",
+                    "etf/cos_mean/tk/m1",
+                )
+            ),
         ]
         if all(v is None for v in vals):
             continue
@@ -164,10 +204,10 @@ def identifiability_table(records: list[dict]) -> Table | None:
         "Identifiability and collapse per analysis epoch",
         [
             "epoch",
-            "mean ρ_K raw",
+            "mean ρ_K raw [interval]",
             "std ρ_K raw",
-            "mean ρ_K normal",
-            "held-out mean ρ_K raw",
+            "mean ρ_K normal [interval]",
+            "mean ρ_K raw in-sample",
             "CKA raw",
             "NC1 m0",
             "NC1 m1",
@@ -175,46 +215,54 @@ def identifiability_table(records: list[dict]) -> Table | None:
             "cos mean T_K m1",
         ],
         rows,
-        "ρ_K: the K leading canonical correlations between the members. Target cosine: −1/(K−1).",
+        "ρ_K: the K leading canonical correlations between the members, directions fitted on the "
+        "training split and correlations measured on the test split (held out); in-sample: "
+        "measured on the training split, as in the paper, biased upwards by about d/N. "
+        + INTERVAL_NOTE
+        + " Target cosine: −1/(K−1).",
     )
 
 
 def information_table(records: list[dict]) -> Table | None:
-    """The GIB's information per epoch, in-sample beside held-out (docs/math.md §5)."""
-    keys = (
-        "gib/mi_xy",
-        "gib/heldout/mi_xy",
-        "gib/i_ty_frac_tk",
-        "gib/heldout/i_ty_frac_tk",
-        "gib/beta_crit/k",
-        "gib/heldout/beta_crit/k",
-        "gib/beta_crit/k_next",
-        "gib/heldout/beta_crit/k_next",
-    )
+    """The GIB's information per epoch: held out with intervals, in-sample beside (docs/math.md
+    §5.4, §5.5)."""
     rows = [
-        [r["epoch"], *(scalar(r, k) for k in keys)]
+        [
+            r["epoch"],
+            interval(r, "gib/mi_xy"),
+            scalar(r, "gib/insample/mi_xy"),
+            interval(r, "gib/i_ty_frac_tk"),
+            scalar(r, "gib/insample/i_ty_frac_tk"),
+            interval(r, "gib/beta_crit/k"),
+            interval(r, "gib/beta_crit/k_next"),
+            scalar(r, "gib/insample/beta_crit/k_next"),
+            scalar(r, "gib/null_rho"),
+        ]
         for r in records
         if scalar(r, "gib/mi_xy") is not None
     ]
     if not rows:
         return None
     return Table(
-        "Information between the members — in-sample vs held-out",
+        "Information between the members — held out [interval], in-sample beside",
         [
             "epoch",
+            "I(X;Y) [interval]",
             "I(X;Y) in-sample",
-            "I(X;Y) held-out",
-            "I(T_K;Y)/I(X;Y) in-sample",
-            "I(T_K;Y)/I(X;Y) held-out",
-            "β_K in-sample",
-            "β_K held-out",
+            "I(T_K;Y)/I(X;Y) [interval]",
+            "in-sample",
+            "β_K [interval]",
+            "β_K+1 [interval]",
             "β_K+1 in-sample",
-            "β_K+1 held-out",
+            "null ρ",
         ],
         rows,
-        "In-sample: the canonical correlations of the training split, as in the paper; they carry "
-        "about d²/(2N) nats of estimation noise. Held-out: directions fitted on the training split, "
-        "correlations measured on the test split (docs/math.md §5). Nats; — where undefined.",
+        "Held out: directions fitted on the training split, correlations measured on the test "
+        "split; correlations below the null threshold 'null ρ' (what independent features reach "
+        "at this N and d) count as none, so β_K+1 = inf means no (K+1)-th transition is "
+        "resolved. In-sample: the paper's estimate, biased upwards by about d²/(2N) nats. "
+        + INTERVAL_NOTE
+        + " Nats; — where undefined.",
     )
 
 
@@ -222,18 +270,21 @@ def compression_generalisation_table(records: list[dict]) -> Table | None:
     """Per epoch: how much of I(X;Y) T_K keeps (held out) against the probes' test accuracy."""
     rows = []
     for r in records:
-        frac = scalar(r, "gib/heldout/i_ty_frac_tk")
+        frac = scalar(r, "gib/i_ty_frac_tk")
         accs = [scalar(r, f"probe/test_acc/{kind}/{m}") for kind in ("raw", "tk") for m in MEMBERS]
         if frac is None or any(a is None for a in accs):
             continue
-        rows.append([r["epoch"], frac, scalar(r, "gib/i_ty_frac_tk"), *(pct(a) for a in accs)])
+        rows.append(
+            [r["epoch"], interval(r, "gib/i_ty_frac_tk"), scalar(r, "gib/insample/i_ty_frac_tk")]
+            + [pct(a) for a in accs]
+        )
     if not rows:
         return None
     return Table(
         "Compression and generalisation per analysis epoch",
         [
             "epoch",
-            "I(T_K;Y)/I(X;Y) held-out",
+            "I(T_K;Y)/I(X;Y) held out [interval]",
             "in-sample",
             "probe raw m0",
             "probe raw m1",

@@ -363,11 +363,12 @@ def test_pair_analysis_heldout_gib(make_collapsed_pair, seed):
     held = pa.heldout_gib()
     g0, g1 = normal_scores(train[0]), normal_scores(train[1])
     t0, t1 = normal_scores(test[0], train[0]), normal_scores(test[1], train[1])
-    direct = heldout_gaussian_ib(g0, g1, t0, t1, ridge=pa.ridge)
+    labels = (y, y_test)  # PairAnalysis centres by class and thresholds at its null ρ
+    direct = heldout_gaussian_ib(g0, g1, t0, t1, pa.ridge, labels, pa.null_rho())
     torch.testing.assert_close(held.lam, direct.lam, rtol=0, atol=1e-10)
     torch.testing.assert_close(held.gib.r, direct.gib.r, rtol=1e-10, atol=0)  # reused r_i
     torch.testing.assert_close(pa.heldout_gib(1).lam, held.lam, rtol=0, atol=0)
-    other = heldout_gaussian_ib(g1, g0, t1, t0, ridge=pa.ridge).gib.v  # member 1's directions
+    other = heldout_gaussian_ib(g1, g0, t1, t0, pa.ridge, labels, pa.null_rho()).gib.v
     v1 = pa.heldout_gib(1).gib.v
     top = slice(0, K)  # distinct ρ̃: each direction is defined up to sign
     torch.testing.assert_close(
@@ -431,7 +432,7 @@ def test_pair_analysis_copula_cca(make_collapsed_pair, m):
     train, test, y, y_test = make_collapsed_pair(1, k=K)
     pa = PairAnalysis(train, test, y, y_test, num_classes=K)
     got = pa.copula_cca(m)
-    direct = copula_cca(train[m], k=K, ridge=pa.ridge)
+    direct = copula_cca(train[m], k=K, ridge=pa.ridge, labels=y)
     np.testing.assert_allclose(got.rho.numpy(), direct.rho.numpy(), rtol=0, atol=1e-9)
     assert got.k == K and pa.copula_cca(m) is got
 

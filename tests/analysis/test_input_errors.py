@@ -169,7 +169,7 @@ def test_constant_test_variates_are_named_and_count_as_zero():
     messages = [str(w.message) for w in caught]
     assert (
         "heldout_identifiability: 2 of 2 canonical variates are constant on the test split; "
-        "their held-out correlation is reported as 0"
+        "their held-out correlation is taken as 0"
     ) in messages
     assert torch.equal(result.rho_k, torch.zeros(2, dtype=torch.float64))
 

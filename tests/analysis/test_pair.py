@@ -49,13 +49,16 @@ def pair(make_collapsed_pair):
 def test_each_expensive_piece_is_computed_once(pair, monkeypatch, one_pass):
     calls: Counter[str] = Counter()
     for name in (
-        "covariance_blocks",
+        "class_centred_moments",
         "normal_scores_train_test",
         "cca_from_covariance",
         "gib_from_cca",
         "fit_logistic_probe",
         "class_means",
-        "heldout_from_cca",
+        "test_variates",
+        "heldout_intervals",
+        "null_threshold",
+        "ncc_loo_accuracy",
         "nc1",
         "simplex_etf_stats",
         "ncc_predict",
@@ -69,13 +72,16 @@ def test_each_expensive_piece_is_computed_once(pair, monkeypatch, one_pass):
     entries_of(pa)
     assert calls == {
         # raw, normal (shared by CCA, CKA and the raw/normal probes), the copula cross blocks
-        "covariance_blocks": 1 if one_pass else 3,
+        "class_centred_moments": 1 if one_pass else 3,
         "normal_scores_train_test": 2,  # per member, both splits at once
         "cca_from_covariance": 2,  # raw, normal; both GIBs reuse the normal CCA
         "gib_from_cca": 2,
         "fit_logistic_probe": 6,  # 3 feature kinds x 2 members
         "class_means": 4,  # 2 spaces x 2 members, shared by ETF, NC1, NCC
-        "heldout_from_cca": 2,
+        "test_variates": 2,  # raw, normal: held-out identifiability, GIB and intervals share them
+        "heldout_intervals": 2,  # raw, normal
+        "null_threshold": 1,  # normal only (the GIB's transitions)
+        "ncc_loo_accuracy": 4,  # 2 spaces x 2 members
         "nc1": 4,
         "simplex_etf_stats": 4,
         "ncc_predict": 8,  # 2 spaces x 2 members x 2 splits
@@ -89,7 +95,7 @@ def test_keys_and_outputs(pair):
     assert all(isinstance(v, float) for v in scalars.values())
     entries = entries_of(pa)
     json.dumps(entries)  # JSON-ready
-    assert len(entries["cca/rho/raw"]) == 16 and len(entries["cca/heldout/rho_k/normal"]) == K
+    assert len(entries["cca/insample/rho/raw"]) == 16 and len(entries["cca/rho_k/normal"]) == K
     assert len(entries["feature_scaling/m0"]) == K
     curve = entries["information_curve"]
     assert len(curve["beta"]) == len(curve["i_tx"]) == len(curve["i_ty"]) == 256
@@ -102,7 +108,8 @@ def test_collapsed_pair_values(pair, seed):
     s = scalars_of(pa)
     for kind in ("raw", "normal"):
         assert pa.cca(kind).rho[:K].min() > 0.98  # K−1 class directions + the shared factor
-        assert s[f"cca/heldout/mean_k/{kind}"] > 0.95
+        assert s[f"cca/mean_k/{kind}"] > 0.95
+        assert s[f"cca/mean_k_lo/{kind}"] <= s[f"cca/mean_k/{kind}"] <= s[f"cca/mean_k_hi/{kind}"]
     for m in ("m0", "m1"):
         assert abs(s[f"etf/cos_mean/tk/{m}"] + 1 / (K - 1)) < 0.02
         assert abs(s[f"etf/cos_mean/raw/{m}"] + 1 / (K - 1)) < 0.02
@@ -120,10 +127,14 @@ def test_collapsed_pair_values(pair, seed):
 def test_agrees_with_direct_calls(pair, seed):
     pa, ((z0, z1), (t0, t1), y, y_test) = pair(seed)
     np.testing.assert_allclose(
-        pa.identifiability("raw").mean.item(), identifiability(z0, z1, K).mean.item(), rtol=1e-12
+        pa.identifiability("raw").mean.item(),
+        identifiability(z0, z1, K, labels=y).mean.item(),
+        rtol=1e-12,
     )
     g0, g1 = normal_scores(z0), normal_scores(z1)
-    held = heldout_identifiability(g0, g1, normal_scores(t0, z0), normal_scores(t1, z1), K)
+    held = heldout_identifiability(
+        g0, g1, normal_scores(t0, z0), normal_scores(t1, z1), K, labels=(y, y_test)
+    )
     np.testing.assert_allclose(pa.heldout("normal").rho_k.numpy(), held.rho_k.numpy(), rtol=1e-10)
     direct = fit_logistic_probe(g1, y, normal_scores(t1, z1), y_test, num_classes=K)
     assert torch.equal(pa.probe("normal", 1).test_pred, direct.test_pred)
@@ -294,16 +305,16 @@ def test_results_warnings_are_collected(data):
 
 def test_cca_computes_both_kinds_only_when_both_blocks_exist(data, monkeypatch):
     calls: Counter[str] = Counter()
-    for name in ("covariance_blocks", "cca_from_covariance"):
+    for name in ("class_centred_moments", "cca_from_covariance"):
         _count(monkeypatch, pair_module, name, calls)
     lazy = PairAnalysis(*data, num_classes=K)
     lazy.cca("raw")  # only the raw blocks exist: the normal CCA (and its blocks) wait
-    assert calls == {"covariance_blocks": 1, "cca_from_covariance": 1}
+    assert calls == {"class_centred_moments": 1, "cca_from_covariance": 1}
     calls.clear()
     eager = PairAnalysis(*data, num_classes=K)
     eager.covariances()
     eager.cca("raw")  # both blocks formed: both CCAs computed together
-    assert calls == {"covariance_blocks": 1, "cca_from_covariance": 2}
+    assert calls == {"class_centred_moments": 1, "cca_from_covariance": 2}
     eager.cca("normal")
     assert calls["cca_from_covariance"] == 2
 
@@ -347,10 +358,12 @@ def test_heldout_gib_defaults_to_member_0(data):
     assert not torch.equal(pa.heldout_gib(0).gib.v, pa.heldout_gib(1).gib.v)
 
 
-def test_outputs_compute_only_member_0s_heldout_gib(data, monkeypatch):
-    """The held-out summary is the same for both members: member 1's is never computed."""
+def test_outputs_compute_each_members_heldout_gib_once(data, monkeypatch):
+    """The held-out summary is the same for both members and computed from member 0's; member
+    1's held-out GIB is computed once, for its T_K (placed by the held-out spectrum)."""
     calls: Counter[str] = Counter()
     _count(monkeypatch, pair_module, "heldout_gib_from_correlations", calls)
+    _count(monkeypatch, pair_module, "heldout_gib_summary", calls)
     pa = PairAnalysis(*data, num_classes=K)
     all_outputs(pa)
-    assert calls == {"heldout_gib_from_correlations": 1}
+    assert calls == {"heldout_gib_from_correlations": 2, "heldout_gib_summary": 1}

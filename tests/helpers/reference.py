@@ -5,7 +5,11 @@ from :func:`ncib.analysis.fit_logistic_probe` on the reference's own features): 
 from ``scipy.stats.rankdata``, CCA by symmetric inverse square roots (eigh) instead of Cholesky,
 the Gaussian information of T_K from log-determinants of covariance matrices instead of the
 closed form, class means by boolean masks, NC1 with ``numpy.linalg.pinv``, NCC by explicit
-distances. Everything is float64 numpy; results are plain floats and arrays.
+distances (leave-one-out by recomputing each class mean without the sample), resampling by
+indexing rows. Everything is float64 numpy; results are plain floats and arrays. Where ncib
+draws random numbers (the null threshold's permutations, the bootstrap and the fold refits of
+the intervals) the reference draws the same ones from the same torch generators and
+recomputes everything else itself.
 """
 
 from __future__ import annotations
@@ -38,8 +42,25 @@ def _cov(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a - a.mean(0)).T @ (b - b.mean(0)) / a.shape[0]
 
 
-def _ridged(s: np.ndarray, ridge: float) -> np.ndarray:
-    return s + ridge * np.trace(s) / s.shape[0] * np.eye(s.shape[0])
+def _ridged(s: np.ndarray, ridge: float, scale: float) -> np.ndarray:
+    return s + ridge * scale * np.eye(s.shape[0])
+
+
+def within_scale(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> float:
+    """tr(Σ_W)/d: the (weighted) mean squared deviation from the own class mean, per column."""
+    w = np.ones(len(x)) if w is None else w
+    total = 0.0
+    for c in np.unique(y):
+        rows = y == c
+        if w[rows].sum() > 0:
+            mu = np.average(x[rows], axis=0, weights=w[rows])
+            total += float((w[rows][:, None] * (x[rows] - mu) ** 2).sum())
+    return total / w.sum() / x.shape[1]
+
+
+def _wcov(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    wa, wb = np.average(a, axis=0, weights=w), np.average(b, axis=0, weights=w)
+    return (w[:, None] * (a - wa)).T @ (b - wb) / w.sum()
 
 
 def _inv_sqrt(s: np.ndarray) -> np.ndarray:
@@ -48,23 +69,28 @@ def _inv_sqrt(s: np.ndarray) -> np.ndarray:
 
 
 class CCA:
-    """CCA of ``a (N, d_a)``, ``b (N, d_b)``: ρ descending and directions with
-    ``W_aᵀ Σ_aa W_a = I`` (ridged Σ: ``Σ + ε·tr(Σ)/d·I``)."""
+    """CCA of ``a (N, d_a)``, ``b (N, d_b)`` with labels ``y``: ρ descending and directions with
+    ``W_aᵀ Σ_aa W_a = I`` (ridged Σ: ``Σ + ε·tr(Σ_W)/d·I``, the within-class variance per
+    column); ``w``: row weights (a resample)."""
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, ridge: float):
-        self.mean_a, self.mean_b = a.mean(0), b.mean(0)
-        self.s_aa, self.s_bb = _ridged(_cov(a, a), ridge), _ridged(_cov(b, b), ridge)
-        self.s_ab = _cov(a, b)
+    def __init__(self, a, b, ridge: float, y: np.ndarray, w: np.ndarray | None = None):
+        w = np.ones(len(a)) if w is None else w
+        self.mean_a, self.mean_b = np.average(a, 0, w), np.average(b, 0, w)
+        self.s_aa = _ridged(_wcov(a, a, w), ridge, within_scale(a, y, w))
+        self.s_bb = _ridged(_wcov(b, b, w), ridge, within_scale(b, y, w))
+        self.s_ab = _wcov(a, b, w)
         ia, ib = _inv_sqrt(self.s_aa), _inv_sqrt(self.s_bb)
         u, s, vt = np.linalg.svd(ia @ self.s_ab @ ib)
         r = min(a.shape[1], b.shape[1])
         self.rho = np.clip(s[:r], 0.0, 1.0)
         self.w_a, self.w_b = ia @ u[:, :r], ib @ vt[:r].T
 
+    def variates(self, a_test: np.ndarray, b_test: np.ndarray):
+        return (a_test - self.mean_a) @ self.w_a, (b_test - self.mean_b) @ self.w_b
+
     def test_correlations(self, a_test: np.ndarray, b_test: np.ndarray) -> np.ndarray:
         """Pearson correlation on the test rows of each pair of train-fitted variates."""
-        sa = (a_test - self.mean_a) @ self.w_a
-        sb = (b_test - self.mean_b) @ self.w_b
+        sa, sb = self.variates(a_test, b_test)
         return np.array([np.corrcoef(sa[:, i], sb[:, i])[0, 1] for i in range(sa.shape[1])])
 
 
@@ -86,10 +112,61 @@ def information_at(lam: np.ndarray, beta: float) -> tuple[float, float]:
 
 
 def beta_of_tk(crit: np.ndarray, k: int) -> float:
-    """The β of T_K: just below β_{k+1}, or 2·β_k when there is no finite β_{k+1}."""
+    """The β of T_K: just below β_{k+1}, or 2·β_k when there is no finite β_{k+1} (1 when
+    not even β_k is finite... as ncib: 2·the last finite one, or 1 when none is)."""
     if k < len(crit) and math.isfinite(crit[k]):
         return crit[k] * (1.0 - 1e-6)
-    return 2.0 * crit[k - 1]
+    if math.isfinite(crit[k - 1]):
+        return 2.0 * crit[k - 1]
+    finite = crit[np.isfinite(crit)]
+    return 2.0 * finite[-1] if len(finite) else 1.0
+
+
+def spectrum_stats(corr: np.ndarray, k: int, r: int, null_rho: float) -> dict[str, float]:
+    """docs/math.md §5.5: of signed test correlations of the first q <= r pairs (training
+    order): the mean of the first k, and of ρ̃ = c above the null threshold (else 0), sorted:
+    ρ̃_k, ρ̃_{k+1}, I(X;Y) and I(T_K;Y)/I(X;Y) at the β of T_K."""
+    rho = np.zeros(r)
+    rho[: len(corr)] = np.where(corr > null_rho, np.clip(corr, 0, 1), 0.0)
+    rho = np.sort(rho)[::-1]
+    lam = np.clip(1.0 - rho**2, np.finfo(float).eps, 1.0)
+    mi = float(-0.5 * np.log(lam).sum())
+    _, i_ty = information_at(lam, beta_of_tk(crit_of(rho), k))
+    return {
+        "mean_k": float(np.mean(corr[:k])),
+        "rho_k": float(rho[k - 1]),
+        "rho_k_next": float(rho[k]) if k < r else 0.0,
+        "mi_xy": mi,
+        "i_ty_frac_tk": i_ty / mi if mi > 0 else 0.0,
+    }
+
+
+BOUNDS = {
+    "mean_k": (-1.0, 1.0),
+    "rho_k": (0.0, 1.0),
+    "rho_k_next": (0.0, 1.0),
+    "mi_xy": (0.0, math.inf),
+    "i_ty_frac_tk": (0.0, 1.0),
+}
+
+
+def bracket(name: str, estimate: float, sources: list[list[float]], z: float):
+    """docs/math.md §5.5: [min(θ̂, θ̂ − Σ bias) − z·sqrt(Σ var), max(…) + z·sqrt(Σ var)] within the
+    statistic's range, each source a list of replicate values (bias = mean − θ̂; sample var)."""
+    bias = sum(np.mean(v) - estimate for v in sources if len(v) >= 2)
+    var = sum(np.var(v, ddof=1) for v in sources if len(v) >= 2)
+    corrected, half = estimate - bias, z * math.sqrt(var)
+    lo_b, hi_b = BOUNDS[name]
+    lo = min(max(min(estimate, corrected) - half, lo_b), estimate)
+    hi = max(min(max(estimate, corrected) + half, hi_b), estimate)
+    return estimate, lo, hi
+
+
+def beta_interval(interval):
+    """(β̃, lo, hi) of an interval (ρ̃, lo, hi) of a correlation: β = 1/ρ² (∞ at 0)."""
+    beta = lambda rho: 1.0 / rho**2 if rho > 0 else math.inf  # noqa: E731
+    est, lo, hi = interval
+    return beta(est), beta(hi), beta(lo)
 
 
 def crit_of(rho: np.ndarray) -> np.ndarray:
@@ -157,13 +234,14 @@ class ReferencePair:
         y, y_test: labels; num_classes: K; k: dimension of T_K; ridge: relative ridge ε.
     """
 
-    def __init__(self, train, test, y, y_test, num_classes, k=None, ridge=1e-6):
+    def __init__(self, train, test, y, y_test, num_classes, k=None, ridge=1e-6, intervals=None):
         self.raw = {
             "train": [np.asarray(z, float) for z in train],
             "test": [np.asarray(z, float) for z in test],
         }
         self.y = {"train": np.asarray(y), "test": np.asarray(y_test)}
         self.num_classes, self.k, self.ridge = num_classes, k or num_classes, ridge
+        self.settings = intervals  # ncib.analysis.IntervalSettings: sizes, levels, seed
         self._probes: dict = {}
 
     # -- features -----------------------------------------------------------------------
@@ -183,7 +261,10 @@ class ReferencePair:
         return self._cached(
             ("cca", kind),
             lambda: CCA(
-                self.features(kind, 0, "train"), self.features(kind, 1, "train"), self.ridge
+                self.features(kind, 0, "train"),
+                self.features(kind, 1, "train"),
+                self.ridge,
+                self.y["train"],
             ),
         )
 
@@ -197,7 +278,7 @@ class ReferencePair:
         return fit.test_correlations(*(self.features(kind, m, "test") for m in range(2)))[: self.k]
 
     def copula_rho(self, m: int) -> np.ndarray:
-        return CCA(self.raw["train"][m], self.normal[m][0], self.ridge).rho
+        return CCA(self.raw["train"][m], self.normal[m][0], self.ridge, self.y["train"]).rho
 
     # -- GIB -------------------------------------------------------------------------------
     @property
@@ -215,32 +296,51 @@ class ReferencePair:
         fit = self.cca("normal")
         return gaussian_mi(fit.s_aa, fit.s_bb, fit.s_ab)
 
+    def tk_insample(self, k: int) -> dict:
+        """The in-sample T_k of member 0 (directions and β from the in-sample spectrum):
+        its β, and I(T;X), I(T;Y) from covariances: T = A X + ξ, ξ ~ N(0, I)."""
+        fit = self.cca("normal")
+        beta = beta_of_tk(self.beta_crit, k)
+        v, s_x, s_y, s_xy = fit.w_a[:, :k], fit.s_aa, fit.s_bb, fit.s_ab
+        r = np.einsum("ji,jk,ki->i", v, s_x, v)
+        lam = self.lam[:k]
+        alpha = np.sqrt(np.clip(beta * (1.0 - lam) - 1.0, 0, None) / (lam * r))
+        a = alpha[:, None] * v.T
+        x_given_y = s_x - s_xy @ np.linalg.solve(s_y, s_xy.T)
+        eye = np.eye(k)
+        i_tx = 0.5 * np.linalg.slogdet(a @ s_x @ a.T + eye)[1]
+        i_ty = i_tx - 0.5 * np.linalg.slogdet(a @ x_given_y @ a.T + eye)[1]
+        return {"beta": beta, "i_tx": float(i_tx), "i_ty": float(i_ty)}
+
     def tk(self, m: int, k: int) -> dict:
-        """T_k of member m: rows α_i v_iᵀ (v: the canonical directions of X = member m's normal
-        scores, α_i = sqrt((β(1−λ_i) − 1)/(λ_i v_iᵀ Σ_x v_i)) at the β of T_k), its features, and
-        I(T;X), I(T;Y) from covariances: T = A X + ξ, ξ ~ N(0, I)."""
+        """T_k of member m from the held-out spectrum (docs/math.md §5.3): the train-fitted
+        directions v of X = member m's normal scores in the order of their held-out ρ̃ (above
+        the null threshold, descending, stable), α_i = sqrt((β(1−λ̃_i) − 1)/(λ̃_i v_iᵀ Σ_x v_i))
+        at the β of T_k of the held-out critical β̃; its features; I(T;X), I(T;Y) of the
+        held-out spectrum (§5.2 closed form)."""
 
         def compute():
             fit = self.cca("normal")
-            v = fit.w_a if m == 0 else fit.w_b
-            s_x, s_y = (fit.s_aa, fit.s_bb) if m == 0 else (fit.s_bb, fit.s_aa)
-            s_xy = fit.s_ab if m == 0 else fit.s_ab.T
-            beta = beta_of_tk(self.beta_crit, k)
-            r = np.einsum("ji,jk,ki->i", v[:, :k], s_x, v[:, :k])
-            lam = self.lam[:k]
-            alpha = np.sqrt(np.clip(beta * (1.0 - lam) - 1.0, 0, None) / (lam * r))
-            a = alpha[:, None] * v[:, :k].T  # (k, d_x)
+            rho, order = self.heldout_spectrum
+            v = (fit.w_a if m == 0 else fit.w_b)[:, order[:k]]
+            s_x = fit.s_aa if m == 0 else fit.s_bb
+            lam_all = np.clip(1.0 - rho**2, np.finfo(float).eps, 1.0)
+            beta = beta_of_tk(crit_of(rho), k)
+            r = np.einsum("ji,jk,ki->i", v, s_x, v)
+            lam = lam_all[:k]
+            on = beta > crit_of(rho[:k])
+            alpha = np.where(
+                on, np.sqrt(np.clip(beta * (1.0 - lam) - 1.0, 0, None) / (lam * r)), 0.0
+            )
+            a = alpha[:, None] * v.T  # (k, d_x)
             mean = self.normal[m][0].mean(0)
-            x_given_y = s_x - s_xy @ np.linalg.solve(s_y, s_xy.T)
-            eye = np.eye(k)
-            i_tx = 0.5 * np.linalg.slogdet(a @ s_x @ a.T + eye)[1]
-            i_ty = i_tx - 0.5 * np.linalg.slogdet(a @ x_given_y @ a.T + eye)[1]
+            i_tx, i_ty = information_at(lam_all, beta)
             return {
                 "beta": beta,
                 "alpha": alpha,
                 "scaling": alpha / alpha.mean(),
-                "i_tx": float(i_tx),
-                "i_ty": float(i_ty),
+                "i_tx": i_tx,
+                "i_ty": i_ty,
                 "features": {
                     s: (self.normal[m][s == "test"] - mean) @ a.T for s in ("train", "test")
                 },
@@ -249,18 +349,123 @@ class ReferencePair:
         return self._cached(("tk", m, k), compute)
 
     @cached_property
-    def heldout_rho(self) -> np.ndarray:
-        """Held-out ρ̃ = max(c, 0) of all pairs of the normal CCA, descending."""
+    def heldout_corr(self) -> np.ndarray:
+        """Signed test correlations of all pairs of the normal CCA, training order."""
         fit = self.cca("normal")
-        c = fit.test_correlations(*(self.features("normal", m, "test") for m in range(2)))
-        return np.sort(np.clip(c, 0.0, 1.0))[::-1]
+        return fit.test_correlations(*(self.features("normal", m, "test") for m in range(2)))
+
+    @cached_property
+    def null_rho(self) -> float:
+        """The 1 − null_level quantile of the largest test correlation of the normal CCA's
+        pairs after permuting member 1's test rows (ncib's permutations: the same generator)."""
+        st = self.settings
+        fit = self.cca("normal")
+        sa, sb = fit.variates(*(self.features("normal", m, "test") for m in range(2)))
+        gen = torch.Generator().manual_seed(st.seed * 1_000_003 + 100 + 1)  # stream of "normal"
+        maxima = []
+        for _ in range(st.permutations):
+            perm = torch.randperm(sa.shape[0], generator=gen).numpy()
+            maxima.append(max(np.corrcoef(sa[:, i], sb[perm, i])[0, 1] for i in range(sa.shape[1])))
+        return float(np.quantile(maxima, 1.0 - st.null_level))
+
+    @cached_property
+    def heldout_spectrum(self) -> tuple[np.ndarray, np.ndarray]:
+        """Held-out ρ̃ (correlations above the null threshold, else 0), descending, and the
+        training index of each (stable order)."""
+        c = self.heldout_corr
+        clamped = np.where(c > self.null_rho, np.clip(c, 0.0, 1.0), 0.0)
+        order = np.argsort(-clamped, kind="stable")
+        return clamped[order], order
+
+    @property
+    def heldout_rho(self) -> np.ndarray:
+        return self.heldout_spectrum[0]
 
     def information_grid(self) -> np.ndarray:
-        """The record's β grid: 256 log-spaced β in [1, 10·β_{k+1}] (β_K's successor among the
-        finite β_i, docs/math.md §5.2)."""
-        finite = self.beta_crit[np.isfinite(self.beta_crit)]
-        top = finite[min(self.k, len(finite) - 1)]
+        """The record's β grid: 256 log-spaced β in [1, 10·top], top the larger of the in-sample
+        and held-out β_{k+1} (β_K's successor among the finite β_i, docs/math.md §5.2)."""
+        tops = []
+        for crit in (self.beta_crit, crit_of(self.heldout_rho)):
+            finite = crit[np.isfinite(crit)]
+            if len(finite):
+                tops.append(finite[min(self.k, len(finite) - 1)])
+        top = max(tops) if tops else 10.0
         return np.logspace(0.0, math.log10(10.0 * max(top, 1.0)), 256)
+
+    # -- intervals (docs/math.md §5.5) ----------------------------------------------------
+    def intervals(self, kind: str) -> dict[str, tuple[float, float, float]]:
+        """(estimate, lo, hi) of the held-out statistics of kind (raw: mean_k only), from
+        resampled rows: ncib's bootstrap draws and fold multiplicities (same generators),
+        every statistic recomputed here (full CCAs of weighted rows)."""
+
+        def compute():
+            st = self.settings
+            stream = ("raw", "normal").index(kind)
+            null = self.null_rho if kind == "normal" else 0.0
+            fit = self.cca(kind)
+            test = [self.features(kind, m, "test") for m in range(2)]
+            train = [self.features(kind, m, "train") for m in range(2)]
+            sa, sb = fit.variates(*test)
+            r = sa.shape[1]
+            corr = fit.test_correlations(*test)
+            est = spectrum_stats(corr, self.k, r, null)
+            n_t = sa.shape[0]
+            gen = torch.Generator().manual_seed(st.seed * 1_000_003 + 2 * stream)
+            draws = torch.multinomial(
+                torch.full((n_t,), 1.0 / n_t, dtype=torch.float64),
+                n_t * st.bootstrap,
+                True,
+                generator=gen,
+            ).numpy()
+            boot = []
+            for b in range(st.bootstrap):
+                idx = draws[b * n_t : (b + 1) * n_t]
+                c = np.array([np.corrcoef(sa[idx, i], sb[idx, i])[0, 1] for i in range(r)])
+                boot.append(spectrum_stats(c, self.k, r, null))
+            order = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(0))
+            folds = np.empty(len(train[0]), dtype=int)
+            n = len(train[0])
+            for f in range(st.folds):
+                folds[order[round(f * n / st.folds) : round((f + 1) * n / st.folds)].numpy()] = f
+            gen = torch.Generator().manual_seed(st.seed * 1_000_003 + 2 * stream + 1)
+            refits = []
+            significant = int((corr > null).sum())
+            q = min(r, self.k if kind == "raw" else max(2 * significant, self.k + 1) + 10)
+            for _ in range(st.refits):
+                mult = np.bincount(
+                    torch.randint(st.folds, (st.folds,), generator=gen).numpy(),
+                    minlength=st.folds,
+                )
+                refit = CCA(*train, self.ridge, self.y["train"], mult[folds].astype(float))
+                c = refit.test_correlations(*test)[:q]
+                refits.append(spectrum_stats(c, self.k, r, null))
+            z = norm.ppf(0.5 + 0.5 * st.level)
+            names = ("mean_k",) if kind == "raw" else tuple(est)
+            return {
+                name: bracket(
+                    name, est[name], [[b[name] for b in boot], [f[name] for f in refits]], z
+                )
+                for name in names
+            }
+
+        return self._cached(("intervals", kind), compute)
+
+    def ncc_loo(self, space: str, m: int) -> float:
+        """Leave-one-out NCC accuracy on the training split: each sample against class means
+        recomputed without it (a class left empty cannot be predicted)."""
+        h, y = self.features(space, m, "train"), self.y["train"]
+        right = 0
+        for n in range(len(h)):
+            keep = np.arange(len(h)) != n
+            best, pred = math.inf, None
+            for c in range(self.num_classes):
+                rows = keep & (y == c)
+                if rows.any():
+                    dist = float(((h[n] - h[rows].mean(0)) ** 2).sum())
+                    if dist < best:
+                        best, pred = dist, c
+            right += pred == y[n]
+        return right / len(h)
 
     # -- geometry and probes -------------------------------------------------------------
     def geometry(self, space: str, m: int, k: int | None = None) -> Geometry:

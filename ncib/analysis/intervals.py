@@ -1,0 +1,370 @@
+"""Uncertainty of the held-out numbers: a null threshold for transitions, and intervals.
+
+The held-out spectrum (:mod:`ncib.analysis.heldout_gib`) has two sources of error
+(docs/math.md §5.5):
+
+* **the test rows** — each ``c_i`` is a correlation of a fixed pair of variates over N_t rows;
+* **the training fit** — the canonical directions are estimated from N training rows; their
+  error lowers the test correlations of the strong pairs (attenuation: −1 to −2 % of I(X;Y) at
+  d = 2,048, N = 50,000; −13 % at N = 10,000) and varies from one training sample to another.
+
+**Null threshold.** Permuting the rows of one member's test variates breaks every pairing
+while keeping each variate's distribution: the largest of the r correlations under a
+permutation is what noise alone reaches. The threshold ``ρ_null`` is the ``1 − null_level``
+quantile of that maximum over ``permutations`` permutations (family-wise over the r pairs). A
+held-out correlation at or below it counts as no shared information (λ̃ = 1): β̃_{K+1} is ∞
+when the (K+1)-th correlation does not clear it.
+
+**Intervals.** For a statistic θ (mean ρ̃_K, ρ̃_K, ρ̃_{K+1}, Ĩ(X;Y), Ĩ(T_K;Y)/Ĩ(X;Y)):
+
+* test rows: ``bootstrap`` resamples of the test rows with the fitted directions fixed (costs
+  projections only): bias ``b_t`` = mean − θ̂ and variance ``v_t``;
+* training fit: ``refits`` bootstrap resamples of the B training folds (the fold sums of
+  :mod:`ncib.analysis.moments`, no further pass over the data), each a CCA refit evaluated on
+  the test split: bias ``b_f`` and variance ``v_f``;
+* the interval is ``[min(θ̂, θ̂ − b_t − b_f) − z·s, max(θ̂, θ̂ − b_t − b_f) + z·s]``,
+  ``s = sqrt(v_t + v_f)``, z the normal quantile of ``level``, clipped to the statistic's range.
+
+It spans the estimate and its bias-corrected value, widened by the sampling error: the
+bootstrap bias correction is close to right when N ≫ d and overshoots at N/d ≈ 5, so neither
+end alone covers in both regimes (coverage measured on planted pairs: docs/math.md §5.5). It
+does not cover a failure of the Gaussian-copula model, nor, for trained encoders, the
+difference between the training and test distributions (it is an interval for the
+population of the analysed split's distribution).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import torch
+from torch import Tensor
+
+from ._checks import WarningLog
+from .cca import CovarianceBlocks, cca_from_covariance
+from .heldout_gib import test_variates, variate_correlations
+
+__all__ = [
+    "STATISTICS",
+    "HeldoutIntervals",
+    "Interval",
+    "IntervalSettings",
+    "bootstrap_correlations",
+    "bracket_interval",
+    "null_threshold",
+    "heldout_intervals",
+    "interval_settings",
+    "spectrum_statistics",
+]
+
+STATISTICS = ("mean_k", "rho_k", "rho_k_next", "mi_xy", "i_ty_frac_tk")
+"""The statistics of a held-out spectrum that get intervals (:func:`spectrum_statistics`)."""
+
+_BOUNDS = {
+    "mean_k": (-1.0, 1.0),
+    "rho_k": (0.0, 1.0),
+    "rho_k_next": (0.0, 1.0),
+    "mi_xy": (0.0, math.inf),
+    "i_ty_frac_tk": (0.0, 1.0),
+}
+
+
+@dataclass(frozen=True)
+class IntervalSettings:
+    """How the held-out numbers' uncertainty is measured (``analysis.intervals`` in conf).
+
+    Attributes:
+        folds: B, training folds kept apart in the covariance pass (memory: B·d² float32 per
+            covariance block).
+        refits: bootstrap resamples of the folds, each a CCA refit (0: intervals cover the test
+            rows only, and say so).
+        bootstrap: resamples of the test rows.
+        permutations: permutations of one member's test rows for the null threshold.
+        null_level: family-wise level of the null threshold.
+        level: coverage aimed at by the intervals.
+        seed: seed of the resampling (the analysis is deterministic given the features).
+    """
+
+    folds: int = 20
+    refits: int = 20
+    bootstrap: int = 200
+    permutations: int = 200
+    null_level: float = 0.01
+    level: float = 0.95
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, low in (("folds", 2), ("refits", 0), ("bootstrap", 2), ("permutations", 10)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"intervals.{name}={value!r} must be an integer >= {low}")
+        for name in ("null_level", "level"):
+            value = getattr(self, name)
+            if not (isinstance(value, float | int) and 0.0 < value < 1.0):
+                raise ValueError(f"intervals.{name}={value!r} must be a number in (0, 1)")
+        if self.permutations * self.null_level < 1.0:
+            raise ValueError(
+                f"intervals.permutations={self.permutations} is too few for null_level="
+                f"{self.null_level}: need permutations·null_level >= 1"
+            )
+
+
+def interval_settings(values: Mapping | None) -> IntervalSettings | None:
+    """The ``analysis.intervals`` config mapping as :class:`~ncib.analysis.IntervalSettings`
+    (None stays None: no intervals). An unknown key or a bad value is a ``ValueError`` naming
+    ``analysis.intervals.<key>``, the value and what is allowed."""
+    if values is None:
+        return None
+    if not isinstance(values, Mapping):
+        raise ValueError(
+            f"analysis.intervals must be a mapping of interval settings or null (none); got "
+            f"{values!r}"
+        )
+    allowed = [f.name for f in dataclasses.fields(IntervalSettings)]
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ValueError(f"analysis.intervals has no key {unknown}; its keys are {allowed}")
+    try:
+        return IntervalSettings(**{k: values[k] for k in values})
+    except ValueError as err:
+        raise ValueError(f"analysis.{err}") from None
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate and its interval (plain floats; inf where a β has no transition)."""
+
+    estimate: float
+    lo: float
+    hi: float
+
+    def as_beta(self) -> Interval:
+        """The interval of ``β = 1/ρ²`` for an interval of a correlation ρ (∞ at ρ = 0)."""
+
+        def beta(rho: float) -> float:
+            return 1.0 / (rho * rho) if rho > 0.0 else math.inf
+
+        return Interval(beta(self.estimate), beta(self.hi), beta(self.lo))
+
+
+@dataclass(frozen=True)
+class HeldoutIntervals:
+    """Intervals of the held-out numbers of one feature kind (see the module docstring).
+
+    Attributes:
+        values: statistic name (:data:`STATISTICS`) → :class:`Interval`.
+        null_rho: the null threshold ρ_null of the held-out correlations.
+        refits, bootstrap: resamples actually used (refits 0: the training fit's error is
+            not covered).
+        covers: one line saying what the intervals cover.
+        warnings: diagnostics.
+    """
+
+    values: dict[str, Interval]
+    null_rho: float
+    refits: int
+    bootstrap: int
+    covers: str
+    warnings: tuple[str, ...] = ()
+
+
+def _generator(seed: int, stream: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed) * 1_000_003 + stream)
+
+
+def null_threshold(
+    sa: Tensor, sb: Tensor, permutations: int, null_level: float, gen: torch.Generator
+) -> float:
+    """The ``1 − null_level`` quantile of ``max_i corr(sa_i, sb_i[π])`` over random row
+    permutations π (``sa``, ``sb``: centred variates ``(N_t, q)``)."""
+    n = sa.shape[0]
+    norm = (sa.square().sum(0) * sb.square().sum(0)).sqrt().clamp_min(torch.finfo(sa.dtype).tiny)
+    maxima = torch.empty(permutations, dtype=torch.float64)
+    for p in range(permutations):
+        perm = torch.randperm(n, generator=gen).to(sb.device)
+        maxima[p] = ((sa * sb.index_select(0, perm)).sum(0) / norm).max()
+    return float(torch.quantile(maxima, 1.0 - null_level))
+
+
+def bootstrap_correlations(sa: Tensor, sb: Tensor, replicates: int, gen: torch.Generator) -> Tensor:
+    """``(replicates, q)`` correlations of the variate pairs over bootstrap resamples of the
+    rows (weighted moments: one product per moment, no copies of the rows)."""
+    n = sa.shape[0]
+    counts = torch.multinomial(
+        torch.full((n,), 1.0 / n, dtype=torch.float64), n * replicates, True, generator=gen
+    )
+    w = torch.zeros(replicates, n, dtype=torch.float64)
+    w.view(-1).index_add_(
+        0,
+        counts + torch.arange(replicates).repeat_interleave(n) * n,
+        torch.ones(n * replicates, dtype=torch.float64),
+    )
+    w = (w / n).to(sa.device)
+    ma, mb = w @ sa, w @ sb
+    var_a = (w @ sa.square() - ma.square()).clamp_min(0.0)
+    var_b = (w @ sb.square() - mb.square()).clamp_min(0.0)
+    cov = w @ (sa * sb) - ma * mb
+    denom = (var_a * var_b).sqrt()
+    return torch.where(denom > 0, cov / denom.clamp_min(torch.finfo(sa.dtype).tiny), 0.0).clamp(
+        -1.0, 1.0
+    )
+
+
+def spectrum_statistics(corr: Tensor, k: int, r: int, null_rho: float) -> Tensor:
+    """``(R, 5)`` statistics (:data:`STATISTICS`) of R held-out spectra ``corr (R, q)``
+    (signed correlations of the first q ≤ r pairs in training order; pairs beyond q count as
+    none): mean of the first k (training order, signed: the held-out identifiability),
+    and of the spectrum ``ρ̃ = c`` where ``c > null_rho`` (else 0), sorted: ρ̃_k, ρ̃_{k+1},
+    ``Ĩ(X;Y) = −½ Σ log(1 − ρ̃²)`` and ``Ĩ(T_K;Y)/Ĩ(X;Y)`` at the β of T_K
+    (:meth:`ncib.analysis.GIBResult.beta_for_k`). Equal to :func:`heldout_gib_summary` of
+    :func:`heldout_gib_from_correlations` with the same threshold (tested)."""
+    corr = corr.to(torch.float64)
+    reps, q = corr.shape
+    mean_k = corr[:, :k].mean(1)
+    rho = torch.where(corr > null_rho, corr, 0.0).clamp(0.0, 1.0)
+    if q < r:
+        rho = torch.cat([rho, rho.new_zeros(reps, r - q)], 1)
+    rho = rho.sort(1, descending=True).values
+    eps = torch.finfo(torch.float64).eps
+    lam = ((1.0 - rho) * (1.0 + rho)).clamp(eps, 1.0)
+    crit = 1.0 / (1.0 - lam)  # inf where ρ̃ = 0
+    i_xy = -0.5 * lam.log().sum(1)
+    rho_k = rho[:, k - 1]
+    rho_next = rho[:, k] if k < r else rho.new_zeros(reps)
+    beta = torch.empty(reps, dtype=torch.float64)
+    for i in range(reps):  # the β of T_K, exactly as GIBResult.beta_for_k chooses it
+        finite = crit[i, :k][torch.isfinite(crit[i, :k])]
+        if finite.numel() < k:
+            beta[i] = 2.0 * float(finite[-1]) if finite.numel() else 1.0
+            continue
+        b_k = float(crit[i, k - 1])
+        b_next = float(crit[i, k]) if k < r else math.inf
+        if not math.isfinite(b_next):
+            beta[i] = 2.0 * b_k
+            continue
+        b = b_next * (1.0 - 1e-6)
+        if b <= b_k:
+            b = 0.5 * (b_k + b_next)
+        beta[i] = b if b_k < b < b_next else b_k * (1.0 + 1e-6)
+    b = beta[:, None]
+    active = b > crit
+    t_x = torch.where(active, ((b - 1.0) * (1.0 - lam) / lam).log(), 0.0).sum(1)
+    t_y = torch.where(active, (b * (1.0 - lam)).log(), 0.0).sum(1)
+    i_ty = 0.5 * t_x - 0.5 * t_y
+    frac = torch.where(i_xy > 0, i_ty / i_xy.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
+    return torch.stack([mean_k, rho_k, rho_next, i_xy, frac], 1)
+
+
+def bracket_interval(
+    name: str,
+    estimate: float,
+    replicates: Sequence[Tensor],
+    z: float,
+) -> Interval:
+    """The interval of the module docstring from the point estimate and the replicates of
+    each source of error (a list of 1-d tensors: test-row bootstrap, refits; empty ones are
+    skipped)."""
+    bias, var = 0.0, 0.0
+    for rep in replicates:
+        rep = rep[torch.isfinite(rep)]
+        if rep.numel() >= 2:
+            bias += float(rep.mean()) - estimate
+            var += float(rep.var())
+    corrected = estimate - bias
+    half = z * math.sqrt(var)
+    lo_bound, hi_bound = _BOUNDS[name]
+    lo = min(max(min(estimate, corrected) - half, lo_bound), estimate)
+    hi = max(min(max(estimate, corrected) + half, hi_bound), estimate)
+    return Interval(float(estimate), float(lo), float(hi))
+
+
+def refit_correlations(
+    covariances: Sequence[CovarianceBlocks],
+    ridge: float,
+    q: int,
+    a_test: Tensor,
+    b_test: Tensor,
+    labels: Tensor | None,
+) -> Tensor:
+    """``(len(covariances), q)`` test correlations of the q leading pairs of a CCA refitted to
+    each of ``covariances`` (resampled training moments). Each refit is a full CCA: a truncated
+    SVD by subspace iteration was tried and converges slowly exactly where refits matter (at
+    N/d ≈ 5 the noise bulk of the whitened cross block comes within a few percent of the
+    signal); only the q leading pairs are projected on the test rows."""
+    rows = []
+    log = WarningLog("heldout_intervals")
+    for cov in covariances:
+        cca = cca_from_covariance(cov, ridge)
+        sa, sb = test_variates(cca, a_test, b_test, labels, columns=q)
+        rows.append(variate_correlations(sa, sb, log))
+    return torch.stack(rows)
+
+
+def normal_quantile(level: float) -> float:
+    """z with P(|Z| <= z) = level for a standard normal Z."""
+    return NormalDist().inv_cdf(0.5 + 0.5 * level)
+
+
+def heldout_intervals(
+    corr: Tensor,
+    variates: tuple[Tensor, Tensor],
+    resample: Callable[[Tensor], CovarianceBlocks] | None,
+    test: tuple[Tensor, Tensor, Tensor | None],
+    ridge: float,
+    k: int,
+    null_rho: float,
+    settings: IntervalSettings,
+    names: Sequence[str] = STATISTICS,
+    stream: int = 0,
+) -> HeldoutIntervals:
+    """Intervals of the held-out statistics ``names`` of one fit (see the module docstring).
+
+    Args:
+        corr: ``(r,)`` test correlations of the fit's r pairs (training order).
+        variates: its centred test variates ``((N_t, r), (N_t, r))`` (the bootstrap resamples
+            their rows).
+        resample: fold weights ``(B,)`` → the training :class:`CovarianceBlocks` of that
+            resample (None: no refits).
+        test: ``(a_test, b_test, labels)`` for evaluating the refits.
+        ridge, k: as in the fit; null_rho: the null threshold.
+        stream: distinguishes the random streams of several calls with one seed.
+    """
+    r = corr.shape[0]
+    cols = [STATISTICS.index(n) for n in names]
+    z = normal_quantile(settings.level)
+    estimate = spectrum_statistics(corr[None], k, r, null_rho)[0]
+    gen = _generator(settings.seed, 2 * stream)
+    boot = spectrum_statistics(
+        bootstrap_correlations(*variates, settings.bootstrap, gen), k, r, null_rho
+    )
+    refits = 0
+    fits = estimate.new_zeros(0, len(STATISTICS))
+    if resample is not None and settings.refits > 0:
+        gen = _generator(settings.seed, 2 * stream + 1)
+        significant = int((corr > null_rho).sum())
+        only_mean = set(names) <= {"mean_k"}
+        q = min(r, k if only_mean else max(2 * significant, k + 1) + 10)
+        folds = settings.folds
+        covs = []
+        for _ in range(settings.refits):
+            draws = torch.randint(folds, (folds,), generator=gen)
+            covs.append(resample(torch.bincount(draws, minlength=folds).to(torch.float64)))
+        fits = spectrum_statistics(refit_correlations(covs, ridge, q, *test), k, r, null_rho)
+        refits = settings.refits
+    values = {
+        n: bracket_interval(n, float(estimate[c]), [boot[:, c], fits[:, c]], z)
+        for n, c in zip(names, cols, strict=True)
+    }
+    covers = (
+        f"{settings.level:.0%} intervals over {settings.bootstrap} resamples of the test rows"
+        + (
+            f" and {refits} refits on resamples of {settings.folds} training folds"
+            if refits
+            else " only (no refits: the error of the fitted directions is not covered)"
+        )
+    )
+    return HeldoutIntervals(values, float(null_rho), refits, settings.bootstrap, covers)
