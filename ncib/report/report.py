@@ -40,7 +40,7 @@ def _run_info(run_dir: Path) -> dict:
     from ncib.rundir import RunDirError, load_run_config
 
     try:
-        cfg = load_run_config(run_dir)
+        cfg = load_run_config(run_dir, to_instantiate=False)  # values only
     except RunDirError:
         return {}
     return {
