@@ -57,7 +57,10 @@ def load_run_config(
     try:
         run_dir = check_run_dir(run_dir)
         register()
-        cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+        try:  # YAML as data: OmegaConf's loader builds no Python objects
+            cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+        except Exception as err:
+            raise RunDirError(f"{run_dir / CONFIG_FILE} is not a readable config: {err}") from err
         OmegaConf.set_struct(cfg, True)
         cfg.paths.output_dir = str(run_dir)
         bad = [o for o in overrides if "=" not in o or o.startswith(("+", "~"))]

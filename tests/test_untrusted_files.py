@@ -9,10 +9,7 @@ a real run in tests/test_untrusted_commands.py.
 
 from __future__ import annotations
 
-import builtins
 import importlib.resources
-import io
-import os
 import pickle
 import time
 from pathlib import Path
@@ -35,25 +32,7 @@ from ncib.records import atomic_write_bytes
 from ncib.trusted_targets import ENV_VAR, UntrustedTargetError, check_targets, is_admitted
 from tests.conftest import CONF_MODULE, compose_config
 from tests.helpers.fake_datasets import write_cifar10, write_cifar100, write_imagenet32
-
-
-class Payload:
-    """Unpickling this calls ``how`` to create ``marker``: if the marker exists, a file ran code."""
-
-    def __init__(self, marker, how="os.mkdir"):
-        self.marker, self.how = str(marker), how
-
-    def __reduce__(self):
-        if self.how == "os.mkdir":
-            return os.mkdir, (self.marker,)
-        if self.how == "exec":
-            return builtins.exec, (f"import os; os.mkdir({self.marker!r})",)
-        if self.how == "numpy":  # a numpy function that runs a string: "numpy.*" is not safe
-            from numpy.testing._private.utils import runstring
-
-            return runstring, (f"import os; os.mkdir({self.marker!r})", {})
-        raise ValueError(self.how)
-
+from tests.helpers.payloads import Payload, torch_saved
 
 HOWS = ["os.mkdir", "exec", "numpy"]
 
@@ -172,12 +151,6 @@ def test_a_damaged_data_batch_fails_in_seconds_naming_the_file(name, how, tmp_pa
 
 
 # -- checkpoints -----------------------------------------------------------------------------
-def _ckpt_bytes(obj) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
-
-
 def _training_state(epoch=1):
     return {
         "state_dict": {"w": torch.ones(3)},
@@ -190,12 +163,12 @@ def _training_state(epoch=1):
 
 CHECKPOINTS = {  # what the file holds → words the error must say
     "empty": (lambda m: b"", "empty"),
-    "truncated": (lambda m: _ckpt_bytes(_training_state())[:300], "cut short"),
+    "truncated": (lambda m: torch_saved(_training_state())[:300], "cut short"),
     "random": (lambda m: np.random.default_rng(0).bytes(4000), "not a checkpoint archive"),
     "plain pickle payload": (lambda m: pickle.dumps({"x": Payload(m)}), "not a checkpoint"),
-    "payload": (lambda m: _ckpt_bytes({"state_dict": {}, "x": Payload(m)}), "posix.mkdir"),
-    "exec payload": (lambda m: _ckpt_bytes({"x": Payload(m, "exec")}), "refers to exec"),
-    "not a dict": (lambda m: _ckpt_bytes([torch.ones(2)]), "holds a list"),
+    "payload": (lambda m: torch_saved({"state_dict": {}, "x": Payload(m)}), "posix.mkdir"),
+    "exec payload": (lambda m: torch_saved({"x": Payload(m, "exec")}), "refers to exec"),
+    "not a dict": (lambda m: torch_saved([torch.ones(2)]), "holds a list"),
 }
 
 
@@ -222,7 +195,7 @@ def test_checkpoints_load_weights_only_even_when_the_environment_says_otherwise(
 
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     path = tmp_path / "last.ckpt"
-    path.write_bytes(_ckpt_bytes({**_training_state(), "x": Payload(marker)}))
+    path.write_bytes(torch_saved({**_training_state(), "x": Payload(marker)}))
     with pytest.raises(CheckpointError, match="last.ckpt.*posix.mkdir"):
         AtomicCheckpointIO().load_checkpoint(path)
     with pytest.raises(CheckpointError, match="last.ckpt.*posix.mkdir"):
@@ -242,11 +215,11 @@ def test_a_weights_only_checkpoint_cannot_resume_and_says_why(tmp_path):
 def test_a_damaged_last_checkpoint_offers_the_previous_good_state(tmp_path):
     last = tmp_path / "checkpoints" / "last.ckpt"
     last.parent.mkdir()
-    last.write_bytes(_ckpt_bytes(_training_state(epoch=3)))  # after epoch 4
+    last.write_bytes(torch_saved(_training_state(epoch=3)))  # after epoch 4
     assert keep_previous(last) == last.with_name("previous.ckpt")
-    atomic_write_bytes(last, _ckpt_bytes(_training_state(epoch=4)))  # a new file, as ncib writes
+    atomic_write_bytes(last, torch_saved(_training_state(epoch=4)))  # a new file, as ncib writes
     assert check_training_checkpoint(last.with_name("previous.ckpt"))["epoch"] == 3
-    last.write_bytes(_ckpt_bytes(_training_state(epoch=4))[:500])  # damaged after the write
+    last.write_bytes(torch_saved(_training_state(epoch=4))[:500])  # damaged after the write
     with pytest.raises(CheckpointError) as caught:
         check_training_checkpoint(last)
     message = str(caught.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def _run_info(run_dir: Path) -> dict:
 
     try:
         cfg = load_run_config(run_dir, to_instantiate=False)  # values only
-    except RunDirError:
+    except RunDirError as err:
+        if (run_dir / ".hydra").is_dir():  # a run's config that cannot be read: say so
+            warnings.warn(f"the report goes without the run's config: {err}", stacklevel=2)
         return {}
     return {
         "dataset": cfg.dataset.name,
