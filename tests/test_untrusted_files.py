@@ -346,3 +346,36 @@ def test_the_environment_admits_a_users_own_targets_and_nothing_more(monkeypatch
     assert not is_admitted("mylab.modelsevil.X") and not is_admitted("torch.load")
     monkeypatch.delenv(ENV_VAR)
     assert not is_admitted("mylab.models.Big")
+
+
+# -- records and Table 1 -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "content", [b"", b'{"test_acc/m0": 0.9', b"\x80\x04K.", b"[0.9, 0.8]", b'{"test_acc/m0": 0.9}']
+)
+def test_a_damaged_or_foreign_table_1_is_named_by_the_report(tmp_path, content, capsys):
+    from ncib.report.__main__ import main
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "linear_eval.json").write_bytes(content)
+    with pytest.raises(SystemExit) as caught:
+        main([str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and str(tmp_path / "run" / "linear_eval.json") in err
+    assert "python -m ncib.linear_eval" in err
+
+
+def test_foreign_lines_in_a_records_file_are_skipped_with_a_warning_naming_it(tmp_path):
+    from ncib.records import read_records
+
+    path = tmp_path / "analysis.jsonl"
+    path.write_bytes(b'{"epoch": 1, "k": 2}\n[1, 2]\n{"epoch": "2"}\n{"no": "epoch"}\n\x80\x04K.\n')
+    with pytest.warns(RuntimeWarning, match=f"{path}: skipped 4 unreadable"):
+        assert read_records(path) == [{"epoch": 1, "k": 2}]
+
+
+def test_a_records_file_of_another_tool_is_named_by_the_report(tmp_path):
+    from ncib.report import build_report
+
+    (tmp_path / "analysis.jsonl").write_text('{"epoch": 1, "loss": 0.5}\n')
+    with pytest.raises(ValueError, match=f"{tmp_path / 'analysis.jsonl'} is not an ncib records"):
+        build_report(tmp_path)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ncib.metrics import MEMBERS
-from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, read_records
+from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, read_linear_eval, read_records
 from ncib.report.tables import Table, scalar
 
 __all__ = [
@@ -210,7 +210,7 @@ def _examine(job: Job, failure: tuple[bool, str] | None) -> None:
     records_path = job.run_dir / RECORDS_FILE
     job.records = read_records(records_path) if records_path.is_file() else []
     evaluation = job.run_dir / LINEAR_EVAL_FILE
-    job.evaluation = json.loads(evaluation.read_text()) if evaluation.is_file() else None
+    job.evaluation = read_linear_eval(evaluation) if evaluation.is_file() else None
     missing = []
     planned = planned_epochs(job.config)
     done = {int(r["epoch"]) for r in job.records}
