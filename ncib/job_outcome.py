@@ -10,7 +10,8 @@ directory alone cannot tell a job that raised from one that was killed. Each sta
 ``status`` is ``completed``, ``failed`` (an exception) or ``interrupted`` (SIGTERM, Ctrl-C).
 A job killed outright (SIGKILL, out of memory) records nothing: the sweep report then judges it
 by the files it left. A new start removes the previous start's record. This replaces reading
-submitit's result pickles, which would run code from a sweep folder (nothing is unpickled).
+submitit's result pickles, which would run code from a sweep folder (nothing is unpickled;
+docs/design.md §9).
 """
 
 from __future__ import annotations

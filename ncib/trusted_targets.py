@@ -18,7 +18,7 @@ the target, and nothing is built. Admitted:
   the list: a config cannot admit its own targets.
 
 Every ``_target_`` of the shipped ``conf/`` is admitted (tests/test_untrusted_files.py composes
-every option and checks).
+every option and checks). Why: docs/design.md §9.
 """
 
 from __future__ import annotations

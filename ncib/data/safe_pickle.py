@@ -6,7 +6,8 @@ batches hold only a dict of bytes/str keys, lists of ints, bytes and numpy array
 :func:`load_data_pickle` admits exactly the functions that rebuild a numpy array (and
 ``_codecs.encode``, which Python 3 writes for bytes at pickle protocol 2) and refuses every
 other name, before calling anything, with an error naming the file and what it referred to.
-(The pattern: "Restricting Globals" in the Python documentation of :mod:`pickle`.)
+(The pattern: "Restricting Globals" in the Python documentation of :mod:`pickle`; why:
+docs/design.md §9.)
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ per analysis epoch (Lightning's ``last.ckpt``, with the optimiser, is twice that
 Every checkpoint ncib reads — these, ``last.ckpt`` on resume, a transfer source, the checkpoint
 of ``ncib.linear_eval`` — goes through :func:`read_checkpoint`: ``weights_only=True`` with no
 extra allowed globals (ncib writes tensors, numbers, strings and containers only), so nothing
-in a file runs, and a file that cannot be used fails naming itself, what is wrong and what to do.
+in a file runs, and a file that cannot be used fails naming itself, what is wrong and what to do
+(docs/design.md §9).
 """
 
 from __future__ import annotations
