@@ -44,6 +44,7 @@ def analyse_run(
     from ncib.engine.checkpoints import (
         ANALYSIS_CHECKPOINTS,
         list_analysis_checkpoints,
+        load_pair_weights,
         load_weights,
     )
     from ncib.records import RECORDS_FILE
@@ -79,8 +80,9 @@ def analyse_run(
     engine = PairEpochAnalysis(run_dir, settings, records_name=records_name)
     (run_dir / f"analysis-{name}.overrides").write_text("".join(f"{o}\n" for o in overrides))
     for epoch, path in saved:
-        ckpt = load_weights(path)
-        model.load_state_dict(ckpt["state_dict"])
+        fix = f"re-analyse the other epochs with --epochs (found {', '.join(str(e) for e, _ in saved)})"
+        ckpt = load_weights(path, fix)
+        load_pair_weights(model, ckpt, path, fix)
         groups = [
             cb.group for cb in analysers if cb.schedule.due(epoch, cfg.trainer.max_epochs)
         ] or [cb.group for cb in analysers]
@@ -113,11 +115,13 @@ def main(argv=None) -> None:
         check_run_dir(args.run_dir)
     except RunDirError as err:
         parser.exit(2, f"error: {err}\n")
+    from ncib.engine.checkpoints import CheckpointError
     from ncib.report import write_report
+    from ncib.trusted_targets import UntrustedTargetError
 
     try:
         records = analyse_run(args.run_dir, args.overrides, args.name, args.epochs, args.device)
-    except RunDirError as err:
+    except (RunDirError, CheckpointError, UntrustedTargetError) as err:
         parser.exit(2, f"error: {err}\n")
     report = write_report(args.run_dir, records.name)
     print(f"wrote {records} and {report.path}")

@@ -188,7 +188,7 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
-    from ncib.engine.checkpoints import load_weights
+    from ncib.engine.checkpoints import CheckpointError, load_pair_weights, load_weights
     from ncib.rundir import load_run_config
 
     cfg = load_run_config(args.run_dir, error=parser.error)
@@ -208,7 +208,11 @@ def main(argv=None) -> None:
     if args.epochs is not None:
         eval_cfg.epochs = args.epochs
     model = instantiate(cfg.model)
-    model.load_state_dict(load_weights(ckpt_path)["state_dict"])
+    fix = "pass --checkpoint another checkpoint of this run (checkpoints/previous.ckpt, …)"
+    try:
+        load_pair_weights(model, load_weights(ckpt_path, fix), ckpt_path, fix)
+    except CheckpointError as err:
+        parser.error(str(err))
     model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     results = train_linear_evaluation(model, instantiate(cfg.dataset.datamodule), eval_cfg)
     print(json.dumps(results, indent=2))

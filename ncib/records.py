@@ -24,6 +24,7 @@ __all__ = [
     "atomic_torch_save",
     "atomic_write_bytes",
     "fault_point",
+    "read_linear_eval",
     "read_records",
     "read_resumes",
     "report_names",
@@ -123,14 +124,16 @@ def to_jsonable(value):
 
 
 def _split_records(data: bytes) -> tuple[list[bytes], list[bytes]]:
-    """Lines of a records file that parse as JSON objects, and those that do not (a torn or
-    foreign line: a record cut short cannot parse, its closing brace is its last byte)."""
+    """Lines of a records file that parse as records (JSON objects with an integer ``epoch``),
+    and those that do not (a torn or foreign line: a record cut short cannot parse, its closing
+    brace is its last byte)."""
     good, bad = [], []
     for line in data.split(b"\n"):
         if not line.strip():
             continue
-        try:
-            ok = isinstance(json.loads(line), dict)
+        try:  # a record is a JSON object with an integer epoch; anything else is foreign
+            record = json.loads(line)
+            ok = isinstance(record, dict) and type(record.get("epoch")) is int
         except ValueError:
             ok = False
         (good if ok else bad).append(line)
@@ -179,6 +182,26 @@ def append_record(path: str | Path, record: dict) -> None:
         if bad:
             _set_aside(path, bad)
     atomic_write_bytes(path, b"".join(g + b"\n" for g in [*good, line]))
+
+
+def read_linear_eval(path: str | Path) -> dict:
+    """Table 1 from a ``linear_eval.json``; a file that is not one (damaged, foreign) fails
+    with ``ValueError`` naming it and how to write it again."""
+    path = Path(path)
+    fix = f"write it again with python -m ncib.linear_eval {path.parent} --force"
+    try:
+        entry = json.loads(path.read_bytes())
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{path} is not readable JSON ({err}); {fix}") from err
+    keys = ("test_acc/m0", "test_acc/m1", "train_acc/m0", "train_acc/m1", "both_correct")
+    missing = [
+        k for k in keys if not isinstance(entry, dict) or not isinstance(entry.get(k), int | float)
+    ]
+    if missing:
+        raise ValueError(
+            f"{path} is not a linear evaluation: no number for {', '.join(missing)}; {fix}"
+        )
+    return entry
 
 
 def read_records(path: str | Path) -> list[dict]:

@@ -80,10 +80,11 @@ def _config_changes(first: DictConfig, now: DictConfig) -> list[str]:
 
 
 def _checkpoint_position(path: Path) -> tuple[int, int]:
-    """(epochs completed, optimiser steps) of a Lightning checkpoint saved at an epoch's end."""
-    import torch
+    """(epochs completed, optimiser steps) of a Lightning checkpoint saved at an epoch's end;
+    an unusable file fails naming itself and what to do (ncib/engine/checkpoints.py)."""
+    from ncib.engine.checkpoints import check_training_checkpoint
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    ckpt = check_training_checkpoint(path)
     return int(ckpt["epoch"]) + 1, int(ckpt["global_step"])
 
 

@@ -144,11 +144,17 @@ def write_run_report(cfg: DictConfig, loggers) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def main(cfg: DictConfig) -> None:
-    validate(cfg)
-    if cfg.get("transfer") is not None:
-        transfer(cfg)
-    else:
-        train(cfg)
+    from hydra.core.hydra_config import HydraConfig
+
+    from ncib.job_outcome import recording_outcome
+
+    # how this job ends, for the sweep report (ncib/job_outcome.py)
+    with recording_outcome(HydraConfig.get().runtime.output_dir, launched_as_rank_zero()):
+        validate(cfg)
+        if cfg.get("transfer") is not None:
+            transfer(cfg)
+        else:
+            train(cfg)
 
 
 if __name__ == "__main__":

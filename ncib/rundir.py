@@ -38,22 +38,29 @@ def load_run_config(
     run_dir: str | Path,
     overrides: Sequence[str] = (),
     error: Callable[[str], None] | None = None,
+    to_instantiate: bool = True,
 ):
     """The composed config a run used, with ``paths.output_dir`` pointing at ``run_dir`` and
     ``key=value`` ``overrides`` merged in (a key the run's config does not have is an error).
 
-    ``error`` (e.g. ``argparse.ArgumentParser.error``) is called with the message instead of
-    raising :class:`RunDirError`.
+    ``to_instantiate``: the caller will build things from it, so every ``_target_`` must be
+    admitted (:func:`ncib.trusted_targets.check_targets`, else ``UntrustedTargetError``); pass
+    False to only read values. ``error`` (e.g. ``argparse.ArgumentParser.error``) is called
+    with the message instead of raising.
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from ncib.config import register
+    from ncib.trusted_targets import UntrustedTargetError, check_targets
 
     try:
         run_dir = check_run_dir(run_dir)
         register()
-        cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+        try:  # YAML as data: OmegaConf's loader builds no Python objects
+            cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+        except Exception as err:
+            raise RunDirError(f"{run_dir / CONFIG_FILE} is not a readable config: {err}") from err
         OmegaConf.set_struct(cfg, True)
         cfg.paths.output_dir = str(run_dir)
         bad = [o for o in overrides if "=" not in o or o.startswith(("+", "~"))]
@@ -63,7 +70,9 @@ def load_run_config(
             cfg.merge_with(OmegaConf.from_dotlist(list(overrides)))
         except OmegaConfBaseException as err:
             raise RunDirError(f"override not applicable to the config of {run_dir}: {err}") from err
-    except RunDirError as err:
+        if to_instantiate:
+            check_targets(cfg, run_dir / CONFIG_FILE)
+    except (RunDirError, UntrustedTargetError) as err:
         if error is None:
             raise
         error(str(err))

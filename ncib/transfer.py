@@ -75,7 +75,9 @@ def run_transfer(cfg: DictConfig, loggers=()) -> dict:
             f"transfer.source={source_dir} was trained with the backbone {theirs}, but this run's "
             f"config asks for {ours}; choose the same backbone (e.g. backbone=... on the command line)"
         )
-    ckpt = load_weights(ckpt_path)
+    ckpt = load_weights(
+        ckpt_path, "give transfer.source another run directory or checkpoint of the source run"
+    )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = instantiate(source.model)
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import statistics
 import subprocess
 import sys
@@ -74,20 +73,13 @@ def fake_job(sweep, num, seed_pair, *, acc=None, lin=None, epochs=EPOCHS, report
     return run_dir
 
 
-def fake_submitit_failure(sweep, num, message):
-    """What submitit leaves for a job whose Hydra task raised: Hydra's JobReturn, FAILED (task
-    0 of a two-task job; task 1 returned normally)."""
-    from hydra.core.utils import JobReturn, JobStatus
+def fake_recorded_failure(run_dir, message):
+    """What ``python -m ncib.run`` records for a job whose task raised (ncib/job_outcome.py)."""
+    from ncib.job_outcome import OUTCOME_FILE
 
-    folder = sweep / ".submitit" / f"77{num}"
-    folder.mkdir(parents=True)
-    for task, status in ((0, JobStatus.FAILED), (1, JobStatus.COMPLETED)):
-        ret = JobReturn()
-        ret.status = status
-        ret._return_value = ValueError(message) if status == JobStatus.FAILED else None
-        ret.hydra_cfg = OmegaConf.create({"hydra": {"job": {"num": num}}})
-        with open(folder / f"77{num}_{task}_result.pkl", "wb") as f:
-            pickle.dump(("success", ret), f)
+    (run_dir / OUTCOME_FILE).write_text(
+        json.dumps({"status": "failed", "error": f"ValueError: {message}", "time": "t"})
+    )
 
 
 @pytest.fixture
@@ -119,7 +111,7 @@ def sweep(tmp_path):
         OmegaConf.create({"hydra": {"job": {"num": 3}}}),
         sweep / "3_digits_seeds6-7" / ".hydra" / "hydra.yaml",
     )
-    fake_submitit_failure(sweep, 3, "training diverged at epoch 4")
+    fake_recorded_failure(sweep / "3_digits_seeds6-7", "training diverged at epoch 4")
     fake_job(sweep, 4, (8, 9), acc=0.83, epochs=(0, 5), report=False)  # killed after epoch 5
     return sweep
 
@@ -145,38 +137,6 @@ def test_every_job_is_listed_with_its_status(sweep):
     assert "Not every job finished" in md
     for n, s in ((3, FAILED), (4, UNFINISHED), (5, NOT_STARTED)):
         assert f"| {n} | " in md and f"| {s} |" in md
-
-
-def test_a_job_that_submitit_saw_crash_is_failed(tmp_path):
-    """An exception outside Hydra's task (e.g. the job was killed by an error submitit caught):
-    submitit pickles ("error", traceback); the job number is in the submitted pickle."""
-    import types
-
-    sweep = tmp_path / "sweep"
-    folder = sweep / ".submitit" / "999_2"  # an array job: <id>_<index>
-    folder.mkdir(parents=True)
-    OmegaConf.save(
-        OmegaConf.create(
-            {
-                "hydra": {
-                    "sweeper": {
-                        "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-                    },
-                    "overrides": {"task": ["seed_pair=[0,1],[2,3],[4,5]"]},
-                }
-            }
-        ),
-        sweep / "multirun.yaml",
-    )
-    with open(folder / "999_2_0_result.pkl", "wb") as f:
-        pickle.dump(
-            ("error", "Traceback (most recent call last):\n  ...\nMemoryError: out of memory\n"), f
-        )
-    with open(folder / "999_2_submitted.pkl", "wb") as f:
-        pickle.dump(types.SimpleNamespace(args=(["seed_pair=[4,5]"], "key", 2, "999_2", {})), f)
-    jobs = build_sweep_report(sweep).jobs
-    assert [(j.num, j.status) for j in jobs] == [(0, NOT_STARTED), (1, NOT_STARTED), (2, FAILED)]
-    assert jobs[2].detail == "MemoryError: out of memory"
 
 
 def test_runs_are_grouped_by_config_minus_the_seed_pair(sweep):

@@ -21,6 +21,7 @@ from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+from ncib.engine.checkpoints import EPOCH_CHECKPOINT, check_training_checkpoint, keep_previous
 from ncib.metrics import member_name
 from ncib.records import atomic_torch_save
 
@@ -28,7 +29,18 @@ __all__ = ["AtomicCheckpointIO", "DivergenceGuard", "EpochCheckpoint", "Training
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """:class:`TorchCheckpointIO` whose writes go through a temporary file and ``os.replace``."""
+    """:class:`TorchCheckpointIO` whose writes go through a temporary file and ``os.replace``,
+    and whose reads (Lightning's load of ``last.ckpt`` on resume) load with
+    ``weights_only=True`` whatever the environment says, onto the CPU (as Lightning's default
+    ``map_location`` does; Lightning moves the states), failing with the file named
+    (:func:`ncib.engine.checkpoints.read_checkpoint`)."""
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
+        if weights_only is False:
+            raise ValueError(
+                f"ncib loads checkpoints with weights_only=True only; asked for {path}"
+            )
+        return check_training_checkpoint(path, mmap=False)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         if storage_options is not None:
@@ -44,7 +56,7 @@ class EpochCheckpoint(Checkpoint):
         every_n_epochs: save after every n-th epoch (and after the last one).
     """
 
-    FILENAME = "last.ckpt"
+    FILENAME = EPOCH_CHECKPOINT
 
     def __init__(self, dirpath: str, every_n_epochs: int = 1):
         if (
@@ -69,6 +81,8 @@ class EpochCheckpoint(Checkpoint):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         done = trainer.current_epoch + 1
         if done % self.every_n_epochs == 0 or done == trainer.max_epochs:
+            if trainer.is_global_zero:  # the state a damaged last.ckpt falls back to
+                keep_previous(self.path)
             trainer.save_checkpoint(self.path, weights_only=False)  # full state, to resume
             self.last_saved_epoch = done
 

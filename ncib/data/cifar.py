@@ -13,7 +13,6 @@ then blue, each row-major 32 × 32) and ``b"labels"`` (CIFAR-10) or ``b"fine_lab
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,28 +21,20 @@ import torch
 
 from ncib.data.base import PairedViewDataModule
 from ncib.data.color import SupConAugment
+from ncib.data.safe_pickle import load_data_pickle
 
 __all__ = ["CIFAR10DataModule", "CIFAR100DataModule", "read_cifar_pickle"]
 
 
 def read_cifar_pickle(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """One CIFAR pickle → uint8 images ``(N, 3, 32, 32)`` and int64 labels ``(N,)``."""
-    try:
-        with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="bytes")
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        ImportError,
-        IndexError,
-    ) as err:
-        raise ValueError(
-            f"{path} is not a readable CIFAR batch ({type(err).__name__}: {err}); the file is "
-            "truncated or corrupt — delete the folder and fetch it again (dataset.datamodule.download=true)"
-        ) from err
+    """One CIFAR pickle → uint8 images ``(N, 3, 32, 32)`` and int64 labels ``(N,)``; read with
+    :func:`~ncib.data.safe_pickle.load_data_pickle`, which runs nothing from the file."""
+    entry = load_data_pickle(
+        path,
+        "CIFAR",
+        "delete the folder and fetch it again (dataset.datamodule.download=true)",
+        encoding="bytes",
+    )
     missing = [
         k.decode() for k in (b"data", label_key) if not isinstance(entry, dict) or k not in entry
     ]

@@ -15,7 +15,6 @@ Each file holds ``data`` (``N × 3072`` uint8, channel-major like CIFAR) and ``l
 
 from __future__ import annotations
 
-import pickle
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 
 from ncib.data.base import PairedViewDataModule, stratified_subset
 from ncib.data.color import SupConAugment
+from ncib.data.safe_pickle import load_data_pickle
 
 __all__ = ["ImageNet32DataModule"]
 
@@ -57,15 +57,18 @@ def _read(path: Path, keys: Sequence[str]) -> list[np.ndarray]:
                         f"(found {', '.join(f.files) or 'nothing'}; expected data and labels)"
                     )
                 return [f[k] for k in keys]
-        with open(path, "rb") as f:
-            try:
-                entry = pickle.load(f)
-            except UnicodeDecodeError:  # written by Python 2
-                f.seek(0)
-                entry = pickle.load(f, encoding="latin1")
-    except ValueError:
-        raise
-    except (OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError) as err:
+        fix = "download it again"
+        try:  # runs nothing from the file (ncib/data/safe_pickle.py)
+            entry = load_data_pickle(path, "ImageNet32", fix)
+        except UnicodeDecodeError:  # written by Python 2
+            entry = load_data_pickle(path, "ImageNet32", fix, encoding="latin1")
+    except ValueError as err:
+        if str(path) in str(err):
+            raise
+        raise ValueError(  # e.g. numpy refusing an npz of Python objects
+            f"{path} is not a readable ImageNet32 batch ({err}); download it again"
+        ) from err
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise ValueError(
             f"{path} is not a readable ImageNet32 batch ({type(err).__name__}: {err}); the file "
             "is truncated or corrupt — download it again"

@@ -49,7 +49,7 @@ def main(argv=None) -> None:
         return
     try:
         report = write_report(args.run_dir, args.records)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:  # missing, damaged or foreign files, named
         parser.exit(2, f"error: {err}\n")
     print(f"wrote {report.path} ({len(report.tables)} tables, {len(report.figures)} figures)")
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, read_records, read_resumes, report_names
+from ncib.records import (
+    LINEAR_EVAL_FILE,
+    RECORDS_FILE,
+    read_linear_eval,
+    read_records,
+    read_resumes,
+    report_names,
+)
 from ncib.report import figures
 from ncib.report.tables import (
     Table,
@@ -40,8 +47,10 @@ def _run_info(run_dir: Path) -> dict:
     from ncib.rundir import RunDirError, load_run_config
 
     try:
-        cfg = load_run_config(run_dir)
-    except RunDirError:
+        cfg = load_run_config(run_dir, to_instantiate=False)  # values only
+    except RunDirError as err:
+        if (run_dir / ".hydra").is_dir():  # a run's config that cannot be read: say so
+            warnings.warn(f"the report goes without the run's config: {err}", stacklevel=2)
         return {}
     return {
         "dataset": cfg.dataset.name,
@@ -60,11 +69,17 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
     records_path = run_dir / records_name
     records = read_records(records_path) if records_path.exists() else []
     evaluation_path = run_dir / LINEAR_EVAL_FILE
-    evaluation = json.loads(evaluation_path.read_text()) if evaluation_path.exists() else None
+    evaluation = read_linear_eval(evaluation_path) if evaluation_path.exists() else None
     if not records and evaluation is None:
         raise FileNotFoundError(
             f"{run_dir} has neither {records_name} nor {LINEAR_EVAL_FILE}: nothing to report (were the "
             "analysis callbacks and the linear evaluation turned off?)"
+        )
+    lacking = [k for k in ("num_classes", "k", "feature_dim") if records and k not in records[-1]]
+    if lacking:
+        raise ValueError(
+            f"{records_path} is not an ncib records file: its last record has no "
+            f"{', '.join(lacking)} (written by python -m ncib.run or ncib.analyse)"
         )
     info = _run_info(run_dir)
     k_classes = info.get("num_classes") or (records[-1]["num_classes"] if records else None)

@@ -4,7 +4,8 @@ A sweep directory (Hydra's ``multirun.yaml`` and one run directory per job, by d
 ``<n>_<dataset>_seeds<a>-<b>/``) gets ``sweep_report.md`` and ``sweep_figures/``:
 
 * every planned job (the sweep's overrides expanded as Hydra's basic sweeper does) with its
-  status: ``finished``; ``failed`` (the job raised: submitit's result says so, with the error);
+  status: ``finished``; ``failed`` (the job raised: its recorded outcome says so, with the
+  error; ncib/job_outcome.py);
   ``unfinished`` (no error recorded, but records, ``linear_eval.json`` or the report missing:
   killed, timed out or still running); ``not started`` (no run directory). Nothing is dropped
   silently: aggregates say over how many finished runs they are;
@@ -23,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import pickle
 import re
 import statistics
 from collections.abc import Callable, Sequence
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ncib.metrics import MEMBERS
-from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, read_records
+from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, read_linear_eval, read_records
 from ncib.report.tables import Table, scalar
 
 __all__ = [
@@ -150,36 +150,18 @@ def _run_dirs(sweep_dir: Path) -> dict[int, Path]:
     return found
 
 
-def _submitit_outcomes(sweep_dir: Path) -> dict[int, tuple[bool, str]]:
-    """Job number → (failed, what) from submitit's result files (``.submitit/<id>/``).
+def _recorded_outcomes(run_dirs: dict[int, Path]) -> dict[int, tuple[bool, str]]:
+    """Job number → (failed, what) from the outcome each job recorded in its run directory
+    (:mod:`ncib.job_outcome`; Hydra catches a job's exception, so the files alone cannot
+    tell). submitit's pickles in ``.submitit/`` are never read: unpickling runs code."""
+    from ncib.job_outcome import FAILED as OUTCOME_FAILED
+    from ncib.job_outcome import read_outcome
 
-    Hydra catches a job's exception and returns it (status FAILED) to submitit, which records
-    the job as a success: the run directory alone cannot tell. These pickles are the sweep's
-    own files (written by this user's jobs); unreadable ones are skipped."""
     out: dict[int, tuple[bool, str]] = {}
-    for result in sorted(sweep_dir.glob(".submitit/*/*_result.pkl")):
-        try:
-            with open(result, "rb") as f:
-                kind, value = pickle.load(f)
-            if kind == "success" and hasattr(value, "status"):
-                num = int(value.hydra_cfg.hydra.job.num)
-                failed = getattr(value.status, "name", str(value.status)) == "FAILED"
-                err = getattr(value, "_return_value", None)
-                outcome = (failed, f"{type(err).__name__}: {err}" if failed else "")
-            elif kind == "error":
-                # <job id>[_<array index>]_<task>_result.pkl beside <job id>[_<index>]_submitted.pkl
-                submitted = result.with_name(result.name.rsplit("_", 2)[0] + "_submitted.pkl")
-                with open(submitted, "rb") as f:
-                    num = int(pickle.load(f).args[2])  # (overrides, dir key, job num, ...)
-                last = [line for line in str(value).strip().splitlines() if line.strip()]
-                outcome = (True, last[-1] if last else "error")
-            else:
-                continue
-        except Exception as err:
-            log.debug("skipping submitit result %s: %s", result, err)
-            continue
-        if not out.get(num, (False, ""))[0]:  # one result per task: any failed task fails the job
-            out[num] = outcome
+    for num, run_dir in run_dirs.items():
+        outcome = read_outcome(run_dir)
+        if outcome is not None and outcome["status"] == OUTCOME_FAILED:
+            out[num] = (True, outcome["error"])
     return out
 
 
@@ -207,7 +189,9 @@ def _examine(job: Job, failure: tuple[bool, str] | None) -> None:
 
     if job.run_dir is None:
         job.status, job.detail = (
-            (FAILED, failure[1]) if failure and failure[0] else (NOT_STARTED, "no run directory")
+            (FAILED, failure[1])
+            if failure and failure[0]
+            else (NOT_STARTED, "no run directory (if it was launched: .submitit/*/*_log.err)")
         )
         return
     cfg_path = job.run_dir / ".hydra" / "config.yaml"
@@ -226,7 +210,7 @@ def _examine(job: Job, failure: tuple[bool, str] | None) -> None:
     records_path = job.run_dir / RECORDS_FILE
     job.records = read_records(records_path) if records_path.is_file() else []
     evaluation = job.run_dir / LINEAR_EVAL_FILE
-    job.evaluation = json.loads(evaluation.read_text()) if evaluation.is_file() else None
+    job.evaluation = read_linear_eval(evaluation) if evaluation.is_file() else None
     missing = []
     planned = planned_epochs(job.config)
     done = {int(r["epoch"]) for r in job.records}
@@ -249,12 +233,17 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
     """Every job of the sweep, planned or found, with its status."""
     planned = planned_overrides(sweep_dir)
     dirs = _run_dirs(sweep_dir)
-    failures = _submitit_outcomes(sweep_dir)
+    failures = _recorded_outcomes(dirs)
     nums = sorted(set(range(len(planned or []))) | set(dirs) | set(failures))
     jobs = []
     for num in nums:
         job = Job(num, list(planned[num]) if planned and num < len(planned) else [], dirs.get(num))
-        _examine(job, failures.get(num))
+        try:
+            _examine(job, failures.get(num))
+        except Exception as err:  # a damaged or foreign file: this job is not averaged
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            job.status, job.detail = UNFINISHED, f"unreadable files ({type(err).__name__}: {first})"
+            log.warning("job %d (%s): %s", num, job.run_dir, err)
         jobs.append(job)
     return jobs
 
