@@ -57,7 +57,7 @@ def test_old_names_move_to_their_new_places_at_once():
 
 
 def test_a_current_record_is_left_as_it_is_and_files_are_read_upgraded(tmp_path):
-    current = {"schema": RECORD_SCHEMA, "gib": {"scalars": {"gib/mi_xy": 19.0}}}
+    current = {"schema": RECORD_SCHEMA, "epoch": 4, "gib": {"scalars": {"gib/mi_xy": 19.0}}}
     assert upgrade_record(current) is current
     path = tmp_path / "analysis.jsonl"
     path.write_text(json.dumps(_old_record()) + "\n" + json.dumps(current) + "\n")
