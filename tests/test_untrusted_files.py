@@ -365,12 +365,13 @@ def test_a_damaged_or_foreign_table_1_is_named_by_the_report(tmp_path, content, 
 
 
 def test_foreign_lines_in_a_records_file_are_skipped_with_a_warning_naming_it(tmp_path):
+    from ncib.metrics.legacy import RECORD_SCHEMA
     from ncib.records import read_records
 
     path = tmp_path / "analysis.jsonl"
     path.write_bytes(b'{"epoch": 1, "k": 2}\n[1, 2]\n{"epoch": "2"}\n{"no": "epoch"}\n\x80\x04K.\n')
     with pytest.warns(RuntimeWarning, match=f"{path}: skipped 4 unreadable"):
-        assert read_records(path) == [{"epoch": 1, "k": 2}]
+        assert read_records(path) == [{"epoch": 1, "k": 2, "schema": RECORD_SCHEMA}]
 
 
 def test_a_records_file_of_another_tool_is_named_by_the_report(tmp_path):
