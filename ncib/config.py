@@ -173,6 +173,30 @@ def feature_dim(cfg: DictConfig) -> int:
     return int(instantiate(backbone)().feature_dim)
 
 
+def _check_seed_set() -> None:
+    """A named set of several seed pairs (``seeds=three``, conf/seeds/) is a sweep: without
+    ``-m`` it would silently train only its first pair, so it is refused unless the command
+    line chooses the pair (``seed_pair=[a,b]``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():  # a run directory's config read back, or a test
+        return
+    hydra_cfg = HydraConfig.get()
+    name = hydra_cfg.runtime.choices.get("seeds")
+    if name in (None, "null") or hydra_cfg.mode == RunMode.MULTIRUN:
+        return
+    if any(o.split("=", 1)[0].lstrip("+~") == "seed_pair" for o in hydra_cfg.overrides.task):
+        return
+    pairs = str((hydra_cfg.sweeper.get("params") or {}).get("seed_pair", ""))
+    if pairs.count("[") > 1:
+        raise ConfigError(
+            f"seeds={name} names {pairs.count('[')} seed pairs ({pairs}), and one run trains one "
+            f"pair: sweep them with -m (python -m ncib.run -m seeds={name} ...), or choose one "
+            "with seed_pair=[a,b]"
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     """Checks that need more than types, before any work: raise :class:`ConfigError` naming the
     key, the value and what is allowed; warn (``ncib.config`` logger) about legal but suspicious
@@ -189,6 +213,7 @@ def validate(cfg: DictConfig) -> None:
             f"seed_pair must hold exactly two different integers (the seeds of the two "
             f"members), got seed_pair={values!r}; for example seed_pair=[0,1]"
         )
+    _check_seed_set()
     num_classes = int(cfg.dataset.num_classes)
     if cfg.get("transfer") is not None:  # no training: only the analysis settings matter
         if OmegaConf.is_missing(cfg.transfer, "source"):

@@ -24,7 +24,14 @@ OPTIONS = sorted(
     if p.parent != CONF
 )
 NO_TARGETS = {"paths", "augment"}  # groups of plain values
-GLOBAL = {"experiment", "recipe", "debug", "precision"}  # groups that override other groups' keys
+GLOBAL = {
+    "experiment",
+    "recipe",
+    "debug",
+    "precision",
+    "seeds",
+    "local",
+}  # groups that override other groups' keys
 REQUIRED = {("experiment", "zero_shot_transfer"): ["transfer.source=/a/run/dir"]}  # `???` values
 
 
