@@ -92,6 +92,8 @@ class RunConfig:
     resume: bool = True
     ckpt_path: str | None = None
     float32_matmul_precision: str = "high"
+    # the value python -m ncib.run returns to a Hydra sweeper that optimises (hparams_search=…)
+    optimized_metric: str | None = None
 
 
 def wandb_mode() -> str:
@@ -197,6 +199,30 @@ def _check_seed_set() -> None:
         )
 
 
+def objective_names(cfg: DictConfig) -> list[str]:
+    """The metrics a training run returns that ``optimized_metric`` may name."""
+    from ncib.metrics import keys, logged_name
+
+    names = ["train/loss/m0", "train/loss/m1"]
+    if cfg.get("linear_eval") is not None:
+        names += [logged_name("linear_eval", k) for k in keys("linear_eval")]
+    return names
+
+
+def objective(cfg: DictConfig, metrics: dict) -> float | None:
+    """What ``python -m ncib.run`` returns to Hydra: ``metrics[cfg.optimized_metric]`` (a
+    sweeper such as Optuna optimises it), or None when no metric is to be optimised."""
+    name = cfg.get("optimized_metric")
+    if name is None:
+        return None
+    if name not in metrics:
+        raise ConfigError(
+            f"optimized_metric={name!r} is not among the metrics this run produced "
+            f"({', '.join(sorted(metrics)) or 'none'})"
+        )
+    return float(metrics[name])
+
+
 def validate(cfg: DictConfig) -> None:
     """Checks that need more than types, before any work: raise :class:`ConfigError` naming the
     key, the value and what is allowed; warn (``ncib.config`` logger) about legal but suspicious
@@ -214,6 +240,14 @@ def validate(cfg: DictConfig) -> None:
             f"members), got seed_pair={values!r}; for example seed_pair=[0,1]"
         )
     _check_seed_set()
+    metric = cfg.get("optimized_metric")
+    if metric is not None and cfg.get("transfer") is None and metric not in objective_names(cfg):
+        _fail(
+            "optimized_metric",
+            metric,
+            f"a sweeper optimises one of the metrics a training run returns: "
+            f"{', '.join(objective_names(cfg))}",
+        )
     num_classes = int(cfg.dataset.num_classes)
     if cfg.get("transfer") is not None:  # no training: only the analysis settings matter
         if OmegaConf.is_missing(cfg.transfer, "source"):

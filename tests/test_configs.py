@@ -28,6 +28,7 @@ GLOBAL = {
     "experiment",
     "recipe",
     "debug",
+    "hparams_search",
     "precision",
     "seeds",
     "local",
@@ -63,6 +64,8 @@ def build(path: str, node: DictConfig):
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_and_instantiates(group, option, tmp_path):
+    if group == "hparams_search":  # its sweeper is an extra (tests/test_hydra_habits.py)
+        pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     if group.startswith("hydra/"):
         cfg = compose_config([f"{group}={option}"], output_dir=tmp_path, hydra_config=True)
         node = OmegaConf.select(cfg, group.replace("/", "."))

@@ -1,8 +1,10 @@
 """The Hydra habits of lightning-hydra-template: named seed sets for multirun (``seeds=``), a
-git-ignored ``local`` group, commands quoted for zsh, shell completion (docs/configuration.md)."""
+git-ignored ``local`` group, an Optuna search (``hparams_search=``, the value a run returns),
+commands quoted for zsh, shell completion (docs/configuration.md)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -110,6 +112,56 @@ def test_a_local_default_is_git_ignored_and_the_example_is_not():
         text=True,
     ).stdout.split()
     assert ignored == ["conf/local/default.yaml"]
+
+
+def test_a_run_returns_the_optimised_metric_and_names_what_it_has(tmp_path):
+    from ncib.config import ConfigError, objective
+
+    cfg = compose_config(["optimized_metric=linear_eval/test_acc/m1"], output_dir=tmp_path)
+    metrics = {"linear_eval/test_acc/m1": 0.75, "train/loss/m0": 2.0}
+    assert objective(cfg, metrics) == 0.75
+    assert objective(compose_config([], output_dir=tmp_path), metrics) is None
+    with pytest.raises(ConfigError, match=r"linear_eval/test_acc/m1.*train/loss/m0"):
+        objective(cfg, {"train/loss/m0": 2.0})
+
+
+@pytest.mark.parametrize(
+    "overrides,allowed",
+    [
+        (["optimized_metric=analysis/nc1"], "train/loss/m1, linear_eval/train_acc/m0"),
+        (["optimized_metric=linear_eval/test_acc/m0", "~linear_eval"], "train/loss/m1"),
+    ],
+)
+def test_an_optimised_metric_the_run_cannot_return_is_refused_before_training(
+    overrides, allowed, tmp_path
+):
+    from ncib.config import ConfigError, validate
+
+    cfg = compose_config(overrides, output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"optimized_metric=.*cannot be used") as err:
+        validate(cfg)
+    assert allowed in str(err.value)
+    if "~linear_eval" in overrides:
+        assert "linear_eval/" not in str(err.value).split("returns:")[1]
+
+
+def test_an_optuna_search_optimises_the_linear_evaluation(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep = tmp_path / "sweep"
+    proc = _ncib(
+        "hparams_search=supcon_optuna",
+        "debug=fast",
+        "linear_eval=cached",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    tables = [json.loads((j / "linear_eval.json").read_text()) for j in sweep.glob("*_digits_*")]
+    assert len(tables) == 2
+    assert best.best_value == pytest.approx(max(t["test_acc/m0"] for t in tables))
 
 
 # --- the commands in the README and docs, as a user pastes them into bash or zsh ---
