@@ -223,6 +223,38 @@ def objective(cfg: DictConfig, metrics: dict) -> float | None:
     return float(metrics[name])
 
 
+def _standalone_lightning_name(target: str) -> str | None:
+    """The ``pytorch_lightning`` / ``lightning_fabric`` name of a ``lightning.*`` target (the
+    unified ``lightning`` package's copies of the same classes), or None for any other."""
+    for unified, standalone in (
+        ("lightning.pytorch.", "pytorch_lightning."),
+        ("lightning.fabric.", "lightning_fabric."),
+    ):
+        if target.startswith(unified):
+            return standalone + target[len(unified) :]
+    return None
+
+
+def _check_lightning_namespace(node, path: str = "") -> None:
+    """ncib's Trainer is ``pytorch_lightning.Trainer``: a callback, logger or plugin from the
+    unified ``lightning`` package (``lightning.pytorch.*``, lightning-hydra-template's spelling)
+    is another class to it and fails deep inside Lightning, so it is refused here by name."""
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if isinstance(target, str) and (fix := _standalone_lightning_name(target)):
+            _fail(
+                f"{path}._target_".lstrip("."),
+                target,
+                f"ncib trains with the pytorch_lightning package, whose Trainer does not accept "
+                f"the unified lightning package's classes; name it {fix}",
+            )
+        for key, value in node.items():
+            _check_lightning_namespace(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_lightning_namespace(value, f"{path}[{i}]")
+
+
 def validate(cfg: DictConfig) -> None:
     """Checks that need more than types, before any work: raise :class:`ConfigError` naming the
     key, the value and what is allowed; warn (``ncib.config`` logger) about legal but suspicious
@@ -240,6 +272,7 @@ def validate(cfg: DictConfig) -> None:
             f"members), got seed_pair={values!r}; for example seed_pair=[0,1]"
         )
     _check_seed_set()
+    _check_lightning_namespace(OmegaConf.to_container(cfg, resolve=False))
     metric = cfg.get("optimized_metric")
     if metric is not None and cfg.get("transfer") is None and metric not in objective_names(cfg):
         _fail(

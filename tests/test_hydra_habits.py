@@ -164,6 +164,27 @@ def test_an_optuna_search_optimises_the_linear_evaluation(tmp_path):
     assert best.best_value == pytest.approx(max(t["test_acc/m0"] for t in tables))
 
 
+@pytest.mark.parametrize(
+    "target,fix",
+    [
+        ("lightning.pytorch.callbacks.EarlyStopping", "pytorch_lightning.callbacks.EarlyStopping"),
+        (
+            "lightning.fabric.plugins.environments.SLURMEnvironment",
+            "lightning_fabric.plugins.environments.SLURMEnvironment",
+        ),
+    ],
+)
+def test_a_unified_lightning_target_is_refused_naming_the_standalone_one(target, fix, tmp_path):
+    from ncib.config import ConfigError, validate
+
+    cfg = compose_config([], output_dir=tmp_path)
+    OmegaConf.update(cfg, "callbacks.stop", {"_target_": target, "monitor": "m"}, force_add=True)
+    with pytest.raises(ConfigError, match=rf"callbacks\.stop\._target_='{target}'.*name it {fix}"):
+        validate(cfg)
+    OmegaConf.update(cfg, "callbacks.stop._target_", fix)
+    validate(cfg)  # the standalone package's name passes
+
+
 # --- the commands in the README and docs, as a user pastes them into bash or zsh ---
 
 DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
