@@ -92,6 +92,8 @@ class RunConfig:
     resume: bool = True
     ckpt_path: str | None = None
     float32_matmul_precision: str = "high"
+    # the value python -m ncib.run returns to a Hydra sweeper that optimises (hparams_search=…)
+    optimized_metric: str | None = None
 
 
 def wandb_mode() -> str:
@@ -173,6 +175,86 @@ def feature_dim(cfg: DictConfig) -> int:
     return int(instantiate(backbone)().feature_dim)
 
 
+def _check_seed_set() -> None:
+    """A named set of several seed pairs (``seeds=three``, conf/seeds/) is a sweep: without
+    ``-m`` it would silently train only its first pair, so it is refused unless the command
+    line chooses the pair (``seed_pair=[a,b]``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():  # a run directory's config read back, or a test
+        return
+    hydra_cfg = HydraConfig.get()
+    name = hydra_cfg.runtime.choices.get("seeds")
+    if name in (None, "null") or hydra_cfg.mode == RunMode.MULTIRUN:
+        return
+    if any(o.split("=", 1)[0].lstrip("+~") == "seed_pair" for o in hydra_cfg.overrides.task):
+        return
+    pairs = str((hydra_cfg.sweeper.get("params") or {}).get("seed_pair", ""))
+    if pairs.count("[") > 1:
+        raise ConfigError(
+            f"seeds={name} names {pairs.count('[')} seed pairs ({pairs}), and one run trains one "
+            f"pair: sweep them with -m (python -m ncib.run -m seeds={name} ...), or choose one "
+            "with seed_pair=[a,b]"
+        )
+
+
+def objective_names(cfg: DictConfig) -> list[str]:
+    """The metrics a training run returns that ``optimized_metric`` may name."""
+    from ncib.metrics import keys, logged_name
+
+    names = ["train/loss/m0", "train/loss/m1"]
+    if cfg.get("linear_eval") is not None:
+        names += [logged_name("linear_eval", k) for k in keys("linear_eval")]
+    return names
+
+
+def objective(cfg: DictConfig, metrics: dict) -> float | None:
+    """What ``python -m ncib.run`` returns to Hydra: ``metrics[cfg.optimized_metric]`` (a
+    sweeper such as Optuna optimises it), or None when no metric is to be optimised."""
+    name = cfg.get("optimized_metric")
+    if name is None:
+        return None
+    if name not in metrics:
+        raise ConfigError(
+            f"optimized_metric={name!r} is not among the metrics this run produced "
+            f"({', '.join(sorted(metrics)) or 'none'})"
+        )
+    return float(metrics[name])
+
+
+def _standalone_lightning_name(target: str) -> str | None:
+    """The ``pytorch_lightning`` / ``lightning_fabric`` name of a ``lightning.*`` target (the
+    unified ``lightning`` package's copies of the same classes), or None for any other."""
+    for unified, standalone in (
+        ("lightning.pytorch.", "pytorch_lightning."),
+        ("lightning.fabric.", "lightning_fabric."),
+    ):
+        if target.startswith(unified):
+            return standalone + target[len(unified) :]
+    return None
+
+
+def _check_lightning_namespace(node, path: str = "") -> None:
+    """ncib's Trainer is ``pytorch_lightning.Trainer``: a callback, logger or plugin from the
+    unified ``lightning`` package (``lightning.pytorch.*``, lightning-hydra-template's spelling)
+    is another class to it and fails deep inside Lightning, so it is refused here by name."""
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if isinstance(target, str) and (fix := _standalone_lightning_name(target)):
+            _fail(
+                f"{path}._target_".lstrip("."),
+                target,
+                f"ncib trains with the pytorch_lightning package, whose Trainer does not accept "
+                f"the unified lightning package's classes; name it {fix}",
+            )
+        for key, value in node.items():
+            _check_lightning_namespace(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_lightning_namespace(value, f"{path}[{i}]")
+
+
 def validate(cfg: DictConfig) -> None:
     """Checks that need more than types, before any work: raise :class:`ConfigError` naming the
     key, the value and what is allowed; warn (``ncib.config`` logger) about legal but suspicious
@@ -188,6 +270,16 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"seed_pair must hold exactly two different integers (the seeds of the two "
             f"members), got seed_pair={values!r}; for example seed_pair=[0,1]"
+        )
+    _check_seed_set()
+    _check_lightning_namespace(OmegaConf.to_container(cfg, resolve=False))
+    metric = cfg.get("optimized_metric")
+    if metric is not None and cfg.get("transfer") is None and metric not in objective_names(cfg):
+        _fail(
+            "optimized_metric",
+            metric,
+            f"a sweeper optimises one of the metrics a training run returns: "
+            f"{', '.join(objective_names(cfg))}",
         )
     num_classes = int(cfg.dataset.num_classes)
     if cfg.get("transfer") is not None:  # no training: only the analysis settings matter

@@ -17,7 +17,7 @@ import os
 import hydra
 from omegaconf import DictConfig
 
-from ncib.config import register, validate
+from ncib.config import objective, register, validate
 
 log = logging.getLogger("ncib")
 CONFIG_PATH = "pkg://ncib.conf"  # conf/ of the repository, packaged as ncib.conf
@@ -143,7 +143,7 @@ def write_run_report(cfg: DictConfig, loggers) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from ncib.job_outcome import recording_outcome
@@ -153,8 +153,10 @@ def main(cfg: DictConfig) -> None:
         validate(cfg)
         if cfg.get("transfer") is not None:
             transfer(cfg)
-        else:
-            train(cfg)
+            return None
+        metrics = train(cfg)
+        # the optimised metric for a sweeper (hparams_search=...), from rank zero; else None
+        return objective(cfg, metrics) if launched_as_rank_zero() else None
 
 
 if __name__ == "__main__":

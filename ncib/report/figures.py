@@ -40,6 +40,29 @@ def _mean_of_members(records, key_fmt):
     return [e for e, _ in out], [v for _, v in out]
 
 
+def _integer_ticks(axis, epochs=()) -> None:
+    """Epochs are whole numbers: no 0.5 ticks on an epoch axis or colour bar (with one or two
+    epochs, exactly those)."""
+    epochs = sorted(set(epochs))
+    if epochs and epochs[-1] - epochs[0] < 2:
+        axis.set_major_locator(matplotlib.ticker.FixedLocator(epochs))
+    else:
+        axis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+
+
+def _epoch_colorbar(fig, mappable, **kwargs):
+    bar = fig.colorbar(mappable, label="epoch", **kwargs)
+    _integer_ticks(bar.ax.yaxis)
+    return bar
+
+
+def _log_limits(values) -> tuple[float, float]:
+    """Limits of a log axis that show every positive value with a margin (matplotlib's own
+    limits can leave a single point on the frame, where it is not drawn)."""
+    positive = [v for v in values if v > 0]
+    return min(positive) / 1.6, max(positive) * 1.6
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -107,13 +130,17 @@ def fig2_nc1_vs_identifiability(records: list[dict], path: Path) -> Path | None:
             )
         ax.set_xlabel(label)
         ax.set_yscale("log")
+        if min(p[1] for p in pts) > 0:
+            ax.set_ylim(*_log_limits([p[1] for p in pts]))
         if xerr is None and min(xs) > 0:
             ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xlim(*_log_limits(xs))
+            if max(xs) / min(xs) > 10:  # less than a decade: the minor ticks are the labels
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes[0].set_ylabel("NC1 = tr(Σ_W Σ_B⁺)/K (mean of members)")
     if any(p[5] for p in pts):
         axes[0].legend(loc="best", fontsize=8)
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label="epoch")
+    _epoch_colorbar(fig, plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes)
     fig.suptitle(
         "Fig. 2 — variability collapse (NC1) vs linear identifiability (raw features, held out)",
         fontsize=10,
@@ -128,7 +155,7 @@ def fig3_etf_in_tk(records: list[dict], num_classes: int, path: Path) -> Path | 
     accuracy, equinorm, angle std, cosine mean (with −1/(K−1)). Panel D is the mean of the
     pairwise cosines (docs/math.md §6 relates it to the paper's "cosine of the mean angle")."""
     panels = [
-        ("A. probe test accuracy", "probe/test_acc/tk/{m}", "probe/test_acc/raw/{m}", None),
+        ("A. probe test accuracy (%)", "probe/test_acc/tk/{m}", "probe/test_acc/raw/{m}", None),
         ("B. equinorm (std/mean of norms)", "etf/equinorm/tk/{m}", "etf/equinorm/raw/{m}", None),
         (
             "C. std of angles (degrees)",
@@ -147,15 +174,22 @@ def fig3_etf_in_tk(records: list[dict], num_classes: int, path: Path) -> Path | 
         return None
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     for ax, (title, tk_key, raw_key, target) in zip(axes, panels):
+        scale = 100.0 if "%" in title else 1.0  # accuracies in percent, as everywhere else
         for m, color in zip(MEMBERS, ("C0", "C1")):
-            ax.plot(
-                *_series(records, tk_key.format(m=m)), "-o", color=color, ms=3, label=f"T_K {m}"
-            )
-            ax.plot(*_series(records, raw_key.format(m=m)), "--", color=color, label=f"raw {m}")
+            for key, style, face, label in (
+                (tk_key, "-o", color, "T_K"),
+                (raw_key, "--s", "white", "raw"),
+            ):
+                epochs, values = _series(records, key.format(m=m))
+                ax.plot(
+                    epochs, [scale * v for v in values], style, color=color, mfc=face, ms=4,
+                    label=f"{label} {m}",
+                )  # fmt: skip
         if target is not None:
             ax.axhline(target, color="k", lw=0.8, ls=":", label="−1/(K−1)")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
+        _integer_ticks(ax.xaxis, [r["epoch"] for r in records])
     axes[0].legend(fontsize=7)
     axes[3].legend(fontsize=7)
     fig.suptitle(
@@ -171,6 +205,15 @@ def fig4b_feature_scaling(record: dict, path: Path) -> Path | None:
     scaling = {m: gib[f"feature_scaling/{m}"] for m in MEMBERS if f"feature_scaling/{m}" in gib}
     if not scaling:
         return None
+    values = list(scaling.values())
+    if len(values) > 1 and all(
+        len(v) == len(values[0])
+        and all(abs(a - b) <= 1e-9 * max(1.0, abs(b)) for a, b in zip(v, values[0]))
+        for v in values[1:]
+    ):
+        # α_i / mean α depends on the CCA spectrum the members share: equal by construction,
+        # so one set of bars says it (two identical sets would suggest two measurements)
+        scaling = {"both members (equal: the spectrum is shared)": values[0]}
     fig, ax = plt.subplots(figsize=(6, 3.6))
     k = len(next(iter(scaling.values())))
     width = 0.8 / len(scaling)
@@ -241,7 +284,7 @@ def fig_compression_generalisation(records: list[dict], path: Path) -> Path | No
     sc = ax.scatter(
         [p[1] for p in pts], [100 * p[3] for p in pts], c=epochs, norm=norm, marker="s", label="T_K"
     )
-    fig.colorbar(sc, ax=ax, label="epoch")
+    _epoch_colorbar(fig, sc, ax=ax)
     ax.set_xlabel("held-out I(T_K;Y) / I(X;Y)")
     ax.set_ylabel("analysis probe test accuracy (%)")
     ax.set_title("Compression vs generalisation")

@@ -163,6 +163,13 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
             ),
             "",
         ]
+    if evaluation is None:
+        lines += [
+            f"Table 1 (the offline linear evaluation) is not in this report: the run has no "
+            f"`{LINEAR_EVAL_FILE}` (the linear evaluation was off, or has not run yet); "
+            "`python -m ncib.linear_eval <run_dir>` computes it.",
+            "",
+        ]
     lines += [t.markdown() for t in tables.values()]
     captions = {
         "fig2_nc1_vs_identifiability": "Fig. 2 analogue: NC1 against the variance (left) and the mean ± std (right) of the K leading CCA coefficients; one point per epoch, filled in the terminal phase.",

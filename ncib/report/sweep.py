@@ -420,9 +420,9 @@ def band(jobs: Sequence[Job], template: str) -> tuple[list[int], list[MeanStd]]:
     return xs, ys
 
 
-def _plot_band(ax, xs, ys: Sequence[MeanStd], label, style="-o", color=None):
-    mean = [y.mean for y in ys]
-    std = [y.std or 0.0 for y in ys]
+def _plot_band(ax, xs, ys: Sequence[MeanStd], label, style="-o", color=None, scale=1.0):
+    mean = [scale * y.mean for y in ys]
+    std = [scale * (y.std or 0.0) for y in ys]
     (line,) = ax.plot(xs, mean, style, ms=3, label=label, color=color)
     ax.fill_between(
         xs,
@@ -480,7 +480,7 @@ def sweep_figures(recipe: Recipe, figdir: Path) -> dict[str, Path]:
         out["fig2"] = _save(fig, figdir / f"{recipe.slug}_fig2.png")
     # Fig. 3 A–D: T_K (solid) against raw (dashed), mean of members, band = std over pairs
     panels = [
-        ("A. probe test accuracy", "probe/test_acc/{s}/{{m}}"),
+        ("A. probe test accuracy (%)", "probe/test_acc/{s}/{{m}}"),
         ("B. equinorm", "etf/equinorm/{s}/{{m}}"),
         ("C. std of angles (degrees)", "etf/angle_std_deg/{s}/{{m}}"),
         ("D. mean cosine of class means", "etf/cos_mean/{s}/{{m}}"),
@@ -491,7 +491,8 @@ def sweep_figures(recipe: Recipe, figdir: Path) -> dict[str, Path]:
             for space, style in (("tk", "-o"), ("raw", "--s")):
                 xs, ys = band(jobs, template.format(s=space))
                 if xs:
-                    _plot_band(ax, xs, ys, "T_K" if space == "tk" else "raw", style)
+                    label, scale = "T_K" if space == "tk" else "raw", 100.0 if "%" in title else 1.0
+                    _plot_band(ax, xs, ys, label, style, scale=scale)
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
