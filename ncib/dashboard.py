@@ -5,9 +5,10 @@ Sections: Fig. 2 (NC1 against the identifiability of the pair), Fig. 3 A–D (pr
 equinorm, angle std, cosine mean; T_K against the raw features), identifiability (CCA mean and
 std, CKA), information (in-sample against held-out I(X;Y)), Tables 1 and 2 (linear evaluation
 and analysis probe accuracies) and the training losses. Curves are drawn against
-``analysis/epoch`` (``epoch`` for training); the runs are grouped by their W&B group — one
-recipe of one sweep (``ncib.wandb_run.group_name``) — so each line is the mean over the group's
-seed pairs with a ±1 std band.
+``analysis/epoch`` (``epoch`` for training); the finished training runs (no crashed, running
+or sweep-summary run) are grouped by their W&B group — one recipe, whatever sweep or command
+ran it (``ncib.recipe.recipe_name``) — so each line is the mean over the recipe's seed pairs
+with a ±1 std band.
 
 Every key comes from the metric registry (``ncib/metrics/registry.py``, docs/metrics.md):
 :func:`metric` refuses a template the registry does not hold. Building
@@ -21,6 +22,7 @@ import argparse
 from dataclasses import dataclass
 
 from ncib.metrics import GROUPS, MEMBERS, key, keys, logged_name
+from ncib.wandb_run import SUMMARY_JOB_TYPE
 
 __all__ = [
     "PANELS",
@@ -231,7 +233,14 @@ def build_report(
     one section per paper figure or table, the runs of ``project`` (of W&B group ``group``
     if given) grouped by their W&B group, mean ± std over each group's seed pairs."""
     wr, expr = _workspaces()
-    filters = [expr.Metric("group") == group] if group else []
+    # finished training runs only: no crashed or running run, no sweep-summary run in a curve
+    conditions = [
+        expr.Metric("State") == "finished",
+        expr.Metric("JobType") != SUMMARY_JOB_TYPE,
+    ]
+    if group:
+        conditions.append(expr.Metric("Group") == group)
+    filters = expr.And(*conditions)
 
     def runset():
         return wr.Runset(
@@ -254,8 +263,9 @@ def build_report(
 
     blocks: list = [
         wr.P(
-            "Runs grouped by W&B group (one recipe of one sweep); each curve is the mean over the "
-            "group's seed pairs, the band ±1 std. Keys: docs/metrics.md."
+            "Finished training runs grouped by W&B group (one recipe: runs that differ only in "
+            "their seed pair, from any sweep or command); each curve is the mean over the group's "
+            "seed pairs, the band ±1 std. Keys: docs/metrics.md."
         )
     ]
     for section in dict.fromkeys(p.section for p in panels):
@@ -321,7 +331,9 @@ def main(argv=None) -> None:
         "--project", required=True, help="W&B project of the runs (logger.wandb.project)"
     )
     parser.add_argument(
-        "--group", default=None, help="only this W&B group, e.g. cifar10/2026-01-01_00-00-00"
+        "--group",
+        default=None,
+        help="only this recipe: its W&B group, e.g. cifar10/resnet50-1a2b3c4d (python -m ncib.recipe <run_dir> prints a run's)",
     )
     parser.add_argument("--title", default=None, help="title of the report")
     parser.add_argument("--dry-run", action="store_true", help="print the panels; save nothing")

@@ -6,9 +6,10 @@ What a W&B run of ``python -m ncib.run`` holds:
   filter by dataset, backbone, recipe values and seed pair, plus ``ncib_run`` (the seed pair
   as ``"a-b"``, the sweep, the run directory). Lightning's model hyper-parameters, which the
   config already holds, go under ``lightning_hparams`` instead of the top level;
-* **names** (:func:`init_kwargs`): ``group`` = ``<experiment_name>/<sweep or "single">``, and
-  ``/<key>=<value>`` for every key the sweep varies other than the seed pair, so a group is one
-  recipe of one sweep and its runs differ only in their seed pair; ``job_type`` = the dataset;
+* **names** (:func:`init_kwargs`): ``group`` = the recipe's name
+  (``<experiment_name>/<backbone>-<recipe id>``, :mod:`ncib.recipe`): the runs of one recipe
+  share it, from one sweep, several or single commands, and differ only in their seed pair;
+  ``job_type`` = the dataset;
   the run's name carries the seed pair; tags = ``tags`` + dataset + backbone;
 * **axes** (:class:`WandbLogger`): ``analysis/…`` against ``analysis/epoch`` (completed epochs),
   ``train/…`` and ``lr-…`` against ``epoch``; ``linear_eval/…`` (Table 1) as summary values;
@@ -22,7 +23,7 @@ The metric names come from ``ncib/metrics/registry.py`` (docs/metrics.md).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "ANALYSIS_STEP",
     "ARTIFACT_TYPE",
     "EPOCH_STEP",
+    "SUMMARY_JOB_TYPE",
     "SUMMARY_PREFIX",
     "WandbLogger",
     "backbone_name",
@@ -53,6 +55,7 @@ ANALYSIS_STEP = "analysis/epoch"  # completed epochs at the analysis (ncib.engin
 EPOCH_STEP = "epoch"  # Lightning's epoch index, logged with every training row
 SUMMARY_PREFIX = "linear_eval/"  # Table 1: one value per run, a summary, not a curve
 ARTIFACT_TYPE = "ncib-run"
+SUMMARY_JOB_TYPE = "sweep-summary"  # the sweep report's W&B runs (not training runs)
 SWEEP_FILE = "multirun.yaml"  # Hydra writes it into a sweep directory before any job starts
 # prefix of a logged name → its x-axis (the keys of every prefix come from the registry)
 STEP_RULES: tuple[tuple[str, str], ...] = (
@@ -86,48 +89,24 @@ def sweep_dir_of(run_dir: str | Path) -> Path | None:
     return parent if (parent / SWEEP_FILE).is_file() else None
 
 
-def _parse(overrides: Sequence[str]) -> list:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create().parse_overrides([str(o) for o in overrides])
-
-
-def swept_values(run_dir: str | Path, sweep_dir: Path) -> list[str]:
-    """``key=value`` of this run for every key its sweep varies, the seed pair aside."""
+def group_name(cfg, run_dir: str | Path | None = None) -> str:
+    """The W&B group: ``logger.wandb.group`` if set, else the recipe's name
+    (:func:`ncib.recipe.recipe_name`, ``<experiment_name>/<backbone>-<recipe id>``): the runs of
+    one recipe share it whatever sweep or command started them, and only they do.
+    The recipe is read from ``run_dir``'s saved config (``.hydra/config.yaml``) when there is
+    one, as the sweep report reads it: the config object of a running job is not a safe source,
+    since instantiating its nodes resolves some of its interpolations in place."""
     from omegaconf import OmegaConf
 
-    try:
-        hydra = OmegaConf.load(sweep_dir / SWEEP_FILE).hydra
-        params = (hydra.get("sweeper") or {}).get("params") or {}
-        swept = {
-            o.key_or_group
-            for o in _parse([*(f"{k}={v}" for k, v in params.items()), *hydra.overrides.task])
-            if o.is_sweep_override()
-        } - {"seed_pair"}
-        own = Path(run_dir) / ".hydra" / "overrides.yaml"
-        if not swept or not own.is_file():
-            return []
-        return [
-            f"{o.key_or_group}={o.get_value_element_as_str()}"
-            for o in _parse(OmegaConf.load(own))
-            if o.key_or_group in swept
-        ]
-    except Exception as err:  # a hand-edited multirun.yaml must not stop a run
-        log.warning("could not read the swept keys of %s: %s", sweep_dir, err)
-        return []
+    from ncib.recipe import recipe_name
 
-
-def group_name(cfg, run_dir: str | Path) -> str:
-    """The W&B group: ``logger.wandb.group`` if set, else ``<experiment_name>/<sweep directory
-    name or "single">[/<key>=<value> for every key the sweep varies but the seed pair]``."""
     chosen = (cfg.get("logger") or {}).get("wandb", {}) or {}
     if chosen.get("group"):
         return str(chosen["group"])
-    sweep = sweep_dir_of(run_dir)
-    parts = [str(cfg.experiment_name), sweep.name if sweep is not None else "single"]
-    if sweep is not None:
-        parts += swept_values(run_dir, sweep)
-    return "/".join(parts)
+    saved = Path(run_dir) / ".hydra" / "config.yaml" if run_dir is not None else None
+    if saved is not None and saved.is_file():
+        cfg = OmegaConf.load(saved)  # YAML as data: nothing is built from it
+    return recipe_name(cfg)
 
 
 def backbone_name(cfg) -> str:

@@ -80,6 +80,9 @@ def test_the_paper_sections_and_their_axes():
     for grid in grids:
         rs = grid.runsets[0]
         assert rs.groupby == ["group"] and "digits/single" in rs.filters
+        # finished training runs only: no crashed or running run, no sweep summary
+        assert "Metric(\"State\") == 'finished'" in rs.filters
+        assert "Metric(\"JobType\") != 'sweep-summary'" in rs.filters
         for chart in grid.panels:
             assert chart.groupby_aggfunc == "mean" and chart.groupby_rangefunc == "stddev"
             if hasattr(chart, "x"):

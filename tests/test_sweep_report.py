@@ -12,6 +12,7 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
+from ncib.recipe import recipe_name
 from ncib.records import append_record, read_records
 from ncib.report.sweep import (
     FAILED,
@@ -148,6 +149,18 @@ def test_runs_are_grouped_by_config_minus_the_seed_pair(sweep):
     }
 
 
+def test_run_only_settings_do_not_split_a_recipe(sweep):
+    path = sweep / "1_digits_seeds2-3" / ".hydra" / "config.yaml"
+    cfg = OmegaConf.load(path)
+    cfg.cluster.partition, cfg.analysis.progress, cfg.tags = "other", False, ["rerun"]
+    path.write_text(OmegaConf.to_yaml(cfg))
+    by_label = {r.label: sorted(j.num for j in r.jobs) for r in build_sweep_report(sweep).recipes}
+    assert by_label["digits · convnet · model.temperature=0.1"] == [0, 1, 4]
+    cfg.model.optimizer.lr = 0.123  # a recipe setting: a recipe of its own
+    path.write_text(OmegaConf.to_yaml(cfg))
+    assert len(build_sweep_report(sweep).recipes) == 3
+
+
 def test_tables_are_mean_and_std_over_the_pairs_of_a_recipe(sweep):
     report = build_sweep_report(sweep)
     t1 = {row[0]: row for row in report.tables["table1"].rows}
@@ -225,7 +238,8 @@ def test_the_tables_go_to_wandb_when_the_runs_did(sweep, tmp_path, monkeypatch):
     files = sorted((sweep / "wandb").glob("offline-run-*/*.wandb"))
     assert len(files) == 1  # one summary run: the recipe whose runs went to W&B
     run = read_offline_run(files[0])
-    assert run.run.job_type == "sweep-summary" and run.run.run_group == "digits/2026-01-01_00-00-00"
+    job = OmegaConf.load(sweep / "0_digits_seeds0-1" / ".hydra" / "config.yaml")
+    assert run.run.job_type == "sweep-summary" and run.run.run_group == recipe_name(job)
     assert run.config["recipe"] == "digits · convnet · model.temperature=0.1"
     assert run.config["status"] == {"0": FINISHED, "1": FINISHED, "4": UNFINISHED}
     tables = {

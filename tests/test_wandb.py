@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from ncib.metrics import GROUPS, keys, logged_name
+from ncib.recipe import recipe_name
 from ncib.wandb_run import (
     ANALYSIS_STEP,
     ARTIFACT_TYPE,
@@ -77,8 +79,10 @@ def test_the_resolved_config_is_the_runs_config(offline_run):
 
 
 def test_names_group_job_type_and_tags(offline_run):
-    _, run = offline_run
-    assert run.run.run_group == "digits/single"
+    run_dir, run = offline_run
+    composed = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    assert run.run.run_group == recipe_name(composed)
+    assert re.fullmatch(r"digits/convnet-[0-9a-f]{8}", run.run.run_group)
     assert run.run.job_type == "digits"
     assert run.run.display_name == "digits_seeds0-1"
     assert list(run.run.tags) == ["paper", "digits", "convnet"]
@@ -178,18 +182,52 @@ def _sweep_job(root, job_overrides, sweep_overrides):
     return sweep, job
 
 
-def test_group_is_one_recipe_of_one_sweep(cfg_factory, tmp_path):
+def test_group_is_one_recipe_whatever_started_it(cfg_factory, tmp_path):
     cfg = cfg_factory("experiment_name=paper")
-    assert group_name(cfg, tmp_path / "alone") == "paper/single"
+    alone = group_name(cfg, tmp_path / "alone")
+    assert alone == recipe_name(cfg) and alone.startswith("paper/convnet-")
+    # another recipe, another group; a single run of it and a sweep's job of it share one
+    other = cfg_factory("experiment_name=paper", "model.temperature=0.5", "trainer.max_epochs=2")
+    assert group_name(other) != alone
     sweep, job = _sweep_job(
         tmp_path,
         ["seed_pair=[2,3]", "model.temperature=0.5", "trainer.max_epochs=2"],
         ["seed_pair=[0,1],[2,3]", "model.temperature=0.1,0.5", "trainer.max_epochs=2"],
     )
-    # the swept keys other than the seed pair name the recipe; fixed overrides do not
-    assert group_name(cfg, job) == f"paper/{sweep.name}/model.temperature=0.5"
+    assert group_name(other, job) == group_name(other, tmp_path / "single")
+    seeds = cfg_factory(
+        "experiment_name=paper", "model.temperature=0.5", "trainer.max_epochs=2", "seed_pair=[4,5]"
+    )
+    assert group_name(seeds, sweep / "0_digits_seeds4-5") == group_name(other)  # another sweep
+    # the seed pair and the run-only settings never split a recipe
+    same = cfg_factory(
+        "experiment_name=paper",
+        "seed_pair=[6,7]",
+        "cluster.partition=gpu",
+        "cluster.time_min=60",
+        "analysis.progress=false",
+        "tags=[x]",
+        "logger.wandb.project=elsewhere",
+        "report=false",
+    )
+    assert group_name(same) == alone
+    for differs in ("model.optimizer.lr=0.3", "analysis.k=3", "cluster.gpus_per_node=2"):
+        assert group_name(cfg_factory("experiment_name=paper", differs)) != alone, differs
     chosen = cfg_factory("logger.wandb.group=mine")
     assert group_name(chosen, job) == "mine"
+
+
+def test_recipe_prints_a_runs_group(cfg_factory, tmp_path, capsys):
+    from ncib.recipe import main
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    cfg = cfg_factory("model.temperature=0.2")
+    (run / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    main([str(run), "--keys"])
+    out = capsys.readouterr().out
+    assert out.startswith(f"{recipe_name(cfg)}\t{run}\n") and "  model.temperature = 0.2" in out
+    assert "\n  seed_pair = " not in out and "\n  paths." not in out
 
 
 def test_init_kwargs_are_data_for_wandb(cfg_factory, tmp_path):
@@ -197,7 +235,7 @@ def test_init_kwargs_are_data_for_wandb(cfg_factory, tmp_path):
     kw = init_kwargs(cfg, "abc123")
     assert kw["id"] == "abc123" and kw["resume"] == "allow"
     assert kw["tags"] == ["a", "digits", "convnet"]
-    assert kw["group"] == "digits/single"
+    assert kw["group"] == recipe_name(cfg)
     assert (
         kw["run_config"]["seed_pair"] == [4, 9]
         and kw["run_config"]["ncib_run"]["seed_pair"] == "4-9"

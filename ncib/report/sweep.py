@@ -251,27 +251,10 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
 # -- recipes ---------------------------------------------------------------------------------
 
 
-def _flat(node, prefix: str = "") -> dict[str, object]:
-    if isinstance(node, dict):
-        out: dict[str, object] = {}
-        for k, v in node.items():
-            out |= _flat(v, f"{prefix}{k}.")
-        return out
-    return {prefix[:-1]: node}
-
-
-def recipe_of(cfg) -> dict[str, object]:
-    """The composed config minus the seed pair, flattened (interpolations kept as written)."""
-    from omegaconf import OmegaConf
-
-    container = OmegaConf.to_container(cfg, resolve=False)
-    container.pop("seed_pair", None)
-    return _flat(container)
-
-
 @dataclass
 class Recipe:
-    """Runs whose composed configs differ only in the seed pair."""
+    """Runs of one recipe (:mod:`ncib.recipe`: composed configs that differ only in the seed
+    pair and in run-only settings)."""
 
     label: str
     dataset: str
@@ -289,7 +272,8 @@ class Recipe:
 
 
 def group_recipes(jobs: Sequence[Job]) -> list[Recipe]:
-    """Group the jobs that have a composed config by :func:`recipe_of`."""
+    """Group the jobs that have a composed config by :func:`ncib.recipe.recipe_of`."""
+    from ncib.recipe import recipe_of
     from ncib.wandb_run import backbone_name
 
     by_key: dict[str, list[Job]] = {}
@@ -698,7 +682,7 @@ def log_sweep_to_wandb(report: SweepReport) -> list[str]:
         import wandb
 
         from ncib.config import wandb_mode
-        from ncib.wandb_run import group_name
+        from ncib.wandb_run import SUMMARY_JOB_TYPE, group_name
 
         first = runs[0]
         settings = first.config.logger.wandb
@@ -708,7 +692,7 @@ def log_sweep_to_wandb(report: SweepReport) -> list[str]:
             project=str(settings.get("project") or "ncib"),
             entity=settings.get("entity") or None,
             group=group,
-            job_type="sweep-summary",
+            job_type=SUMMARY_JOB_TYPE,
             name=f"summary_{report.sweep_dir.name}",
             id=run_id,
             resume="allow",
