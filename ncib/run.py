@@ -21,6 +21,7 @@ from ncib.config import objective, register, validate
 
 log = logging.getLogger("ncib")
 CONFIG_PATH = "pkg://ncib.conf"  # conf/ of the repository, packaged as ncib.conf
+SIGTERM_EXIT = 128 + 15  # a process ended by SIGTERM, as shells report it
 
 register()
 
@@ -128,12 +129,13 @@ def write_run_report(cfg: DictConfig, loggers) -> None:
     from pytorch_lightning.loggers import WandbLogger
 
     from ncib.report import log_to_wandb, write_report
+    from ncib.report.report import NothingToReport
 
     if not cfg.report:
         return
     try:
         report = write_report(cfg.paths.output_dir)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, NothingToReport) as err:
         log.warning("no report: %s", err)
         return
     log.info("report: %s", report.path)
@@ -145,6 +147,7 @@ def write_run_report(cfg: DictConfig, loggers) -> None:
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from ncib.job_outcome import recording_outcome
 
@@ -154,10 +157,53 @@ def main(cfg: DictConfig) -> float | None:
         if cfg.get("transfer") is not None:
             transfer(cfg)
             return None
-        metrics = train(cfg)
+        try:
+            metrics = train(cfg)
+        except SIGTERMException:
+            # Lightning stops at the next batch; its SystemExit carries no code, so a scheduler
+            # or an `&&` chain would read the killed job as a finished one
+            log.warning(
+                "stopped by SIGTERM: the run is not finished (no Table 1, no report); the same "
+                "command resumes it from %s/checkpoints/last.ckpt; exit status %d",
+                cfg.paths.output_dir,
+                SIGTERM_EXIT,
+            )
+            raise SystemExit(SIGTERM_EXIT) from None
         # the optimised metric for a sweeper (hparams_search=...), from rank zero; else None
         return objective(cfg, metrics) if launched_as_rank_zero() else None
 
 
-if __name__ == "__main__":
+def quoting_hint(argv: list[str]) -> str | None:
+    """A hint for an override whose value holds ``=`` unquoted (a path like
+    ``…/epoch=0004.ckpt``), which Hydra's parser rejects without saying why; None otherwise."""
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or arg.startswith("-") or "=" not in value or value[:1] in "'\"[{":
+            continue
+        return (
+            f"the override {arg!r} has '=' in its value, which Hydra's parser reads as a second "
+            f"assignment: quote the value for Hydra (and the whole for the shell): "
+            f"'{key}=\"{value}\"'"
+            + (
+                "; or give the run directory and the epoch: transfer.source=<run_dir> transfer.epoch=N"
+                if key.lstrip("+~") == "transfer.source" and "epoch=" in value
+                else ""
+            )
+        )
+    return None
+
+
+def cli() -> None:
+    """The ``ncib`` command and ``python -m ncib.run``: :func:`main` behind a check of the
+    command line that Hydra's parser would reject without a useful message."""
+    import sys
+
+    hint = quoting_hint(sys.argv[1:])
+    if hint:
+        print(f"ncib: {hint}", file=sys.stderr)
+        raise SystemExit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli()
