@@ -146,13 +146,15 @@ def main(argv=None) -> None:
         parser.exit(2, f"error: {err}\n")
     from ncib.engine.checkpoints import CheckpointError
     from ncib.report import write_report
+    from ncib.rundir_lock import holding_run_dir
     from ncib.trusted_targets import UntrustedTargetError
 
     try:
-        records = analyse_run(args.run_dir, args.overrides, args.name, args.epochs, args.device)
+        with holding_run_dir(args.run_dir, "python -m ncib.analyse"):
+            records = analyse_run(args.run_dir, args.overrides, args.name, args.epochs, args.device)
+            report = write_report(args.run_dir, records.name)
     except (RunDirError, CheckpointError, UntrustedTargetError) as err:
         parser.exit(2, f"error: {err}\n")
-    report = write_report(args.run_dir, records.name)
     print(f"wrote {records} and {report.path}")
 
 

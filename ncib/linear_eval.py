@@ -219,16 +219,21 @@ def main(argv=None) -> None:
     ckpt_path = args.checkpoint or args.run_dir / "checkpoints" / "last.ckpt"
     if not ckpt_path.exists():
         parser.error(f"checkpoint {ckpt_path} not found; pass --checkpoint")
-    model = instantiate(cfg.model)
-    fix = "pass --checkpoint another checkpoint of this run (checkpoints/previous.ckpt, …)"
+    from ncib.rundir import RunDirError
+    from ncib.rundir_lock import holding_run_dir
+
     try:
-        load_pair_weights(model, load_weights(ckpt_path, fix), ckpt_path, fix)
-    except CheckpointError as err:
+        with holding_run_dir(args.run_dir, "python -m ncib.linear_eval"):
+            model = instantiate(cfg.model)
+            fix = "pass --checkpoint another checkpoint of this run (checkpoints/previous.ckpt, …)"
+            load_pair_weights(model, load_weights(ckpt_path, fix), ckpt_path, fix)
+            model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+            datamodule = instantiate(cfg.dataset.datamodule)
+            results = train_linear_evaluation(model, datamodule, eval_cfg)
+            print(json.dumps(results, indent=2))
+            print(f"wrote {write_linear_eval(args.run_dir, results, args.output)}")
+    except (CheckpointError, RunDirError) as err:
         parser.error(str(err))
-    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
-    results = train_linear_evaluation(model, instantiate(cfg.dataset.datamodule), eval_cfg)
-    print(json.dumps(results, indent=2))
-    print(f"wrote {write_linear_eval(args.run_dir, results, args.output)}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from ncib.config import ConfigError
 from ncib.loggers import drop_csv_rows
 from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, RESUMES_FILE, STATE_DIR, rewrite_records
 
-__all__ = ["MAY_CHANGE_ON_RESUME", "ResumePlan", "prepare_run_dir"]
+__all__ = ["MAY_CHANGE_ON_RESUME", "ResumePlan", "prepare_run_dir", "restore_hydra_files"]
 log = logging.getLogger("ncib.resume")
 
 STATE = STATE_DIR
@@ -86,6 +86,16 @@ def _checkpoint_position(path: Path) -> tuple[int, int]:
 
     ckpt = check_training_checkpoint(path)
     return int(ckpt["epoch"]) + 1, int(ckpt["global_step"])
+
+
+def restore_hydra_files(run_dir: str | Path) -> None:
+    """Put back the run's own ``.hydra/config.yaml`` and ``overrides.yaml`` (kept under
+    ``.ncib/`` at its first start), which Hydra overwrote for a start that was then refused."""
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "overrides.yaml"):
+        kept = run_dir / STATE / name
+        if kept.is_file():
+            shutil.copyfile(kept, run_dir / ".hydra" / name)
 
 
 def _remove_leftover_temporaries(run_dir: Path) -> list[Path]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import ExitStack
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -147,12 +149,30 @@ def write_run_report(cfg: DictConfig, loggers) -> None:
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
+
+    from ncib.resume import restore_hydra_files
+    from ncib.rundir_lock import RunDirBusyError, holding_run_dir
+
+    run_dir, rank_zero = Path(HydraConfig.get().runtime.output_dir), launched_as_rank_zero()
+    with ExitStack() as held:
+        if rank_zero:  # one process per run directory (ncib/rundir_lock.py)
+            command = " ".join(["python -m ncib.run", *HydraConfig.get().overrides.task])
+            try:
+                held.enter_context(holding_run_dir(run_dir, f"{command} (training)"))
+            except RunDirBusyError:
+                restore_hydra_files(run_dir)  # Hydra wrote this start's config over the run's
+                raise
+        return _job(cfg, run_dir, rank_zero)
+
+
+def _job(cfg: DictConfig, run_dir: Path, rank_zero: bool) -> float | None:
+    """Validate, then train (or transfer), recording how the job ends."""
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from ncib.job_outcome import recording_outcome
 
     # how this job ends, for the sweep report (ncib/job_outcome.py)
-    with recording_outcome(HydraConfig.get().runtime.output_dir, launched_as_rank_zero()):
+    with recording_outcome(run_dir, rank_zero):
         validate(cfg)
         if cfg.get("transfer") is not None:
             transfer(cfg)
@@ -170,7 +190,7 @@ def main(cfg: DictConfig) -> float | None:
             )
             raise SystemExit(SIGTERM_EXIT) from None
         # the optimised metric for a sweeper (hparams_search=...), from rank zero; else None
-        return objective(cfg, metrics) if launched_as_rank_zero() else None
+        return objective(cfg, metrics) if rank_zero else None
 
 
 def quoting_hint(argv: list[str]) -> str | None:
