@@ -19,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["analyse_run", "main"]
+__all__ = ["analyse_run", "main", "missing_epochs"]
 log = logging.getLogger("ncib.analyse")
 
 
@@ -30,6 +30,20 @@ def _next_name(run_dir: Path) -> str:
         if (m := re.match(r"analysis-(\d+)\.jsonl$", p.name))
     }
     return str(max(taken, default=0) + 1)
+
+
+def missing_epochs(run_dir: Path, saved, epochs=None) -> list[int]:
+    """The epochs the run analysed in training (its ``analysis.jsonl``), or ``epochs`` when
+    given, that have no saved weights among ``saved`` (``(epoch, path)``)."""
+    from ncib.records import RECORDS_FILE, read_records
+
+    if epochs is not None:
+        wanted = {int(e) for e in epochs}
+    elif (run_dir / RECORDS_FILE).is_file():
+        wanted = {int(r["epoch"]) for r in read_records(run_dir / RECORDS_FILE)}
+    else:
+        wanted = set()
+    return sorted(wanted - {e for e, _ in saved})
 
 
 def analyse_run(
@@ -43,6 +57,7 @@ def analyse_run(
     from ncib.engine import PairEpochAnalysis
     from ncib.engine.checkpoints import (
         ANALYSIS_CHECKPOINTS,
+        analysis_checkpoint_path,
         list_analysis_checkpoints,
         load_pair_weights,
         load_weights,
@@ -55,10 +70,17 @@ def analyse_run(
     saved = list_analysis_checkpoints(run_dir)
     if epochs is not None:
         saved = [(e, p) for e, p in saved if e in set(epochs)]
+    missing = missing_epochs(run_dir, saved, epochs)
+    for epoch in missing:
+        log.warning(
+            "epoch %d is not re-analysed: its weights %s are missing", epoch,
+            analysis_checkpoint_path(run_dir, epoch),
+        )  # fmt: skip
     if not saved:
         raise RunDirError(
             f"{run_dir / ANALYSIS_CHECKPOINTS} holds no analysis checkpoints"
             + (f" for epochs {sorted(epochs)}" if epochs is not None else "")
+            + (f" (missing: epochs {', '.join(map(str, missing))})" if missing else "")
             + " (epoch=NNNN.ckpt, kept at every analysis epoch unless analysis.checkpoints=false)"
         )
     callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values() if node is not None]
@@ -79,6 +101,13 @@ def analyse_run(
     datamodule = instantiate(cfg.dataset.datamodule)
     engine = PairEpochAnalysis(run_dir, settings, records_name=records_name)
     (run_dir / f"analysis-{name}.overrides").write_text("".join(f"{o}\n" for o in overrides))
+    if missing:  # the report says which epochs it lacks and why
+        (run_dir / f"analysis-{name}.missing").write_text(
+            "".join(
+                f"{e} {analysis_checkpoint_path(run_dir, e).relative_to(run_dir)}\n"
+                for e in missing
+            )
+        )
     for epoch, path in saved:
         fix = f"re-analyse the other epochs with --epochs (found {', '.join(str(e) for e, _ in saved)})"
         ckpt = load_weights(path, fix)
@@ -117,13 +146,15 @@ def main(argv=None) -> None:
         parser.exit(2, f"error: {err}\n")
     from ncib.engine.checkpoints import CheckpointError
     from ncib.report import write_report
+    from ncib.rundir_lock import holding_run_dir
     from ncib.trusted_targets import UntrustedTargetError
 
     try:
-        records = analyse_run(args.run_dir, args.overrides, args.name, args.epochs, args.device)
+        with holding_run_dir(args.run_dir, "python -m ncib.analyse"):
+            records = analyse_run(args.run_dir, args.overrides, args.name, args.epochs, args.device)
+            report = write_report(args.run_dir, records.name)
     except (RunDirError, CheckpointError, UntrustedTargetError) as err:
         parser.exit(2, f"error: {err}\n")
-    report = write_report(args.run_dir, records.name)
     print(f"wrote {records} and {report.path}")
 
 

@@ -312,7 +312,40 @@ def validate(cfg: DictConfig) -> None:
             batch,
             num_classes,
         )
+    if cfg.get("linear_eval") is not None:
+        check_linear_eval(cfg.linear_eval)
     _validate_analysis(cfg, num_classes, max_epochs)
+
+
+LINEAR_EVAL_VIEWS = ("none", "crop_flip", "train")  # what the linear layer trains on
+
+
+def check_linear_eval(eval_cfg: DictConfig, prefix: str = "linear_eval") -> None:
+    """The linear evaluation's settings (Table 1), checked before any training: a bad one would
+    otherwise fail, or write a Table 1 of an untrained layer, only after the whole run."""
+    epochs = eval_cfg.get("epochs")
+    if not _is_int(epochs) or epochs < 1:
+        _fail(
+            f"{prefix}.epochs",
+            epochs,
+            "the linear layer needs at least one epoch (an integer >= 1; with none Table 1 would "
+            "be the accuracy of an untrained layer); ~linear_eval turns the evaluation off",
+        )
+    batch = eval_cfg.get("batch_size")
+    if not _is_int(batch) or batch < 1:
+        _fail(f"{prefix}.batch_size", batch, "an integer >= 1")
+    views = eval_cfg.get("views", "none")
+    if views not in LINEAR_EVAL_VIEWS:
+        _fail(f"{prefix}.views", views, f"one of {', '.join(LINEAR_EVAL_VIEWS)}")
+    standardize = eval_cfg.get("standardize", True)
+    if not isinstance(standardize, bool):
+        _fail(f"{prefix}.standardize", standardize, "true or false")
+    if not _is_int(eval_cfg.get("seed", 0)):
+        _fail(f"{prefix}.seed", eval_cfg.get("seed"), "an integer")
+    optimizer = (eval_cfg.get("module") or {}).get("optimizer") or {}
+    lr = optimizer.get("lr")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float) or lr <= 0):
+        _fail(f"{prefix}.module.optimizer.lr", lr, "a number > 0")
 
 
 def _validate_analysis(cfg: DictConfig, num_classes: int, max_epochs: int | None) -> None:

@@ -1,7 +1,10 @@
 """The offline linear evaluation of both members (the paper's Table 1), at the end of training or
 standalone from a run directory:
 
-    python -m ncib.linear_eval <run_dir> [--checkpoint PATH] [--epochs N] [--output NAME] [--force]
+    python -m ncib.linear_eval <run_dir> [key=value ...] [--checkpoint PATH] [--epochs N] [--output NAME] [--force]
+
+``key=value`` changes the run's settings for this evaluation, e.g. ``linear_eval.batch_size=256``
+(a run trained with a bad linear-evaluation setting is finished this way).
 
 Writes ``<run_dir>/linear_eval.json``: test accuracy of m0, of m1, and the share of test samples
 that both classify correctly. Each member's evaluation draws all its randomness (the linear
@@ -24,6 +27,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, TensorDataset
 
+from ncib.config import LINEAR_EVAL_VIEWS, ConfigError, check_linear_eval
 from ncib.data.base import EpochBatchSampler, IndexedTensors, mix_seed
 from ncib.engine.features import member_features
 from ncib.metrics import MEMBERS, key
@@ -56,7 +60,7 @@ def _feature_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: in
     )
 
 
-VIEWS = ("none", "crop_flip", "train")
+VIEWS = LINEAR_EVAL_VIEWS
 
 
 def _crop_flip(datamodule):
@@ -100,9 +104,8 @@ def train_linear_evaluation(
     Returns ``{"test_acc/m0", "test_acc/m1", "train_acc/m0", …, "both_correct", "num_test",
     "seeds", "protocol"}`` (accuracies as fractions; train accuracy on the plain images).
     """
+    check_linear_eval(cfg)
     views = str(cfg.get("views", "none"))
-    if views not in VIEWS:
-        raise ValueError(f"linear_eval.views={views!r}; allowed: {', '.join(VIEWS)}")
     standardize = bool(cfg.get("standardize", True))
     datamodule.setup("fit")
     model.eval()
@@ -178,6 +181,11 @@ def main(argv=None) -> None:
     )
     parser.add_argument("run_dir", type=Path)
     parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="key=value settings of the run's config to change, e.g. linear_eval.epochs=50",
+    )
+    parser.add_argument(
         "--checkpoint", type=Path, default=None, help="default: <run_dir>/checkpoints/last.ckpt"
     )
     parser.add_argument("--epochs", type=int, default=None, help="override linear_eval.epochs")
@@ -191,7 +199,18 @@ def main(argv=None) -> None:
     from ncib.engine.checkpoints import CheckpointError, load_pair_weights, load_weights
     from ncib.rundir import load_run_config
 
-    cfg = load_run_config(args.run_dir, error=parser.error)
+    cfg = load_run_config(args.run_dir, args.overrides, error=parser.error)
+    eval_cfg = cfg.get("linear_eval")
+    if eval_cfg is None:
+        parser.error(
+            f"{args.run_dir} was run without a linear evaluation (~linear_eval); nothing says how to evaluate"
+        )
+    if args.epochs is not None:
+        eval_cfg.epochs = args.epochs
+    try:  # before the minutes of loading and training, as python -m ncib.run checks them
+        check_linear_eval(eval_cfg)
+    except ConfigError as err:
+        parser.error(str(err))
     out = args.run_dir / args.output
     if out.exists() and not args.force:
         parser.error(
@@ -200,23 +219,21 @@ def main(argv=None) -> None:
     ckpt_path = args.checkpoint or args.run_dir / "checkpoints" / "last.ckpt"
     if not ckpt_path.exists():
         parser.error(f"checkpoint {ckpt_path} not found; pass --checkpoint")
-    eval_cfg = cfg.get("linear_eval")
-    if eval_cfg is None:
-        parser.error(
-            f"{args.run_dir} was run without a linear evaluation (~linear_eval); nothing says how to evaluate"
-        )
-    if args.epochs is not None:
-        eval_cfg.epochs = args.epochs
-    model = instantiate(cfg.model)
-    fix = "pass --checkpoint another checkpoint of this run (checkpoints/previous.ckpt, …)"
+    from ncib.rundir import RunDirError
+    from ncib.rundir_lock import holding_run_dir
+
     try:
-        load_pair_weights(model, load_weights(ckpt_path, fix), ckpt_path, fix)
-    except CheckpointError as err:
+        with holding_run_dir(args.run_dir, "python -m ncib.linear_eval"):
+            model = instantiate(cfg.model)
+            fix = "pass --checkpoint another checkpoint of this run (checkpoints/previous.ckpt, …)"
+            load_pair_weights(model, load_weights(ckpt_path, fix), ckpt_path, fix)
+            model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+            datamodule = instantiate(cfg.dataset.datamodule)
+            results = train_linear_evaluation(model, datamodule, eval_cfg)
+            print(json.dumps(results, indent=2))
+            print(f"wrote {write_linear_eval(args.run_dir, results, args.output)}")
+    except (CheckpointError, RunDirError) as err:
         parser.error(str(err))
-    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
-    results = train_linear_evaluation(model, instantiate(cfg.dataset.datamodule), eval_cfg)
-    print(json.dumps(results, indent=2))
-    print(f"wrote {write_linear_eval(args.run_dir, results, args.output)}")
 
 
 if __name__ == "__main__":

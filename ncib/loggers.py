@@ -9,6 +9,8 @@ first by :func:`drop_csv_rows` (they are logged again), so the file reads as one
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,8 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 from ncib.records import atomic_write_bytes
 
-__all__ = ["ContinuingCSVLogger", "drop_csv_rows"]
+__all__ = ["ContinuingCSVLogger", "drop_csv_rows", "read_csv_rows"]
+log = logging.getLogger("ncib.resume")
 
 
 class _ContinuingWriter(ExperimentWriter):
@@ -27,6 +30,12 @@ class _ContinuingWriter(ExperimentWriter):
             with open(self.metrics_file_path, newline="") as f:
                 header = next(csv.reader(f), [])
             self.metrics_keys = sorted(header)
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        # Lightning rewrites the file in place: a kill in between left it truncated, and a torn
+        # row (a kill mid-append) made the rewrite fail at the end of a resumed run
+        _, rows, _ = read_csv_rows(self.metrics_file_path)
+        _write_rows(Path(self.metrics_file_path), fieldnames, rows)
 
 
 class ContinuingCSVLogger(CSVLogger):
@@ -40,21 +49,43 @@ class ContinuingCSVLogger(CSVLogger):
         return self._experiment
 
 
+def read_csv_rows(path: str | Path) -> tuple[list[str], list[dict], int]:
+    """``(header, complete rows, torn rows)`` of a ``metrics.csv``. A row is torn when a kill
+    cut it: the file's last line without its newline, or a row with more or fewer fields than
+    the header."""
+    raw = Path(path).read_bytes().decode("utf-8", errors="replace")
+    reader = csv.DictReader(io.StringIO(raw, newline=""))
+    fields, rows = list(reader.fieldnames or []), list(reader)
+    torn = 0
+    if rows and raw and not raw.endswith("\n"):
+        rows.pop()
+        torn += 1
+    whole = [r for r in rows if None not in r and None not in r.values()]
+    return fields, whole, torn + len(rows) - len(whole)
+
+
+def _write_rows(path: Path, fields: list[str], rows: list[dict]) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, out.getvalue().encode())
+
+
 def drop_csv_rows(path: str | Path, drop: Callable[[dict], bool]) -> int:
-    """Rewrite ``metrics.csv`` without the rows ``drop`` selects (atomically); returns how many."""
+    """Rewrite ``metrics.csv`` without the rows ``drop`` selects and without torn rows (a
+    warning names those), atomically; returns how many rows ``drop`` selected."""
     path = Path(path)
     if not path.is_file():
         return 0
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        fields, rows = reader.fieldnames or [], list(reader)
+    fields, rows, torn = read_csv_rows(path)
     kept = [r for r in rows if not drop(r)]
-    if len(kept) != len(rows):
-        import io
-
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(kept)
-        atomic_write_bytes(path, out.getvalue().encode())
+    if torn:
+        log.warning(
+            "%s: removed %d torn row(s) (a write cut by a kill); the complete rows are kept",
+            path,
+            torn,
+        )
+    if torn or len(kept) != len(rows):
+        _write_rows(path, fields, kept)
     return len(rows) - len(kept)

@@ -31,9 +31,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from ncib.config import ConfigError
 from ncib.loggers import drop_csv_rows
-from ncib.records import RECORDS_FILE, RESUMES_FILE, STATE_DIR, rewrite_records
+from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, RESUMES_FILE, STATE_DIR, rewrite_records
 
-__all__ = ["MAY_CHANGE_ON_RESUME", "ResumePlan", "prepare_run_dir"]
+__all__ = ["MAY_CHANGE_ON_RESUME", "ResumePlan", "prepare_run_dir", "restore_hydra_files"]
 log = logging.getLogger("ncib.resume")
 
 STATE = STATE_DIR
@@ -88,6 +88,46 @@ def _checkpoint_position(path: Path) -> tuple[int, int]:
     return int(ckpt["epoch"]) + 1, int(ckpt["global_step"])
 
 
+def restore_hydra_files(run_dir: str | Path) -> None:
+    """Put back the run's own ``.hydra/config.yaml`` and ``overrides.yaml`` (kept under
+    ``.ncib/`` at its first start), which Hydra overwrote for a start that was then refused."""
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "overrides.yaml"):
+        kept = run_dir / STATE / name
+        if kept.is_file():
+            shutil.copyfile(kept, run_dir / ".hydra" / name)
+
+
+def _remove_leftover_temporaries(run_dir: Path) -> list[Path]:
+    """Remove the temporary files of atomic writes a kill cut short (``.<name>.<random>.tmp``
+    from :func:`ncib.records.atomic_write_bytes`, ``.previous.ckpt.tmp``): a checkpoint's can
+    be as large as the checkpoint. Only the starting process of a run directory calls this."""
+    found = [
+        p
+        for folder in (run_dir, run_dir / "checkpoints", run_dir / "checkpoints" / "analysis")
+        if folder.is_dir()
+        for p in folder.glob(".*.tmp")
+        if p.is_file()
+    ]
+    for path in found:
+        size = path.stat().st_size
+        path.unlink(missing_ok=True)
+        log.info("removed %s (%.1f MB), left by a write a kill cut short", path, size / 2**20)
+    return found
+
+
+def _has_trained(run_dir: Path) -> bool:
+    """Whether a start in ``run_dir`` left anything of a run: a training or analysis checkpoint,
+    an analysis record, Table 1."""
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.is_dir() and any(checkpoints.rglob("*.ckpt")):
+        return True
+    records = run_dir / RECORDS_FILE
+    return (records.is_file() and records.stat().st_size > 0) or (
+        run_dir / LINEAR_EVAL_FILE
+    ).exists()
+
+
 def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True) -> ResumePlan:
     """Decide whether this start resumes, and make the run directory consistent with it.
 
@@ -111,6 +151,15 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True
     )
     resume = bool(cfg.get("resume", True))
     started_before = first_cfg.exists()
+    if started_before and resume and not _has_trained(run_dir):
+        # an earlier start failed before anything of a run was written (a bad setting, a
+        # missing data set): the corrected command is a first start, not a changed resume
+        log.info(
+            "the earlier start in %s never trained (no checkpoint, no records): starting afresh "
+            "with this config",
+            run_dir,
+        )
+        started_before = False
     if not resume:
         leftovers = (
             sorted(p.name for p in run_dir.iterdir() if p.name not in _HYDRA_OWN)
@@ -128,7 +177,18 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True
     if started_before and resume:
         if first_overrides.exists() and hydra_overrides.exists():
             shutil.copyfile(first_overrides, hydra_overrides)  # Hydra rewrote it for this start
-        changes = _config_changes(OmegaConf.load(first_cfg), cfg)
+        first = OmegaConf.load(first_cfg)
+        changes = _config_changes(first, cfg)
+        before, now = first.trainer.get("max_epochs"), cfg.trainer.get("max_epochs")
+        if not changes and before != now:
+            log.warning(
+                "trainer.max_epochs is %s now, %s at the first start: the learning-rate schedule "
+                "is derived again for %s epochs and the resumed steps follow it from where it "
+                "stands at the checkpoint's step (a cosine that had decayed for %s epochs rises "
+                "to the longer schedule's value there); the records and Table 1 then describe a "
+                "run of %s epochs",
+                now, before, now, before, now,
+            )  # fmt: skip
         if changes:
             shutil.copyfile(first_cfg, hydra_cfg)  # the run's config stays the one that ran
             raise ConfigError(
@@ -144,6 +204,7 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True
         if hydra_overrides.exists():
             shutil.copyfile(hydra_overrides, first_overrides)
 
+    _remove_leftover_temporaries(run_dir)
     ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     last = run_dir / "checkpoints" / "last.ckpt"
     if ckpt is None and resume and last.exists():

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import ExitStack
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -21,6 +23,7 @@ from ncib.config import objective, register, validate
 
 log = logging.getLogger("ncib")
 CONFIG_PATH = "pkg://ncib.conf"  # conf/ of the repository, packaged as ncib.conf
+SIGTERM_EXIT = 128 + 15  # a process ended by SIGTERM, as shells report it
 
 register()
 
@@ -128,12 +131,13 @@ def write_run_report(cfg: DictConfig, loggers) -> None:
     from pytorch_lightning.loggers import WandbLogger
 
     from ncib.report import log_to_wandb, write_report
+    from ncib.report.report import NothingToReport
 
     if not cfg.report:
         return
     try:
         report = write_report(cfg.paths.output_dir)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, NothingToReport) as err:
         log.warning("no report: %s", err)
         return
     log.info("report: %s", report.path)
@@ -146,18 +150,80 @@ def write_run_report(cfg: DictConfig, loggers) -> None:
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
+    from ncib.resume import restore_hydra_files
+    from ncib.rundir_lock import RunDirBusyError, holding_run_dir
+
+    run_dir, rank_zero = Path(HydraConfig.get().runtime.output_dir), launched_as_rank_zero()
+    with ExitStack() as held:
+        if rank_zero:  # one process per run directory (ncib/rundir_lock.py)
+            command = " ".join(["python -m ncib.run", *HydraConfig.get().overrides.task])
+            try:
+                held.enter_context(holding_run_dir(run_dir, f"{command} (training)"))
+            except RunDirBusyError:
+                restore_hydra_files(run_dir)  # Hydra wrote this start's config over the run's
+                raise
+        return _job(cfg, run_dir, rank_zero)
+
+
+def _job(cfg: DictConfig, run_dir: Path, rank_zero: bool) -> float | None:
+    """Validate, then train (or transfer), recording how the job ends."""
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
     from ncib.job_outcome import recording_outcome
 
     # how this job ends, for the sweep report (ncib/job_outcome.py)
-    with recording_outcome(HydraConfig.get().runtime.output_dir, launched_as_rank_zero()):
+    with recording_outcome(run_dir, rank_zero):
         validate(cfg)
         if cfg.get("transfer") is not None:
             transfer(cfg)
             return None
-        metrics = train(cfg)
+        try:
+            metrics = train(cfg)
+        except SIGTERMException:
+            # Lightning stops at the next batch; its SystemExit carries no code, so a scheduler
+            # or an `&&` chain would read the killed job as a finished one
+            log.warning(
+                "stopped by SIGTERM: the run is not finished (no Table 1, no report); the same "
+                "command resumes it from %s/checkpoints/last.ckpt; exit status %d",
+                cfg.paths.output_dir,
+                SIGTERM_EXIT,
+            )
+            raise SystemExit(SIGTERM_EXIT) from None
         # the optimised metric for a sweeper (hparams_search=...), from rank zero; else None
-        return objective(cfg, metrics) if launched_as_rank_zero() else None
+        return objective(cfg, metrics) if rank_zero else None
+
+
+def quoting_hint(argv: list[str]) -> str | None:
+    """A hint for an override whose value holds ``=`` unquoted (a path like
+    ``…/epoch=0004.ckpt``), which Hydra's parser rejects without saying why; None otherwise."""
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or arg.startswith("-") or "=" not in value or value[:1] in "'\"[{":
+            continue
+        return (
+            f"the override {arg!r} has '=' in its value, which Hydra's parser reads as a second "
+            f"assignment: quote the value for Hydra (and the whole for the shell): "
+            f"'{key}=\"{value}\"'"
+            + (
+                "; or give the run directory and the epoch: transfer.source=<run_dir> transfer.epoch=N"
+                if key.lstrip("+~") == "transfer.source" and "epoch=" in value
+                else ""
+            )
+        )
+    return None
+
+
+def cli() -> None:
+    """The ``ncib`` command and ``python -m ncib.run``: :func:`main` behind a check of the
+    command line that Hydra's parser would reject without a useful message."""
+    import sys
+
+    hint = quoting_hint(sys.argv[1:])
+    if hint:
+        print(f"ncib: {hint}", file=sys.stderr)
+        raise SystemExit(2)
+    main()
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -1,6 +1,7 @@
 """The zero-shot transfer experiment (the paper's Table 3 and Fig. 4; docs/math.md §11):
 
     python -m ncib.run experiment=zero_shot_transfer transfer.source=<run_dir or checkpoint> dataset=cifar10
+    python -m ncib.run experiment=zero_shot_transfer transfer.source=<run_dir> transfer.epoch=100
 
 No training. The frozen encoders of a pretrained seed pair — the source run's backbone, weights
 from its ``last.ckpt`` or the given checkpoint — extract features of the target dataset's train
@@ -24,11 +25,40 @@ __all__ = ["resolve_source", "run_transfer"]
 log = logging.getLogger("ncib.transfer")
 
 
-def resolve_source(source: str | Path) -> tuple[Path, Path]:
+def resolve_source(source: str | Path, epoch: int | None = None) -> tuple[Path, Path]:
     """``(run_dir, checkpoint)`` of a transfer source: a run directory (its
-    ``checkpoints/last.ckpt``) or a checkpoint file inside one. Fails naming the path and what
-    was expected."""
+    ``checkpoints/last.ckpt``, or with ``epoch`` its analysis checkpoint of that epoch,
+    ``checkpoints/analysis/epoch=NNNN.ckpt``) or a checkpoint file inside one. Fails naming the
+    path and what was expected."""
     path = Path(str(source)).expanduser()
+    if epoch is not None:
+        from ncib.engine.checkpoints import analysis_checkpoint_path, list_analysis_checkpoints
+
+        if not _is_epoch(epoch):
+            raise ConfigError(
+                f"transfer.epoch={epoch!r}: an analysis epoch (an integer >= 0) or null"
+            )
+        if not path.is_dir():
+            raise RunDirError(
+                f"transfer.epoch={epoch} picks an analysis checkpoint of a run directory, but "
+                f"transfer.source={source} is not a directory; give the run directory"
+            )
+        ckpt = analysis_checkpoint_path(path, epoch)
+        if not ckpt.is_file():
+            saved = [e for e, _ in list_analysis_checkpoints(path)]
+            raise RunDirError(
+                f"transfer.source={path} has no weights of epoch {epoch} ({ckpt} is missing); "
+                + (
+                    f"its analysis checkpoints are of epochs {', '.join(map(str, saved))}"
+                    if saved
+                    else "it kept no analysis checkpoints (analysis.checkpoints=false?)"
+                )
+            )
+        if not (path / CONFIG_FILE).is_file():
+            raise RunDirError(
+                f"transfer.source={path} is not an ncib run directory: it has no {CONFIG_FILE}"
+            )
+        return path, ckpt
     if not path.exists():
         raise RunDirError(
             f"transfer.source={source} does not exist; give the run directory of a pretrained pair "
@@ -54,6 +84,10 @@ def resolve_source(source: str | Path) -> tuple[Path, Path]:
     )
 
 
+def _is_epoch(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _architecture(backbone: DictConfig) -> dict:
     node = OmegaConf.to_container(backbone, resolve=True)
     return {k: v for k, v in node.items() if k != "_partial_"}
@@ -67,7 +101,7 @@ def run_transfer(cfg: DictConfig, loggers=()) -> dict:
     from ncib.engine.checkpoints import load_weights
     from ncib.metrics.outputs import ANALYSIS_GROUPS, transfer
 
-    source_dir, ckpt_path = resolve_source(cfg.transfer.source)
+    source_dir, ckpt_path = resolve_source(cfg.transfer.source, cfg.transfer.get("epoch"))
     source = load_run_config(source_dir)
     theirs, ours = _architecture(source.backbone), _architecture(cfg.backbone)
     if theirs != ours:

@@ -7,7 +7,13 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["optimizers_for", "step_decay", "supcon_reference", "warmup_cosine"]
+__all__ = [
+    "optimizers_for",
+    "resume_schedules",
+    "step_decay",
+    "supcon_reference",
+    "warmup_cosine",
+]
 
 
 def warmup_cosine(
@@ -158,3 +164,25 @@ def optimizers_for(params, optimizer_factory, scheduler_factory, trainer):
     per_epoch = max(1, total // max(1, trainer.max_epochs or 1))
     sched = scheduler_factory(opt, total_steps=total, steps_per_epoch=per_epoch)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def resume_schedules(trainer) -> list[float]:
+    """Put every optimiser's learning rate where its schedule is now (at the restored step), and
+    return the rates. A resume restores the optimiser's rate as the checkpoint left it, while the
+    schedule is built again for this fit's horizon; with a changed ``trainer.max_epochs`` the two
+    disagree (a run that had decayed to 0 would train its first resumed step at rate 0). Called
+    at the start of every fit: without a resume it sets the rates the schedules already set."""
+    rates = []
+    for config in trainer.lr_scheduler_configs:
+        sched = config.scheduler
+        if not isinstance(sched, LambdaLR):
+            continue
+        now = [
+            base * factor(sched.last_epoch)
+            for factor, base in zip(sched.lr_lambdas, sched.base_lrs, strict=True)
+        ]
+        for group, lr in zip(sched.optimizer.param_groups, now, strict=True):
+            group["lr"] = lr
+        sched._last_lr = list(now)
+        rates += now
+    return rates

@@ -10,7 +10,7 @@ from torch import nn
 
 from ncib.losses import gather_with_grad, supcon_loss
 from ncib.metrics import member_name
-from ncib.models.schedules import optimizers_for
+from ncib.models.schedules import optimizers_for, resume_schedules
 
 __all__ = ["Member", "PairedSupCon"]
 
@@ -133,6 +133,11 @@ class PairedSupCon(pl.LightningModule):
         stacked = torch.stack(losses)
         self.last_member_losses = stacked.detach()  # read by ncib.callbacks.DivergenceGuard
         return stacked.sum()
+
+    def on_train_start(self) -> None:
+        # after a resume the restored rate is the checkpoint's, the schedule this fit's (they
+        # differ when trainer.max_epochs changed): start from the schedule (docs/cluster.md)
+        resume_schedules(self.trainer)
 
     def configure_optimizers(self):
         return optimizers_for(

@@ -26,7 +26,7 @@ from ncib.report.tables import (
     table3,
 )
 
-__all__ = ["Report", "build_report", "write_report"]
+__all__ = ["NothingToReport", "Report", "build_report", "write_report"]
 
 
 @dataclass
@@ -36,6 +36,7 @@ class Report:
     tables: dict[str, Table] = field(default_factory=dict)
     figures: dict[str, Path] = field(default_factory=dict)
     records_name: str = RECORDS_FILE
+    epochs: list[int] = field(default_factory=list)  # the analysed epochs it reports
 
     @property
     def path(self) -> Path:
@@ -136,8 +137,12 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
     lines = [
         f"# ncib report — {dataset}" + (f", seed pair {seeds[0]} / {seeds[1]}" if seeds else ""),
         "",
-        f"Run directory: `{run_dir}`. Analysed epochs: "
-        + (", ".join(str(r["epoch"]) for r in records) if records else "none")
+        f"Run directory: `{run_dir}`. "
+        + (
+            "Analysed epochs: " + ", ".join(str(r["epoch"]) for r in records)
+            if records
+            else NO_EPOCHS
+        )
         + (f"; K = {k_classes}." if k_classes else "."),
         "Regenerate with `python -m ncib.report <run_dir>`"
         + ("." if records_name == RECORDS_FILE else f" --records {records_name}."),
@@ -149,6 +154,17 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
             f"The run was resumed {len(resumes)} time(s): "
             + "; ".join(f"{r['time']} after epoch {r['epochs_done']}" for r in resumes)
             + " (each from `checkpoints/last.ckpt`; what was written after it was written again).",
+            "",
+        ]
+    missing = run_dir / (records_path.stem + ".missing")
+    if records_name != RECORDS_FILE and missing.is_file():
+        lacking = [line.split(maxsplit=1) for line in missing.read_text().splitlines() if line]
+        lines += [
+            "**Not re-analysed** (their saved weights were missing): "
+            + "; ".join(
+                f"epoch {e[0]} (`{e[1]}`)" if len(e) > 1 else f"epoch {e[0]}" for e in lacking
+            )
+            + ".",
             "",
         ]
     overrides = run_dir / (records_path.stem + ".overrides")
@@ -192,13 +208,38 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
     warnings = sorted({w for r in records for w in r.get("warnings", [])})
     if warnings:
         lines += ["## Warnings recorded by the analysis", ""] + [f"- {w}" for w in warnings] + [""]
-    return Report(run_dir, "\n".join(lines), tables, figs, records_name)
+    epochs = [int(r["epoch"]) for r in records]
+    return Report(run_dir, "\n".join(lines), tables, figs, records_name, epochs)
+
+
+class NothingToReport(ValueError):
+    """The records hold no analysed epoch while the report already written has some."""
+
+
+NO_EPOCHS = "Analysed epochs: none"
 
 
 def write_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Report:
-    """Build the report and write it (``<run_dir>/report.md`` for ``analysis.jsonl``)."""
+    """Build the report and write it (``<run_dir>/report.md`` for ``analysis.jsonl``).
+
+    A report with no analysed epoch never replaces one that has some (an emptied or truncated
+    records file would otherwise wipe a good report): :class:`NothingToReport` names both files
+    and the existing report is kept."""
+    from ncib.records import atomic_write_bytes
+
     report = build_report(run_dir, records_name)
-    report.path.write_text(report.markdown)
+    if not report.epochs and report.path.is_file():
+        try:
+            earlier = report.path.read_text(errors="replace")
+        except OSError:
+            earlier = NO_EPOCHS
+        if NO_EPOCHS not in earlier:
+            raise NothingToReport(
+                f"{Path(run_dir) / records_name} holds no analysis record, but {report.path} "
+                "reports analysed epochs: it is kept as it is (was the records file emptied or "
+                "replaced? restore it, or re-analyse the run with python -m ncib.analyse)"
+            )
+    atomic_write_bytes(report.path, report.markdown.encode())
     return report
 
 

@@ -1,0 +1,108 @@
+"""One process per run directory: a second live process is refused naming the holder, a
+killed holder's lock is taken over, and two real commands in one directory never duplicate a
+record (ncib/rundir_lock.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ncib.records import read_records
+from ncib.rundir_lock import LOCK_FILE, RunDirBusyError, holder_of, holding_run_dir
+from tests.helpers.processes import ncib_process
+
+HOLD = """
+import sys, time
+from ncib.rundir_lock import holding_run_dir
+with holding_run_dir(sys.argv[1], "a test holder"):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def _holder(run_dir) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        **ncib_process(),
+    )
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_process_is_refused_naming_the_holder(tmp_path):
+    holder = _holder(tmp_path)
+    try:
+        with pytest.raises(RunDirBusyError) as err:
+            with holding_run_dir(tmp_path, "the second"):
+                pass
+        message = str(err.value)
+        assert f"process {holder.pid} on " in message and "(a test holder)" in message
+        assert str(tmp_path) in message and "another directory" in message
+        assert holder_of(tmp_path)["pid"] == holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_killed_holders_lock_is_taken_over(tmp_path):
+    holder = _holder(tmp_path)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert holder_of(tmp_path)["pid"] == holder.pid  # its note is left, its lock is not
+    with holding_run_dir(tmp_path, "the requeued job"):
+        assert holder_of(tmp_path)["pid"] == os.getpid()
+        assert holder_of(tmp_path)["command"] == "the requeued job"
+    assert holder_of(tmp_path) is None  # released: nothing left to name
+    with holding_run_dir(tmp_path):  # and free again
+        pass
+
+
+def _wait_for(predicate, timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.2)
+
+
+def test_two_real_commands_in_one_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "ncib.run", "trainer.max_epochs=3", "analysis.epochs=[1,2,3]",
+        "linear_eval.epochs=1", "logger=csv", f"hydra.run.dir={run_dir}",
+    ]  # fmt: skip
+    first = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **ncib_process()
+    )
+    try:
+        _wait_for(lambda: (holder_of(run_dir) or {}).get("pid") == first.pid)
+        config = (run_dir / ".hydra" / "config.yaml").read_text()
+        started = time.monotonic()
+        second = subprocess.run(
+            [*command[:-1], "model.temperature=0.3", command[-1]],
+            capture_output=True, text=True, timeout=300, **ncib_process(),
+        )  # fmt: skip
+        assert second.returncode != 0
+        assert f"process {first.pid} on " in second.stderr and "still training" in second.stderr
+        assert time.monotonic() - started < 60  # refused at once, not after training
+        assert (run_dir / ".hydra" / "config.yaml").read_text() == config  # the run's, kept
+        analyse = subprocess.run(
+            [sys.executable, "-m", "ncib.analyse", str(run_dir), "--name", "early"],
+            capture_output=True, text=True, timeout=300, **ncib_process(),
+        )  # fmt: skip
+        assert analyse.returncode == 2 and "still training" in analyse.stderr
+        assert not (run_dir / "analysis-early.jsonl").exists()
+        out, err = first.communicate(timeout=600)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err[-3000:]
+    assert [r["epoch"] for r in read_records(run_dir / "analysis.jsonl")] == [1, 2, 3]
+    assert json.loads((run_dir / ".ncib" / "process.json").read_text())["pid"] == first.pid
+    assert holder_of(run_dir) is None and (run_dir / LOCK_FILE).exists()
