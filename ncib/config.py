@@ -144,6 +144,11 @@ def register() -> None:
     if not OmegaConf.has_resolver("ncib.gt"):
         # ${ncib.gt:a,b}: whether a > b (e.g. the reference's warm-up rule, batch > 256)
         OmegaConf.register_new_resolver("ncib.gt", lambda a, b: float(a) > float(b))
+    if not OmegaConf.has_resolver("ncib.interactive"):
+        # ${ncib.interactive:}: whether stderr is a terminal (progress bars that redraw)
+        from ncib.console import interactive
+
+        OmegaConf.register_new_resolver("ncib.interactive", interactive)
     if not OmegaConf.has_resolver("ncib.if_cuda"):
         # ${ncib.if_cuda:gpu_value,cpu_value}: a choice made on the machine that runs
         OmegaConf.register_new_resolver(

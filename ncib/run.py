@@ -20,12 +20,14 @@ import hydra
 from omegaconf import DictConfig
 
 from ncib.config import objective, register, validate
+from ncib.console import quiet_libraries
 
 log = logging.getLogger("ncib")
 CONFIG_PATH = "pkg://ncib.conf"  # conf/ of the repository, packaged as ncib.conf
 SIGTERM_EXIT = 128 + 15  # a process ended by SIGTERM, as shells report it
 
 register()
+quiet_libraries()  # Lightning's tips and small-data warnings (ncib/console.py)
 
 
 def instantiate_group(group: DictConfig | None, **extra_for: dict) -> list:

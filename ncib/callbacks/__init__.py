@@ -11,6 +11,7 @@ from ncib.callbacks.checkpoint import (
 from ncib.callbacks.etf import SimplexETFCallback
 from ncib.callbacks.gib import GIBCallback
 from ncib.callbacks.identifiability import IdentifiabilityCallback
+from ncib.callbacks.progress import ProgressLines
 
 __all__ = [
     "AnalysisCallback",
@@ -19,6 +20,7 @@ __all__ = [
     "EpochCheckpoint",
     "GIBCallback",
     "IdentifiabilityCallback",
+    "ProgressLines",
     "SimplexETFCallback",
     "TrainingDivergedError",
 ]

@@ -22,6 +22,7 @@ import torch
 
 from ncib.analysis import IntervalSettings, PairAnalysis
 from ncib.analysis.intervals import interval_settings
+from ncib.console import headline
 from ncib.engine.features import Collective, SingleProcess, extract_pair_features
 from ncib.metrics import logged_name
 from ncib.metrics.legacy import RECORD_SCHEMA
@@ -184,4 +185,5 @@ class PairEpochAnalysis:
             fault_point("after_record", epoch)
         if talk:
             log.info("analysis at epoch %d done in %.1f s", epoch, record["seconds"])
+            log.info("%s", headline(record))  # the numbers to look at first (ncib/console.py)
         return record

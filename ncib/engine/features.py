@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ncib.analysis._linalg import no_tf32
+from ncib.console import interactive
 from ncib.data.base import stratified_subset
 
 __all__ = [
@@ -127,7 +128,9 @@ def member_features(pair, datamodule, split, rows, device, progress=True) -> lis
     """
     outs: list[list[torch.Tensor]] = [[] for _ in pair.members]
     loader = datamodule.eval_dataloader(split, rows)
-    for batch in tqdm(loader, desc=f"features/{split}", leave=False, disable=not progress):
+    # a bar only on a terminal: in a file its redraws are cursor codes (ncib/console.py)
+    bar = progress and interactive()
+    for batch in tqdm(loader, desc=f"features/{split}", leave=False, disable=not bar):
         x = datamodule.eval_transform(batch["x"].to(device, non_blocking=True))
         with full_float32():
             feats = pair.features(x.float())

@@ -1,0 +1,87 @@
+"""The console of a run: one headline line per analysis epoch, progress as plain lines and no
+cursor codes where the output is a file, the libraries' noise quieted (ncib/console.py)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from ncib.console import HEADLINE, headline
+from ncib.metrics import key
+from tests.helpers.processes import ncib_process
+from tests.test_report import synthetic_record
+
+CURSOR = re.compile(r"\x1b\[|\r(?!\n)")  # ANSI escapes, carriage returns that redraw a line
+
+
+def test_a_captured_run_has_no_cursor_codes_and_a_headline_per_analysis_epoch(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "ncib.run", "trainer.max_epochs=2", "analysis.epochs=[1,2]",
+            "~linear_eval", "logger=csv", f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True, timeout=600, **ncib_process(),
+    )  # fmt: skip
+    # bytes, decoded without newline translation: a bar's "\r" redraws stay visible
+    out = (proc.stdout + proc.stderr).decode("utf-8", errors="replace")
+    assert proc.returncode == 0, out[-3000:]
+    assert not CURSOR.search(out), CURSOR.search(out)
+    heads = [line for line in out.splitlines() if re.search(r"\] - epoch \d+ \| mean ρ_K ", line)]
+    assert [re.search(r"- epoch (\d+) \|", h).group(1) for h in heads] == ["1", "2"]
+    assert all("NC1 m0 " in h and "I(X;Y) " in h and "probe raw m0 " in h for h in heads)
+    for n in (1, 2):  # the epochs' progress as plain lines, with the losses
+        assert re.search(rf"epoch {n}/2: 100% \(6/6 batches\), loss m0 \d", out)
+    assert "members: " in out and "parameters" in out  # instead of Lightning's table
+    for noise in ("litlogger", "Total Flops", "smaller than the logging interval", "LeafSpec"):
+        assert noise not in out, noise
+    log = (run_dir / "run.log").read_text()
+    assert len(re.findall(r"- epoch \d \| mean ρ_K ", log)) == 2  # the log file has them too
+
+
+def test_the_headline_names_registered_metrics_with_their_intervals():
+    for _, template, axes, _ in HEADLINE:  # every headline number is a registered metric
+        if "member" in template:
+            key(template, member="m0", **axes)
+        else:
+            key(template, **axes)
+    line = headline(synthetic_record(10, 0.95))
+    assert line.startswith("epoch 10 | mean ρ_K 0.85 [0.8, 0.9] | NC1 m0 0.0909 m1 0.0909")
+    assert "I(X;Y) 30 nats [28, 33]" in line
+    assert "probe raw m0 95.0% m1 94.0%" in line and "probe T_K m0 93.0% m1 92.0%" in line
+    assert line.endswith("| terminal")  # leave-one-out NCC 0.99 and 0.98
+    assert headline(synthetic_record(0, 0.5)).endswith("| not terminal")
+
+
+def test_the_headline_leaves_out_what_a_record_lacks():
+    record = synthetic_record(3, 0.9, with_gib=False)
+    del record["identifiability"]
+    line = headline(record)
+    assert "mean ρ_K" not in line and "I(X;Y)" not in line and line.startswith("epoch 3 | NC1 ")
+
+
+def test_refits_warn_once_for_all_not_once_each(make_collapsed_pair):
+    from ncib.analysis import PairAnalysis
+
+    train, test, y, y_test = make_collapsed_pair(0, k=4)
+    for a in (train[1], test[1]):  # a duplicated column: every CCA (fit or refit) warns
+        a[:, -1] = a[:, 0]
+    pa = PairAnalysis(train, test, y, y_test, num_classes=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        iv = pa.intervals("raw")
+    refits = [str(w.message) for w in caught if "heldout_intervals:" in str(w.message)]
+    assert iv.refits == 20 and len(refits) == 1 and "in 20 CCA refits" in refits[0]
+    assert "rank deficient" in refits[0]
+    assert len(caught) < iv.refits  # not one warning per refit
+
+
+@pytest.fixture
+def make_collapsed_pair():
+    from tests.analysis.conftest import collapsed_pair
+
+    return collapsed_pair
