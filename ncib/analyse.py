@@ -120,6 +120,20 @@ def analyse_run(
     return run_dir / records_name
 
 
+def _to_wandb(run_dir: Path, records_name: str, overrides) -> None:
+    """The re-analysis into the analysed run's W&B run (``ncib.wandb_run.log_reanalysis``);
+    a failure there is logged, never loses the records and report already written."""
+    from ncib.rundir import load_run_config
+    from ncib.wandb_run import log_reanalysis
+
+    try:
+        log_reanalysis(
+            run_dir, records_name, load_run_config(run_dir, overrides, to_instantiate=False)
+        )
+    except Exception as err:  # W&B down, a bad login: the files are what counts
+        log.warning("the re-analysis was not sent to W&B: %s", err)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m ncib.analyse",
@@ -153,6 +167,7 @@ def main(argv=None) -> None:
         with holding_run_dir(args.run_dir, "python -m ncib.analyse"):
             records = analyse_run(args.run_dir, args.overrides, args.name, args.epochs, args.device)
             report = write_report(args.run_dir, records.name)
+            _to_wandb(args.run_dir, records.name, args.overrides)
     except (RunDirError, CheckpointError, UntrustedTargetError) as err:
         parser.exit(2, f"error: {err}\n")
     print(f"wrote {records} and {report.path}")

@@ -116,6 +116,12 @@ def _remove_leftover_temporaries(run_dir: Path) -> list[Path]:
     return found
 
 
+def _only_the_lock(path: Path) -> bool:
+    """Whether ``path`` is the state folder holding nothing but this process's lock
+    (``ncib/rundir_lock.py``, taken before the run directory is prepared)."""
+    return path.name == STATE and path.is_dir() and {p.name for p in path.iterdir()} <= {"lock"}
+
+
 def _has_trained(run_dir: Path) -> bool:
     """Whether a start in ``run_dir`` left anything of a run: a training or analysis checkpoint,
     an analysis record, Table 1."""
@@ -162,7 +168,11 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True
         started_before = False
     if not resume:
         leftovers = (
-            sorted(p.name for p in run_dir.iterdir() if p.name not in _HYDRA_OWN)
+            sorted(
+                p.name
+                for p in run_dir.iterdir()
+                if p.name not in _HYDRA_OWN and not _only_the_lock(p)
+            )
             if run_dir.exists()
             else []
         )

@@ -44,6 +44,7 @@ __all__ = [
     "define_paper_metrics",
     "group_name",
     "init_kwargs",
+    "log_reanalysis",
     "log_run_artifact",
     "run_config",
     "step_metric_for",
@@ -323,3 +324,56 @@ def log_run_artifact(
         log.info("W&B artifact %s: %d files", artifact.name, len(files))
         out.append(artifact)
     return out
+
+
+REANALYSIS_PREFIX = "reanalysis"
+
+
+def log_reanalysis(run_dir: str | Path, records_name: str, cfg) -> str | None:
+    """Send a re-analysis (``analysis-<name>.jsonl`` of ``python -m ncib.analyse``) to the W&B
+    run of the run it analysed, resumed by the id kept in ``.ncib/wandb_id``: every record's
+    scalars as ``reanalysis/<name>/analysis/…`` against ``reanalysis/<name>/epoch``, the
+    overrides in the summary. Nothing when the run had no W&B logger or no id; offline unless
+    logged in, like the run. Returns the prefix logged under, or None."""
+    from ncib.config import wandb_mode
+    from ncib.metrics import logged_name
+    from ncib.records import STATE_DIR, read_records
+
+    run_dir = Path(run_dir)
+    chosen = (cfg.get("logger") or {}).get("wandb")
+    id_file = run_dir / STATE_DIR / "wandb_id"
+    if not chosen or not id_file.is_file():
+        return None
+    import wandb
+
+    name = Path(records_name).stem.removeprefix("analysis-")
+    prefix = f"{REANALYSIS_PREFIX}/{name}"
+    overrides = run_dir / f"{Path(records_name).stem}.overrides"
+    run = wandb.init(
+        project=str(chosen.get("project") or "ncib"),
+        entity=chosen.get("entity") or None,
+        id=id_file.read_text().strip(),
+        resume="allow",
+        dir=str(run_dir),
+        mode=wandb_mode(),
+        reinit="create_new",
+    )
+    try:
+        run.define_metric(f"{prefix}/epoch")
+        run.define_metric(f"{prefix}/*", step_metric=f"{prefix}/epoch")
+        for record in read_records(run_dir / records_name):
+            scalars = {
+                f"{prefix}/{logged_name(group, k)}": v
+                for group, part in record.items()
+                if isinstance(part, dict) and isinstance(part.get("scalars"), dict)
+                for k, v in part["scalars"].items()
+                if v is not None
+            }
+            run.log({f"{prefix}/epoch": float(record["epoch"]), **scalars})
+        run.summary[f"{prefix}/overrides"] = (
+            overrides.read_text().split() if overrides.is_file() else []
+        )
+    finally:
+        run.finish()
+    log.info("re-analysis %s sent to W&B run %s under %s/", records_name, run.id, prefix)
+    return prefix

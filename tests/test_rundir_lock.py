@@ -106,3 +106,23 @@ def test_two_real_commands_in_one_run_directory(tmp_path):
     assert [r["epoch"] for r in read_records(run_dir / "analysis.jsonl")] == [1, 2, 3]
     assert json.loads((run_dir / ".ncib" / "process.json").read_text())["pid"] == first.pid
     assert holder_of(run_dir) is None and (run_dir / LOCK_FILE).exists()
+
+
+def test_a_fresh_run_with_resume_false_is_not_refused_for_its_own_lock(tmp_path):
+    """The lock is taken before the run directory is prepared: ``resume=false`` on an empty
+    directory must not read the lock's folder as an earlier run's leftovers."""
+    from omegaconf import OmegaConf
+
+    from ncib.config import ConfigError
+    from ncib.resume import prepare_run_dir
+    from tests.conftest import compose_config
+
+    run_dir = tmp_path / "run"
+    cfg = compose_config(["resume=false"], output_dir=run_dir)
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    with holding_run_dir(run_dir):
+        prepare_run_dir(cfg, run_dir)  # no error: the lock is not a run
+    (run_dir / "analysis.jsonl").write_text('{"epoch": 1}\n')
+    with holding_run_dir(run_dir), pytest.raises(ConfigError, match="already holds one"):
+        prepare_run_dir(cfg, run_dir)  # a real leftover still is

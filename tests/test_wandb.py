@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from ncib.metrics import GROUPS, keys, logged_name
 from ncib.recipe import recipe_name
+from ncib.records import read_records
 from ncib.wandb_run import (
     ANALYSIS_STEP,
     ARTIFACT_TYPE,
@@ -246,3 +247,42 @@ def test_init_kwargs_are_data_for_wandb(cfg_factory, tmp_path):
     assert "run_config" not in init_kwargs(lightning, None)  # it would reach wandb.init and fail
     no_wandb = init_kwargs(cfg_factory("logger=csv"), None)
     assert no_wandb == {"id": None, "resume": "allow"}
+
+
+def test_a_reanalysis_goes_to_the_run_it_analyses(tmp_path):
+    """``ncib.analyse`` resumes the analysed run's W&B run (its id in ``.ncib/wandb_id``) and
+    logs the re-analysis under its own names and x-axis."""
+    from tests.helpers.processes import ncib_process
+
+    run_dir = tmp_path / "run"
+    env = ncib_process(
+        WANDB_MODE="offline",
+        WANDB_SILENT="true",
+        WANDB_DATA_DIR=str(tmp_path / "wandb-data"),
+        WANDB_CACHE_DIR=str(tmp_path / "wandb-cache"),
+    )
+    trained = subprocess.run(
+        [sys.executable, "-m", "ncib.run", "trainer.max_epochs=1", "analysis.epochs=[1]",
+         "~linear_eval", f"hydra.run.dir={run_dir}"],
+        capture_output=True, text=True, timeout=600, **env,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    again = subprocess.run(
+        [sys.executable, "-m", "ncib.analyse", str(run_dir), "analysis.k=3", "--name", "k3"],
+        capture_output=True, text=True, timeout=600, **env,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    files = sorted(run_dir.glob("wandb/offline-run-*/*.wandb"))
+    assert len(files) == 2  # the training run and its resumption by the re-analysis
+    first, second = (read_offline_run(f) for f in files)
+    wandb_id = (run_dir / ".ncib" / "wandb_id").read_text().strip()
+    assert first.run.run_id == second.run.run_id == wandb_id
+    assert second.glob_step("reanalysis/k3/*") == "reanalysis/k3/epoch"
+    (row,) = [r for r in second.history if "reanalysis/k3/epoch" in r]
+    recorded = read_records(run_dir / "analysis-k3.jsonl")[0]
+    assert row["reanalysis/k3/epoch"] == 1
+    assert row["reanalysis/k3/analysis/gib/mi_xy"] == pytest.approx(
+        recorded["gib"]["scalars"]["gib/mi_xy"]
+    )
+    assert second.summary["reanalysis/k3/overrides"] == ["analysis.k=3"]
+    assert not any(k.startswith("reanalysis/") for r in first.history for k in r)
