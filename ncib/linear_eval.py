@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, TensorDataset
 
 from ncib.config import LINEAR_EVAL_VIEWS, ConfigError, check_linear_eval
+from ncib.console import interactive
 from ncib.data.base import EpochBatchSampler, IndexedTensors, mix_seed
 from ncib.engine.features import member_features
 from ncib.metrics import MEMBERS, key
@@ -80,15 +81,32 @@ def _view_fn(datamodule, views: str):
 
 
 @torch.inference_mode()
-def _predict_split(evaluator, datamodule, split: str, device) -> torch.Tensor:
-    """Predictions ``(N,)`` of the encoder + linear layer on the un-augmented images of ``split``,
+def _split_logits(evaluator, datamodule, split: str, device) -> torch.Tensor:
+    """Logits ``(N, K)`` of the encoder + linear layer on the un-augmented images of ``split``,
     in batches (nothing of the size of the split's features is kept)."""
     evaluator.to(device).eval()
     out = []
     for batch in datamodule.eval_dataloader(split):
         x = datamodule.eval_transform(batch["x"].to(device, non_blocking=True))
-        out.append(evaluator(x).argmax(1))
+        out.append(evaluator(x).float())
     return torch.cat(out)
+
+
+TOP_K = 5
+
+
+def accuracies(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[float, float]:
+    """Top-1 and top-5 accuracy of ``logits`` ``(N, K)`` against labels ``y``, as shares of the
+    samples (torchmetrics' ``multiclass_accuracy``, micro average); with K ≤ 5 classes the
+    top-5 accuracy is 1."""
+    from torchmetrics.functional.classification import multiclass_accuracy
+
+    def top(k: int) -> float:
+        return float(
+            multiclass_accuracy(logits, y, num_classes=num_classes, average="micro", top_k=k)
+        )
+
+    return top(1), top(min(TOP_K, num_classes))
 
 
 def train_linear_evaluation(
@@ -101,8 +119,9 @@ def train_linear_evaluation(
     reference protocol; nothing of the size of the split's features is kept, so it scales to
     ImageNet32). ``cfg.standardize``: standardise the features with their training mean and std.
 
-    Returns ``{"test_acc/m0", "test_acc/m1", "train_acc/m0", …, "both_correct", "num_test",
-    "seeds", "protocol"}`` (accuracies as fractions; train accuracy on the plain images).
+    Returns ``{"test_acc/m0", "test_acc/m1", "train_acc/m0", …, "test_top5/m0", …,
+    "both_correct", "num_test", "seeds", "protocol"}`` (top-1 and top-5 accuracies as fractions,
+    from torchmetrics; train accuracy on the plain images).
     """
     check_linear_eval(cfg)
     views = str(cfg.get("views", "none"))
@@ -148,22 +167,21 @@ def train_linear_evaluation(
                 logger=False,
                 enable_checkpointing=False,
                 enable_model_summary=False,
-                enable_progress_bar=progress,
+                enable_progress_bar=progress and interactive(),  # no cursor codes in files
             )
             trainer.fit(evaluator, train_dataloaders=loader)
         if cached:
-            pred_train = evaluator.predict_features(train_feats[m])
-            pred_test = evaluator.predict_features(test_feats[m])
+            logits = {
+                s: evaluator.logits_features(f[m])
+                for s, f in (("train", train_feats), ("test", test_feats))
+            }
         else:
-            pred_train = _predict_split(evaluator, datamodule, "train", device)
-            pred_test = _predict_split(evaluator, datamodule, "test", device)
-        results[key("{split}_acc/{member}", split="train", member=name)] = (
-            (pred_train == y_train).float().mean().item()
-        )
-        results[key("{split}_acc/{member}", split="test", member=name)] = (
-            (pred_test == y_test).float().mean().item()
-        )
-        correct.append(pred_test == y_test)
+            logits = {s: _split_logits(evaluator, datamodule, s, device) for s in ("train", "test")}
+        for split, y in (("train", y_train), ("test", y_test)):
+            top1, top5 = accuracies(logits[split], y, datamodule.num_classes)
+            results[key("{split}_acc/{member}", split=split, member=name)] = top1
+            results[key("{split}_top5/{member}", split=split, member=name)] = top5
+        correct.append(logits["test"].argmax(1) == y_test)
     results[key("both_correct")] = torch.stack(correct).all(0).float().mean().item()
     results["num_test"] = len(y_test)
     results["seeds"] = [int(s) for s in model.seeds]

@@ -60,8 +60,10 @@ def test_both_correct_counts_samples_not_a_product_of_accuracies(monkeypatch):
     y_train = dm.splits["train"][1]
     monkeypatch.setattr(
         LinearEvaluator,
-        "predict_features",
-        lambda self, f: y_train if len(f) == len(y_train) else next(tests),
+        "logits_features",
+        lambda self, f: torch.nn.functional.one_hot(
+            y_train if len(f) == len(y_train) else next(tests), 10
+        ).float(),
     )
     out = le.train_linear_evaluation(
         pair(), dm, eval_cfg(epochs=1), accelerator="cpu", progress=False
@@ -96,3 +98,23 @@ def test_the_evaluator_keeps_the_encoder_frozen_in_eval_mode():
     assert evaluator(torch.randn(3, 1, 8, 8)).shape == (3, 10)
     with pytest.raises(ValueError, match="inputs must be"):
         LinearEvaluator(enc, 10, optimizer=partial(torch.optim.SGD, lr=0.1), inputs="pixels")
+
+
+def test_accuracies_are_torchmetrics_top_1_and_top_5_shares_of_samples():
+    from ncib.linear_eval import accuracies
+
+    g = torch.Generator().manual_seed(0)
+    logits, y = torch.randn(500, 10, generator=g), torch.randint(0, 10, (500,), generator=g)
+    top1, top5 = accuracies(logits, y, 10)
+    assert top1 == pytest.approx((logits.argmax(1) == y).float().mean().item())
+    ranks = (logits > logits.gather(1, y[:, None])).sum(1)  # classes scored above the label
+    assert top5 == pytest.approx((ranks < 5).float().mean().item())
+    assert 0.0 < top1 < top5 < 1.0
+    assert accuracies(logits[:, :3], y % 3, 3)[1] == 1.0  # K <= 5: every label is in the top 5
+
+
+def test_table_1_carries_top_5_beside_top_1():
+    out = evaluate(pair(), epochs=3)
+    for split in ("train", "test"):
+        for m in ("m0", "m1"):
+            assert out[f"{split}_acc/{m}"] <= out[f"{split}_top5/{m}"] <= 1.0

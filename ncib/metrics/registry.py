@@ -290,6 +290,11 @@ METRICS: tuple[Metric, ...] = (
         "accuracy of the offline linear evaluation on the frozen encoder",
         "linear_eval",
     ),
+    _m(
+        "{split}_top5/{member}",
+        "top-5 accuracy of the offline linear evaluation (1 when K ≤ 5)",
+        "linear_eval",
+    ),
     _m("both_correct", "share of test samples both members classify correctly", "linear_eval"),
     # -- training --------------------------------------------------------------------------
     _m("train/loss/{member}", "SupCon loss of the member, mean over the epoch", "train"),

@@ -84,12 +84,16 @@ class LinearEvaluator(pl.LightningModule):
         return loss
 
     @torch.no_grad()
-    def predict_features(self, features: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
-        """Class predictions ``(N,)`` from encoder features ``(N, feature_dim)``."""
+    def logits_features(self, features: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` from encoder features ``(N, feature_dim)``."""
         self.eval()
         w = self.linear.to(features.device)
         mean, std = self.mean.to(features.device), self.std.to(features.device)
-        return torch.cat([w((f - mean) / std).argmax(1) for f in features.split(batch_size)])
+        return torch.cat([w((f - mean) / std).float() for f in features.split(batch_size)])
+
+    def predict_features(self, features: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
+        """Class predictions ``(N,)`` from encoder features ``(N, feature_dim)``."""
+        return self.logits_features(features, batch_size).argmax(1)
 
     def configure_optimizers(self):
         return optimizers_for(
