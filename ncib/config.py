@@ -274,7 +274,7 @@ def validate(cfg: DictConfig) -> None:
     ):
         raise ConfigError(
             f"seed_pair must hold exactly two different integers (the seeds of the two "
-            f"members), got seed_pair={values!r}; for example seed_pair=[0,1]"
+            f"members), got seed_pair={values!r}; for example 'seed_pair=[0,1]'"
         )
     _check_seed_set()
     _check_lightning_namespace(OmegaConf.to_container(cfg, resolve=False))

@@ -1,7 +1,7 @@
 """``python -m ncib.run`` (or ``ncib``): compose → instantiate → fit → report.
 
     python -m ncib.run                                   # digits on the CPU, a few minutes
-    python -m ncib.run dataset=cifar100 seed_pair=[0,1]  # the paper's setup
+    python -m ncib.run dataset=cifar100 'seed_pair=[0,1]'  # the paper's setup
     python -m ncib.run -m 'seed_pair=[0,1],[2,3]' dataset=cifar10,cifar100
 
 Configuration lives in ``conf/`` (shipped as ``ncib.conf``; docs/configuration.md); the run
