@@ -22,11 +22,14 @@ __all__ = [
     "MEMBERS",
     "METRICS",
     "Metric",
+    "bound_keys",
     "key",
     "keys",
     "logged_name",
     "markdown_table",
+    "member_keys",
     "member_name",
+    "metric_of",
 ]
 
 MEMBERS = ("m0", "m1")
@@ -330,6 +333,42 @@ def key(template: str, **axes: str) -> str:
         if value not in AXES[axis]:
             raise ValueError(f"{axis}={value!r} is not one of {AXES[axis]} (in {template!r})")
     return template.format(**axes)
+
+
+def member_keys(template: str, **axes: str) -> tuple[str, ...]:
+    """The key of a registered per-member ``template`` for each member of the pair, in
+    :data:`MEMBERS` order: ``member_keys("nc1/{space}/{member}", space="raw")`` →
+    ``("nc1/raw/m0", "nc1/raw/m1")``."""
+    return tuple(key(template, member=m, **axes) for m in MEMBERS)
+
+
+def bound_keys(template: str, **axes: str) -> tuple[str, str] | None:
+    """The keys of the lower and upper end of the interval of a registered value, or None when
+    the registry holds no interval for it. The bound follows the statistic, the last segment
+    without a placeholder: ``cca/mean_k/{features}`` → ``cca/mean_k_{bound}/{features}``,
+    ``gib/mi_xy`` → ``gib/mi_xy_{bound}``."""
+    key(template, **axes)  # the value itself is registered
+    parts = template.split("/")
+    last = max((i for i, part in enumerate(parts) if "{" not in part), default=None)
+    if last is None:
+        return None
+    parts[last] += "_{bound}"
+    ends = "/".join(parts)
+    if ends not in _BY_TEMPLATE:
+        return None
+    lo, hi = (key(ends, bound=b, **axes) for b in AXES["bound"])
+    return lo, hi
+
+
+_BY_KEY: dict[str, Metric] = {}
+
+
+def metric_of(name: str) -> Metric | None:
+    """The registered family of a concrete key (``"nc1/raw/m0"`` → the metric of
+    ``nc1/{space}/{member}``); None for a name the registry does not hold."""
+    if not _BY_KEY:
+        _BY_KEY.update({k: m for m in METRICS for k in m.keys()})
+    return _BY_KEY.get(name)
 
 
 def keys(group: str, scalars: bool = True) -> list[str]:
