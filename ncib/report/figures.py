@@ -41,7 +41,10 @@ TRANSFER_PROBE, TRANSFER_NC4 = "transfer/probe_test_acc/{member}", "transfer/nc4
 
 def _title(base: str, runs: Runs, label: str | None) -> str:
     """``base``, and under it for a sweep's recipe its label and over how many pairs."""
-    return base if label is None else f"{base}\n{label}: mean ± std over {len(runs)} seed pairs"
+    if label is None:
+        return base
+    pairs = f"mean ± std over {len(runs)} seed pairs" if len(runs) > 1 else "one seed pair"
+    return f"{base}\n{label}: {pairs}"
 
 
 def _terminal_epochs(runs: Runs) -> set[int]:
