@@ -316,6 +316,7 @@ def _index() -> dict[str, Metric]:
 
 
 _BY_TEMPLATE = _index()
+_BY_KEY = {k: m for m in METRICS for k in m.keys()}
 
 
 def key(template: str, **axes: str) -> str:
@@ -336,38 +337,27 @@ def key(template: str, **axes: str) -> str:
 
 
 def member_keys(template: str, **axes: str) -> tuple[str, ...]:
-    """The key of a registered per-member ``template`` for each member of the pair, in
-    :data:`MEMBERS` order: ``member_keys("nc1/{space}/{member}", space="raw")`` →
-    ``("nc1/raw/m0", "nc1/raw/m1")``."""
+    """The key of a registered per-member ``template`` for each member, in :data:`MEMBERS`
+    order: ``member_keys("nc1/{space}/{member}", space="raw")`` → ``nc1/raw/m0``, ``nc1/raw/m1``."""
     return tuple(key(template, member=m, **axes) for m in MEMBERS)
 
 
 def bound_keys(template: str, **axes: str) -> tuple[str, str] | None:
-    """The keys of the lower and upper end of the interval of a registered value, or None when
-    the registry holds no interval for it. The bound follows the statistic, the last segment
-    without a placeholder: ``cca/mean_k/{features}`` → ``cca/mean_k_{bound}/{features}``,
-    ``gib/mi_xy`` → ``gib/mi_xy_{bound}``."""
+    """The keys of the lower and upper end of a registered value's interval (None: the registry
+    holds none). The bound follows the statistic, the last segment without a placeholder:
+    ``cca/mean_k/{features}`` → ``cca/mean_k_{bound}/{features}``; ``gib/mi_xy`` → ``…_{bound}``."""
     key(template, **axes)  # the value itself is registered
     parts = template.split("/")
-    last = max((i for i, part in enumerate(parts) if "{" not in part), default=None)
-    if last is None:
-        return None
-    parts[last] += "_{bound}"
+    parts[max((i for i, part in enumerate(parts) if "{" not in part), default=0)] += "_{bound}"
     ends = "/".join(parts)
     if ends not in _BY_TEMPLATE:
         return None
-    lo, hi = (key(ends, bound=b, **axes) for b in AXES["bound"])
-    return lo, hi
-
-
-_BY_KEY: dict[str, Metric] = {}
+    return key(ends, bound="lo", **axes), key(ends, bound="hi", **axes)
 
 
 def metric_of(name: str) -> Metric | None:
-    """The registered family of a concrete key (``"nc1/raw/m0"`` → the metric of
-    ``nc1/{space}/{member}``); None for a name the registry does not hold."""
-    if not _BY_KEY:
-        _BY_KEY.update({k: m for m in METRICS for k in m.keys()})
+    """The registered family of a concrete key (``"nc1/raw/m0"`` → ``nc1/{space}/{member}``);
+    None for a name the registry does not hold."""
     return _BY_KEY.get(name)
 
 
