@@ -41,13 +41,20 @@ __all__ = ["RUN_FIGURES", "SWEEP_FIGURES", "Figure", "why_not_drawn"]
 class Figure:
     """A figure of a report: its name (the PNG's), caption, how it is drawn from ``runs`` (one
     list of records per pair), the number of classes and a recipe's label, and the registered
-    keys it cannot go without (``last``: in the last record, not in any)."""
+    keys it cannot go without (``last``: in the last record, not in any). ``only_with``: a
+    metric group of one kind of run (``transfer``): for the other runs the figure is not
+    expected, and its absence is not reported."""
 
     name: str
     caption: str
     draw: Callable[[Runs, int, Path, str | None], Path | None]
     needs: tuple[str, ...]
     last: bool = False
+    only_with: str | None = None
+
+    def expected(self, runs: Runs) -> bool:
+        """Whether the report should say why the figure is missing from these runs."""
+        return self.only_with is None or any(self.only_with in r for rs in runs for r in rs)
 
 
 def why_not_drawn(figure: Figure, runs: Runs) -> str:
@@ -71,8 +78,9 @@ def _last(runs: Runs, k: int, path: Path, label: str | None, draw) -> Path | Non
     return draw(runs[0][-1], path)  # a figure of one run from its last record
 
 
-def _run_figure(name, caption, draw, needs, last=False) -> Figure:
-    return Figure(name, caption, partial(_last if last else _records, draw=draw), needs, last)
+def _run_figure(name, caption, draw, needs, last=False, only_with=None) -> Figure:
+    draw = partial(_last if last else _records, draw=draw)
+    return Figure(name, caption, draw, needs, last, only_with)
 
 
 _FIG2_NEEDS = (
@@ -130,6 +138,7 @@ RUN_FIGURES: tuple[Figure, ...] = (
         fig4a_dimension_sweep,
         _TRANSFER,
         last=True,
+        only_with="transfer",
     ),
     _run_figure(
         "fig4c_feature_scaling_k_prime",
@@ -137,6 +146,7 @@ RUN_FIGURES: tuple[Figure, ...] = (
         fig4c_feature_scaling_k_prime,
         member_keys(SCALING_K_PRIME),
         last=True,
+        only_with="transfer",
     ),
 )
 """The figures of a run's report, in its order."""

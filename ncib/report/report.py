@@ -86,9 +86,9 @@ def _figures(
             if records
             else None
         )
-        if path is None:
+        if path is None and figure.expected([records]):
             not_drawn[figure.name] = why_not_drawn(figure, [records])
-        else:
+        elif path is not None:
             drawn[figure.name] = path
     return drawn, not_drawn
 

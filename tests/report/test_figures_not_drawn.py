@@ -23,9 +23,7 @@ def test_the_run_report_names_each_figure_not_drawn_and_the_keys_it_lacked(tmp_p
         "fig4b_feature_scaling",
         "information_curve",
         "compression_generalisation",
-        "fig4a_dimension_sweep",
-        "fig4c_feature_scaling_k_prime",
-    }
+    }  # the transfer figures (4A, 4C) are not expected of a training run
     # the probes are there: only the GIB's key is named
     assert report.not_drawn["compression_generalisation"] == (
         "no analysis record holds `gib/i_ty_frac_tk`"
@@ -37,10 +35,19 @@ def test_the_run_report_names_each_figure_not_drawn_and_the_keys_it_lacked(tmp_p
     named = [w.strip("`,") for why in report.not_drawn.values() for w in why.split() if "`" in w]
     assert named and all(metric_of(k) is not None for k in named)  # registered keys only
     figures = report.markdown[report.markdown.index("## Figures") :]
-    assert "Not drawn (5):" in figures
+    assert "Not drawn (3):" in figures
     for name, why in report.not_drawn.items():
         assert f"- `{name}`: {why}." in figures
     assert "- `fig3_etf_in_tk`" not in figures
+
+
+def test_a_transfer_run_names_its_transfer_figures_not_drawn(tmp_path):
+    record = complete_record(0, set(), groups=("identifiability", "simplex_etf"))
+    record["transfer"] = {"scalars": {}}  # a transfer record that lacks its grid and scalings
+    append_record(tmp_path / "analysis.jsonl", record)
+    report = build_report(tmp_path)
+    assert {"fig4a_dimension_sweep", "fig4c_feature_scaling_k_prime"} <= set(report.not_drawn)
+    assert "`transfer/grid`" in report.not_drawn["fig4a_dimension_sweep"]
 
 
 def test_a_report_without_analysis_records_says_so_for_each_figure(tmp_path):
@@ -50,7 +57,7 @@ def test_a_report_without_analysis_records_says_so_for_each_figure(tmp_path):
     )
     report = build_report(tmp_path)
     assert not report.figures and set(report.not_drawn.values()) == {"no analysis record"}
-    assert "## Figures" in report.markdown and "Not drawn (7):" in report.markdown
+    assert "## Figures" in report.markdown and "Not drawn (5):" in report.markdown
 
 
 def test_the_sweep_report_names_each_figure_not_drawn(tmp_path, monkeypatch):
