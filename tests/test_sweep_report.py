@@ -201,25 +201,22 @@ def test_tables_are_mean_and_std_over_the_pairs_of_a_recipe(sweep):
 
 
 def test_bands_are_per_epoch_over_pairs(sweep):
-    from ncib.report.sweep import band
+    from ncib.report.series import jobs_series
 
     report = build_sweep_report(sweep)
     recipe = next(r for r in report.recipes if r.label.endswith("0.1"))
-    epochs, ys = band(recipe.finished, "etf/equinorm/tk/{m}")
-    assert epochs == list(EPOCHS)
-    for e, y in zip(epochs, ys):
+    ys = jobs_series(recipe.finished, "etf/equinorm/{space}/{member}", space="tk")
+    assert ys.epochs == EPOCHS
+    for e, mean, std, n in zip(ys.epochs, ys.mean, ys.std, ys.n):
         per_pair = [0.3 / (1 + e)] * 2  # synthetic: both members, both pairs
-        assert (
-            y.mean == pytest.approx(statistics.mean(per_pair))
-            and y.std == pytest.approx(0.0)
-            and y.n == 2
-        )
-    epochs, ys = band(recipe.finished, "probe/test_acc/raw/{m}")
-    for e, y in zip(epochs, ys):
+        assert mean == pytest.approx(statistics.mean(per_pair)) and std == pytest.approx(0.0)
+        assert n == 2
+    probe = "probe/{split}_acc/{probe_input}/{member}"
+    ys = jobs_series(recipe.finished, probe, split="test", probe_input="raw")
+    for e, mean, std in zip(ys.epochs, ys.mean, ys.std):
         pairs = [((acc + 0.002 * e) + (acc + 0.002 * e - 0.01)) / 2 for acc in (0.80, 0.86)]
-        assert y.mean == pytest.approx(statistics.mean(pairs)) and y.std == pytest.approx(
-            statistics.stdev(pairs)
-        )
+        assert mean == pytest.approx(statistics.mean(pairs))
+        assert std == pytest.approx(statistics.stdev(pairs))
     written = write_sweep_report(sweep, wandb=False)
     assert written.path.read_text() == written.markdown
     figs = written.figures[recipe.label]

@@ -22,11 +22,14 @@ __all__ = [
     "MEMBERS",
     "METRICS",
     "Metric",
+    "bound_keys",
     "key",
     "keys",
     "logged_name",
     "markdown_table",
+    "member_keys",
     "member_name",
+    "metric_of",
 ]
 
 MEMBERS = ("m0", "m1")
@@ -313,6 +316,7 @@ def _index() -> dict[str, Metric]:
 
 
 _BY_TEMPLATE = _index()
+_BY_KEY = {k: m for m in METRICS for k in m.keys()}
 
 
 def key(template: str, **axes: str) -> str:
@@ -330,6 +334,31 @@ def key(template: str, **axes: str) -> str:
         if value not in AXES[axis]:
             raise ValueError(f"{axis}={value!r} is not one of {AXES[axis]} (in {template!r})")
     return template.format(**axes)
+
+
+def member_keys(template: str, **axes: str) -> tuple[str, ...]:
+    """The key of a registered per-member ``template`` for each member, in :data:`MEMBERS`
+    order: ``member_keys("nc1/{space}/{member}", space="raw")`` → ``nc1/raw/m0``, ``nc1/raw/m1``."""
+    return tuple(key(template, member=m, **axes) for m in MEMBERS)
+
+
+def bound_keys(template: str, **axes: str) -> tuple[str, str] | None:
+    """The keys of the lower and upper end of a registered value's interval (None: the registry
+    holds none). The bound follows the statistic, the last segment without a placeholder:
+    ``cca/mean_k/{features}`` → ``cca/mean_k_{bound}/{features}``; ``gib/mi_xy`` → ``…_{bound}``."""
+    key(template, **axes)  # the value itself is registered
+    parts = template.split("/")
+    parts[max((i for i, part in enumerate(parts) if "{" not in part), default=0)] += "_{bound}"
+    ends = "/".join(parts)
+    if ends not in _BY_TEMPLATE:
+        return None
+    return key(ends, bound="lo", **axes), key(ends, bound="hi", **axes)
+
+
+def metric_of(name: str) -> Metric | None:
+    """The registered family of a concrete key (``"nc1/raw/m0"`` → ``nc1/{space}/{member}``);
+    None for a name the registry does not hold."""
+    return _BY_KEY.get(name)
 
 
 def keys(group: str, scalars: bool = True) -> list[str]:

@@ -14,7 +14,7 @@ from ncib.records import (
     read_resumes,
     report_names,
 )
-from ncib.report import figures
+from ncib.report.catalogue import RUN_FIGURES, why_not_drawn
 from ncib.report.tables import (
     Table,
     compression_generalisation_table,
@@ -37,6 +37,7 @@ class Report:
     figures: dict[str, Path] = field(default_factory=dict)
     records_name: str = RECORDS_FILE
     epochs: list[int] = field(default_factory=list)  # the analysed epochs it reports
+    not_drawn: dict[str, str] = field(default_factory=dict)  # figure → the keys it lacked
 
     @property
     def path(self) -> Path:
@@ -60,35 +61,9 @@ def _run_info(run_dir: Path) -> dict:
     }
 
 
-def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Report:
-    """Tables and figures of a run directory from one records file (default: the training run's
-    ``analysis.jsonl``; a re-analysis ``analysis-<name>.jsonl`` gets ``report-<name>.md`` and
-    ``figures-<name>/``). Writes the PNGs."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory {run_dir} does not exist")
-    records_path = run_dir / records_name
-    records = read_records(records_path) if records_path.exists() else []
-    evaluation_path = run_dir / LINEAR_EVAL_FILE
-    evaluation = read_linear_eval(evaluation_path) if evaluation_path.exists() else None
-    if not records and evaluation is None:
-        raise FileNotFoundError(
-            f"{run_dir} has neither {records_name} nor {LINEAR_EVAL_FILE}: nothing to report (were the "
-            "analysis callbacks and the linear evaluation turned off?)"
-        )
-    lacking = [k for k in ("num_classes", "k", "feature_dim") if records and k not in records[-1]]
-    if lacking:
-        raise ValueError(
-            f"{records_path} is not an ncib records file: its last record has no "
-            f"{', '.join(lacking)} (written by python -m ncib.run or ncib.analyse)"
-        )
-    info = _run_info(run_dir)
-    k_classes = info.get("num_classes") or (records[-1]["num_classes"] if records else None)
-    dataset = info.get("dataset", "?")
+def _tables(records: list[dict], evaluation: dict | None, dataset: str) -> dict[str, Table]:
     last = records[-1] if records else None
-
-    tables: dict[str, Table] = {}
-    for name, table in (
+    made = (
         ("table1", table1(evaluation, dataset)),
         ("table2", table2(last, last["feature_dim"], last["k"]) if last else None),
         ("table2_per_epoch", table2_per_epoch(records)),
@@ -96,58 +71,32 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
         ("information", information_table(records)),
         ("compression_generalisation", compression_generalisation_table(records)),
         ("table3", table3(last) if last else None),
-    ):
-        if table is not None:
-            tables[name] = table
+    )
+    return {name: table for name, table in made if table is not None}
 
-    figdir = run_dir / report_names(records_name)[1]
-    figdir.mkdir(exist_ok=True)
-    made = {
-        "fig2_nc1_vs_identifiability": figures.fig2_nc1_vs_identifiability(
-            records, figdir / "fig2_nc1_vs_identifiability.png"
-        ),
-        "fig3_etf_in_tk": figures.fig3_etf_in_tk(
-            records, k_classes or 2, figdir / "fig3_etf_in_tk.png"
-        ),
-        "fig4b_feature_scaling": figures.fig4b_feature_scaling(
-            last, figdir / "fig4b_feature_scaling.png"
-        )
-        if last
-        else None,
-        "information_curve": figures.fig_information_curve(last, figdir / "information_curve.png")
-        if last
-        else None,
-        "compression_generalisation": figures.fig_compression_generalisation(
-            records, figdir / "compression_generalisation.png"
-        ),
-        "fig4a_dimension_sweep": figures.fig4a_dimension_sweep(
-            last, figdir / "fig4a_dimension_sweep.png"
-        )
-        if last
-        else None,
-        "fig4c_feature_scaling_k_prime": figures.fig4c_feature_scaling_k_prime(
-            last, figdir / "fig4c_feature_scaling_k_prime.png"
-        )
-        if last
-        else None,
-    }
-    figs = {k: v for k, v in made.items() if v is not None}
 
-    seeds = info.get("seed_pair")
-    lines = [
-        f"# ncib report — {dataset}" + (f", seed pair {seeds[0]} / {seeds[1]}" if seeds else ""),
-        "",
-        f"Run directory: `{run_dir}`. "
-        + (
-            "Analysed epochs: " + ", ".join(str(r["epoch"]) for r in records)
+def _figures(
+    records: list[dict], num_classes: int, figdir: Path
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """The figures drawn (name → PNG) and those not drawn (name → why: the keys missing)."""
+    drawn, not_drawn = {}, {}
+    for figure in RUN_FIGURES:
+        path = (
+            figure.draw([records], num_classes, figdir / f"{figure.name}.png", None)
             if records
-            else NO_EPOCHS
+            else None
         )
-        + (f"; K = {k_classes}." if k_classes else "."),
-        "Regenerate with `python -m ncib.report <run_dir>`"
-        + ("." if records_name == RECORDS_FILE else f" --records {records_name}."),
-        "",
-    ]
+        if path is None and figure.expected([records]):
+            not_drawn[figure.name] = why_not_drawn(figure, [records])
+        elif path is not None:
+            drawn[figure.name] = path
+    return drawn, not_drawn
+
+
+def _context(run_dir: Path, records_name: str, evaluation: dict | None) -> list[str]:
+    """What the reader needs before the tables: resumes, epochs not re-analysed, the
+    re-analysis's overrides, and why Table 1 is absent."""
+    lines = []
     resumes = read_resumes(run_dir)
     if resumes:
         lines += [
@@ -156,7 +105,8 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
             + " (each from `checkpoints/last.ckpt`; what was written after it was written again).",
             "",
         ]
-    missing = run_dir / (records_path.stem + ".missing")
+    stem = Path(records_name).stem
+    missing = run_dir / (stem + ".missing")
     if records_name != RECORDS_FILE and missing.is_file():
         lacking = [line.split(maxsplit=1) for line in missing.read_text().splitlines() if line]
         lines += [
@@ -167,7 +117,7 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
             + ".",
             "",
         ]
-    overrides = run_dir / (records_path.stem + ".overrides")
+    overrides = run_dir / (stem + ".overrides")
     if records_name != RECORDS_FILE:
         told = overrides.read_text().split() if overrides.exists() else []
         lines += [
@@ -186,30 +136,91 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
             "`python -m ncib.linear_eval <run_dir>` computes it.",
             "",
         ]
+    return lines
+
+
+def figure_lines(
+    figs: dict[str, Path], not_drawn: dict[str, str], captions: dict[str, str], root: Path
+) -> list[str]:
+    """The markdown of a report's figures section: each figure drawn with its caption, then
+    each figure not drawn with why (the registered keys the records lack)."""
+    if not figs and not not_drawn:
+        return []
+    lines = ["## Figures", ""]
+    for name, path in figs.items():
+        lines += [
+            f"**{captions[name]}**",
+            "",
+            f"![{name}]({path.relative_to(root).as_posix()})",
+            "",
+        ]
+    if not_drawn:
+        lines += [f"Not drawn ({len(not_drawn)}):", ""]
+        lines += [f"- `{name}`: {why}." for name, why in not_drawn.items()] + [""]
+    return lines
+
+
+def _read(run_dir: Path, records_name: str) -> tuple[list[dict], dict | None]:
+    """The records and Table 1 of a run directory, checked to be ncib's."""
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    records_path = run_dir / records_name
+    records = read_records(records_path) if records_path.exists() else []
+    evaluation_path = run_dir / LINEAR_EVAL_FILE
+    evaluation = read_linear_eval(evaluation_path) if evaluation_path.exists() else None
+    if not records and evaluation is None:
+        raise FileNotFoundError(
+            f"{run_dir} has neither {records_name} nor {LINEAR_EVAL_FILE}: nothing to report (were the "
+            "analysis callbacks and the linear evaluation turned off?)"
+        )
+    lacking = [k for k in ("num_classes", "k", "feature_dim") if records and k not in records[-1]]
+    if lacking:
+        raise ValueError(
+            f"{records_path} is not an ncib records file: its last record has no "
+            f"{', '.join(lacking)} (written by python -m ncib.run or ncib.analyse)"
+        )
+    return records, evaluation
+
+
+def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Report:
+    """Tables and figures of a run directory from one records file (default: the training run's
+    ``analysis.jsonl``; a re-analysis ``analysis-<name>.jsonl`` gets ``report-<name>.md`` and
+    ``figures-<name>/``). Writes the PNGs; figures the records cannot feed are listed with the
+    registered keys they lack."""
+    run_dir = Path(run_dir)
+    records, evaluation = _read(run_dir, records_name)
+    info = _run_info(run_dir)
+    k_classes = info.get("num_classes") or (records[-1]["num_classes"] if records else None)
+    dataset = info.get("dataset", "?")
+    tables = _tables(records, evaluation, dataset)
+    figdir = run_dir / report_names(records_name)[1]
+    figdir.mkdir(exist_ok=True)
+    figs, not_drawn = _figures(records, k_classes or 2, figdir)
+
+    seeds = info.get("seed_pair")
+    lines = [
+        f"# ncib report — {dataset}" + (f", seed pair {seeds[0]} / {seeds[1]}" if seeds else ""),
+        "",
+        f"Run directory: `{run_dir}`. "
+        + (
+            "Analysed epochs: " + ", ".join(str(r["epoch"]) for r in records)
+            if records
+            else NO_EPOCHS
+        )
+        + (f"; K = {k_classes}." if k_classes else "."),
+        "Regenerate with `python -m ncib.report <run_dir>`"
+        + ("." if records_name == RECORDS_FILE else f" --records {records_name}."),
+        "",
+    ]
+    lines += _context(run_dir, records_name, evaluation)
     lines += [t.markdown() for t in tables.values()]
-    captions = {
-        "fig2_nc1_vs_identifiability": "Fig. 2 analogue: NC1 against the variance (left) and the mean ± std (right) of the K leading CCA coefficients; one point per epoch, filled in the terminal phase.",
-        "fig3_etf_in_tk": "Fig. 3 analogue: T_K (solid) vs raw features (dashed) over epochs.",
-        "fig4b_feature_scaling": "Fig. 4B analogue: α scaling of the K IB dimensions at the last analysis epoch.",
-        "information_curve": "GIB information curve at the last analysis epoch, in-sample and held-out.",
-        "compression_generalisation": "Held-out I(T_K;Y)/I(X;Y) against the analysis probe's test accuracy, per epoch and member.",
-        "fig4a_dimension_sweep": "Fig. 4A analogue: the IB-k representation's probe accuracy and NC4 against k; K′ dotted.",
-        "fig4c_feature_scaling_k_prime": "Fig. 4C analogue: α scaling of T_K′ beside that of T_K.",
-    }
-    if figs:
-        lines += ["## Figures", ""]
-        for name, path in figs.items():
-            lines += [
-                f"**{captions[name]}**",
-                "",
-                f"![{name}]({path.relative_to(run_dir).as_posix()})",
-                "",
-            ]
+    captions = {f.name: f.caption for f in RUN_FIGURES}
+    lines += figure_lines(figs, not_drawn, captions, run_dir)
     warnings = sorted({w for r in records for w in r.get("warnings", [])})
     if warnings:
         lines += ["## Warnings recorded by the analysis", ""] + [f"- {w}" for w in warnings] + [""]
     epochs = [int(r["epoch"]) for r in records]
-    return Report(run_dir, "\n".join(lines), tables, figs, records_name, epochs)
+    return Report(run_dir, "\n".join(lines), tables, figs, records_name, epochs, not_drawn)
 
 
 class NothingToReport(ValueError):

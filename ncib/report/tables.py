@@ -1,17 +1,24 @@
-"""The paper's tables from a run's records (``analysis.jsonl``, ``linear_eval.json``)."""
+"""The paper's tables from a run's records (``analysis.jsonl``, ``linear_eval.json``).
+
+Every metric is named through the registry (:func:`ncib.metrics.registry.key` and
+:func:`~ncib.metrics.registry.member_keys`): a name it does not hold is an error."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ncib.metrics import MEMBERS
+from ncib.metrics.registry import MEMBERS, bound_keys, key, member_keys, metric_of
 
 __all__ = [
+    "PROBE",
     "TERMINAL_ACC",
     "interval",
     "is_terminal",
+    "scalar",
     "Table",
     "compression_generalisation_table",
+    "entry",
+    "holds",
     "identifiability_table",
     "information_table",
     "table1",
@@ -19,6 +26,11 @@ __all__ = [
     "table2_per_epoch",
     "table3",
 ]
+
+PROBE = "probe/{split}_acc/{probe_input}/{member}"
+"""The analysis probe's accuracy (Table 2), per split, input and member."""
+LOO = "ncc/loo_acc/{space}/{member}"
+"""Leave-one-out nearest-class-centre accuracy: the terminal-phase marker's quantity."""
 
 TERMINAL_ACC = 0.98
 """The terminal-phase marker: both members' leave-one-out nearest-class-centre accuracy on the
@@ -61,26 +73,44 @@ def pct(x):
     return None if x is None else 100.0 * x
 
 
-def scalar(record: dict, key: str):
+def scalar(record: dict, name: str):
     """A scalar of a record, from whichever callback logged it (None if none did)."""
     for part in record.values():
-        if isinstance(part, dict) and key in part.get("scalars", {}):
-            return part["scalars"][key]
+        if isinstance(part, dict) and name in part.get("scalars", {}):
+            return part["scalars"][name]
     return None
 
 
-def interval(record: dict, key: str) -> str | None:
-    """``estimate [lo, hi]`` of a headline key and its interval (``key`` with ``_lo``/``_hi``
-    appended to its statistic: ``cca/mean_k/raw`` → ``cca/mean_k_lo/raw``); the estimate alone
-    when the run computed no interval; None when the record lacks the key."""
-    value = scalar(record, key)
+def entry(record: dict, name: str):
+    """A record entry (not a logged scalar: a spectrum, a curve, a grid) of the registered key
+    ``name``, from the part of the record its group wrote (None if absent). Raises ``KeyError``
+    for a name the registry does not hold."""
+    metric = metric_of(name)
+    if metric is None:
+        raise KeyError(f"{name!r} is not a registered metric (ncib/metrics/registry.py)")
+    part = record.get(metric.group)
+    return part.get(name) if isinstance(part, dict) else None
+
+
+def holds(record: dict, name: str) -> bool:
+    """Whether the record has a value of the registered key ``name`` (a scalar or an entry)."""
+    metric = metric_of(name)
+    if metric is None:
+        raise KeyError(f"{name!r} is not a registered metric (ncib/metrics/registry.py)")
+    if metric.shape == "scalar":
+        return scalar(record, name) is not None
+    return entry(record, name) not in (None, [], {})
+
+
+def interval(record: dict, template: str, **axes: str) -> str | None:
+    """``estimate [lo, hi]`` of a registered value and its interval (the registry's
+    :func:`~ncib.metrics.registry.bound_keys`: ``cca/mean_k/raw`` → ``cca/mean_k_lo/raw``); the
+    estimate alone when the run computed no interval; None when the record lacks the value."""
+    value = scalar(record, key(template, **axes))
     if value is None:
         return None
-    if key.startswith("cca/"):  # cca/<stat>/<features> → cca/<stat>_lo/<features>
-        head, features = key.rsplit("/", 1)
-        lo, hi = (scalar(record, f"{head}_{b}/{features}") for b in ("lo", "hi"))
-    else:  # gib/<name> → gib/<name>_lo
-        lo, hi = scalar(record, f"{key}_lo"), scalar(record, f"{key}_hi")
+    ends = bound_keys(template, **axes)
+    lo, hi = (None, None) if ends is None else (scalar(record, k) for k in ends)
     if lo is None or hi is None or lo != lo or hi != hi:  # absent or NaN: no interval
         return f"{value:.4g}"
     return f"{value:.4g} [{lo:.4g}, {hi:.4g}]"
@@ -89,7 +119,7 @@ def interval(record: dict, key: str) -> str | None:
 def is_terminal(record: dict) -> bool | None:
     """Whether both members are in the terminal phase (:data:`TERMINAL_ACC`); None when the
     record has no leave-one-out NCC accuracy (runs written before it existed: no marker)."""
-    accs = [scalar(record, f"ncc/loo_acc/raw/{m}") for m in MEMBERS]
+    accs = [scalar(record, k) for k in member_keys(LOO, space="raw")]
     if any(a is None for a in accs):
         return None
     return min(accs) >= TERMINAL_ACC
@@ -99,13 +129,14 @@ def table1(evaluation: dict | None, dataset: str) -> Table | None:
     """Offline linear evaluation: accuracy of m0, of m1, and of both (paper Table 1)."""
     if not evaluation:
         return None
-    e = evaluation
+    e, acc = evaluation, "{split}_acc/{member}"
+    test, train = member_keys(acc, split="test"), member_keys(acc, split="train")
     return Table(
         "Table 1 — offline linear evaluation of the frozen encoders (test accuracy, %)",
         ["dataset", "m0", "m1", "both correct"],
-        [[dataset, pct(e["test_acc/m0"]), pct(e["test_acc/m1"]), pct(e["both_correct"])]],
-        f"Protocol: {e.get('protocol', 'cached')}; {e.get('num_test', '?')} test samples; train accuracy "
-        f"m0 {pct(e['train_acc/m0']):.1f}, m1 {pct(e['train_acc/m1']):.1f}.",
+        [[dataset, *(pct(e[k]) for k in test), pct(e[key("both_correct")])]],
+        f"Protocol: {e.get('protocol', 'cached')}; {e.get('num_test', '?')} test samples; train "
+        f"accuracy m0 {pct(e[train[0]]):.1f}, m1 {pct(e[train[1]]):.1f}.",
     )
 
 
@@ -118,7 +149,7 @@ def table2(record: dict, feature_dim: int, k: int) -> Table | None:
     }
     rows = []
     for kind, label in names.items():
-        accs = [scalar(record, f"probe/test_acc/{kind}/{m}") for m in MEMBERS]
+        accs = [scalar(record, k) for k in member_keys(PROBE, split="test", probe_input=kind)]
         if any(a is None for a in accs):
             return None
         rows.append([label, pct(accs[0]), pct(accs[1]), pct(sum(accs) / 2)])
@@ -136,13 +167,13 @@ def table2_per_epoch(records: list[dict]) -> Table | None:
     rows = []
     for r in records:
         vals = [
-            scalar(r, f"probe/test_acc/{kind}/{m}")
+            scalar(r, k)
             for kind in ("raw", "normal", "tk")
-            for m in MEMBERS
+            for k in member_keys(PROBE, split="test", probe_input=kind)
         ]
         if any(v is None for v in vals):
             continue
-        loo = [scalar(r, f"ncc/loo_acc/raw/{m}") for m in MEMBERS]
+        loo = [scalar(r, k) for k in member_keys(LOO, space="raw")]
         terminal = is_terminal(r)
         rows.append(
             [
@@ -180,18 +211,16 @@ def identifiability_table(records: list[dict]) -> Table | None:
     rows = []
     for r in records:
         vals = [
-            interval(r, "cca/mean_k/raw"),
-            scalar(r, "cca/std_k/raw"),
-            interval(r, "cca/mean_k/normal"),
-            scalar(r, "cca/insample/mean_k/raw"),
+            interval(r, "cca/mean_k/{features}", features="raw"),
+            scalar(r, key("cca/std_k/{features}", features="raw")),
+            interval(r, "cca/mean_k/{features}", features="normal"),
+            scalar(r, key("cca/insample/mean_k/{features}", features="raw")),
             *(
-                scalar(r, key)
-                for key in (
-                    "cka/raw",
-                    "nc1/raw/m0",
-                    "nc1/raw/m1",
-                    "etf/cos_mean/tk/m0",
-                    "etf/cos_mean/tk/m1",
+                scalar(r, k)
+                for k in (
+                    key("cka/{features}", features="raw"),
+                    *member_keys("nc1/{space}/{member}", space="raw"),
+                    *member_keys("etf/cos_mean/{space}/{member}", space="tk"),
                 )
             ),
         ]
@@ -230,16 +259,16 @@ def information_table(records: list[dict]) -> Table | None:
         [
             r["epoch"],
             interval(r, "gib/mi_xy"),
-            scalar(r, "gib/insample/mi_xy"),
+            scalar(r, key("gib/insample/mi_xy")),
             interval(r, "gib/i_ty_frac_tk"),
-            scalar(r, "gib/insample/i_ty_frac_tk"),
+            scalar(r, key("gib/insample/i_ty_frac_tk")),
             interval(r, "gib/beta_crit/k"),
             interval(r, "gib/beta_crit/k_next"),
-            scalar(r, "gib/insample/beta_crit/k_next"),
-            scalar(r, "gib/null_rho"),
+            scalar(r, key("gib/insample/beta_crit/k_next")),
+            scalar(r, key("gib/null_rho")),
         ]
         for r in records
-        if scalar(r, "gib/mi_xy") is not None
+        if scalar(r, key("gib/mi_xy")) is not None
     ]
     if not rows:
         return None
@@ -270,12 +299,20 @@ def compression_generalisation_table(records: list[dict]) -> Table | None:
     """Per epoch: how much of I(X;Y) T_K keeps (held out) against the probes' test accuracy."""
     rows = []
     for r in records:
-        frac = scalar(r, "gib/i_ty_frac_tk")
-        accs = [scalar(r, f"probe/test_acc/{kind}/{m}") for kind in ("raw", "tk") for m in MEMBERS]
+        frac = scalar(r, key("gib/i_ty_frac_tk"))
+        accs = [
+            scalar(r, k)
+            for kind in ("raw", "tk")
+            for k in member_keys(PROBE, split="test", probe_input=kind)
+        ]
         if frac is None or any(a is None for a in accs):
             continue
         rows.append(
-            [r["epoch"], interval(r, "gib/i_ty_frac_tk"), scalar(r, "gib/insample/i_ty_frac_tk")]
+            [
+                r["epoch"],
+                interval(r, "gib/i_ty_frac_tk"),
+                scalar(r, key("gib/insample/i_ty_frac_tk")),
+            ]
             + [pct(a) for a in accs]
         )
     if not rows:
@@ -299,27 +336,29 @@ def compression_generalisation_table(records: list[dict]) -> Table | None:
 def table3(record: dict) -> Table | None:
     """Zero-shot transfer: the analysis probe on raw, normal-score and IB(K′) features of each
     member of a pretrained pair on the target dataset (the paper's Table 3)."""
-    t = record.get("transfer")
-    if not t:
+    if not holds(record, key("transfer/grid")):
         return None
     rows = []
     for m in MEMBERS:
-        k_prime = scalar(record, f"transfer/k_prime/{m}")
+        k_prime = scalar(record, key("transfer/k_prime/{member}", member=m))
         rows.append(
             [
                 m,
-                pct(scalar(record, f"probe/test_acc/raw/{m}")),
-                pct(scalar(record, f"probe/test_acc/normal/{m}")),
-                pct(scalar(record, f"transfer/probe_test_acc_k_prime/{m}")),
+                *(
+                    pct(scalar(record, key(PROBE, split="test", probe_input=kind, member=m)))
+                    for kind in ("raw", "normal")
+                ),
+                pct(scalar(record, key("transfer/probe_test_acc_k_prime/{member}", member=m))),
                 None if k_prime is None else int(k_prime),
             ]
         )
     source = record.get("source") or {}
+    tolerance = entry(record, key("transfer/tolerance"))
     return Table(
         "Table 3 — zero-shot transfer: analysis probe test accuracy (%)",
         ["member", "raw", "normal scores ('ranked')", "IB(K′)", "K′"],
         rows,
         f"Encoders pretrained on {source.get('dataset', '?')} (seed pair {source.get('seed_pair', '?')}), frozen; "
-        f"K′ = the smallest k of the grid whose T_k probe is within {t.get('transfer/tolerance', '?')} points "
+        f"K′ = the smallest k of the grid whose T_k probe is within {'?' if tolerance is None else tolerance} points "
         "of the raw-feature probe (— if none).",
     )

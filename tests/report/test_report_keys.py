@@ -1,0 +1,79 @@
+"""The run report, the sweep report and their figures read metrics only under registered names
+(ncib/metrics/registry.py): every key they look up in a record or in Table 1 is noted, on
+records that hold every registered key, and each must be one the registry holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from ncib.metrics.registry import GROUPS, keys
+from ncib.report import build_report
+from ncib.report.aggregate import Recipe, sweep_table1, sweep_table2
+from ncib.report.catalogue import RUN_FIGURES, SWEEP_FIGURES
+from ncib.report.jobs import FINISHED, Job
+from ncib.report.sweep import sweep_figures
+from tests.report.registry_records import complete_evaluation, complete_record
+
+REGISTERED = {k for g in GROUPS for scalars in (True, False) for k in keys(g, scalars)}
+STRUCTURE = {"scalars"}  # a group's part holds its logged scalars under this name
+TABLE1_FIELDS = {"protocol", "num_test", "seeds"}  # what linear_eval.json says besides metrics
+
+
+def _unregistered(log: set[str], allowed=frozenset()) -> list[str]:
+    return sorted(log - REGISTERED - STRUCTURE - set(allowed))
+
+
+@pytest.fixture
+def reads():
+    """The keys read from records and from Table 1."""
+    return {"records": set(), "table1": set()}
+
+
+def test_the_run_report_reads_only_registered_keys(tmp_path, monkeypatch, reads):
+    records = [complete_record(e, reads["records"]) for e in (0, 5, 10)]
+    evaluation = complete_evaluation(reads["table1"])
+    (tmp_path / "analysis.jsonl").touch()
+    (tmp_path / "linear_eval.json").touch()
+    monkeypatch.setattr("ncib.report.report.read_records", lambda path: records)
+    monkeypatch.setattr("ncib.report.report.read_linear_eval", lambda path: evaluation)
+    report = build_report(tmp_path)
+    # every figure and table was made, so every reading path ran
+    assert set(report.figures) == {f.name for f in RUN_FIGURES} and not report.not_drawn
+    assert {"table1", "table2", "table2_per_epoch", "table3", "information"} <= set(report.tables)
+    # the notes work: keys of every group were read
+    for name in ("nc1/raw/m0", "cca/mean_k_lo/raw", "gib/mi_xy", "information_curve"):
+        assert name in reads["records"], name
+    assert {"transfer/grid", "transfer/tolerance", "test_acc/m0"} <= reads["records"] | reads[
+        "table1"
+    ]
+    assert _unregistered(reads["records"]) == []
+    assert _unregistered(reads["table1"], TABLE1_FIELDS) == []
+
+
+def test_the_sweep_report_reads_only_registered_keys(tmp_path, reads):
+    jobs = [
+        Job(
+            num,
+            [],
+            status=FINISHED,
+            records=[complete_record(e, reads["records"]) for e in (0, 5, 10)],
+            evaluation=complete_evaluation(reads["table1"]),
+        )
+        for num in range(2)
+    ]
+    recipe = Recipe("digits · convnet", "digits", "convnet", [], jobs)
+    assert sweep_table1([recipe]) and sweep_table2([recipe])
+    drawn, not_drawn = sweep_figures(recipe, tmp_path)
+    assert set(drawn) == {f.name for f in SWEEP_FIGURES} and not not_drawn
+    assert {"nc1/raw/m1", "etf/cos_mean/tk/m0", "cka/normal"} <= reads["records"]
+    assert _unregistered(reads["records"]) == []
+    assert _unregistered(reads["table1"], TABLE1_FIELDS) == []
+
+
+def test_the_notes_catch_an_unregistered_key(reads):
+    """The check itself: a read of a name the registry does not hold is reported."""
+    from ncib.report.tables import scalar
+
+    record = complete_record(1, reads["records"])
+    assert scalar(record, "gib/mi_xy_lower") is None
+    assert _unregistered(reads["records"]) == ["gib/mi_xy_lower"]
