@@ -16,7 +16,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ncib.engine.plan import plan_of_run
 from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, read_linear_eval, read_records
 
 __all__ = [
@@ -121,6 +120,8 @@ def _recorded_outcomes(run_dirs: dict[int, Path]) -> dict[int, tuple[bool, str]]
 
 def planned_epochs(cfg) -> list[int]:
     """Every analysis epoch the run's analysis plan reaches (``ncib/engine/plan.py``)."""
+    from ncib.engine.plan import plan_of_run  # the plan brings torch; the report needs none
+
     plan = plan_of_run(cfg)
     return [] if plan is None else plan.planned(int(cfg.trainer.max_epochs))
 
