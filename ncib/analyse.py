@@ -53,7 +53,6 @@ def analyse_run(
     import torch
     from hydra.utils import instantiate
 
-    from ncib.callbacks import AnalysisCallback
     from ncib.engine import PairEpochAnalysis
     from ncib.engine.checkpoints import (
         ANALYSIS_CHECKPOINTS,
@@ -62,6 +61,7 @@ def analyse_run(
         load_pair_weights,
         load_weights,
     )
+    from ncib.engine.plan import plan_of_run
     from ncib.records import RECORDS_FILE
     from ncib.rundir import RunDirError, load_run_config
 
@@ -83,11 +83,14 @@ def analyse_run(
             + (f" (missing: epochs {', '.join(map(str, missing))})" if missing else "")
             + " (epoch=NNNN.ckpt, kept at every analysis epoch unless analysis.checkpoints=false)"
         )
-    callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values() if node is not None]
-    analysers = [cb for cb in callbacks if isinstance(cb, AnalysisCallback)]
-    if not analysers:
-        raise RunDirError(f"the config of {run_dir} has no analysis callbacks: nothing to analyse")
-    settings = analysers[0].settings
+    try:
+        plan = plan_of_run(cfg)
+    except ValueError as err:
+        raise RunDirError(
+            f"the analysis settings of {run_dir} with {list(overrides)}: {err}"
+        ) from None
+    if plan is None:
+        raise RunDirError(f"the config of {run_dir} has no analysis callback: nothing to analyse")
     name = name or _next_name(run_dir)
     if not re.fullmatch(r"[A-Za-z0-9_.=+-]+", name):
         raise RunDirError(f"--name {name!r}: use letters, digits and _.=+- only")
@@ -99,7 +102,7 @@ def analyse_run(
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = instantiate(cfg.model).to(device)
     datamodule = instantiate(cfg.dataset.datamodule)
-    engine = PairEpochAnalysis(run_dir, settings, records_name=records_name)
+    engine = PairEpochAnalysis(run_dir, plan.settings, records_name=records_name)
     (run_dir / f"analysis-{name}.overrides").write_text("".join(f"{o}\n" for o in overrides))
     if missing:  # the report says which epochs it lacks and why
         (run_dir / f"analysis-{name}.missing").write_text(
@@ -112,9 +115,7 @@ def analyse_run(
         fix = f"re-analyse the other epochs with --epochs (found {', '.join(str(e) for e, _ in saved)})"
         ckpt = load_weights(path, fix)
         load_pair_weights(model, ckpt, path, fix)
-        groups = [
-            cb.group for cb in analysers if cb.schedule.due(epoch, cfg.trainer.max_epochs)
-        ] or [cb.group for cb in analysers]
+        groups = list(plan.groups)  # every group, at every saved epoch
         log.info("epoch %d (%s): %s", epoch, path.name, ", ".join(groups))
         engine.run(model, datamodule, epoch, int(ckpt.get("global_step", 0)), groups, device)
     return run_dir / records_name

@@ -12,7 +12,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
-from ncib.analysis.intervals import interval_settings
+from ncib.engine.plan import analysis_plan
 
 __all__ = ["ConfigError", "RunConfig", "feature_dim", "register", "validate"]
 log = logging.getLogger("ncib.config")
@@ -54,8 +54,9 @@ class ClusterConfig:
 
 @dataclass
 class AnalysisConfig:
-    """When and how the analysis callbacks run (shared by all of them)."""
+    """The analysis plan (``ncib/engine/plan.py``): when, which metric groups, how."""
 
+    groups: list[str] = field(default_factory=lambda: ["identifiability", "gib", "simplex_etf"])
     epochs: list[int] | None = None  # completed epochs to analyse (0 = initialisation)
     every_n_epochs: int | None = 10  # used when epochs is null; the last epoch is always included
     at_init: bool = True  # with every_n_epochs: also epoch 0 (a list is exact: list 0 there)
@@ -65,7 +66,7 @@ class AnalysisConfig:
     progress: bool = True
     checkpoints: bool = True  # keep the pair's weights at every analysis epoch
     # intervals of the held-out numbers: a mapping of IntervalSettings' fields, or null for none
-    # (checked by ncib.analysis.intervals.interval_settings when the config is validated)
+    # (checked by ncib.engine.plan.analysis_plan when the config is validated)
     intervals: Any = None
 
 
@@ -354,32 +355,10 @@ def check_linear_eval(eval_cfg: DictConfig, prefix: str = "linear_eval") -> None
 
 
 def _validate_analysis(cfg: DictConfig, num_classes: int, max_epochs: int | None) -> None:
+    """The analysis plan is built (and so checked) once, by ncib.engine.plan; first here what
+    needs the rest of the config: k against the feature dimension, max_samples against the
+    classes (their messages say the bounds), then epochs against trainer.max_epochs."""
     a = cfg.analysis
-    if a.epochs is not None and max_epochs is not None:
-        epochs = list(a.epochs)
-        negative = [e for e in epochs if not _is_int(e) or e < 0]
-        if negative:
-            _fail(
-                "analysis.epochs",
-                epochs,
-                "completed epochs are integers in [0, trainer.max_epochs]",
-            )
-        late = [e for e in epochs if e > max_epochs]
-        if late:
-            log.warning(
-                "analysis.epochs %s lie beyond trainer.max_epochs=%d and will not be analysed",
-                late,
-                max_epochs,
-            )
-        if len(late) == len(epochs):
-            log.warning(
-                "no analysis epoch lies within trainer.max_epochs=%d: nothing will be analysed",
-                max_epochs,
-            )
-    elif a.every_n_epochs is None or not _is_int(a.every_n_epochs) or a.every_n_epochs < 1:
-        _fail(
-            "analysis.every_n_epochs", a.every_n_epochs, "an integer >= 1 (or give analysis.epochs)"
-        )
     if a.k is not None:
         d = feature_dim(cfg)
         if not _is_int(a.k) or not 1 <= a.k <= d:
@@ -397,9 +376,20 @@ def _validate_analysis(cfg: DictConfig, num_classes: int, max_epochs: int | None
                 f"the stratified subset must keep at least {MIN_SAMPLES_PER_CLASS} samples per class "
                 f"({least} for {num_classes} classes), or null for every training sample",
             )
-    if not a.ridge >= 0:
-        _fail("analysis.ridge", a.ridge, "a number >= 0")
     try:
-        interval_settings(None if a.get("intervals") is None else dict(a.intervals))
+        plan = analysis_plan(OmegaConf.to_container(a, resolve=True))
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    epochs = plan.schedule.epochs
+    late = [e for e in epochs or () if max_epochs is not None and e > max_epochs]
+    if late:
+        log.warning(
+            "analysis.epochs %s lie beyond trainer.max_epochs=%d and will not be analysed",
+            late,
+            max_epochs,
+        )
+        if len(late) == len(epochs):
+            log.warning(
+                "no analysis epoch lies within trainer.max_epochs=%d: nothing will be analysed",
+                max_epochs,
+            )

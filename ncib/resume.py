@@ -30,6 +30,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ncib.config import ConfigError
+from ncib.engine.plan import ANALYSIS_CALLBACK, ANALYSIS_GROUPS, EARLIER_CALLBACKS
 from ncib.loggers import drop_csv_rows
 from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, RESUMES_FILE, STATE_DIR, rewrite_records
 
@@ -67,8 +68,29 @@ def _flat(node, prefix: str = "") -> dict[str, object]:
     return {prefix[:-1]: node}
 
 
+def _in_this_layout(first: dict) -> dict:
+    """The first start's config as this version of ncib lays the same run out, so that a run
+    started before a change of layout resumes: one analysis callback and ``analysis.groups``
+    where earlier runs had one callback per metric group (``ncib/engine/plan.py``)."""
+    callbacks = first.get("callbacks") or {}
+    earlier = {
+        name: EARLIER_CALLBACKS[node["_target_"]]
+        for name, node in callbacks.items()
+        if isinstance(node, dict) and node.get("_target_") in EARLIER_CALLBACKS
+    }
+    if not earlier:
+        return first
+    kept = {name: node for name, node in callbacks.items() if name not in earlier}
+    analysis = dict(first.get("analysis") or {})
+    analysis["groups"] = [g for g in ANALYSIS_GROUPS if g in earlier.values()]
+    return first | {
+        "callbacks": kept | {"analysis": {"_target_": ANALYSIS_CALLBACK, "plan": "${analysis}"}},
+        "analysis": analysis,
+    }
+
+
 def _config_changes(first: DictConfig, now: DictConfig) -> list[str]:
-    a = _flat(OmegaConf.to_container(first, resolve=False))
+    a = _flat(_in_this_layout(OmegaConf.to_container(first, resolve=False)))
     b = _flat(OmegaConf.to_container(now, resolve=False))
     changed = []
     for key in sorted(set(a) | set(b)):

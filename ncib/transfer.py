@@ -97,8 +97,9 @@ def run_transfer(cfg: DictConfig, loggers=()) -> dict:
     """Run the transfer described by ``cfg.transfer`` on ``cfg.dataset``; returns the record."""
     from hydra.utils import instantiate
 
-    from ncib.engine import AnalysisSettings, PairEpochAnalysis
+    from ncib.engine import PairEpochAnalysis
     from ncib.engine.checkpoints import load_weights
+    from ncib.engine.plan import analysis_plan
     from ncib.metrics.outputs import ANALYSIS_GROUPS, transfer
 
     source_dir, ckpt_path = resolve_source(cfg.transfer.source, cfg.transfer.get("epoch"))
@@ -122,14 +123,7 @@ def run_transfer(cfg: DictConfig, loggers=()) -> dict:
         ) from err
     model.to(device).eval()
     datamodule = instantiate(cfg.dataset.datamodule)
-    a = cfg.analysis
-    settings = AnalysisSettings(
-        k=a.k,
-        max_samples=a.max_samples,
-        ridge=a.ridge,
-        progress=a.progress,
-        intervals=None if a.get("intervals") is None else dict(a.intervals),
-    )
+    settings = analysis_plan(cfg.analysis).settings  # the plan's when and which do not apply
     grid = None if cfg.transfer.grid is None else list(cfg.transfer.grid)
     epoch = int(ckpt.get("epoch", -1)) + 1 if "loops" in ckpt else int(ckpt.get("epoch", 0))
     log.info("zero-shot transfer of %s (%s) to %s", source_dir, ckpt_path.name, cfg.dataset.name)

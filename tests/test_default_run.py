@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ncib.callbacks import GIBCallback, IdentifiabilityCallback, SimplexETFCallback
+from ncib.engine.plan import ANALYSIS_GROUPS
 from ncib.metrics import MEMBERS, keys
 from ncib.records import read_records
 
@@ -35,8 +35,8 @@ def test_default_run_analyses_at_least_six_epochs_with_every_documented_key(defa
     records = read_records(default_run / "analysis.jsonl")
     assert len(records) >= 6
     for r in records:
-        for cls in (IdentifiabilityCallback, GIBCallback, SimplexETFCallback):
-            assert set(r[cls.group]["scalars"]) == set(keys(cls.group)), (r["epoch"], cls.group)
+        for group in ANALYSIS_GROUPS:
+            assert set(r[group]["scalars"]) == set(keys(group)), (r["epoch"], group)
     assert (default_run / "report.md").exists() and (default_run / "linear_eval.json").exists()
     assert len(list((default_run / "figures").glob("*.png"))) == 5
 

@@ -10,7 +10,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from ncib.callbacks.schedule import AnalysisSchedule
+from ncib.engine.plan import AnalysisSchedule
 from tests.conftest import REPO_ROOT, compose_config
 
 

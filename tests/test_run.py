@@ -13,7 +13,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from ncib.callbacks import GIBCallback, IdentifiabilityCallback, SimplexETFCallback
+from ncib.engine.plan import ANALYSIS_GROUPS
 from ncib.metrics import keys
 from ncib.records import read_records
 
@@ -54,8 +54,8 @@ def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
     records = read_records(run_dir / "analysis.jsonl")
     assert [r["epoch"] for r in records] == [1, 2]
     for r in records:
-        for cls in (IdentifiabilityCallback, GIBCallback, SimplexETFCallback):
-            assert set(r[cls.group]["scalars"]) == set(keys(cls.group)), cls.group
+        for group in ANALYSIS_GROUPS:
+            assert set(r[group]["scalars"]) == set(keys(group)), group
     evaluation = json.loads((run_dir / "linear_eval.json").read_text())
     assert (
         0.5 < evaluation["test_acc/m0"] <= 1

@@ -5,7 +5,7 @@
 :class:`~ncib.analysis.PairAnalysis` (every expensive quantity computed once, whichever groups
 ask for it), computes the requested metric groups (:mod:`ncib.metrics.outputs`), logs their
 scalars under ``analysis/…`` and appends one record to the run's records file. Its callers:
-the training callbacks (:mod:`ncib.callbacks`), ``python -m ncib.analyse`` (saved
+the training callback (:mod:`ncib.callbacks`), ``python -m ncib.analyse`` (saved
 checkpoints of a finished run), and the zero-shot transfer experiment.
 """
 

@@ -56,9 +56,9 @@ AXES: dict[str, tuple[str, ...]] = {
 
 # owner → what it is and the prefix its keys carry when logged
 GROUPS: dict[str, tuple[str, str]] = {
-    "identifiability": ("IdentifiabilityCallback: CCA and CKA between the members", "analysis/"),
-    "gib": ("GIBCallback: Gaussian information bottleneck between the members", "analysis/"),
-    "simplex_etf": ("SimplexETFCallback: neural collapse and the analysis probe", "analysis/"),
+    "identifiability": ("the analysis: CCA and CKA between the members", "analysis/"),
+    "gib": ("the analysis: Gaussian information bottleneck between the members", "analysis/"),
+    "simplex_etf": ("the analysis: neural collapse and the analysis probe", "analysis/"),
     "transfer": ("the zero-shot transfer experiment: T_k across dimensions k, and K′", "analysis/"),
     "linear_eval": ("offline linear evaluation at the end of training (Table 1)", "linear_eval/"),
     "train": ("the training loop", ""),

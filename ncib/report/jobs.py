@@ -119,19 +119,11 @@ def _recorded_outcomes(run_dirs: dict[int, Path]) -> dict[int, tuple[bool, str]]
 
 
 def planned_epochs(cfg) -> list[int]:
-    """Every analysis epoch the run's analysis callbacks will reach (union over callbacks)."""
-    from ncib.callbacks.schedule import AnalysisSchedule
+    """Every analysis epoch the run's analysis plan reaches (``ncib/engine/plan.py``)."""
+    from ncib.engine.plan import plan_of_run  # the plan brings torch; the report needs none
 
-    max_epochs = int(cfg.trainer.max_epochs)
-    epochs: set[int] = set()
-    for node in (cfg.get("callbacks") or {}).values():
-        if node is None or "every_n_epochs" not in node or "epochs" not in node:
-            continue
-        schedule = AnalysisSchedule(
-            node.epochs, node.every_n_epochs, bool(node.get("at_init", False))
-        )
-        epochs |= set(schedule.planned(max_epochs))
-    return sorted(epochs)
+    plan = plan_of_run(cfg)
+    return [] if plan is None else plan.planned(int(cfg.trainer.max_epochs))
 
 
 def _examine(job: Job, failure: tuple[bool, str] | None) -> None:

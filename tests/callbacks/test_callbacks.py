@@ -1,35 +1,20 @@
-"""Every analysis callback through real (tiny) fits: schedule, shared features, records."""
+"""The analysis callback through real (tiny) fits: schedule, groups, shared features, records."""
 
 from __future__ import annotations
 
-import inspect
 from functools import partial
 
 import pytest
 import pytorch_lightning as pl
 import torch
 
-import ncib.callbacks as cb_module
-from ncib.callbacks import (
-    AnalysisCallback,
-    GIBCallback,
-    IdentifiabilityCallback,
-    SimplexETFCallback,
-)
+from ncib.callbacks import PairAnalysisCallback
 from ncib.data import DigitsDataModule
 from ncib.engine.checkpoints import list_analysis_checkpoints, load_weights
+from ncib.engine.plan import ANALYSIS_GROUPS
 from ncib.metrics import keys
 from ncib.models import ConvNet, PairedSupCon, ProjectionHead
 from ncib.records import RECORDS_FILE, read_records
-
-ALL = sorted(
-    (
-        obj
-        for _, obj in inspect.getmembers(cb_module, inspect.isclass)
-        if issubclass(obj, AnalysisCallback) and obj is not AnalysisCallback
-    ),
-    key=lambda c: c.__name__,
-)
 
 
 def tiny_model():
@@ -59,53 +44,54 @@ def fit(callbacks, root, epochs=3, model=None, loggers=False):
     return trainer, model
 
 
-def make(cls, **kw):
-    return cls(**({"epochs": [0, 2], "progress": False} | kw))
+def make(*groups, **kw):
+    """The callback for ``groups`` (default: all), analysing epochs 0 and 2 unless told."""
+    plan = {"epochs": [0, 2], "progress": False, "groups": list(groups or ANALYSIS_GROUPS)}
+    return PairAnalysisCallback(plan | kw)
 
 
-def test_all_callbacks_are_found():
-    assert ALL == [GIBCallback, IdentifiabilityCallback, SimplexETFCallback]
+def test_the_groups_are_the_registry_analysis_groups():
+    assert ANALYSIS_GROUPS == ("identifiability", "gib", "simplex_etf")
+    assert make().groups == ANALYSIS_GROUPS
+    assert make("simplex_etf", "gib").groups == ("gib", "simplex_etf")  # the registry's order
 
 
-@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("group", ANALYSIS_GROUPS)
 def test_callback_acts_only_on_its_epochs_logs_its_documented_keys_and_survives_a_second_fit(
-    cls, tmp_path
+    group, tmp_path
 ):
-    callback = make(cls)
+    callback = make(group)
     fit([callback], tmp_path)
     records = read_records(tmp_path / RECORDS_FILE)
     assert [r["epoch"] for r in records] == [0, 2]
     for r in records:
-        assert set(r) >= {"epoch", "global_step", "num_classes", "k", cls.group}
-        other = {c.group for c in ALL} - {cls.group}
-        assert not other & set(r)
-        assert set(r[cls.group]["scalars"]) == set(keys(cls.group))
-        assert set(r[cls.group]) - {"scalars"} == set(keys(cls.group, scalars=False))
-        assert all(isinstance(v, float) for v in r[cls.group]["scalars"].values())
+        assert set(r) >= {"epoch", "global_step", "num_classes", "k", group}
+        assert not (set(ANALYSIS_GROUPS) - {group}) & set(r)
+        assert set(r[group]["scalars"]) == set(keys(group))
+        assert set(r[group]) - {"scalars"} == set(keys(group, scalars=False))
+        assert all(isinstance(v, float) for v in r[group]["scalars"].values())
     assert records[0]["global_step"] == 0 and records[1]["global_step"] == 4
     fit([callback], tmp_path, epochs=2)  # the same callback object, a new trainer
     assert [r["epoch"] for r in read_records(tmp_path / RECORDS_FILE)] == [0, 2, 0, 2]
 
 
-def test_features_are_extracted_once_per_analysis_epoch_whatever_the_callbacks(
-    tmp_path, monkeypatch
-):
+def test_features_are_extracted_once_per_analysis_epoch_whatever_the_groups(tmp_path, monkeypatch):
     model = tiny_model()
     calls = []
     original = model.features
     monkeypatch.setattr(model, "features", lambda x: calls.append(len(x)) or original(x))
-    fit([make(c, epochs=[1, 3]) for c in ALL], tmp_path, epochs=3, model=model)
+    fit([make(epochs=[1, 3])], tmp_path, epochs=3, model=model)
     # eval_batch_size 1024: train 1437 rows = 2 batches, test 360 rows = 1 batch; 2 epochs
     assert calls == [1024, 413, 360] * 2
     records = read_records(tmp_path / RECORDS_FILE)
     assert [r["epoch"] for r in records] == [1, 3]
-    assert all({c.group for c in ALL} <= set(r) for r in records)
+    assert all(set(ANALYSIS_GROUPS) <= set(r) for r in records)
 
 
-def test_turning_a_callback_off_removes_exactly_its_keys(tmp_path):
-    fit([make(c) for c in ALL], tmp_path / "all")
-    without = [c for c in ALL if c is not GIBCallback]
-    fit([make(c) for c in without], tmp_path / "no_gib")
+def test_leaving_a_group_out_removes_exactly_its_keys(tmp_path):
+    fit([make()], tmp_path / "all")
+    without = [g for g in ANALYSIS_GROUPS if g != "gib"]
+    fit([make(*without)], tmp_path / "no_gib")
     full, partial_ = (
         read_records(tmp_path / "all" / RECORDS_FILE),
         read_records(tmp_path / "no_gib" / RECORDS_FILE),
@@ -113,22 +99,22 @@ def test_turning_a_callback_off_removes_exactly_its_keys(tmp_path):
     assert len(full) == len(partial_) == 2
     for a, b in zip(full, partial_, strict=True):
         assert set(a) - set(b) == {"gib"}
-        for c in without:
-            assert a[c.group]["scalars"].keys() == b[c.group]["scalars"].keys()
-            torch.testing.assert_close(a[c.group]["scalars"], b[c.group]["scalars"])
+        for g in without:
+            assert a[g]["scalars"].keys() == b[g]["scalars"].keys()
+            torch.testing.assert_close(a[g]["scalars"], b[g]["scalars"])
 
 
 def test_scalars_reach_the_loggers_under_analysis(tmp_path):
     from pytorch_lightning.loggers import CSVLogger
 
     logger = CSVLogger(tmp_path, name="csv", version="")
-    fit([make(IdentifiabilityCallback)], tmp_path, loggers=[logger])
+    fit([make("identifiability")], tmp_path, loggers=[logger])
     text = (tmp_path / "csv" / "metrics.csv").read_text()
     assert "analysis/cca/mean_k/raw" in text and "analysis/epoch" in text
 
 
 def test_weights_are_kept_at_each_analysis_epoch_and_reload_safely(tmp_path):
-    _, model = fit([make(c, epochs=[0, 3]) for c in ALL], tmp_path, epochs=3)
+    _, model = fit([make(epochs=[0, 3])], tmp_path, epochs=3)
     saved = list_analysis_checkpoints(tmp_path)
     assert [e for e, _ in saved] == [0, 3]
     last = load_weights(saved[-1][1])  # weights_only=True inside
@@ -141,10 +127,26 @@ def test_weights_are_kept_at_each_analysis_epoch_and_reload_safely(tmp_path):
         last["state_dict"]["members.0.encoder.net.0.0.weight"],
     )
     # analysis.checkpoints=false keeps none
-    fit([make(c, checkpoints=False) for c in ALL], tmp_path / "none")
+    fit([make(checkpoints=False)], tmp_path / "none")
     assert list_analysis_checkpoints(tmp_path / "none") == []
 
 
-def test_mismatched_settings_are_an_error(tmp_path):
-    with pytest.raises(ValueError, match="disagree on their settings"):
-        fit([make(IdentifiabilityCallback), make(GIBCallback, max_samples=100)], tmp_path)
+def test_a_second_analysis_callback_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="2 analysis callbacks"):
+        fit([make("identifiability"), make("gib", max_samples=100)], tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"groups": ["gib", "nc"]}, "'nc' unknown"),
+        ({"groups": []}, "non-empty list"),
+        ({"epochs": None, "every_n_epochs": 0}, r"analysis.every_n_epochs=0 .*>= 1"),
+        ({"epochs": [2, -1]}, r"analysis.epochs=\[2, -1\] .*\[0, trainer.max_epochs\]"),
+        ({"ridge": -1.0}, r"analysis.ridge=-1.0 .*a number >= 0"),
+        ({"k": 0}, "analysis.k must be an integer >= 1"),
+    ],
+)
+def test_a_bad_plan_is_an_error_naming_the_key_and_value(change, match):
+    with pytest.raises(ValueError, match=match):
+        make(**change)
