@@ -5,7 +5,6 @@ about a second."""
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +12,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from ncib.engine.plan import analysis_plan
+from ncib.tracking.mode import wandb_mode
 
 __all__ = ["ConfigError", "RunConfig", "feature_dim", "register", "validate"]
 log = logging.getLogger("ncib.config")
@@ -95,21 +95,6 @@ class RunConfig:
     float32_matmul_precision: str = "high"
     # the value python -m ncib.run returns to a Hydra sweeper that optimises (hparams_search=…)
     optimized_metric: str | None = None
-
-
-def wandb_mode() -> str:
-    """``WANDB_MODE`` if set; ``online`` for a logged-in user; else ``offline``."""
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    if os.environ.get("WANDB_API_KEY"):
-        return "online"
-    try:
-        import netrc
-
-        auth = netrc.netrc().authenticators("api.wandb.ai")
-    except (OSError, netrc.NetrcParseError):
-        auth = None
-    return "online" if auth else "offline"
 
 
 def cuda_available() -> bool:

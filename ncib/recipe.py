@@ -69,7 +69,7 @@ def recipe_id(cfg: DictConfig) -> str:
 def recipe_name(cfg: DictConfig) -> str:
     """``<experiment_name>/<backbone>-<recipe_id>``: the W&B group of the recipe's runs, and
     the name ``python -m ncib.dashboard --group`` takes."""
-    from ncib.wandb_run import backbone_name
+    from ncib.tracking.wandb_run import backbone_name
 
     return f"{cfg.experiment_name}/{backbone_name(cfg)}-{recipe_id(cfg)}"
 

@@ -13,7 +13,6 @@ import pytest
 from omegaconf import OmegaConf
 
 from ncib.recipe import recipe_name
-from ncib.records import append_record, read_records
 from ncib.report.sweep import (
     FAILED,
     FINISHED,
@@ -26,6 +25,7 @@ from ncib.report.sweep import (
     write_sweep_report,
 )
 from ncib.report.tables import scalar
+from ncib.rundir.records import append_record, read_records
 from tests.conftest import compose_config
 from tests.test_report import synthetic_record
 
@@ -75,8 +75,8 @@ def fake_job(sweep, num, seed_pair, *, acc=None, lin=None, epochs=EPOCHS, report
 
 
 def fake_recorded_failure(run_dir, message):
-    """What ``python -m ncib.run`` records for a job whose task raised (ncib/job_outcome.py)."""
-    from ncib.job_outcome import OUTCOME_FILE
+    """What ``python -m ncib.run`` records for a job whose task raised (ncib/rundir/outcome.py)."""
+    from ncib.rundir.outcome import OUTCOME_FILE
 
     (run_dir / OUTCOME_FILE).write_text(
         json.dumps({"status": "failed", "error": f"ValueError: {message}", "time": "t"})

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ncib.records import RECORDS_FILE
 from ncib.report import is_sweep_dir, write_report, write_sweep_report
+from ncib.rundir.records import RECORDS_FILE
 
 
 def main(argv=None) -> None:

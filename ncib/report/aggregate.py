@@ -70,7 +70,7 @@ class Recipe:
 def group_recipes(jobs: Sequence[Job]) -> list[Recipe]:
     """Group the jobs that have a composed config by :func:`ncib.recipe.recipe_of`."""
     from ncib.recipe import recipe_of
-    from ncib.wandb_run import backbone_name
+    from ncib.tracking.wandb_run import backbone_name
 
     by_key: dict[str, list[Job]] = {}
     flats: dict[str, dict] = {}

@@ -29,7 +29,7 @@ COMPLETED, FAILED, INTERRUPTED = "completed", "failed", "interrupted"
 
 
 def _write(run_dir: Path, status: str, error: str = "") -> None:
-    from ncib.records import atomic_write_bytes
+    from ncib.rundir.records import atomic_write_bytes
 
     entry = {"status": status, "error": error, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     atomic_write_bytes(run_dir / OUTCOME_FILE, (json.dumps(entry) + "\n").encode())

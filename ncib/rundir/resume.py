@@ -31,11 +31,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from ncib.config import ConfigError
 from ncib.engine.plan import ANALYSIS_CALLBACK, ANALYSIS_GROUPS, EARLIER_CALLBACKS
-from ncib.loggers import drop_csv_rows
-from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, RESUMES_FILE, STATE_DIR, rewrite_records
+from ncib.rundir.loggers import drop_csv_rows
+from ncib.rundir.records import (
+    LINEAR_EVAL_FILE,
+    RECORDS_FILE,
+    RESUMES_FILE,
+    STATE_DIR,
+    rewrite_records,
+)
 
 __all__ = ["MAY_CHANGE_ON_RESUME", "ResumePlan", "prepare_run_dir", "restore_hydra_files"]
-log = logging.getLogger("ncib.resume")
+log = logging.getLogger("ncib.rundir.resume")
 
 STATE = STATE_DIR
 MAY_CHANGE_ON_RESUME = (
@@ -122,7 +128,7 @@ def restore_hydra_files(run_dir: str | Path) -> None:
 
 def _remove_leftover_temporaries(run_dir: Path) -> list[Path]:
     """Remove the temporary files of atomic writes a kill cut short (``.<name>.<random>.tmp``
-    from :func:`ncib.records.atomic_write_bytes`, ``.previous.ckpt.tmp``): a checkpoint's can
+    from :func:`ncib.rundir.records.atomic_write_bytes`, ``.previous.ckpt.tmp``): a checkpoint's can
     be as large as the checkpoint. Only the starting process of a run directory calls this."""
     found = [
         p
@@ -140,7 +146,7 @@ def _remove_leftover_temporaries(run_dir: Path) -> list[Path]:
 
 def _only_the_lock(path: Path) -> bool:
     """Whether ``path`` is the state folder holding nothing but this process's lock
-    (``ncib/rundir_lock.py``, taken before the run directory is prepared)."""
+    (``ncib/rundir/lock.py``, taken before the run directory is prepared)."""
     return path.name == STATE and path.is_dir() and {p.name for p in path.iterdir()} <= {"lock"}
 
 

@@ -31,7 +31,7 @@ from pytorch_lightning.loggers import WandbLogger as LightningWandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from ncib.metrics import GROUPS, keys, logged_name
-from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, report_names
+from ncib.rundir.records import LINEAR_EVAL_FILE, RECORDS_FILE, report_names
 
 __all__ = [
     "ANALYSIS_STEP",
@@ -164,7 +164,7 @@ def init_kwargs(cfg, wandb_id: str | None) -> dict[str, Any]:
         out["run_config"] = run_config(cfg)
     else:  # Lightning's own logger: "config" cannot pass through instantiate()
         log.warning(
-            "logger.wandb._target_ is not ncib.wandb_run.WandbLogger: the run's config is not sent to W&B"
+            "logger.wandb._target_ is not ncib.tracking.wandb_run.WandbLogger: the run's config is not sent to W&B"
         )
     return out
 
@@ -335,9 +335,9 @@ def log_reanalysis(run_dir: str | Path, records_name: str, cfg) -> str | None:
     scalars as ``reanalysis/<name>/analysis/…`` against ``reanalysis/<name>/epoch``, the
     overrides in the summary. Nothing when the run had no W&B logger or no id; offline unless
     logged in, like the run. Returns the prefix logged under, or None."""
-    from ncib.config import wandb_mode
     from ncib.metrics import logged_name
-    from ncib.records import STATE_DIR, read_records
+    from ncib.rundir.records import STATE_DIR, read_records
+    from ncib.tracking.mode import wandb_mode
 
     run_dir = Path(run_dir)
     chosen = (cfg.get("logger") or {}).get("wandb")

@@ -10,7 +10,6 @@ import errno
 import json
 import math
 import os
-import signal
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,7 +22,6 @@ __all__ = [
     "append_record",
     "atomic_torch_save",
     "atomic_write_bytes",
-    "fault_point",
     "read_linear_eval",
     "read_records",
     "read_resumes",
@@ -39,18 +37,11 @@ RESUMES_FILE = f"{STATE_DIR}/resumes.jsonl"
 
 
 def read_resumes(run_dir: str | Path) -> list[dict]:
-    """The resumes of a run (``ncib.resume``), oldest first: time, checkpoint, epochs done."""
+    """The resumes of a run (``ncib.rundir.resume``), oldest first: time, checkpoint, epochs done."""
     path = Path(run_dir) / RESUMES_FILE
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def fault_point(name: str, epoch: int) -> None:
-    """A crash-test hook: with ``NCIB_FAULT=<name>:<epoch>`` in the environment the process kills
-    itself (SIGKILL) here, as a preempted job would be killed. Nothing happens otherwise."""
-    if os.environ.get("NCIB_FAULT") == f"{name}:{int(epoch)}":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def report_names(records_name: str = RECORDS_FILE) -> tuple[str, str]:
