@@ -217,7 +217,7 @@ def test_bands_are_per_epoch_over_pairs(sweep):
         pairs = [((acc + 0.002 * e) + (acc + 0.002 * e - 0.01)) / 2 for acc in (0.80, 0.86)]
         assert mean == pytest.approx(statistics.mean(pairs))
         assert std == pytest.approx(statistics.stdev(pairs))
-    written = write_sweep_report(sweep, wandb=False)
+    written = write_sweep_report(sweep)
     assert written.path.read_text() == written.markdown
     figs = written.figures[recipe.label]
     assert set(figs) == {"fig2", "fig3", "identifiability_information"}
@@ -231,7 +231,10 @@ def test_the_tables_go_to_wandb_when_the_runs_did(sweep, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
     for d in ("0_digits_seeds0-1", "1_digits_seeds2-3", "4_digits_seeds8-9"):
         (sweep / d / "wandb").mkdir()  # these runs were logged to W&B (the default logger)
-    report = write_sweep_report(sweep, wandb=True)
+    from ncib.tracking.uploads import log_sweep_to_wandb
+
+    report = write_sweep_report(sweep)
+    log_sweep_to_wandb(report)
     files = sorted((sweep / "wandb").glob("offline-run-*/*.wandb"))
     assert len(files) == 1  # one summary run: the recipe whose runs went to W&B
     run = read_offline_run(files[0])

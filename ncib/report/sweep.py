@@ -16,8 +16,9 @@ A sweep directory (Hydra's ``multirun.yaml`` and one run directory per job, by d
   own figure functions (:mod:`ncib.report.figures`); a figure the records cannot feed is
   listed with the registered keys they lack.
 
-When the runs were logged to W&B, the same tables go to W&B as ``wandb.Table`` s in a summary
-run of each recipe's W&B group (offline unless logged in; ``--no-wandb`` skips it).
+When the runs were logged to W&B, ``python -m ncib.report`` sends the same tables to W&B as
+``wandb.Table`` s in a summary run of each recipe's W&B group (offline unless logged in;
+``--no-wandb`` skips it; :mod:`ncib.tracking.uploads`).
 
 This module puts those together; the names it always exported are still importable from it.
 """
@@ -189,13 +190,9 @@ def build_sweep_report(sweep_dir: str | Path) -> SweepReport:
     return SweepReport(sweep_dir, jobs, recipes, tables, figs, markdown, not_drawn)
 
 
-def write_sweep_report(sweep_dir: str | Path, wandb: bool = True) -> SweepReport:
-    """Build the sweep report, write ``sweep_report.md``, and (``wandb``) send the tables to
-    W&B when the runs were logged there."""
+def write_sweep_report(sweep_dir: str | Path) -> SweepReport:
+    """Build the sweep report and write ``sweep_report.md`` (``python -m ncib.report`` then
+    sends its tables to W&B: :func:`ncib.tracking.uploads.log_sweep_to_wandb`)."""
     report = build_sweep_report(sweep_dir)
     report.path.write_text(report.markdown)
-    if wandb:  # imported here: W&B and Lightning load only when the tables are sent
-        from ncib.tracking.uploads import log_sweep_to_wandb
-
-        log_sweep_to_wandb(report)
     return report

@@ -31,6 +31,7 @@ from pytorch_lightning.loggers import WandbLogger as LightningWandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from ncib.metrics import GROUPS, keys, logged_name
+from ncib.recipe import backbone_name
 from ncib.rundir.records import LINEAR_EVAL_FILE, RECORDS_FILE, report_names
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "SUMMARY_JOB_TYPE",
     "SUMMARY_PREFIX",
     "WandbLogger",
-    "backbone_name",
     "define_paper_metrics",
     "group_name",
     "init_kwargs",
@@ -108,13 +108,6 @@ def group_name(cfg, run_dir: str | Path | None = None) -> str:
     if saved is not None and saved.is_file():
         cfg = OmegaConf.load(saved)  # YAML as data: nothing is built from it
     return recipe_name(cfg)
-
-
-def backbone_name(cfg) -> str:
-    """``backbone.name`` (resnet18, resnet50) or its class in lower case (convnet)."""
-    backbone = cfg.get("backbone") or {}
-    name = backbone.get("name") or str(backbone.get("_target_", "unknown")).rsplit(".", 1)[-1]
-    return str(name).lower()
 
 
 def run_config(cfg) -> dict[str, Any]:
