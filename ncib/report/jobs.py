@@ -16,7 +16,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ncib.rundir.records import LINEAR_EVAL_FILE, RECORDS_FILE, read_linear_eval, read_records
+from ncib.rundir.outcome import FAILED as OUTCOME_FAILED
+from ncib.rundir.outcome import read_outcome
+from ncib.rundir.records import (
+    LINEAR_EVAL_FILE,
+    RECORDS_FILE,
+    read_linear_eval,
+    read_records,
+    report_names,
+)
 
 __all__ = [
     "FAILED",
@@ -107,8 +115,6 @@ def _recorded_outcomes(run_dirs: dict[int, Path]) -> dict[int, tuple[bool, str]]
     """Job number → (failed, what) from the outcome each job recorded in its run directory
     (:mod:`ncib.rundir.outcome`; Hydra catches a job's exception, so the files alone cannot
     tell). submitit's pickles in ``.submitit/`` are never read: unpickling runs code."""
-    from ncib.rundir.outcome import FAILED as OUTCOME_FAILED
-    from ncib.rundir.outcome import read_outcome
 
     out: dict[int, tuple[bool, str]] = {}
     for num, run_dir in run_dirs.items():
@@ -129,8 +135,6 @@ def planned_epochs(cfg) -> list[int]:
 def _examine(job: Job, failure: tuple[bool, str] | None) -> None:
     """Fill in the job's config, records, evaluation and status from its run directory."""
     from omegaconf import OmegaConf
-
-    from ncib.rundir.records import report_names
 
     if job.run_dir is None:
         job.status, job.detail = (

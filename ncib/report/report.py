@@ -17,9 +17,11 @@ from ncib.report.tables import (
     table2_per_epoch,
     table3,
 )
+from ncib.rundir import RunDirError, load_run_config
 from ncib.rundir.records import (
     LINEAR_EVAL_FILE,
     RECORDS_FILE,
+    atomic_write_bytes,
     read_linear_eval,
     read_records,
     read_resumes,
@@ -46,7 +48,6 @@ class Report:
 
 
 def _run_info(run_dir: Path) -> dict:
-    from ncib.rundir import RunDirError, load_run_config
 
     try:
         cfg = load_run_config(run_dir, to_instantiate=False)  # values only
@@ -236,7 +237,6 @@ def write_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
     A report with no analysed epoch never replaces one that has some (an emptied or truncated
     records file would otherwise wipe a good report): :class:`NothingToReport` names both files
     and the existing report is kept."""
-    from ncib.rundir.records import atomic_write_bytes
 
     report = build_report(run_dir, records_name)
     if not report.epochs and report.path.is_file():

@@ -51,6 +51,8 @@ def load_run_config(
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    # here, not at the top: ncib.config imports the analysis plan, whose engine imports this
+    # package (its records); and a command's wrong path fails before torch loads
     from ncib.config import register
     from ncib.rundir.trusted import UntrustedTargetError, check_targets
 

@@ -22,6 +22,7 @@ import argparse
 from dataclasses import dataclass
 
 from ncib.metrics import GROUPS, MEMBERS, key, keys, logged_name
+from ncib.metrics.registry import METRICS
 from ncib.tracking.wandb_run import SUMMARY_JOB_TYPE
 
 __all__ = [
@@ -44,7 +45,6 @@ def metric(template: str, **axes: str) -> str:
     """The logged name of a registered key: ``metric("nc1/{space}/{member}", space="raw",
     member="m0")`` → ``analysis/nc1/raw/m0``. Raises ``KeyError`` for a template the registry
     does not hold, ``ValueError`` for an axis value outside it."""
-    from ncib.metrics.registry import METRICS
 
     owner = next((m.group for m in METRICS if m.template == template), None)
     if owner is None:

@@ -31,8 +31,15 @@ from pytorch_lightning.loggers import WandbLogger as LightningWandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from ncib.metrics import GROUPS, keys, logged_name
-from ncib.recipe import backbone_name
-from ncib.rundir.records import LINEAR_EVAL_FILE, RECORDS_FILE, report_names
+from ncib.recipe import backbone_name, recipe_name
+from ncib.rundir.records import (
+    LINEAR_EVAL_FILE,
+    RECORDS_FILE,
+    STATE_DIR,
+    read_records,
+    report_names,
+)
+from ncib.tracking.mode import wandb_mode
 
 __all__ = [
     "ANALYSIS_STEP",
@@ -98,8 +105,6 @@ def group_name(cfg, run_dir: str | Path | None = None) -> str:
     one, as the sweep report reads it: the config object of a running job is not a safe source,
     since instantiating its nodes resolves some of its interpolations in place."""
     from omegaconf import OmegaConf
-
-    from ncib.recipe import recipe_name
 
     chosen = (cfg.get("logger") or {}).get("wandb", {}) or {}
     if chosen.get("group"):
@@ -329,8 +334,6 @@ def log_reanalysis(run_dir: str | Path, records_name: str, cfg) -> str | None:
     overrides in the summary. Nothing when the run had no W&B logger or no id; offline unless
     logged in, like the run. Returns the prefix logged under, or None."""
     from ncib.metrics import logged_name
-    from ncib.rundir.records import STATE_DIR, read_records
-    from ncib.tracking.mode import wandb_mode
 
     run_dir = Path(run_dir)
     chosen = (cfg.get("logger") or {}).get("wandb")
