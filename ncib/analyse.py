@@ -9,6 +9,9 @@ the old one (``analysis-<name>.jsonl``, never overwriting anything) and its repo
 
     python -m ncib.analyse outputs/digits/2026-11-28_10-00-00                 # the same analysis
     python -m ncib.analyse outputs/digits/2026-11-28_10-00-00 analysis.k=5 --name k5
+
+The rooms are imported inside the functions that use them, not at the top: a wrong path or
+setting fails in seconds, before torch, Lightning and the models load.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ that both classify correctly. Each member's evaluation draws all its randomness 
 layer's initialisation, the data order, the views) from the member's own seed and
 ``linear_eval.seed``, so swapping the seed pair swaps Table 1 exactly, and a rerun on the same
 checkpoint reproduces it (docs/design.md §6).
+
+The rooms are imported inside the functions that use them, not at the top: a wrong path or
+setting fails in seconds, before Lightning and the models load.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@
 Configuration lives in ``conf/`` (shipped as ``ncib.conf``; docs/configuration.md); the run
 directory Hydra creates holds the composed config (``.hydra/``), logs, checkpoints, analysis
 records and the report.
+
+The rooms are imported inside the functions that use them, not at the top: a refused config or a
+wrong path fails in seconds, before Lightning, the models and W&B load.
 """
 
 from __future__ import annotations
