@@ -27,7 +27,7 @@ case "$part" in
     only="ncib/metrics/*"
     tests="tests/test_keys.py tests/test_docs.py tests/test_registry.py" ;;
   records)  # the run directory's records and atomic writes
-    only="ncib/records.py"
+    only="ncib/rundir/records.py"
     tests="tests/test_records.py tests/test_safe_writes.py tests/callbacks/test_plumbing.py tests/test_keys.py::test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warning" ;;
   data)  # seeding: data order, augmentation keys, counter-based streams, subsets
     only="ncib/data/base.py ncib/data/counter_rng.py"

@@ -9,6 +9,9 @@ the old one (``analysis-<name>.jsonl``, never overwriting anything) and its repo
 
     python -m ncib.analyse outputs/digits/2026-11-28_10-00-00                 # the same analysis
     python -m ncib.analyse outputs/digits/2026-11-28_10-00-00 analysis.k=5 --name k5
+
+The rooms are imported inside the functions that use them, not at the top: a wrong path or
+setting fails in seconds, before torch, Lightning and the models load.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def _next_name(run_dir: Path) -> str:
 def missing_epochs(run_dir: Path, saved, epochs=None) -> list[int]:
     """The epochs the run analysed in training (its ``analysis.jsonl``), or ``epochs`` when
     given, that have no saved weights among ``saved`` (``(epoch, path)``)."""
-    from ncib.records import RECORDS_FILE, read_records
+    from ncib.rundir.records import RECORDS_FILE, read_records
 
     if epochs is not None:
         wanted = {int(e) for e in epochs}
@@ -62,8 +65,8 @@ def analyse_run(
         load_weights,
     )
     from ncib.engine.plan import plan_of_run
-    from ncib.records import RECORDS_FILE
     from ncib.rundir import RunDirError, load_run_config
+    from ncib.rundir.records import RECORDS_FILE
 
     cfg = load_run_config(run_dir, overrides)
     run_dir = Path(run_dir)
@@ -122,10 +125,10 @@ def analyse_run(
 
 
 def _to_wandb(run_dir: Path, records_name: str, overrides) -> None:
-    """The re-analysis into the analysed run's W&B run (``ncib.wandb_run.log_reanalysis``);
+    """The re-analysis into the analysed run's W&B run (``ncib.tracking.wandb_run.log_reanalysis``);
     a failure there is logged, never loses the records and report already written."""
     from ncib.rundir import load_run_config
-    from ncib.wandb_run import log_reanalysis
+    from ncib.tracking.wandb_run import log_reanalysis
 
     try:
         log_reanalysis(
@@ -161,8 +164,8 @@ def main(argv=None) -> None:
         parser.exit(2, f"error: {err}\n")
     from ncib.engine.checkpoints import CheckpointError
     from ncib.report import write_report
-    from ncib.rundir_lock import holding_run_dir
-    from ncib.trusted_targets import UntrustedTargetError
+    from ncib.rundir.lock import holding_run_dir
+    from ncib.rundir.trusted import UntrustedTargetError
 
     try:
         with holding_run_dir(args.run_dir, "python -m ncib.analyse"):

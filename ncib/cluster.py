@@ -11,7 +11,7 @@ preemption signal (USR2, ``signal_delay_s`` before the time limit; at preemption
 cluster sends the job's signal, ``PreemptParameters=send_user_signal``) submitit asks Hydra's
 launcher for a checkpoint — the job itself, resubmitted unchanged — and requeues it; the
 requeued job runs the same command in the same run directory and resumes from its last
-checkpoint (:mod:`ncib.resume`; at most ``callbacks.checkpoint.every_n_epochs`` epochs are
+checkpoint (:mod:`ncib.rundir.resume`; at most ``callbacks.checkpoint.every_n_epochs`` epochs are
 redone, identically). Lightning's own SLURM requeue (``SLURMEnvironment(auto_requeue=True)``)
 is never used: the cluster environment here is :class:`SubmititEnvironment`.
 """

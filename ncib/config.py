@@ -5,14 +5,16 @@ about a second."""
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from ncib.console import interactive
 from ncib.engine.plan import analysis_plan
+from ncib.metrics import keys, logged_name
+from ncib.tracking.mode import wandb_mode
 
 __all__ = ["ConfigError", "RunConfig", "feature_dim", "register", "validate"]
 log = logging.getLogger("ncib.config")
@@ -97,21 +99,6 @@ class RunConfig:
     optimized_metric: str | None = None
 
 
-def wandb_mode() -> str:
-    """``WANDB_MODE`` if set; ``online`` for a logged-in user; else ``offline``."""
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    if os.environ.get("WANDB_API_KEY"):
-        return "online"
-    try:
-        import netrc
-
-        auth = netrc.netrc().authenticators("api.wandb.ai")
-    except (OSError, netrc.NetrcParseError):
-        auth = None
-    return "online" if auth else "offline"
-
-
 def cuda_available() -> bool:
     import torch
 
@@ -147,8 +134,6 @@ def register() -> None:
         OmegaConf.register_new_resolver("ncib.gt", lambda a, b: float(a) > float(b))
     if not OmegaConf.has_resolver("ncib.interactive"):
         # ${ncib.interactive:}: whether stderr is a terminal (progress bars that redraw)
-        from ncib.console import interactive
-
         OmegaConf.register_new_resolver("ncib.interactive", interactive)
     if not OmegaConf.has_resolver("ncib.if_cuda"):
         # ${ncib.if_cuda:gpu_value,cpu_value}: a choice made on the machine that runs
@@ -207,8 +192,6 @@ def _check_seed_set() -> None:
 
 def objective_names(cfg: DictConfig) -> list[str]:
     """The metrics a training run returns that ``optimized_metric`` may name."""
-    from ncib.metrics import keys, logged_name
-
     names = ["train/loss/m0", "train/loss/m1"]
     if cfg.get("linear_eval") is not None:
         names += [logged_name("linear_eval", k) for k in keys("linear_eval")]

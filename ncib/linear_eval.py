@@ -11,6 +11,9 @@ that both classify correctly. Each member's evaluation draws all its randomness 
 layer's initialisation, the data order, the views) from the member's own seed and
 ``linear_eval.seed``, so swapping the seed pair swaps Table 1 exactly, and a rerun on the same
 checkpoint reproduces it (docs/design.md §6).
+
+The rooms are imported inside the functions that use them, not at the top: a wrong path or
+setting fails in seconds, before Lightning and the models load.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ncib.console import interactive
 from ncib.data.base import EpochBatchSampler, IndexedTensors, mix_seed
 from ncib.engine.features import member_features
 from ncib.metrics import MEMBERS, key
-from ncib.records import LINEAR_EVAL_FILE, atomic_write_bytes
+from ncib.rundir.records import LINEAR_EVAL_FILE, atomic_write_bytes
 
 __all__ = ["member_eval_seed", "train_linear_evaluation", "write_linear_eval"]
 log = logging.getLogger("ncib.linear_eval")
@@ -67,7 +70,7 @@ VIEWS = LINEAR_EVAL_VIEWS
 def _crop_flip(datamodule):
     """The reference linear evaluation's views: RandomResizedCrop(scale 0.2–1) and a horizontal
     flip, nothing else (no colour jitter, no grayscale)."""
-    from ncib.data.color import SupConAugment
+    from ncib.data.supcon_augment import SupConAugment
 
     size = int(datamodule.splits["train"][0].shape[-1])
     return SupConAugment(size=size, scale=(0.2, 1.0), hflip_p=0.5, jitter_p=0.0, grayscale_p=0.0)
@@ -238,7 +241,7 @@ def main(argv=None) -> None:
     if not ckpt_path.exists():
         parser.error(f"checkpoint {ckpt_path} not found; pass --checkpoint")
     from ncib.rundir import RunDirError
-    from ncib.rundir_lock import holding_run_dir
+    from ncib.rundir.lock import holding_run_dir
 
     try:
         with holding_run_dir(args.run_dir, "python -m ncib.linear_eval"):

@@ -17,7 +17,7 @@ import json
 
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["RUN_ONLY", "main", "recipe_id", "recipe_name", "recipe_of"]
+__all__ = ["RUN_ONLY", "backbone_name", "main", "recipe_id", "recipe_name", "recipe_of"]
 
 # settings that change where or how a run executes, never what it computes
 RUN_ONLY = (
@@ -66,11 +66,16 @@ def recipe_id(cfg: DictConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def backbone_name(cfg) -> str:
+    """``backbone.name`` (resnet18, resnet50) or its class in lower case (convnet)."""
+    backbone = cfg.get("backbone") or {}
+    name = backbone.get("name") or str(backbone.get("_target_", "unknown")).rsplit(".", 1)[-1]
+    return str(name).lower()
+
+
 def recipe_name(cfg: DictConfig) -> str:
     """``<experiment_name>/<backbone>-<recipe_id>``: the W&B group of the recipe's runs, and
     the name ``python -m ncib.dashboard --group`` takes."""
-    from ncib.wandb_run import backbone_name
-
     return f"{cfg.experiment_name}/{backbone_name(cfg)}-{recipe_id(cfg)}"
 
 

@@ -7,6 +7,9 @@
 Configuration lives in ``conf/`` (shipped as ``ncib.conf``; docs/configuration.md); the run
 directory Hydra creates holds the composed config (``.hydra/``), logs, checkpoints, analysis
 records and the report.
+
+The rooms are imported inside the functions that use them, not at the top: a refused config or a
+wrong path fails in seconds, before Lightning, the models and W&B load.
 """
 
 from __future__ import annotations
@@ -57,8 +60,8 @@ def train(cfg: DictConfig) -> dict:
 
     from ncib.callbacks import AtomicCheckpointIO
     from ncib.cluster import cluster_environment
-    from ncib.resume import prepare_run_dir
-    from ncib.wandb_run import init_kwargs as wandb_init_kwargs
+    from ncib.rundir.resume import prepare_run_dir
+    from ncib.tracking.wandb_run import init_kwargs as wandb_init_kwargs
 
     plan = prepare_run_dir(cfg, cfg.paths.output_dir, rank_zero=launched_as_rank_zero())
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
@@ -108,7 +111,7 @@ def after_fit(cfg: DictConfig, model, datamodule, trainer, loggers) -> dict:
     """The offline linear evaluation (Table 1), then the report; rank zero only."""
     from ncib.linear_eval import train_linear_evaluation, write_linear_eval
     from ncib.metrics import keys, logged_name
-    from ncib.wandb_run import log_run_artifact
+    from ncib.tracking.wandb_run import log_run_artifact
 
     out: dict = {}
     if cfg.linear_eval is not None:
@@ -132,8 +135,9 @@ def write_run_report(cfg: DictConfig, loggers) -> None:
     """``report.md`` and its figures (``cfg.report``), also sent to W&B."""
     from pytorch_lightning.loggers import WandbLogger
 
-    from ncib.report import log_to_wandb, write_report
+    from ncib.report import write_report
     from ncib.report.report import NothingToReport
+    from ncib.tracking.uploads import log_to_wandb
 
     if not cfg.report:
         return
@@ -152,12 +156,12 @@ def write_run_report(cfg: DictConfig, loggers) -> None:
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
-    from ncib.resume import restore_hydra_files
-    from ncib.rundir_lock import RunDirBusyError, holding_run_dir
+    from ncib.rundir.lock import RunDirBusyError, holding_run_dir
+    from ncib.rundir.resume import restore_hydra_files
 
     run_dir, rank_zero = Path(HydraConfig.get().runtime.output_dir), launched_as_rank_zero()
     with ExitStack() as held:
-        if rank_zero:  # one process per run directory (ncib/rundir_lock.py)
+        if rank_zero:  # one process per run directory (ncib/rundir/lock.py)
             command = " ".join(["python -m ncib.run", *HydraConfig.get().overrides.task])
             try:
                 held.enter_context(holding_run_dir(run_dir, f"{command} (training)"))
@@ -171,9 +175,9 @@ def _job(cfg: DictConfig, run_dir: Path, rank_zero: bool) -> float | None:
     """Validate, then train (or transfer), recording how the job ends."""
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    from ncib.job_outcome import recording_outcome
+    from ncib.rundir.outcome import recording_outcome
 
-    # how this job ends, for the sweep report (ncib/job_outcome.py)
+    # how this job ends, for the sweep report (ncib/rundir/outcome.py)
     with recording_outcome(run_dir, rank_zero):
         validate(cfg)
         if cfg.get("transfer") is not None:

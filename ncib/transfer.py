@@ -8,6 +8,8 @@ from its ``last.ckpt`` or the given checkpoint — extract features of the targe
 and test splits; the full analysis runs once (:class:`ncib.engine.PairEpochAnalysis`), and for
 each k of a grid the IB-k representation is evaluated (probe, NCC, NC4, α scaling) and K′ is
 chosen (:mod:`ncib.analysis.ib_dimension`). One record goes to the run's ``analysis.jsonl``.
+
+The engine is imported inside the functions: ``ncib.run`` imports this module for every run.
 """
 
 from __future__ import annotations

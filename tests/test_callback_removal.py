@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from ncib.metrics import keys, logged_name
-from ncib.records import read_records
+from ncib.rundir.records import read_records
 
 
 def _run(tmp_path, name, *overrides):

@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from ncib.records import read_records
+from ncib.rundir.records import read_records
 
 pytestmark = pytest.mark.slow
 COMMON = ["trainer=cpu", "linear_eval.epochs=2", "logger=csv"]

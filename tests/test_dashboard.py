@@ -10,8 +10,15 @@ import pytest
 pytest.importorskip("wandb_workspaces", reason="pip install 'ncib[dashboard]'")
 
 from ncib import dashboard  # noqa: E402
-from ncib.dashboard import PANELS, Panel, build_report, logged_names, metric, panel_keys  # noqa: E402
 from ncib.metrics import GROUPS, keys, logged_name  # noqa: E402
+from ncib.tracking.dashboard import (  # noqa: E402
+    PANELS,
+    Panel,
+    build_dashboard,
+    logged_names,
+    metric,
+    panel_keys,
+)
 
 
 def unknown_keys(report) -> list[tuple[str, str]]:
@@ -21,7 +28,7 @@ def unknown_keys(report) -> list[tuple[str, str]]:
 
 
 def test_every_panel_refers_to_a_key_the_runs_log():
-    report = build_report("entity", "project")
+    report = build_dashboard("entity", "project")
     charts = panel_keys(report)
     assert len(charts) == len(PANELS) >= 15
     assert unknown_keys(report) == []
@@ -29,10 +36,10 @@ def test_every_panel_refers_to_a_key_the_runs_log():
 
 def test_a_planted_wrong_key_is_found():
     wrong = Panel("Fig. 2", "planted", ("analysis/nc1/raw",))  # no member: not a logged key
-    report = build_report("entity", "project", panels=(*PANELS, wrong))
+    report = build_dashboard("entity", "project", panels=(*PANELS, wrong))
     assert unknown_keys(report) == [("planted", "analysis/nc1/raw")]
     off_axis = Panel("Fig. 2", "planted x", (metric("gib/mi_xy"),), x="analysis/step")
-    assert unknown_keys(build_report("e", "p", panels=(off_axis,))) == [
+    assert unknown_keys(build_dashboard("e", "p", panels=(off_axis,))) == [
         ("planted x", "analysis/step")
     ]
 
@@ -60,7 +67,7 @@ def test_keys_come_from_the_registry():
 
 
 def test_the_paper_sections_and_their_axes():
-    report = build_report("entity", "project", group="digits/single")
+    report = build_dashboard("entity", "project", group="digits/single")
     titles = [b.text for b in report.blocks if type(b).__name__ == "H2"]
     assert [t.split(" —")[0] for t in titles[:2]] == ["Fig. 2", "Fig. 3"]
     assert any("Identifiability" in t for t in titles) and any("Information" in t for t in titles)

@@ -10,7 +10,7 @@ import pytest
 
 from ncib.engine.plan import ANALYSIS_GROUPS
 from ncib.metrics import MEMBERS, keys
-from ncib.records import read_records
+from ncib.rundir.records import read_records
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""How a job ended, recorded by ncib itself (ncib/job_outcome.py), for the sweep report."""
+"""How a job ended, recorded by ncib itself (ncib/rundir/outcome.py), for the sweep report."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ncib.job_outcome import OUTCOME_FILE, read_outcome, recording_outcome
+from ncib.rundir.outcome import OUTCOME_FILE, read_outcome, recording_outcome
 
 
 def test_a_job_records_its_failure_completion_or_interruption(tmp_path):

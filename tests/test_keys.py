@@ -448,7 +448,7 @@ def test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warn
     import ncib.engine.epoch as epoch_module
     from ncib.engine import AnalysisSettings, PairEpochAnalysis
     from ncib.engine.features import PairFeatures
-    from ncib.records import read_records, to_jsonable
+    from ncib.rundir.records import read_records, to_jsonable
 
     train, test, y, y_test = discriminating_pair()
     feats = PairFeatures(

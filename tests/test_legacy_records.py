@@ -7,7 +7,7 @@ import json
 
 from ncib.metrics import keys
 from ncib.metrics.legacy import RECORD_SCHEMA, upgrade_record
-from ncib.records import read_records
+from ncib.rundir.records import read_records
 
 
 def _old_record() -> dict:

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from ncib.config import ConfigError
 from ncib.data import DigitsDataModule
-from ncib.records import append_record, atomic_torch_save, read_records
+from ncib.rundir.records import append_record, atomic_torch_save, read_records
 from tests.conftest import compose_config
 
 # -- 1. Table 1 is fitted on the training split --------------------------------------------------
@@ -157,7 +157,7 @@ def _resumable(run_dir, cfg, epochs_done: int, step: int):
 
 
 def test_resume_refuses_a_change_of_every_key_but_the_documented_few(tmp_path):
-    from ncib.resume import prepare_run_dir
+    from ncib.rundir.resume import prepare_run_dir
 
     run_dir = tmp_path / "run"
     cfg = compose_config([], output_dir=run_dir)
@@ -226,7 +226,7 @@ GRACEFUL_STOP_ROWS = [
 
 
 def test_a_resume_after_a_graceful_stop_drops_the_learning_rate_it_logs_again(tmp_path):
-    from ncib.resume import prepare_run_dir
+    from ncib.rundir.resume import prepare_run_dir
 
     run_dir = tmp_path / "run"
     cfg = compose_config([], output_dir=run_dir)
@@ -331,7 +331,7 @@ def test_ncc_uses_each_members_own_class_means_at_equal_widths(seed):
 def test_a_resume_keeps_the_record_of_the_epoch_its_checkpoint_ends(tmp_path):
     """Analysis at epochs 1, 2, 3; killed after epoch 3's record and before its checkpoint:
     last.ckpt holds epoch 2's end, so records 1 and 2 stay and 3 is written again."""
-    from ncib.resume import prepare_run_dir
+    from ncib.rundir.resume import prepare_run_dir
 
     run_dir = tmp_path / "run"
     cfg = compose_config(["analysis.epochs=[1,2,3]", "trainer.max_epochs=3"], output_dir=run_dir)

@@ -1,4 +1,4 @@
-"""The run directory's small records (``ncib/records.py``): resumes, report names, rewrites."""
+"""The run directory's small records (``ncib/rundir/records.py``): resumes, report names, rewrites."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import sys
 
 import pytest
 
-from ncib.records import (
+from ncib.rundir.records import (
     RESUMES_FILE,
     append_record,
-    fault_point,
     read_records,
     read_resumes,
     report_names,
@@ -79,10 +78,11 @@ def test_rewrite_records_with_only_a_torn_line_rewrites_the_file(tmp_path):
 
 
 def test_fault_point_kills_only_at_its_name_and_epoch(monkeypatch):
-    import ncib.records as records
+    import ncib.rundir.faults as faults
+    from ncib.rundir.faults import fault_point
 
     kills = []
-    monkeypatch.setattr(records.os, "kill", lambda pid, sig: kills.append((pid, sig)))
+    monkeypatch.setattr(faults.os, "kill", lambda pid, sig: kills.append((pid, sig)))
     monkeypatch.delenv("NCIB_FAULT", raising=False)
     fault_point("after_analysis", 3)  # nothing set: nothing happens
     monkeypatch.setenv("NCIB_FAULT", "after_analysis:2")
@@ -94,7 +94,7 @@ def test_fault_point_kills_only_at_its_name_and_epoch(monkeypatch):
 
 
 def test_fault_point_kills_the_process():
-    code = "from ncib.records import fault_point; fault_point('after_analysis', 2); print('alive')"
+    code = "from ncib.rundir.faults import fault_point; fault_point('after_analysis', 2); print('alive')"
     process = ncib_process(NCIB_FAULT="after_analysis:2")  # runs the ncib imported here
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, **process)
     assert proc.returncode == -signal.SIGKILL and "alive" not in proc.stdout
@@ -104,7 +104,7 @@ def test_to_jsonable_converts_numpy_values_and_non_finite_floats():
     import numpy as np
     import torch
 
-    from ncib.records import to_jsonable
+    from ncib.rundir.records import to_jsonable
 
     value = {
         "a": np.arange(3),

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from ncib.records import append_record
 from ncib.report import build_report, write_report
 from ncib.report.tables import table2
+from ncib.rundir.records import append_record
 
 
 def synthetic_record(epoch, acc, with_gib=True):

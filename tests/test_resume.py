@@ -14,7 +14,7 @@ import time
 import pytest
 import torch
 
-from ncib.records import read_records
+from ncib.rundir.records import read_records
 
 COMMAND = [
     "trainer.max_epochs=6",

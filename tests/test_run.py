@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from ncib.engine.plan import ANALYSIS_GROUPS
 from ncib.metrics import keys
-from ncib.records import read_records
+from ncib.rundir.records import read_records
 
 
 def run_app(*overrides, cwd, timeout=600):

@@ -19,7 +19,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ncib.config import ConfigError, validate
-from ncib.job_outcome import OUTCOME_FILE
+from ncib.rundir.outcome import OUTCOME_FILE
 from tests.conftest import compose_config
 from tests.helpers.processes import ncib_process
 
@@ -134,7 +134,7 @@ def test_a_failed_first_start_does_not_block_the_corrected_command(tmp_path):
 
 def _started(run_dir, overrides, tmp_path):
     """A run directory as a first start with ``overrides`` left it (its config kept)."""
-    from ncib.resume import prepare_run_dir
+    from ncib.rundir.resume import prepare_run_dir
 
     cfg = compose_config(overrides, output_dir=run_dir)
     (run_dir / ".hydra").mkdir(parents=True)
@@ -144,7 +144,7 @@ def _started(run_dir, overrides, tmp_path):
 
 
 def test_a_directory_that_trained_still_refuses_a_changed_config(tmp_path):
-    from ncib.resume import prepare_run_dir
+    from ncib.rundir.resume import prepare_run_dir
 
     run_dir = tmp_path / "run"
     _started(run_dir, ["model.temperature=0.2"], tmp_path)
@@ -159,7 +159,7 @@ def test_a_directory_that_trained_still_refuses_a_changed_config(tmp_path):
 
 
 def test_the_next_start_removes_temporaries_of_cut_writes(tmp_path, caplog):
-    from ncib.resume import prepare_run_dir
+    from ncib.rundir.resume import prepare_run_dir
 
     run_dir = tmp_path / "run"
     cfg = _started(run_dir, [], tmp_path)
@@ -173,7 +173,7 @@ def test_the_next_start_removes_temporaries_of_cut_writes(tmp_path, caplog):
     for path in [*leftovers, keep]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"0" * 1024)
-    with caplog.at_level(logging.INFO, logger="ncib.resume"):
+    with caplog.at_level(logging.INFO, logger="ncib.rundir.resume"):
         prepare_run_dir(cfg, run_dir)
     assert not any(p.exists() for p in leftovers) and keep.exists()
     for path in leftovers:
@@ -199,11 +199,11 @@ def _csv_with_torn_row(path, torn: str) -> None:
 
 @pytest.mark.parametrize("torn", ["1,,10,5.", "1,0.02,10,5.8,7,9\n", "1"])
 def test_a_torn_csv_row_is_dropped_with_a_warning(torn, tmp_path, caplog):
-    from ncib.loggers import drop_csv_rows
+    from ncib.rundir.loggers import drop_csv_rows
 
     path = tmp_path / "metrics.csv"
     _csv_with_torn_row(path, torn)
-    with caplog.at_level(logging.WARNING, logger="ncib.resume"):
+    with caplog.at_level(logging.WARNING, logger="ncib.rundir.resume"):
         assert drop_csv_rows(path, lambda r: False) == 0
     assert f"{path}: removed 1 torn row" in caplog.text
     with open(path, newline="") as f:
@@ -211,13 +211,15 @@ def test_a_torn_csv_row_is_dropped_with_a_warning(torn, tmp_path, caplog):
 
 
 def test_the_csv_header_rewrite_survives_a_torn_row_and_is_atomic(tmp_path, monkeypatch):
-    import ncib.records
-    from ncib.loggers import ContinuingCSVLogger
+    import ncib.rundir.records
+    from ncib.rundir.loggers import ContinuingCSVLogger
 
     _csv_with_torn_row(tmp_path / "csv" / "metrics.csv", "1,0.02,10,5.8,7,9\n")
     replaced = []
-    real = ncib.records.os.replace
-    monkeypatch.setattr(ncib.records.os, "replace", lambda a, b: (replaced.append(b), real(a, b)))
+    real = ncib.rundir.records.os.replace
+    monkeypatch.setattr(
+        ncib.rundir.records.os, "replace", lambda a, b: (replaced.append(b), real(a, b))
+    )
     logger = ContinuingCSVLogger(save_dir=str(tmp_path), name="csv", version="")
     logger.log_metrics({"analysis/nc1": 0.5, "step": 10}, step=10)  # a new column: a rewrite
     logger.save()
@@ -259,14 +261,14 @@ def test_a_longer_horizon_resumes_at_the_new_schedules_rate_not_the_old_final_on
 
 
 def test_a_changed_max_epochs_on_resume_says_what_happens_to_the_schedule(tmp_path, caplog):
-    from ncib.resume import prepare_run_dir
+    from ncib.rundir.resume import prepare_run_dir
 
     run_dir = tmp_path / "run"
     _started(run_dir, ["trainer.max_epochs=4"], tmp_path)
     (run_dir / "checkpoints").mkdir()
     (run_dir / "checkpoints" / "previous.ckpt").write_bytes(b"x")  # trained (no last.ckpt)
     longer = compose_config(["trainer.max_epochs=8"], output_dir=run_dir)
-    with caplog.at_level(logging.WARNING, logger="ncib.resume"):
+    with caplog.at_level(logging.WARNING, logger="ncib.rundir.resume"):
         prepare_run_dir(longer, run_dir)
     assert "trainer.max_epochs is 8 now, 4 at the first start" in caplog.text
     assert "learning-rate schedule is derived again for 8 epochs" in caplog.text
@@ -276,9 +278,9 @@ def test_a_changed_max_epochs_on_resume_says_what_happens_to_the_schedule(tmp_pa
 
 
 def test_an_emptied_records_file_never_replaces_a_good_report(tmp_path):
-    from ncib.records import append_record
     from ncib.report import write_report
     from ncib.report.report import NothingToReport
+    from ncib.rundir.records import append_record
     from tests.test_report import synthetic_record
 
     append_record(tmp_path / "analysis.jsonl", synthetic_record(1, 0.9))

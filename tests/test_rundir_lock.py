@@ -1,6 +1,6 @@
 """One process per run directory: a second live process is refused naming the holder, a
 killed holder's lock is taken over, and two real commands in one directory never duplicate a
-record (ncib/rundir_lock.py)."""
+record (ncib/rundir/lock.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import time
 
 import pytest
 
-from ncib.records import read_records
-from ncib.rundir_lock import LOCK_FILE, RunDirBusyError, holder_of, holding_run_dir
+from ncib.rundir.lock import LOCK_FILE, RunDirBusyError, holder_of, holding_run_dir
+from ncib.rundir.records import read_records
 from tests.helpers.processes import ncib_process
 
 HOLD = """
 import sys, time
-from ncib.rundir_lock import holding_run_dir
+from ncib.rundir.lock import holding_run_dir
 with holding_run_dir(sys.argv[1], "a test holder"):
     print("held", flush=True)
     time.sleep(120)
@@ -114,7 +114,7 @@ def test_a_fresh_run_with_resume_false_is_not_refused_for_its_own_lock(tmp_path)
     from omegaconf import OmegaConf
 
     from ncib.config import ConfigError
-    from ncib.resume import prepare_run_dir
+    from ncib.rundir.resume import prepare_run_dir
     from tests.conftest import compose_config
 
     run_dir = tmp_path / "run"

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from ncib.callbacks import AtomicCheckpointIO
-from ncib.records import append_record, atomic_write_bytes, read_records, rewrite_records
 from ncib.report import write_report
+from ncib.rundir.records import append_record, atomic_write_bytes, read_records, rewrite_records
 
 
 class _FillsUp:

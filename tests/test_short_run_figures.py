@@ -9,9 +9,9 @@ import json
 import matplotlib.pyplot as plt
 import pytest
 
-from ncib.records import append_record
 from ncib.report import build_report
 from ncib.report import figures as F
+from ncib.rundir.records import append_record
 from tests.test_report import synthetic_record
 
 

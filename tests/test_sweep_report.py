@@ -13,7 +13,6 @@ import pytest
 from omegaconf import OmegaConf
 
 from ncib.recipe import recipe_name
-from ncib.records import append_record, read_records
 from ncib.report.sweep import (
     FAILED,
     FINISHED,
@@ -26,6 +25,7 @@ from ncib.report.sweep import (
     write_sweep_report,
 )
 from ncib.report.tables import scalar
+from ncib.rundir.records import append_record, read_records
 from tests.conftest import compose_config
 from tests.test_report import synthetic_record
 
@@ -75,8 +75,8 @@ def fake_job(sweep, num, seed_pair, *, acc=None, lin=None, epochs=EPOCHS, report
 
 
 def fake_recorded_failure(run_dir, message):
-    """What ``python -m ncib.run`` records for a job whose task raised (ncib/job_outcome.py)."""
-    from ncib.job_outcome import OUTCOME_FILE
+    """What ``python -m ncib.run`` records for a job whose task raised (ncib/rundir/outcome.py)."""
+    from ncib.rundir.outcome import OUTCOME_FILE
 
     (run_dir / OUTCOME_FILE).write_text(
         json.dumps({"status": "failed", "error": f"ValueError: {message}", "time": "t"})
@@ -217,7 +217,7 @@ def test_bands_are_per_epoch_over_pairs(sweep):
         pairs = [((acc + 0.002 * e) + (acc + 0.002 * e - 0.01)) / 2 for acc in (0.80, 0.86)]
         assert mean == pytest.approx(statistics.mean(pairs))
         assert std == pytest.approx(statistics.stdev(pairs))
-    written = write_sweep_report(sweep, wandb=False)
+    written = write_sweep_report(sweep)
     assert written.path.read_text() == written.markdown
     figs = written.figures[recipe.label]
     assert set(figs) == {"fig2", "fig3", "identifiability_information"}
@@ -231,7 +231,10 @@ def test_the_tables_go_to_wandb_when_the_runs_did(sweep, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
     for d in ("0_digits_seeds0-1", "1_digits_seeds2-3", "4_digits_seeds8-9"):
         (sweep / d / "wandb").mkdir()  # these runs were logged to W&B (the default logger)
-    report = write_sweep_report(sweep, wandb=True)
+    from ncib.tracking.uploads import log_sweep_to_wandb
+
+    report = write_sweep_report(sweep)
+    log_sweep_to_wandb(report)
     files = sorted((sweep / "wandb").glob("offline-run-*/*.wandb"))
     assert len(files) == 1  # one summary run: the recipe whose runs went to W&B
     run = read_offline_run(files[0])

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from ncib.records import read_records
+from ncib.rundir.records import read_records
 
 
 def app(*overrides, cwd, timeout=900):

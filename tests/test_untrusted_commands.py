@@ -16,7 +16,7 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
-from ncib.records import read_records
+from ncib.rundir.records import read_records
 from tests.helpers.payloads import Payload, torch_saved
 
 COMMAND = [
@@ -185,8 +185,8 @@ def test_transfer_refuses_a_source_checkpoint_with_a_payload(which, run_dir, tmp
 def test_transfer_refuses_a_source_config_whose_target_would_load_a_pickle(
     run_dir, tmp_path, marker
 ):
+    from ncib.rundir.trusted import UntrustedTargetError
     from ncib.transfer import run_transfer
-    from ncib.trusted_targets import UntrustedTargetError
 
     config = plant_config_target(run_dir, marker)
     with pytest.raises(UntrustedTargetError) as caught:

@@ -28,8 +28,8 @@ from ncib.engine.checkpoints import (
     load_weights,
     read_checkpoint,
 )
-from ncib.records import atomic_write_bytes
-from ncib.trusted_targets import ENV_VAR, UntrustedTargetError, check_targets, is_admitted
+from ncib.rundir.records import atomic_write_bytes
+from ncib.rundir.trusted import ENV_VAR, UntrustedTargetError, check_targets, is_admitted
 from tests.conftest import CONF_MODULE, compose_config
 from tests.helpers.fake_datasets import write_cifar10, write_cifar100, write_imagenet32
 from tests.helpers.payloads import Payload, torch_saved
@@ -245,7 +245,7 @@ def test_keep_previous_keeps_the_old_bytes_after_an_atomic_replacement(tmp_path)
 def test_every_target_of_the_shipped_conf_is_admitted(tmp_path):
     """Every option of every group, composed, instantiates only admitted targets, and every
     ``_target_`` written in conf/ is among them: the allow-list cannot fall behind conf/."""
-    from ncib.trusted_targets import targets_of
+    from ncib.rundir.trusted import targets_of
 
     conf = Path(str(importlib.resources.files(CONF_MODULE)))
 
@@ -286,7 +286,7 @@ REFUSED = [
     "subprocess.Popen",
     "posix.mkdir",
     "numpy.testing._private.utils.runstring",
-    "ncib.records.atomic_write_bytes",  # ncib's, but a function outside ncib.models
+    "ncib.rundir.records.atomic_write_bytes",  # ncib's, but a function outside ncib.models
     "ncib.models.supcon.torch.load",  # reached through an import in an admitted module
     "ncib.models.supcon.pl.LightningModule",  # a class, but defined outside the families
     "ncib.models.schedules.math.cos",
@@ -372,7 +372,7 @@ def test_a_damaged_or_foreign_table_1_is_named_by_the_report(tmp_path, content, 
 
 def test_foreign_lines_in_a_records_file_are_skipped_with_a_warning_naming_it(tmp_path):
     from ncib.metrics.legacy import RECORD_SCHEMA
-    from ncib.records import read_records
+    from ncib.rundir.records import read_records
 
     path = tmp_path / "analysis.jsonl"
     path.write_bytes(b'{"epoch": 1, "k": 2}\n[1, 2]\n{"epoch": "2"}\n{"no": "epoch"}\n\x80\x04K.\n')

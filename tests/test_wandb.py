@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 
 from ncib.metrics import GROUPS, keys, logged_name
 from ncib.recipe import recipe_name
-from ncib.records import read_records
-from ncib.wandb_run import (
+from ncib.rundir.records import read_records
+from ncib.tracking.wandb_run import (
     ANALYSIS_STEP,
     ARTIFACT_TYPE,
     EPOCH_STEP,
@@ -151,11 +151,11 @@ def test_the_run_files_are_an_artifact(offline_run):
 
 def test_the_dashboard_refers_to_names_this_run_logged(offline_run):
     pytest.importorskip("wandb_workspaces")
-    from ncib.dashboard import build_report, panel_keys
+    from ncib.tracking.dashboard import build_dashboard, panel_keys
 
     _, run = offline_run
     seen = set(run.summary) | {k for row in run.history for k in row}
-    missing = {k for _, names in panel_keys(build_report("e", "p")) for k in names} - seen
+    missing = {k for _, names in panel_keys(build_dashboard("e", "p")) for k in names} - seen
     assert not missing
 
 

@@ -65,7 +65,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import transforms
 
 from ncib.data.base import PairedViewDataModule
-from ncib.data.color import SupConAugment
+from ncib.data.supcon_augment import SupConAugment
 from ncib.models import ConvNet, Member, PairedSupCon, ProjectionHead, cifar_resnet
 from ncib.models.schedules import warmup_cosine
 

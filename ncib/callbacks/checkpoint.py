@@ -23,7 +23,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from ncib.engine.checkpoints import EPOCH_CHECKPOINT, check_training_checkpoint, keep_previous
 from ncib.metrics import member_name
-from ncib.records import atomic_torch_save
+from ncib.rundir.records import atomic_torch_save
 
 __all__ = ["AtomicCheckpointIO", "DivergenceGuard", "EpochCheckpoint", "TrainingDivergedError"]
 

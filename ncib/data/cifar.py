@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from ncib.data.base import PairedViewDataModule
-from ncib.data.color import SupConAugment
 from ncib.data.safe_pickle import load_data_pickle
+from ncib.data.supcon_augment import SupConAugment
 
 __all__ = ["CIFAR10DataModule", "CIFAR100DataModule", "read_cifar_pickle"]
 
@@ -57,7 +57,7 @@ class _CIFARDataModule(PairedViewDataModule):
         seeds: member seeds (``seed_pair``).
         root: folder that holds (or will hold) the extracted archive.
         download: fetch the archive with torchvision when it is missing (needs network).
-        augment: keyword arguments of :class:`~ncib.data.color.SupConAugment`.
+        augment: keyword arguments of :class:`~ncib.data.supcon_augment.SupConAugment`.
         **kwargs: passed to :class:`~ncib.data.base.PairedViewDataModule`.
     """
 

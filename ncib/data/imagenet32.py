@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from ncib.data.base import PairedViewDataModule, stratified_subset
-from ncib.data.color import SupConAugment
 from ncib.data.safe_pickle import load_data_pickle
+from ncib.data.supcon_augment import SupConAugment
 
 __all__ = ["ImageNet32DataModule"]
 
@@ -91,7 +91,7 @@ class ImageNet32DataModule(PairedViewDataModule):
         max_train_samples: keep a stratified random subset of this many training images
             (after the class subset, ``classes``); ``None`` keeps all.
         subset_seed: seed of that subset (not a member seed: both members see the same data).
-        augment: keyword arguments of :class:`~ncib.data.color.SupConAugment`.
+        augment: keyword arguments of :class:`~ncib.data.supcon_augment.SupConAugment`.
         **kwargs: passed to :class:`~ncib.data.base.PairedViewDataModule`.
     """
 

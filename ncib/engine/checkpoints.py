@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ncib.records import atomic_torch_save
+from ncib.rundir.records import atomic_torch_save
 
 __all__ = [
     "ANALYSIS_CHECKPOINTS",

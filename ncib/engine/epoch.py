@@ -27,7 +27,8 @@ from ncib.engine.features import Collective, SingleProcess, extract_pair_feature
 from ncib.metrics import logged_name
 from ncib.metrics.legacy import RECORD_SCHEMA
 from ncib.metrics.outputs import ANALYSIS_GROUPS, check_outputs, group_outputs
-from ncib.records import RECORDS_FILE, append_record, fault_point
+from ncib.rundir.faults import fault_point
+from ncib.rundir.records import RECORDS_FILE, append_record
 
 __all__ = ["AnalysisSettings", "PairEpochAnalysis"]
 log = logging.getLogger("ncib.analysis")

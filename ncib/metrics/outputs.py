@@ -77,21 +77,9 @@ def identifiability(pa: PairAnalysis) -> Outputs:
     return scalars, entries
 
 
-def gib(pa: PairAnalysis) -> Outputs:
-    """I(X;Y), the critical β around T_K and the information of T_K, held out (with intervals)
-    and in-sample; T_K's feature scaling; the spectra and information curves."""
-    k = pa.k
-    held = pa.heldout_gib_summary()
-    scalars = {
-        key("gib/mi_xy"): held.mi_xy,
-        key("gib/beta_crit/k"): held.beta_k,
-        key("gib/beta_crit/k_next"): held.beta_k_next,
-        key("gib/beta_tk"): held.beta_tk,
-        key("gib/i_tx_tk"): held.i_tx_tk,
-        key("gib/i_ty_tk"): held.i_ty_tk,
-        key("gib/i_ty_frac_tk"): held.i_ty_frac_tk,
-        key("gib/null_rho"): pa.null_rho("normal"),
-    }
+def _gib_intervals(pa: PairAnalysis) -> tuple[dict, dict[str, Any]]:
+    """The interval of each held-out GIB number (:data:`_GIB_ENDS`; NaN ends when intervals
+    are off) and the record's ``intervals`` entry saying what they cover."""
     entries: dict[str, Any] = {}
     if pa.intervals_settings is None:
         ends = dict.fromkeys(_GIB_ENDS, _NO_INTERVAL)
@@ -124,6 +112,25 @@ def gib(pa: PairAnalysis) -> Outputs:
             "bootstrap": iv.bootstrap,
             "null_rho": iv.null_rho,
         }
+    return ends, entries
+
+
+def gib(pa: PairAnalysis) -> Outputs:
+    """I(X;Y), the critical β around T_K and the information of T_K, held out (with intervals)
+    and in-sample; T_K's feature scaling; the spectra and information curves."""
+    k = pa.k
+    held = pa.heldout_gib_summary()
+    scalars = {
+        key("gib/mi_xy"): held.mi_xy,
+        key("gib/beta_crit/k"): held.beta_k,
+        key("gib/beta_crit/k_next"): held.beta_k_next,
+        key("gib/beta_tk"): held.beta_tk,
+        key("gib/i_tx_tk"): held.i_tx_tk,
+        key("gib/i_ty_tk"): held.i_ty_tk,
+        key("gib/i_ty_frac_tk"): held.i_ty_frac_tk,
+        key("gib/null_rho"): pa.null_rho("normal"),
+    }
+    ends, entries = _gib_intervals(pa)
     for template, interval in ends.items():
         for bound in AXES["bound"]:
             scalars[key(template, bound=bound)] = getattr(interval, bound)

@@ -69,6 +69,19 @@ def step_decay(
     return LambdaLR(optimizer, lambda step: gamma ** sum(step >= a for a in at))
 
 
+def _check_reference(total_steps, steps_per_epoch, warmup_epochs, warmup_from, final_factor):
+    if total_steps < 1 or steps_per_epoch < 1:
+        raise ValueError(
+            f"total_steps and steps_per_epoch must be >= 1; got {total_steps}, {steps_per_epoch}"
+        )
+    if isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs must be a whole number >= 0; got {warmup_epochs}")
+    if warmup_from < 0:
+        raise ValueError(f"warmup_from is a learning rate >= 0; got {warmup_from}")
+    if final_factor < 0:
+        raise ValueError(f"final_factor must be >= 0; got {final_factor}")
+
+
 def supcon_reference(
     optimizer: Optimizer,
     total_steps: int,
@@ -115,16 +128,7 @@ def supcon_reference(
     Returns:
         A :class:`~torch.optim.lr_scheduler.LambdaLR` whose factor is ``lr(s) / lr``.
     """
-    if total_steps < 1 or steps_per_epoch < 1:
-        raise ValueError(
-            f"total_steps and steps_per_epoch must be >= 1; got {total_steps}, {steps_per_epoch}"
-        )
-    if isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
-        raise ValueError(f"warmup_epochs must be a whole number >= 0; got {warmup_epochs}")
-    if warmup_from < 0:
-        raise ValueError(f"warmup_from is a learning rate >= 0; got {warmup_from}")
-    if final_factor < 0:
-        raise ValueError(f"final_factor must be >= 0; got {final_factor}")
+    _check_reference(total_steps, steps_per_epoch, warmup_epochs, warmup_from, final_factor)
     warm_epochs = int(warmup_epochs)
     warm = bool(warmup) and warm_epochs > 0
     epochs = math.ceil(total_steps / steps_per_epoch)

@@ -1,7 +1,7 @@
 """The paper's tables and figures from records: ``python -m ncib.report <run_dir>`` for a run,
 ``python -m ncib.report <multirun_dir>`` for a sweep (one report over its seed pairs)."""
 
-from ncib.report.report import Report, build_report, log_to_wandb, write_report
+from ncib.report.report import Report, build_report, write_report
 from ncib.report.sweep import SweepReport, build_sweep_report, is_sweep_dir, write_sweep_report
 
 __all__ = [
@@ -10,7 +10,6 @@ __all__ = [
     "build_report",
     "build_sweep_report",
     "is_sweep_dir",
-    "log_to_wandb",
     "write_report",
     "write_sweep_report",
 ]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ncib.records import RECORDS_FILE
 from ncib.report import is_sweep_dir, write_report, write_sweep_report
+from ncib.rundir.records import RECORDS_FILE
 
 
 def main(argv=None) -> None:
@@ -39,7 +39,11 @@ def main(argv=None) -> None:
     if is_sweep_dir(args.run_dir):
         if args.records != RECORDS_FILE:
             parser.error("--records applies to a run directory, not to a sweep")
-        sweep = write_sweep_report(args.run_dir, wandb=not args.no_wandb)
+        sweep = write_sweep_report(args.run_dir)
+        if not args.no_wandb:  # imported here: W&B and Lightning load only to send the tables
+            from ncib.tracking.uploads import log_sweep_to_wandb
+
+            log_sweep_to_wandb(sweep)
         counts = ", ".join(
             f"{sweep.count(s)} {s}" for s in ("finished", "failed", "unfinished", "not started")
         )

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ncib.metrics.registry import key, member_keys
+from ncib.recipe import backbone_name, recipe_of
 from ncib.report.jobs import FINISHED, Job
 from ncib.report.tables import PROBE, Table, scalar
 
@@ -69,9 +70,6 @@ class Recipe:
 
 def group_recipes(jobs: Sequence[Job]) -> list[Recipe]:
     """Group the jobs that have a composed config by :func:`ncib.recipe.recipe_of`."""
-    from ncib.recipe import recipe_of
-    from ncib.wandb_run import backbone_name
-
     by_key: dict[str, list[Job]] = {}
     flats: dict[str, dict] = {}
     for job in jobs:

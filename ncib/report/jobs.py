@@ -3,7 +3,7 @@ each got (``finished``, ``failed``, ``unfinished``, ``not started``), read from 
 
 * ``finished``: records of every planned analysis epoch, ``linear_eval.json`` and the report;
 * ``failed``: the job raised: its recorded outcome says so, with the error
-  (:mod:`ncib.job_outcome`);
+  (:mod:`ncib.rundir.outcome`);
 * ``unfinished``: no error recorded, but records, ``linear_eval.json`` or the report missing
   (killed, timed out or still running);
 * ``not started``: no run directory.
@@ -16,7 +16,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, read_linear_eval, read_records
+from ncib.rundir.outcome import FAILED as OUTCOME_FAILED
+from ncib.rundir.outcome import read_outcome
+from ncib.rundir.records import (
+    LINEAR_EVAL_FILE,
+    RECORDS_FILE,
+    read_linear_eval,
+    read_records,
+    report_names,
+)
 
 __all__ = [
     "FAILED",
@@ -105,10 +113,8 @@ def _run_dirs(sweep_dir: Path) -> dict[int, Path]:
 
 def _recorded_outcomes(run_dirs: dict[int, Path]) -> dict[int, tuple[bool, str]]:
     """Job number → (failed, what) from the outcome each job recorded in its run directory
-    (:mod:`ncib.job_outcome`; Hydra catches a job's exception, so the files alone cannot
+    (:mod:`ncib.rundir.outcome`; Hydra catches a job's exception, so the files alone cannot
     tell). submitit's pickles in ``.submitit/`` are never read: unpickling runs code."""
-    from ncib.job_outcome import FAILED as OUTCOME_FAILED
-    from ncib.job_outcome import read_outcome
 
     out: dict[int, tuple[bool, str]] = {}
     for num, run_dir in run_dirs.items():
@@ -129,8 +135,6 @@ def planned_epochs(cfg) -> list[int]:
 def _examine(job: Job, failure: tuple[bool, str] | None) -> None:
     """Fill in the job's config, records, evaluation and status from its run directory."""
     from omegaconf import OmegaConf
-
-    from ncib.records import report_names
 
     if job.run_dir is None:
         job.status, job.detail = (

@@ -6,14 +6,6 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ncib.records import (
-    LINEAR_EVAL_FILE,
-    RECORDS_FILE,
-    read_linear_eval,
-    read_records,
-    read_resumes,
-    report_names,
-)
 from ncib.report.catalogue import RUN_FIGURES, why_not_drawn
 from ncib.report.tables import (
     Table,
@@ -24,6 +16,16 @@ from ncib.report.tables import (
     table2,
     table2_per_epoch,
     table3,
+)
+from ncib.rundir import RunDirError, load_run_config
+from ncib.rundir.records import (
+    LINEAR_EVAL_FILE,
+    RECORDS_FILE,
+    atomic_write_bytes,
+    read_linear_eval,
+    read_records,
+    read_resumes,
+    report_names,
 )
 
 __all__ = ["NothingToReport", "Report", "build_report", "write_report"]
@@ -46,7 +48,6 @@ class Report:
 
 
 def _run_info(run_dir: Path) -> dict:
-    from ncib.rundir import RunDirError, load_run_config
 
     try:
         cfg = load_run_config(run_dir, to_instantiate=False)  # values only
@@ -236,7 +237,6 @@ def write_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
     A report with no analysed epoch never replaces one that has some (an emptied or truncated
     records file would otherwise wipe a good report): :class:`NothingToReport` names both files
     and the existing report is kept."""
-    from ncib.records import atomic_write_bytes
 
     report = build_report(run_dir, records_name)
     if not report.epochs and report.path.is_file():
@@ -252,12 +252,3 @@ def write_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
             )
     atomic_write_bytes(report.path, report.markdown.encode())
     return report
-
-
-def log_to_wandb(report: Report, logger) -> None:
-    """Send the report's tables (``wandb.Table``) and figures (images) to a ``WandbLogger``."""
-    for name, table in report.tables.items():
-        rows = [[v if v is not None else float("nan") for v in row] for row in table.rows]
-        logger.log_table(key=f"report/{name}", columns=table.columns, data=rows)
-    for name, path in report.figures.items():
-        logger.log_image(key=f"report/{name}", images=[str(path)])

@@ -16,15 +16,15 @@ A sweep directory (Hydra's ``multirun.yaml`` and one run directory per job, by d
   own figure functions (:mod:`ncib.report.figures`); a figure the records cannot feed is
   listed with the registered keys they lack.
 
-When the runs were logged to W&B, the same tables go to W&B as ``wandb.Table`` s in a summary
-run of each recipe's W&B group (offline unless logged in; ``--no-wandb`` skips it).
+When the runs were logged to W&B, ``python -m ncib.report`` sends the same tables to W&B as
+``wandb.Table`` s in a summary run of each recipe's W&B group (offline unless logged in;
+``--no-wandb`` skips it; :mod:`ncib.tracking.uploads`).
 
 This module puts those together; the names it always exported are still importable from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +59,6 @@ __all__ = [
     "SweepReport",
     "build_sweep_report",
     "is_sweep_dir",
-    "log_sweep_to_wandb",
     "mean_std",
     "write_sweep_report",
 ]
@@ -191,103 +190,9 @@ def build_sweep_report(sweep_dir: str | Path) -> SweepReport:
     return SweepReport(sweep_dir, jobs, recipes, tables, figs, markdown, not_drawn)
 
 
-def write_sweep_report(sweep_dir: str | Path, wandb: bool = True) -> SweepReport:
-    """Build the sweep report, write ``sweep_report.md``, and (``wandb``) send the tables to
-    W&B when the runs were logged there."""
+def write_sweep_report(sweep_dir: str | Path) -> SweepReport:
+    """Build the sweep report and write ``sweep_report.md`` (``python -m ncib.report`` then
+    sends its tables to W&B: :func:`ncib.tracking.uploads.log_sweep_to_wandb`)."""
     report = build_sweep_report(sweep_dir)
     report.path.write_text(report.markdown)
-    if wandb:
-        log_sweep_to_wandb(report)
     return report
-
-
-# -- W&B -------------------------------------------------------------------------------------
-
-
-def _wandb_table(table: Table, keep: Callable[[list], bool]):
-    """A ``wandb.Table`` of ``table``'s rows that ``keep`` selects; a :class:`MeanStd` cell
-    becomes two numeric columns (``<column> mean``, ``<column> std``)."""
-    import wandb
-
-    rows = [row for row in table.rows if keep(row)]
-    columns = []
-    for i, name in enumerate(table.columns):
-        if any(isinstance(row[i], MeanStd) for row in table.rows):
-            columns += [f"{name} mean", f"{name} std"]
-        else:
-            columns.append(name)
-    data = []
-    for row in rows:
-        cells = []
-        for i, v in enumerate(row):
-            if any(isinstance(r[i], MeanStd) for r in table.rows):
-                cells += [v.mean, v.std] if isinstance(v, MeanStd) else [None, None]
-            else:
-                cells.append(v)
-        data.append(cells)
-    return wandb.Table(columns=columns, data=data)
-
-
-def log_sweep_to_wandb(report: SweepReport) -> list[str]:
-    """One W&B summary run per recipe whose runs were logged to W&B (``logger.wandb`` on and a
-    ``wandb/`` folder in the run directory): the recipe's rows of Tables 1 and 2 as
-    ``sweep/table1``, ``sweep/table2``, in the runs' W&B group, ``job_type`` ``sweep-summary``.
-    Offline unless logged in (``${ncib.wandb_mode:}``); the summary run's files are under
-    ``<sweep_dir>/wandb/``. Returns the groups logged."""
-    logged = []
-    for recipe in report.recipes:
-        runs = [
-            j
-            for j in recipe.jobs
-            if j.config is not None
-            and j.run_dir is not None
-            and (j.config.get("logger") or {}).get("wandb") is not None
-            and (j.run_dir / "wandb").is_dir()
-        ]
-        if not runs:
-            continue
-        import hashlib
-
-        import wandb
-
-        from ncib.config import wandb_mode
-        from ncib.wandb_run import SUMMARY_JOB_TYPE, group_name
-
-        first = runs[0]
-        settings = first.config.logger.wandb
-        group = group_name(first.config, first.run_dir)
-        run_id = hashlib.sha1(f"{report.sweep_dir.resolve()}|{group}".encode()).hexdigest()[:16]
-        run = wandb.init(
-            project=str(settings.get("project") or "ncib"),
-            entity=settings.get("entity") or None,
-            group=group,
-            job_type=SUMMARY_JOB_TYPE,
-            name=f"summary_{report.sweep_dir.name}",
-            id=run_id,
-            resume="allow",
-            dir=str(report.sweep_dir),
-            mode=wandb_mode(),
-            config={
-                "sweep_dir": str(report.sweep_dir),
-                "recipe": recipe.label,
-                "runs": [str(j.run_dir) for j in recipe.jobs if j.run_dir],
-                "status": {str(j.num): j.status for j in recipe.jobs},
-            },
-            reinit="create_new",
-        )
-        try:
-            run.log(
-                {
-                    f"sweep/{name}": _wandb_table(
-                        t, lambda row, label=recipe.label: row[0] == label
-                    )
-                    for name, t in report.tables.items()
-                }
-            )
-            run.summary.update(
-                {"sweep/finished": len(recipe.finished), "sweep/runs": len(recipe.jobs)}
-            )
-        finally:
-            run.finish()
-        logged.append(group)
-    return logged

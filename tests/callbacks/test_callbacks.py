@@ -14,7 +14,7 @@ from ncib.engine.checkpoints import list_analysis_checkpoints, load_weights
 from ncib.engine.plan import ANALYSIS_GROUPS
 from ncib.metrics import keys
 from ncib.models import ConvNet, PairedSupCon, ProjectionHead
-from ncib.records import RECORDS_FILE, read_records
+from ncib.rundir.records import RECORDS_FILE, read_records
 
 
 def tiny_model():

@@ -8,7 +8,7 @@ import torch
 
 from ncib.engine.features import analysis_rows, reassemble
 from ncib.engine.plan import AnalysisSchedule
-from ncib.records import append_record, read_records, to_jsonable
+from ncib.rundir.records import append_record, read_records, to_jsonable
 
 
 def test_schedule_explicit_list_and_every_n():

@@ -12,7 +12,7 @@ from ncib.engine.plan import (
     analysis_plan,
     plan_of_run,
 )
-from ncib.resume import _config_changes
+from ncib.rundir.resume import _config_changes
 from tests.conftest import compose_config
 
 EARLIER = {

@@ -6,10 +6,10 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from ncib.metrics.registry import metric_of
-from ncib.records import append_record
 from ncib.report import build_report
 from ncib.report.aggregate import Recipe
 from ncib.report.jobs import FINISHED, Job
+from ncib.rundir.records import append_record
 from tests.report.registry_records import complete_record
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
-from ncib.records import atomic_write_bytes
+from ncib.rundir.records import atomic_write_bytes
 
 __all__ = ["ContinuingCSVLogger", "drop_csv_rows", "read_csv_rows"]
-log = logging.getLogger("ncib.resume")
+log = logging.getLogger("ncib.rundir.resume")
 
 
 class _ContinuingWriter(ExperimentWriter):

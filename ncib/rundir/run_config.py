@@ -44,15 +44,17 @@ def load_run_config(
     ``key=value`` ``overrides`` merged in (a key the run's config does not have is an error).
 
     ``to_instantiate``: the caller will build things from it, so every ``_target_`` must be
-    admitted (:func:`ncib.trusted_targets.check_targets`, else ``UntrustedTargetError``); pass
+    admitted (:func:`ncib.rundir.trusted.check_targets`, else ``UntrustedTargetError``); pass
     False to only read values. ``error`` (e.g. ``argparse.ArgumentParser.error``) is called
     with the message instead of raising.
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    # here, not at the top: ncib.config imports the analysis plan, whose engine imports this
+    # package (its records); and a command's wrong path fails before torch loads
     from ncib.config import register
-    from ncib.trusted_targets import UntrustedTargetError, check_targets
+    from ncib.rundir.trusted import UntrustedTargetError, check_targets
 
     try:
         run_dir = check_run_dir(run_dir)

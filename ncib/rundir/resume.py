@@ -31,11 +31,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from ncib.config import ConfigError
 from ncib.engine.plan import ANALYSIS_CALLBACK, ANALYSIS_GROUPS, EARLIER_CALLBACKS
-from ncib.loggers import drop_csv_rows
-from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, RESUMES_FILE, STATE_DIR, rewrite_records
+from ncib.rundir.loggers import drop_csv_rows
+from ncib.rundir.records import (
+    LINEAR_EVAL_FILE,
+    RECORDS_FILE,
+    RESUMES_FILE,
+    STATE_DIR,
+    rewrite_records,
+)
 
 __all__ = ["MAY_CHANGE_ON_RESUME", "ResumePlan", "prepare_run_dir", "restore_hydra_files"]
-log = logging.getLogger("ncib.resume")
+log = logging.getLogger("ncib.rundir.resume")
 
 STATE = STATE_DIR
 MAY_CHANGE_ON_RESUME = (
@@ -122,7 +128,7 @@ def restore_hydra_files(run_dir: str | Path) -> None:
 
 def _remove_leftover_temporaries(run_dir: Path) -> list[Path]:
     """Remove the temporary files of atomic writes a kill cut short (``.<name>.<random>.tmp``
-    from :func:`ncib.records.atomic_write_bytes`, ``.previous.ckpt.tmp``): a checkpoint's can
+    from :func:`ncib.rundir.records.atomic_write_bytes`, ``.previous.ckpt.tmp``): a checkpoint's can
     be as large as the checkpoint. Only the starting process of a run directory calls this."""
     found = [
         p
@@ -140,7 +146,7 @@ def _remove_leftover_temporaries(run_dir: Path) -> list[Path]:
 
 def _only_the_lock(path: Path) -> bool:
     """Whether ``path`` is the state folder holding nothing but this process's lock
-    (``ncib/rundir_lock.py``, taken before the run directory is prepared)."""
+    (``ncib/rundir/lock.py``, taken before the run directory is prepared)."""
     return path.name == STATE and path.is_dir() and {p.name for p in path.iterdir()} <= {"lock"}
 
 
@@ -156,6 +162,33 @@ def _has_trained(run_dir: Path) -> bool:
     ).exists()
 
 
+@dataclass(frozen=True)
+class _Files:
+    """The run directory's own copies of its config and overrides (``.ncib/``) and Hydra's."""
+
+    run_dir: Path
+
+    @property
+    def state(self) -> Path:
+        return self.run_dir / STATE
+
+    @property
+    def first_cfg(self) -> Path:
+        return self.state / "config.yaml"
+
+    @property
+    def first_overrides(self) -> Path:
+        return self.state / "overrides.yaml"
+
+    @property
+    def hydra_cfg(self) -> Path:
+        return self.run_dir / ".hydra" / "config.yaml"
+
+    @property
+    def hydra_overrides(self) -> Path:
+        return self.run_dir / ".hydra" / "overrides.yaml"
+
+
 def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True) -> ResumePlan:
     """Decide whether this start resumes, and make the run directory consistent with it.
 
@@ -163,22 +196,12 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True
     the checkpoint to resume from.
     """
     run_dir = Path(run_dir)
+    ckpt = _checkpoint_to_resume(cfg, run_dir)
     if not rank_zero:
-        last = run_dir / "checkpoints" / "last.ckpt"
-        ckpt = (
-            Path(cfg.ckpt_path)
-            if cfg.get("ckpt_path")
-            else (last if cfg.get("resume", True) and last.exists() else None)
-        )
         return ResumePlan(ckpt, *(_checkpoint_position(ckpt) if ckpt else (0, 0)), "")
-    state = run_dir / STATE
-    first_cfg, first_overrides = state / "config.yaml", state / "overrides.yaml"
-    hydra_cfg, hydra_overrides = (
-        run_dir / ".hydra" / "config.yaml",
-        run_dir / ".hydra" / "overrides.yaml",
-    )
+    files = _Files(run_dir)
     resume = bool(cfg.get("resume", True))
-    started_before = first_cfg.exists()
+    started_before = files.first_cfg.exists()
     if started_before and resume and not _has_trained(run_dir):
         # an earlier start failed before anything of a run was written (a bad setting, a
         # missing data set): the corrected command is a first start, not a changed resume
@@ -189,62 +212,94 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True
         )
         started_before = False
     if not resume:
-        leftovers = (
-            sorted(
-                p.name
-                for p in run_dir.iterdir()
-                if p.name not in _HYDRA_OWN and not _only_the_lock(p)
-            )
-            if run_dir.exists()
-            else []
-        )
-        if leftovers:
-            for kept, hydras in ((first_cfg, hydra_cfg), (first_overrides, hydra_overrides)):
-                if kept.exists():  # Hydra overwrote the existing run's files for this start
-                    shutil.copyfile(kept, hydras)
-            raise ConfigError(
-                f"resume=false starts a fresh run, but {run_dir} already holds one "
-                f"({', '.join(leftovers[:5])}); choose an empty hydra.run.dir, or resume=true to continue it"
-            )
+        _refuse_a_fresh_start_over_a_run(files)
     if started_before and resume:
-        if first_overrides.exists() and hydra_overrides.exists():
-            shutil.copyfile(first_overrides, hydra_overrides)  # Hydra rewrote it for this start
-        first = OmegaConf.load(first_cfg)
-        changes = _config_changes(first, cfg)
-        before, now = first.trainer.get("max_epochs"), cfg.trainer.get("max_epochs")
-        if not changes and before != now:
-            log.warning(
-                "trainer.max_epochs is %s now, %s at the first start: the learning-rate schedule "
-                "is derived again for %s epochs and the resumed steps follow it from where it "
-                "stands at the checkpoint's step (a cosine that had decayed for %s epochs rises "
-                "to the longer schedule's value there); the records and Table 1 then describe a "
-                "run of %s epochs",
-                now, before, now, before, now,
-            )  # fmt: skip
-        if changes:
-            shutil.copyfile(first_cfg, hydra_cfg)  # the run's config stays the one that ran
-            raise ConfigError(
-                f"resuming the run in {run_dir} with a config that differs from its first start in "
-                f"{len(changes)} key(s): "
-                + "; ".join(changes[:10])
-                + f". Only {', '.join(MAY_CHANGE_ON_RESUME)} may change on resume; start a new run "
-                "(another hydra.run.dir) to change anything else"
-            )
-    elif hydra_cfg.exists():
-        state.mkdir(exist_ok=True)
-        shutil.copyfile(hydra_cfg, first_cfg)
-        if hydra_overrides.exists():
-            shutil.copyfile(hydra_overrides, first_overrides)
+        _check_the_config_of_a_resume(cfg, files)
+    elif files.hydra_cfg.exists():
+        files.state.mkdir(exist_ok=True)
+        shutil.copyfile(files.hydra_cfg, files.first_cfg)
+        if files.hydra_overrides.exists():
+            shutil.copyfile(files.hydra_overrides, files.first_overrides)
 
     _remove_leftover_temporaries(run_dir)
-    ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else None
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if ckpt is None and resume and last.exists():
-        ckpt = last
     epochs_done, step = _checkpoint_position(ckpt) if ckpt is not None else (0, 0)
+    kept = _rewind_to(run_dir, ckpt, epochs_done, step)
+    files.state.mkdir(parents=True, exist_ok=True)
+    _note_this_process(files.state)
+    id_file = files.state / "wandb_id"
+    if not id_file.exists():
+        id_file.write_text(secrets.token_hex(4) + "\n")
+    if ckpt is not None:
+        _log_the_resume(run_dir, ckpt, epochs_done, step, kept)
+    return ResumePlan(ckpt, epochs_done, step, id_file.read_text().strip())
 
+
+def _checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """``ckpt_path`` when given; else the run's last checkpoint when resuming and it exists."""
+    if cfg.get("ckpt_path"):
+        return Path(cfg.ckpt_path)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return last if cfg.get("resume", True) and last.exists() else None
+
+
+def _refuse_a_fresh_start_over_a_run(files: _Files) -> None:
+    """``resume=false`` in a directory that holds a run: put back the run's own Hydra files
+    (Hydra overwrote them for this start) and refuse."""
+    run_dir = files.run_dir
+    leftovers = (
+        sorted(
+            p.name for p in run_dir.iterdir() if p.name not in _HYDRA_OWN and not _only_the_lock(p)
+        )
+        if run_dir.exists()
+        else []
+    )
+    if not leftovers:
+        return
+    for kept, hydras in (
+        (files.first_cfg, files.hydra_cfg),
+        (files.first_overrides, files.hydra_overrides),
+    ):
+        if kept.exists():
+            shutil.copyfile(kept, hydras)
+    raise ConfigError(
+        f"resume=false starts a fresh run, but {run_dir} already holds one "
+        f"({', '.join(leftovers[:5])}); choose an empty hydra.run.dir, or resume=true to continue it"
+    )
+
+
+def _check_the_config_of_a_resume(cfg: DictConfig, files: _Files) -> None:
+    """A resume keeps the first start's overrides file; its config may differ from the first
+    start's only in :data:`MAY_CHANGE_ON_RESUME` (an error naming the keys otherwise)."""
+    if files.first_overrides.exists() and files.hydra_overrides.exists():
+        shutil.copyfile(files.first_overrides, files.hydra_overrides)  # Hydra rewrote it
+    first = OmegaConf.load(files.first_cfg)
+    changes = _config_changes(first, cfg)
+    before, now = first.trainer.get("max_epochs"), cfg.trainer.get("max_epochs")
+    if not changes and before != now:
+        log.warning(
+            "trainer.max_epochs is %s now, %s at the first start: the learning-rate schedule "
+            "is derived again for %s epochs and the resumed steps follow it from where it "
+            "stands at the checkpoint's step (a cosine that had decayed for %s epochs rises "
+            "to the longer schedule's value there); the records and Table 1 then describe a "
+            "run of %s epochs",
+            now, before, now, before, now,
+        )  # fmt: skip
+    if changes:
+        shutil.copyfile(files.first_cfg, files.hydra_cfg)  # the run's config stays the one that ran
+        raise ConfigError(
+            f"resuming the run in {files.run_dir} with a config that differs from its first start "
+            f"in {len(changes)} key(s): "
+            + "; ".join(changes[:10])
+            + f". Only {', '.join(MAY_CHANGE_ON_RESUME)} may change on resume; start a new run "
+            "(another hydra.run.dir) to change anything else"
+        )
+
+
+def _rewind_to(run_dir: Path, ckpt: Path | None, epochs_done: int, step: int) -> int:
+    """Drop the records and CSV rows written after the checkpoint (all of them for a fresh
+    start: they are written again); returns the number of records kept."""
     records = run_dir / RECORDS_FILE
-    if ckpt is None:  # a fresh start: whatever an earlier attempt wrote is written again
+    if ckpt is None:
         kept, dropped = rewrite_records(records, keep=lambda r: False)
         rows = drop_csv_rows(run_dir / "csv" / "metrics.csv", lambda r: True)
     else:
@@ -256,9 +311,11 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True
             dropped,
             rows,
         )
+    return kept
 
-    state.mkdir(parents=True, exist_ok=True)
-    # which process runs this directory now (to find, signal or kill it; see docs/cluster.md)
+
+def _note_this_process(state: Path) -> None:
+    """Which process runs this directory now (to find, signal or kill it; docs/cluster.md)."""
     (state / "process.json").write_text(
         json.dumps(
             {
@@ -270,25 +327,23 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path, rank_zero: bool = True
         )
         + "\n"
     )
-    id_file = state / "wandb_id"
-    if not id_file.exists():
-        id_file.write_text(secrets.token_hex(4) + "\n")
-    if ckpt is not None:
-        with open(run_dir / RESUMES_FILE, "a") as f:
-            f.write(
-                json.dumps(
-                    {
-                        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-                        "checkpoint": str(ckpt),
-                        "epochs_done": epochs_done,
-                        "global_step": step,
-                        "records_kept": kept,
-                    }
-                )
-                + "\n"
+
+
+def _log_the_resume(run_dir: Path, ckpt: Path, epochs_done: int, step: int, kept: int) -> None:
+    with open(run_dir / RESUMES_FILE, "a") as f:
+        f.write(
+            json.dumps(
+                {
+                    "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "checkpoint": str(ckpt),
+                    "epochs_done": epochs_done,
+                    "global_step": step,
+                    "records_kept": kept,
+                }
             )
-        log.info("resuming from %s (after epoch %d, step %d)", ckpt, epochs_done, step)
-    return ResumePlan(ckpt, epochs_done, step, id_file.read_text().strip())
+            + "\n"
+        )
+    log.info("resuming from %s (after epoch %d, step %d)", ckpt, epochs_done, step)
 
 
 def _after(row: dict, step: int) -> bool:

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ncib.rundir.records import atomic_write_bytes
+
 __all__ = ["OUTCOME_FILE", "read_outcome", "recording_outcome"]
 
 OUTCOME_FILE = ".hydra/ncib_outcome.json"
@@ -29,7 +31,6 @@ COMPLETED, FAILED, INTERRUPTED = "completed", "failed", "interrupted"
 
 
 def _write(run_dir: Path, status: str, error: str = "") -> None:
-    from ncib.records import atomic_write_bytes
 
     entry = {"status": status, "error": error, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     atomic_write_bytes(run_dir / OUTCOME_FILE, (json.dumps(entry) + "\n").encode())

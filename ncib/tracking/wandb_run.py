@@ -31,7 +31,15 @@ from pytorch_lightning.loggers import WandbLogger as LightningWandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from ncib.metrics import GROUPS, keys, logged_name
-from ncib.records import LINEAR_EVAL_FILE, RECORDS_FILE, report_names
+from ncib.recipe import backbone_name, recipe_name
+from ncib.rundir.records import (
+    LINEAR_EVAL_FILE,
+    RECORDS_FILE,
+    STATE_DIR,
+    read_records,
+    report_names,
+)
+from ncib.tracking.mode import wandb_mode
 
 __all__ = [
     "ANALYSIS_STEP",
@@ -40,7 +48,6 @@ __all__ = [
     "SUMMARY_JOB_TYPE",
     "SUMMARY_PREFIX",
     "WandbLogger",
-    "backbone_name",
     "define_paper_metrics",
     "group_name",
     "init_kwargs",
@@ -99,8 +106,6 @@ def group_name(cfg, run_dir: str | Path | None = None) -> str:
     since instantiating its nodes resolves some of its interpolations in place."""
     from omegaconf import OmegaConf
 
-    from ncib.recipe import recipe_name
-
     chosen = (cfg.get("logger") or {}).get("wandb", {}) or {}
     if chosen.get("group"):
         return str(chosen["group"])
@@ -108,13 +113,6 @@ def group_name(cfg, run_dir: str | Path | None = None) -> str:
     if saved is not None and saved.is_file():
         cfg = OmegaConf.load(saved)  # YAML as data: nothing is built from it
     return recipe_name(cfg)
-
-
-def backbone_name(cfg) -> str:
-    """``backbone.name`` (resnet18, resnet50) or its class in lower case (convnet)."""
-    backbone = cfg.get("backbone") or {}
-    name = backbone.get("name") or str(backbone.get("_target_", "unknown")).rsplit(".", 1)[-1]
-    return str(name).lower()
 
 
 def run_config(cfg) -> dict[str, Any]:
@@ -164,7 +162,7 @@ def init_kwargs(cfg, wandb_id: str | None) -> dict[str, Any]:
         out["run_config"] = run_config(cfg)
     else:  # Lightning's own logger: "config" cannot pass through instantiate()
         log.warning(
-            "logger.wandb._target_ is not ncib.wandb_run.WandbLogger: the run's config is not sent to W&B"
+            "logger.wandb._target_ is not ncib.tracking.wandb_run.WandbLogger: the run's config is not sent to W&B"
         )
     return out
 
@@ -335,9 +333,7 @@ def log_reanalysis(run_dir: str | Path, records_name: str, cfg) -> str | None:
     scalars as ``reanalysis/<name>/analysis/…`` against ``reanalysis/<name>/epoch``, the
     overrides in the summary. Nothing when the run had no W&B logger or no id; offline unless
     logged in, like the run. Returns the prefix logged under, or None."""
-    from ncib.config import wandb_mode
     from ncib.metrics import logged_name
-    from ncib.records import STATE_DIR, read_records
 
     run_dir = Path(run_dir)
     chosen = (cfg.get("logger") or {}).get("wandb")

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ncib.records import STATE_DIR
 from ncib.rundir import RunDirError
+from ncib.rundir.records import STATE_DIR
 
 __all__ = ["LOCK_FILE", "RunDirBusyError", "holder_of", "holding_run_dir"]
 log = logging.getLogger("ncib.lock")

@@ -1,0 +1,384 @@
+"""``python -m ncib.dashboard --entity E --project P [--group G] [--dry-run]``: a saved W&B
+report that reads like the paper, over the runs of a project.
+
+Sections: Fig. 2 (NC1 against the identifiability of the pair), Fig. 3 A–D (probe accuracy,
+equinorm, angle std, cosine mean; T_K against the raw features), identifiability (CCA mean and
+std, CKA), information (in-sample against held-out I(X;Y)), Tables 1 and 2 (linear evaluation
+and analysis probe accuracies) and the training losses. Curves are drawn against
+``analysis/epoch`` (``epoch`` for training); the finished training runs (no crashed, running
+or sweep-summary run) are grouped by their W&B group — one recipe, whatever sweep or command
+ran it (``ncib.recipe.recipe_name``) — so each line is the mean over the recipe's seed pairs
+with a ±1 std band.
+
+Every key comes from the metric registry (``ncib/metrics/registry.py``, docs/metrics.md):
+:func:`metric` refuses a template the registry does not hold. Building
+(:func:`build_dashboard`) needs no network; ``--dry-run`` prints the panels; saving needs a W&B
+login. Needs ``wandb-workspaces``: ``pip install 'ncib[dashboard]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from ncib.metrics import GROUPS, MEMBERS, key, keys, logged_name
+from ncib.metrics.registry import METRICS
+from ncib.tracking.wandb_run import SUMMARY_JOB_TYPE
+
+__all__ = [
+    "PANELS",
+    "Panel",
+    "build_dashboard",
+    "chart_keys",
+    "describe",
+    "logged_names",
+    "main",
+    "metric",
+    "panel_keys",
+]
+
+ANALYSIS_STEP = "analysis/epoch"
+EPOCH_STEP = "epoch"
+
+
+def metric(template: str, **axes: str) -> str:
+    """The logged name of a registered key: ``metric("nc1/{space}/{member}", space="raw",
+    member="m0")`` → ``analysis/nc1/raw/m0``. Raises ``KeyError`` for a template the registry
+    does not hold, ``ValueError`` for an axis value outside it."""
+
+    owner = next((m.group for m in METRICS if m.template == template), None)
+    if owner is None:
+        raise KeyError(f"{template!r} is not a registered metric (ncib/metrics/registry.py)")
+    return logged_name(owner, key(template, **axes))
+
+
+def _members(template: str, **axes: str) -> tuple[str, ...]:
+    return tuple(metric(template, member=m, **axes) for m in MEMBERS)
+
+
+def logged_names() -> set[str]:
+    """Every name a run logs: each registry scalar with its prefix, and the two step keys."""
+    return {logged_name(g, k) for g in GROUPS for k in keys(g)} | {ANALYSIS_STEP, EPOCH_STEP}
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One chart: ``kind`` ``"line"`` (``y`` against ``x`` over the history) or ``"bar"``
+    (the last value of each of ``y``, per group)."""
+
+    section: str
+    title: str
+    y: tuple[str, ...]
+    x: str | None = ANALYSIS_STEP
+    kind: str = "line"
+    log_x: bool = False
+    log_y: bool = False
+
+    def keys(self) -> tuple[str, ...]:
+        return (*self.y, *((self.x,) if self.x else ()))
+
+
+FIG2 = "Fig. 2 — variability collapse (NC1) against identifiability"
+FIG3 = "Fig. 3 — simplex ETF inside T_K (tk) against the raw features (raw)"
+IDENT, INFO = "Identifiability between the members", "Information between the members (GIB)"
+TABLES, TRAIN = "Tables 1 and 2 — accuracies at the end of training", "Training"
+
+
+def _fig2_panels() -> list[Panel]:
+    nc1 = _members("nc1/{space}/{member}", space="raw")
+    return [
+        Panel(
+            FIG2,
+            "NC1 (raw) along the variance of the K leading CCA coefficients",
+            nc1,
+            x=metric("cca/var_k/{features}", features="raw"),
+            log_x=True,
+            log_y=True,
+        ),
+        Panel(FIG2, "NC1 (raw features)", nc1, log_y=True),
+        Panel(
+            FIG2,
+            "mean of the K leading CCA coefficients (raw)",
+            (metric("cca/mean_k/{features}", features="raw"),),
+        ),
+        Panel(
+            FIG2,
+            "variance of the K leading CCA coefficients (raw)",
+            (metric("cca/var_k/{features}", features="raw"),),
+            log_y=True,
+        ),
+    ]
+
+
+def _fig3_panels() -> list[Panel]:
+    out = []
+    for title, template in (
+        ("A. analysis probe test accuracy", "probe/{split}_acc/{probe_input}/{member}"),
+        ("B. equinorm (std/mean of the class-mean norms)", "etf/equinorm/{space}/{member}"),
+        (
+            "C. std of the angles between class means (degrees)",
+            "etf/angle_std_deg/{space}/{member}",
+        ),
+        ("D. mean cosine between class means (ETF: −1/(K−1))", "etf/cos_mean/{space}/{member}"),
+    ):
+        if "{probe_input}" in template:
+            ys = [
+                metric(template, split="test", probe_input=s, member=m)
+                for s in ("tk", "raw")
+                for m in MEMBERS
+            ]
+        else:
+            ys = [metric(template, space=s, member=m) for s in ("tk", "raw") for m in MEMBERS]
+        out.append(Panel(FIG3, title, tuple(ys)))
+    return out
+
+
+def _identifiability_panels() -> list[Panel]:
+    feats = ("raw", "normal")
+    return [
+        Panel(
+            IDENT,
+            "mean of the K leading CCA coefficients (held out) and its interval",
+            tuple(
+                name
+                for f in feats
+                for name in (
+                    metric("cca/mean_k/{features}", features=f),
+                    *(
+                        metric("cca/mean_k_{bound}/{features}", bound=b, features=f)
+                        for b in ("lo", "hi")
+                    ),
+                )
+            ),
+        ),
+        Panel(
+            IDENT,
+            "std of the K leading CCA coefficients (held out)",
+            tuple(metric("cca/std_k/{features}", features=f) for f in feats),
+        ),
+        Panel(
+            IDENT,
+            "in-sample mean of the K leading CCA coefficients (the paper's estimate)",
+            tuple(metric("cca/insample/mean_k/{features}", features=f) for f in feats),
+        ),
+        Panel(IDENT, "linear CKA", tuple(metric("cka/{features}", features=f) for f in feats)),
+    ]
+
+
+def _information_panels() -> list[Panel]:
+    return [
+        Panel(
+            INFO,
+            "I(X;Y) between the members: held out with its interval, in-sample (nats)",
+            (
+                metric("gib/mi_xy"),
+                metric("gib/mi_xy_{bound}", bound="lo"),
+                metric("gib/mi_xy_{bound}", bound="hi"),
+                metric("gib/insample/mi_xy"),
+            ),
+        ),
+        Panel(
+            INFO,
+            "I(T_K;Y)/I(X;Y): held out with its interval, in-sample",
+            (
+                metric("gib/i_ty_frac_tk"),
+                metric("gib/i_ty_frac_tk_{bound}", bound="lo"),
+                metric("gib/i_ty_frac_tk_{bound}", bound="hi"),
+                metric("gib/insample/i_ty_frac_tk"),
+            ),
+        ),
+        Panel(
+            INFO,
+            "critical β_K and β_K+1 (held out; β_K+1 absent where no transition is resolved)",
+            (metric("gib/beta_crit/k"), metric("gib/beta_crit/k_next")),
+            log_y=True,
+        ),
+    ]
+
+
+def _table_and_training_panels() -> list[Panel]:
+    return [
+        Panel(
+            TABLES,
+            "Table 1 — offline linear evaluation, test accuracy",
+            (*_members("{split}_acc/{member}", split="test"), metric("both_correct")),
+            x=None,
+            kind="bar",
+        ),
+        Panel(
+            TABLES,
+            "Table 2 — analysis probe test accuracy (raw, normal scores, T_K) at the last analysis",
+            tuple(
+                metric(
+                    "probe/{split}_acc/{probe_input}/{member}",
+                    split="test",
+                    probe_input=s,
+                    member=m,
+                )
+                for s in ("raw", "normal", "tk")
+                for m in MEMBERS
+            ),
+            x=None,
+            kind="bar",
+        ),
+        Panel(TRAIN, "SupCon loss per member", _members("train/loss/{member}"), x=EPOCH_STEP),
+    ]
+
+
+def _panels() -> list[Panel]:
+    return [
+        *_fig2_panels(),
+        *_fig3_panels(),
+        *_identifiability_panels(),
+        *_information_panels(),
+        *_table_and_training_panels(),
+    ]
+
+
+PANELS: tuple[Panel, ...] = tuple(_panels())
+
+
+def _workspaces():
+    try:
+        import wandb_workspaces.reports.v2 as wr
+        from wandb_workspaces import expr
+    except ImportError as err:
+        raise SystemExit(
+            f"the dashboard needs wandb-workspaces ({err}); install it with pip install 'ncib[dashboard]'"
+        ) from err
+    return wr, expr
+
+
+def build_dashboard(
+    entity: str,
+    project: str,
+    group: str | None = None,
+    title: str | None = None,
+    panels: tuple[Panel, ...] = PANELS,
+):
+    """The W&B report object (``wandb_workspaces.reports.v2.Report``), built without network:
+    one section per paper figure or table, the runs of ``project`` (of W&B group ``group``
+    if given) grouped by their W&B group, mean ± std over each group's seed pairs."""
+    wr, expr = _workspaces()
+    # finished training runs only: no crashed or running run, no sweep-summary run in a curve
+    conditions = [
+        expr.Metric("State") == "finished",
+        expr.Metric("JobType") != SUMMARY_JOB_TYPE,
+    ]
+    if group:
+        conditions.append(expr.Metric("Group") == group)
+    filters = expr.And(*conditions)
+
+    def runset():
+        return wr.Runset(
+            entity=entity,
+            project=project,
+            name=group or "all runs",
+            filters=filters,
+            groupby=["group"],
+        )
+
+    def chart(p: Panel):
+        common = dict(
+            title=p.title, groupby="Group", groupby_aggfunc="mean", groupby_rangefunc="stddev"
+        )
+        if p.kind == "bar":
+            return wr.BarPlot(metrics=list(p.y), orientation="v", **common)
+        return wr.LinePlot(
+            x=p.x, y=list(p.y), log_x=p.log_x or None, log_y=p.log_y or None, title_x=p.x, **common
+        )
+
+    blocks: list = [
+        wr.P(
+            "Finished training runs grouped by W&B group (one recipe: runs that differ only in "
+            "their seed pair, from any sweep or command); each curve is the mean over the group's "
+            "seed pairs, the band ±1 std. Keys: docs/metrics.md."
+        )
+    ]
+    for section in dict.fromkeys(p.section for p in panels):
+        blocks += [
+            wr.H2(section),
+            wr.PanelGrid(
+                runsets=[runset()], panels=[chart(p) for p in panels if p.section == section]
+            ),
+        ]
+    return wr.Report(
+        entity=entity,
+        project=project,
+        title=title or ("ncib — " + (group or project))[:128],
+        description="Wang & Palmer's figures and tables from ncib runs (python -m ncib.dashboard).",
+        blocks=blocks,
+    )
+
+
+def chart_keys(chart) -> list[str]:
+    """Every key a chart refers to: its y metrics (bar: its metrics), then its x-axis."""
+    names = list(getattr(chart, "metrics", None) or []) + list(getattr(chart, "y", None) or [])
+    x = getattr(chart, "x", None)
+    names += [x] if isinstance(x, str) and x else []
+    return [str(getattr(n, "name", n)) for n in names]
+
+
+def panel_keys(report) -> list[tuple[str, list[str]]]:
+    """(title, :func:`chart_keys`) for each chart of a built report."""
+    return [
+        (chart.title, chart_keys(chart))
+        for block in report.blocks
+        for chart in (getattr(block, "panels", None) or ())
+    ]
+
+
+def describe(report) -> str:
+    """The report as text: its sections and, per chart, its kind, x-axis and keys."""
+    lines = [f"# {report.title} ({report.entity}/{report.project})"]
+    for block in report.blocks:
+        if type(block).__name__ == "H2":
+            lines += ["", f"## {block.text}"]
+        for chart in getattr(block, "panels", None) or ():
+            if hasattr(chart, "metrics"):
+                lines.append(f"- [bars, last value] {chart.title}: " + ", ".join(chart_keys(chart)))
+            else:
+                lines.append(
+                    f"- [line, x = {chart.x}] {chart.title}: " + ", ".join(chart_keys(chart)[:-1])
+                )
+        if hasattr(block, "runsets"):
+            rs = block.runsets[0]
+            lines.append(
+                f"  runs: {rs.filters or 'all'}; grouped by {', '.join(rs.groupby)} (mean ± std)"
+            )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m ncib.dashboard", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--entity", required=True, help="W&B entity (user or team)")
+    parser.add_argument(
+        "--project", required=True, help="W&B project of the runs (logger.wandb.project)"
+    )
+    parser.add_argument(
+        "--group",
+        default=None,
+        help="only this recipe: its W&B group, e.g. cifar10/resnet50-1a2b3c4d (python -m ncib.recipe <run_dir> prints a run's)",
+    )
+    parser.add_argument("--title", default=None, help="title of the report")
+    parser.add_argument("--dry-run", action="store_true", help="print the panels; save nothing")
+    args = parser.parse_args(argv)
+    report = build_dashboard(args.entity, args.project, args.group, args.title)
+    if args.dry_run:
+        print(describe(report))
+        return
+    try:
+        report.save()
+    except Exception as err:  # not logged in, no network, no such project
+        parser.exit(
+            2,
+            f"error: could not save the report to W&B ({err}); saving needs a login "
+            "(wandb login, or WANDB_API_KEY); --dry-run shows the panels without one\n",
+        )
+    print(f"saved {report.url}")
+
+
+if __name__ == "__main__":
+    main()
