@@ -120,3 +120,26 @@ def test_dry_run_prints_the_panels_and_saving_needs_a_login(tmp_path, monkeypatc
         env=env,
     )
     assert proc.returncode == 2 and "needs a login" in proc.stderr
+
+
+def test_the_figure_panels_are_the_figure_specs_charts(monkeypatch):
+    """A metric shown in a report figure reaches the dashboard through the figure's own spec
+    (ncib/report/catalogue.py): one declaration, no second list here."""
+    from dataclasses import replace
+
+    from ncib.report import catalogue
+    from ncib.tracking import dashboard as board
+
+    charts = catalogue.dashboard_charts()
+    figure_panels = [p for p in PANELS if p.section not in (board.TABLES, board.TRAIN)]
+    assert [(p.section, p.title) for p in figure_panels] == [(c.section, c.title) for c in charts]
+    assert {c.section for c in charts} >= {catalogue.FIG2, catalogue.FIG3}
+    # a chart added to Fig. 3's spec is on the dashboard, under the logged name of its key
+    added = catalogue.Chart(catalogue.FIG3, "E. NC1", ("nc1/tk/m0",))
+    fig3 = next(f for f in catalogue.RUN_FIGURES if f.name == "fig3_etf_in_tk")
+    figures = tuple(
+        replace(f, charts=(*f.charts, added)) if f is fig3 else f for f in catalogue.RUN_FIGURES
+    )
+    monkeypatch.setattr(catalogue, "RUN_FIGURES", figures)
+    panel = next(p for p in board._panels() if p.title == "E. NC1")
+    assert panel.y == ("analysis/nc1/tk/m0",) and panel.x == "analysis/epoch"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from ncib.metrics.registry import key, member_keys
+from ncib.metrics.registry import bound_keys, key, member_keys
 from ncib.report.figures import (
     CCA_MEAN,
     CCA_VAR,
@@ -34,7 +34,21 @@ from ncib.report.figures import (
 )
 from ncib.report.tables import PROBE, holds
 
-__all__ = ["RUN_FIGURES", "SWEEP_FIGURES", "Figure", "why_not_drawn"]
+__all__ = ["RUN_FIGURES", "SWEEP_FIGURES", "Chart", "Figure", "dashboard_charts", "why_not_drawn"]
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A figure's panel on the W&B dashboard (:mod:`ncib.tracking.dashboard`), declared with
+    the figure: registered keys ``y`` against the registered key ``x`` (None: the analysis
+    epoch), in the dashboard section ``section``."""
+
+    section: str
+    title: str
+    y: tuple[str, ...]
+    x: str | None = None
+    log_x: bool = False
+    log_y: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class Figure:
     needs: tuple[str, ...]
     last: bool = False
     only_with: str | None = None
+    charts: tuple[Chart, ...] = ()  # its panels on the W&B dashboard
 
     def expected(self, runs: Runs) -> bool:
         """Whether the report should say why the figure is missing from these runs."""
@@ -97,6 +112,89 @@ _CURVES_NEEDS = (
 _PROBES = tuple(k for i in ("raw", "tk") for k in member_keys(PROBE, split="test", probe_input=i))
 _TRANSFER = (key("transfer/grid"), *member_keys(TRANSFER_PROBE), *member_keys(TRANSFER_NC4))
 
+FIG2 = "Fig. 2 — variability collapse (NC1) against identifiability"
+FIG3 = "Fig. 3 — simplex ETF inside T_K (tk) against the raw features (raw)"
+IDENT, INFO = "Identifiability between the members", "Information between the members (GIB)"
+_NC1 = member_keys(NC1, space="raw")
+_FIG2_CHARTS = (
+    Chart(
+        FIG2,
+        "NC1 (raw) along the variance of the K leading CCA coefficients",
+        _NC1,
+        x=key(CCA_VAR, features="raw"),
+        log_x=True,
+        log_y=True,
+    ),
+    Chart(FIG2, "NC1 (raw features)", _NC1, log_y=True),
+    Chart(FIG2, "mean of the K leading CCA coefficients (raw)", (key(CCA_MEAN, features="raw"),)),
+    Chart(
+        FIG2,
+        "variance of the K leading CCA coefficients (raw)",
+        (key(CCA_VAR, features="raw"),),
+        log_y=True,
+    ),
+)
+_TK_RAW = ("tk", "raw")
+_FIG3_CHARTS = (
+    Chart(
+        FIG3,
+        "A. analysis probe test accuracy",
+        tuple(k for i in _TK_RAW for k in member_keys(PROBE, split="test", probe_input=i)),
+    ),
+    *(
+        Chart(FIG3, title, tuple(k for s in _TK_RAW for k in member_keys(template, space=s)))
+        for title, template in (
+            ("B. equinorm (std/mean of the class-mean norms)", "etf/equinorm/{space}/{member}"),
+            (
+                "C. std of the angles between class means (degrees)",
+                "etf/angle_std_deg/{space}/{member}",
+            ),
+            ("D. mean cosine between class means (ETF: −1/(K−1))", "etf/cos_mean/{space}/{member}"),
+        )
+    ),
+)
+_FEATS = ("raw", "normal")
+
+
+def _with_interval(template: str, **axes: str) -> tuple[str, ...]:
+    return (key(template, **axes), *(bound_keys(template, **axes) or ()))
+
+
+_CURVES_CHARTS = (
+    Chart(
+        IDENT,
+        "mean of the K leading CCA coefficients (held out) and its interval",
+        tuple(k for f in _FEATS for k in _with_interval(CCA_MEAN, features=f)),
+    ),
+    Chart(
+        IDENT,
+        "std of the K leading CCA coefficients (held out)",
+        tuple(key("cca/std_k/{features}", features=f) for f in _FEATS),
+    ),
+    Chart(
+        IDENT,
+        "in-sample mean of the K leading CCA coefficients (the paper's estimate)",
+        tuple(key("cca/insample/mean_k/{features}", features=f) for f in _FEATS),
+    ),
+    Chart(IDENT, "linear CKA", tuple(key("cka/{features}", features=f) for f in _FEATS)),
+    Chart(
+        INFO,
+        "I(X;Y) between the members: held out with its interval, in-sample (nats)",
+        (*_with_interval("gib/mi_xy"), key("gib/insample/mi_xy")),
+    ),
+    Chart(
+        INFO,
+        "I(T_K;Y)/I(X;Y): held out with its interval, in-sample",
+        (*_with_interval("gib/i_ty_frac_tk"), key("gib/insample/i_ty_frac_tk")),
+    ),
+    Chart(
+        INFO,
+        "critical β_K and β_K+1 (held out; β_K+1 absent where no transition is resolved)",
+        (key("gib/beta_crit/k"), key("gib/beta_crit/k_next")),
+        log_y=True,
+    ),
+)
+
 RUN_FIGURES: tuple[Figure, ...] = (
     Figure(
         "fig2_nc1_vs_identifiability",
@@ -104,12 +202,14 @@ RUN_FIGURES: tuple[Figure, ...] = (
         "leading CCA coefficients; one point per epoch, filled in the terminal phase.",
         lambda runs, k, path, label: fig2_over_pairs(runs, path),
         _FIG2_NEEDS,
+        charts=_FIG2_CHARTS,
     ),
     Figure(
         "fig3_etf_in_tk",
         "Fig. 3 analogue: T_K (solid) vs raw features (dashed) over epochs.",
         lambda runs, k, path, label: fig3_over_pairs(runs, k, path, per_member=True),
         _FIG3_NEEDS,
+        charts=_FIG3_CHARTS,
     ),
     _run_figure(
         "fig4b_feature_scaling",
@@ -170,6 +270,13 @@ SWEEP_FIGURES: tuple[Figure, ...] = (
         "Identifiability and information over epochs, band: std over pairs.",
         lambda runs, k, path, label: fig_identifiability_information(runs, path, label),
         _CURVES_NEEDS,
+        charts=_CURVES_CHARTS,
     ),
 )
 """The figures of each recipe of a sweep's report."""
+
+
+def dashboard_charts() -> tuple[Chart, ...]:
+    """Every figure's dashboard charts, in the reports' order (a run's figures, then a sweep's),
+    each once."""
+    return tuple(dict.fromkeys(c for f in (*RUN_FIGURES, *SWEEP_FIGURES) for c in f.charts))

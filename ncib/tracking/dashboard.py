@@ -22,7 +22,8 @@ import argparse
 from dataclasses import dataclass
 
 from ncib.metrics import GROUPS, MEMBERS, key, keys, logged_name
-from ncib.metrics.registry import METRICS
+from ncib.metrics.registry import METRICS, metric_of
+from ncib.report.catalogue import dashboard_charts
 from ncib.tracking.wandb_run import SUMMARY_JOB_TYPE
 
 __all__ = [
@@ -78,121 +79,30 @@ class Panel:
         return (*self.y, *((self.x,) if self.x else ()))
 
 
-FIG2 = "Fig. 2 — variability collapse (NC1) against identifiability"
-FIG3 = "Fig. 3 — simplex ETF inside T_K (tk) against the raw features (raw)"
-IDENT, INFO = "Identifiability between the members", "Information between the members (GIB)"
 TABLES, TRAIN = "Tables 1 and 2 — accuracies at the end of training", "Training"
 
 
-def _fig2_panels() -> list[Panel]:
-    nc1 = _members("nc1/{space}/{member}", space="raw")
+def logged(name: str) -> str:
+    """The logged name of a registered key (its group's prefix added)."""
+    metric = metric_of(name)
+    if metric is None:
+        raise KeyError(f"{name!r} is not a registered metric (ncib/metrics/registry.py)")
+    return logged_name(metric.group, name)
+
+
+def _figure_panels() -> list[Panel]:
+    """The panels the report's figure specs declare (``ncib/report/catalogue.py``): a metric
+    shown in a figure is shown on the dashboard by the same declaration."""
     return [
         Panel(
-            FIG2,
-            "NC1 (raw) along the variance of the K leading CCA coefficients",
-            nc1,
-            x=metric("cca/var_k/{features}", features="raw"),
-            log_x=True,
-            log_y=True,
-        ),
-        Panel(FIG2, "NC1 (raw features)", nc1, log_y=True),
-        Panel(
-            FIG2,
-            "mean of the K leading CCA coefficients (raw)",
-            (metric("cca/mean_k/{features}", features="raw"),),
-        ),
-        Panel(
-            FIG2,
-            "variance of the K leading CCA coefficients (raw)",
-            (metric("cca/var_k/{features}", features="raw"),),
-            log_y=True,
-        ),
-    ]
-
-
-def _fig3_panels() -> list[Panel]:
-    out = []
-    for title, template in (
-        ("A. analysis probe test accuracy", "probe/{split}_acc/{probe_input}/{member}"),
-        ("B. equinorm (std/mean of the class-mean norms)", "etf/equinorm/{space}/{member}"),
-        (
-            "C. std of the angles between class means (degrees)",
-            "etf/angle_std_deg/{space}/{member}",
-        ),
-        ("D. mean cosine between class means (ETF: −1/(K−1))", "etf/cos_mean/{space}/{member}"),
-    ):
-        if "{probe_input}" in template:
-            ys = [
-                metric(template, split="test", probe_input=s, member=m)
-                for s in ("tk", "raw")
-                for m in MEMBERS
-            ]
-        else:
-            ys = [metric(template, space=s, member=m) for s in ("tk", "raw") for m in MEMBERS]
-        out.append(Panel(FIG3, title, tuple(ys)))
-    return out
-
-
-def _identifiability_panels() -> list[Panel]:
-    feats = ("raw", "normal")
-    return [
-        Panel(
-            IDENT,
-            "mean of the K leading CCA coefficients (held out) and its interval",
-            tuple(
-                name
-                for f in feats
-                for name in (
-                    metric("cca/mean_k/{features}", features=f),
-                    *(
-                        metric("cca/mean_k_{bound}/{features}", bound=b, features=f)
-                        for b in ("lo", "hi")
-                    ),
-                )
-            ),
-        ),
-        Panel(
-            IDENT,
-            "std of the K leading CCA coefficients (held out)",
-            tuple(metric("cca/std_k/{features}", features=f) for f in feats),
-        ),
-        Panel(
-            IDENT,
-            "in-sample mean of the K leading CCA coefficients (the paper's estimate)",
-            tuple(metric("cca/insample/mean_k/{features}", features=f) for f in feats),
-        ),
-        Panel(IDENT, "linear CKA", tuple(metric("cka/{features}", features=f) for f in feats)),
-    ]
-
-
-def _information_panels() -> list[Panel]:
-    return [
-        Panel(
-            INFO,
-            "I(X;Y) between the members: held out with its interval, in-sample (nats)",
-            (
-                metric("gib/mi_xy"),
-                metric("gib/mi_xy_{bound}", bound="lo"),
-                metric("gib/mi_xy_{bound}", bound="hi"),
-                metric("gib/insample/mi_xy"),
-            ),
-        ),
-        Panel(
-            INFO,
-            "I(T_K;Y)/I(X;Y): held out with its interval, in-sample",
-            (
-                metric("gib/i_ty_frac_tk"),
-                metric("gib/i_ty_frac_tk_{bound}", bound="lo"),
-                metric("gib/i_ty_frac_tk_{bound}", bound="hi"),
-                metric("gib/insample/i_ty_frac_tk"),
-            ),
-        ),
-        Panel(
-            INFO,
-            "critical β_K and β_K+1 (held out; β_K+1 absent where no transition is resolved)",
-            (metric("gib/beta_crit/k"), metric("gib/beta_crit/k_next")),
-            log_y=True,
-        ),
+            c.section,
+            c.title,
+            tuple(logged(k) for k in c.y),
+            x=ANALYSIS_STEP if c.x is None else logged(c.x),
+            log_x=c.log_x,
+            log_y=c.log_y,
+        )
+        for c in dashboard_charts()
     ]
 
 
@@ -226,13 +136,7 @@ def _table_and_training_panels() -> list[Panel]:
 
 
 def _panels() -> list[Panel]:
-    return [
-        *_fig2_panels(),
-        *_fig3_panels(),
-        *_identifiability_panels(),
-        *_information_panels(),
-        *_table_and_training_panels(),
-    ]
+    return [*_figure_panels(), *_table_and_training_panels()]
 
 
 PANELS: tuple[Panel, ...] = tuple(_panels())
