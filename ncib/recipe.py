@@ -17,6 +17,8 @@ import json
 
 from omegaconf import DictConfig, OmegaConf
 
+from ncib.rundir.run_config import flat_config
+
 __all__ = ["RUN_ONLY", "backbone_name", "main", "recipe_id", "recipe_name", "recipe_of"]
 
 # settings that change where or how a run executes, never what it computes
@@ -39,15 +41,6 @@ RUN_ONLY = (
 )
 
 
-def _flat(node, prefix: str = "") -> dict[str, object]:
-    if isinstance(node, dict):
-        out: dict[str, object] = {}
-        for k, v in node.items():
-            out |= _flat(v, f"{prefix}{k}.")
-        return out
-    return {prefix[:-1]: node}
-
-
 def _run_only(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in RUN_ONLY)
 
@@ -57,7 +50,7 @@ def recipe_of(cfg: DictConfig) -> dict[str, object]:
     without the seed pair and the :data:`RUN_ONLY` settings."""
     container = OmegaConf.to_container(cfg, resolve=False)
     container.pop("hydra", None)
-    return {k: v for k, v in _flat(container).items() if not _run_only(k)}
+    return {k: v for k, v in flat_config(container).items() if not _run_only(k)}
 
 
 def recipe_id(cfg: DictConfig) -> str:

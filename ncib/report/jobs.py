@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ncib.rundir import SWEEP_FILE
 from ncib.rundir.outcome import FAILED as OUTCOME_FAILED
 from ncib.rundir.outcome import read_outcome
 from ncib.rundir.records import (
@@ -40,7 +41,6 @@ __all__ = [
 ]
 log = logging.getLogger("ncib.report")
 
-SWEEP_FILE = "multirun.yaml"
 FINISHED, FAILED, UNFINISHED, NOT_STARTED = "finished", "failed", "unfinished", "not started"
 
 

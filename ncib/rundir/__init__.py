@@ -11,6 +11,20 @@
 * :mod:`~ncib.rundir.faults` — the crash-test hook the kill tests set.
 """
 
-from ncib.rundir.run_config import CONFIG_FILE, RunDirError, check_run_dir, load_run_config
+from ncib.rundir.run_config import (
+    CONFIG_FILE,
+    SWEEP_FILE,
+    RunDirError,
+    check_run_dir,
+    flat_config,
+    load_run_config,
+)
 
-__all__ = ["CONFIG_FILE", "RunDirError", "check_run_dir", "load_run_config"]
+__all__ = [
+    "CONFIG_FILE",
+    "SWEEP_FILE",
+    "RunDirError",
+    "check_run_dir",
+    "flat_config",
+    "load_run_config",
+]

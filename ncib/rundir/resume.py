@@ -39,6 +39,7 @@ from ncib.rundir.records import (
     STATE_DIR,
     rewrite_records,
 )
+from ncib.rundir.run_config import flat_config
 
 __all__ = ["MAY_CHANGE_ON_RESUME", "ResumePlan", "prepare_run_dir", "restore_hydra_files"]
 log = logging.getLogger("ncib.rundir.resume")
@@ -65,15 +66,6 @@ class ResumePlan:
     wandb_id: str
 
 
-def _flat(node, prefix: str = "") -> dict[str, object]:
-    if isinstance(node, dict):
-        out: dict[str, object] = {}
-        for k, v in node.items():
-            out |= _flat(v, f"{prefix}{k}.")
-        return out or {prefix[:-1]: {}}
-    return {prefix[:-1]: node}
-
-
 def _in_this_layout(first: dict) -> dict:
     """The first start's config as this version of ncib lays the same run out, so that a run
     started before a change of layout resumes: one analysis callback and ``analysis.groups``
@@ -96,8 +88,8 @@ def _in_this_layout(first: dict) -> dict:
 
 
 def _config_changes(first: DictConfig, now: DictConfig) -> list[str]:
-    a = _flat(_in_this_layout(OmegaConf.to_container(first, resolve=False)))
-    b = _flat(OmegaConf.to_container(now, resolve=False))
+    a = flat_config(_in_this_layout(OmegaConf.to_container(first, resolve=False)), keep_empty=True)
+    b = flat_config(OmegaConf.to_container(now, resolve=False), keep_empty=True)
     changed = []
     for key in sorted(set(a) | set(b)):
         if a.get(key, "<absent>") != b.get(key, "<absent>") and not key.startswith(

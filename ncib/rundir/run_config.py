@@ -7,9 +7,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["CONFIG_FILE", "RunDirError", "load_run_config"]
+__all__ = [
+    "CONFIG_FILE",
+    "SWEEP_FILE",
+    "RunDirError",
+    "check_run_dir",
+    "flat_config",
+    "load_run_config",
+]
 
 CONFIG_FILE = ".hydra/config.yaml"
+SWEEP_FILE = "multirun.yaml"  # Hydra writes it into a sweep directory before any job starts
 
 
 class RunDirError(ValueError):
@@ -80,3 +88,15 @@ def load_run_config(
         error(str(err))
         raise
     return cfg
+
+
+def flat_config(node, keep_empty: bool = False, prefix: str = "") -> dict[str, object]:
+    """A config container (``OmegaConf.to_container``) as ``{dotted key: value}``; an empty
+    mapping is a key of its own with ``keep_empty`` (a resume compares it), else it vanishes
+    (a recipe's identity, which W&B group names hash, was defined that way)."""
+    if isinstance(node, dict):
+        out: dict[str, object] = {}
+        for k, v in node.items():
+            out |= flat_config(v, keep_empty, f"{prefix}{k}.")
+        return out or ({prefix[:-1]: {}} if keep_empty else {})
+    return {prefix[:-1]: node}

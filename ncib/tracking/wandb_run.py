@@ -32,6 +32,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from ncib.metrics import GROUPS, keys, logged_name
 from ncib.recipe import backbone_name, recipe_name
+from ncib.rundir import SWEEP_FILE
 from ncib.rundir.records import (
     LINEAR_EVAL_FILE,
     RECORDS_FILE,
@@ -64,7 +65,6 @@ EPOCH_STEP = "epoch"  # Lightning's epoch index, logged with every training row
 SUMMARY_PREFIX = "linear_eval/"  # Table 1: one value per run, a summary, not a curve
 ARTIFACT_TYPE = "ncib-run"
 SUMMARY_JOB_TYPE = "sweep-summary"  # the sweep report's W&B runs (not training runs)
-SWEEP_FILE = "multirun.yaml"  # Hydra writes it into a sweep directory before any job starts
 # prefix of a logged name → its x-axis (the keys of every prefix come from the registry)
 STEP_RULES: tuple[tuple[str, str], ...] = (
     ("analysis/", ANALYSIS_STEP),
