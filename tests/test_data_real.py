@@ -8,11 +8,9 @@ import math
 import re
 import subprocess
 import sys
-from functools import partial
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 import torchvision.transforms.v2.functional as TF
 from hydra.utils import instantiate
@@ -26,9 +24,8 @@ from ncib.data import (
     color,
 )
 from ncib.data.base import stratified_subset
-from ncib.models import ConvNet, PairedSupCon, ProjectionHead
-from ncib.models.schedules import warmup_cosine
 from tests.conftest import compose_config
+from tests.helpers.builders import quiet_trainer, tiny_pair
 from tests.helpers.fake_datasets import (
     pattern_image,
     pattern_index,
@@ -484,22 +481,10 @@ def test_experiment_names_the_run(tmp_path):
 def test_paired_supcon_fits_on_fake_cifar10(tmp_path):
     write_cifar10(tmp_path / "data", n_train=64, n_test=20)
     dm = CIFAR10DataModule(seeds=[0, 1], root=str(tmp_path / "data"), batch_size=16)
-    model = PairedSupCon(
-        backbone=partial(ConvNet, in_channels=3, feature_dim=16, width=4),
-        head=partial(ProjectionHead, out_dim=8),
-        optimizer=partial(torch.optim.SGD, lr=0.1, momentum=0.9),
-        scheduler=partial(warmup_cosine, warmup_epochs=1),
-        seeds=[0, 1],
+    model = tiny_pair(
+        [0, 1], in_channels=3, feature_dim=16, width=4, out_dim=8, momentum=0.9, warmup_epochs=1
     )
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-    )
+    trainer = quiet_trainer(max_steps=2)
     trainer.fit(model, datamodule=dm)
     assert trainer.global_step == 2
     losses = [float(trainer.callback_metrics[f"train/loss/m{m}"]) for m in (0, 1)]

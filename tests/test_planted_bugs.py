@@ -11,7 +11,6 @@ import logging
 import shutil
 import subprocess
 import sys
-from functools import partial
 
 import numpy as np
 import pytest
@@ -46,14 +45,9 @@ def test_table_1_is_fitted_on_the_training_split_only(settings):
     import importlib.resources
 
     from ncib.linear_eval import train_linear_evaluation
-    from ncib.models import ConvNet, PairedSupCon, ProjectionHead
+    from tests.helpers.builders import tiny_pair
 
-    model = PairedSupCon(
-        backbone=partial(ConvNet, in_channels=1, feature_dim=32, width=8),
-        head=partial(ProjectionHead, out_dim=16),
-        optimizer=partial(torch.optim.SGD, lr=0.1),
-        seeds=[0, 1],
-    )
+    model = tiny_pair([0, 1])
     cfg = OmegaConf.create(
         (importlib.resources.files("ncib.conf") / "linear_eval" / "cached.yaml").read_text()
     )
