@@ -6,8 +6,6 @@ from __future__ import annotations
 import colorsys
 import math
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -25,6 +23,7 @@ from ncib.data import (
 )
 from ncib.data.base import stratified_subset
 from tests.conftest import compose_config
+from tests.helpers.app import run_app
 from tests.helpers.builders import quiet_trainer, tiny_pair
 from tests.helpers.fake_datasets import (
     pattern_image,
@@ -494,30 +493,22 @@ def test_paired_supcon_fits_on_fake_cifar10(tmp_path):
 def test_app_runs_on_fake_cifar10(tmp_path):
     write_cifar10(tmp_path / "data" / "cifar10", n_train=64, n_test=20)
     run_dir = tmp_path / "run"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ncib.run",
-            "dataset=cifar10",
-            f"paths.data_dir={tmp_path / 'data'}",
-            "backbone=convnet",
-            "backbone.width=4",
-            "backbone.feature_dim=16",
-            "trainer=cpu",
-            "trainer.max_steps=2",
-            "dataset.datamodule.batch_size=16",
-            "dataset.datamodule.eval_batch_size=32",
-            "logger=csv",
-            "callbacks=none",
-            "linear_eval.batch_size=16",
-            "linear_eval.epochs=1",
-            f"hydra.run.dir={run_dir}",
-        ],
+    proc = run_app(
+        "dataset=cifar10",
+        f"paths.data_dir={tmp_path / 'data'}",
+        "backbone=convnet",
+        "backbone.width=4",
+        "backbone.feature_dim=16",
+        "trainer=cpu",
+        "trainer.max_steps=2",
+        "dataset.datamodule.batch_size=16",
+        "dataset.datamodule.eval_batch_size=32",
+        "logger=csv",
+        "callbacks=none",
+        "linear_eval.batch_size=16",
+        "linear_eval.epochs=1",
+        f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
