@@ -24,6 +24,7 @@ from tests.helpers.app import ncib
 BASE = [
     "trainer.max_epochs=2",
     "analysis.epochs=[1,2]",
+    "analysis.intervals=null",  # no test here reads them
     "linear_eval.epochs=1",
     "logger=csv",
     "dataset.datamodule.batch_size=256",

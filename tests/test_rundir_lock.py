@@ -66,6 +66,10 @@ def test_a_killed_holders_lock_is_taken_over(tmp_path):
         pass
 
 
+# the run below builds a test callback: admitted for analyse
+TRUSTED = {"NCIB_TRUSTED_TARGETS": "tests.helpers.signals"}
+
+
 def _wait_for(predicate, timeout: float = 120.0) -> None:
     end = time.monotonic() + timeout
     while not predicate():
@@ -74,10 +78,13 @@ def _wait_for(predicate, timeout: float = 120.0) -> None:
 
 
 def test_two_real_commands_in_one_run_directory(tmp_path):
-    run_dir = tmp_path / "run"
+    run_dir, go = tmp_path / "run", tmp_path / "go"
     command = [
-        "trainer.max_epochs=3", "analysis.epochs=[1,2,3]", "linear_eval.epochs=1", "logger=csv",
-        f"hydra.run.dir={run_dir}",
+        "trainer.max_epochs=3", "analysis.epochs=[1,2,3]", "analysis.intervals=null",
+        "~linear_eval", "report=false", "logger=csv",
+        # the first run waits at the start of its second epoch until the test says go
+        "+callbacks.hold._target_=tests.helpers.signals.WaitForFile", "+callbacks.hold.epoch=1",
+        f"+callbacks.hold.flag={go}", f"hydra.run.dir={run_dir}",
     ]  # fmt: skip
     first = start(
         "ncib.run",
@@ -98,9 +105,13 @@ def test_two_real_commands_in_one_run_directory(tmp_path):
         assert f"process {first.pid} on " in second.stderr and "still training" in second.stderr
         assert time.monotonic() - started < 60  # refused at once, not after training
         assert (run_dir / ".hydra" / "config.yaml").read_text() == config  # the run's, kept
-        analyse = ncib("ncib.analyse", run_dir, "--name", "early", cwd=tmp_path, timeout=300)
+        analyse = ncib(
+            "ncib.analyse", run_dir, "--name", "early", cwd=tmp_path, timeout=300, env=TRUSTED
+        )
         assert analyse.returncode == 2 and "still training" in analyse.stderr
         assert not (run_dir / "analysis-early.jsonl").exists()
+        assert first.poll() is None  # all the while
+        go.touch()
         out, err = first.communicate(timeout=600)
     finally:
         first.kill()
