@@ -1,9 +1,13 @@
-"""Shared fixtures: hermetic runs (tmp cwd, W&B offline, seeded) and composed configs."""
+"""Shared fixtures: hermetic runs (tmp cwd, W&B offline, seeded), composed configs and the
+finished digits run that every test reading a finished run shares."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -70,3 +74,69 @@ def compose_config(overrides=(), output_dir=None, hydra_config=False):
 @pytest.fixture
 def cfg_factory(tmp_path):
     return lambda *overrides, **kw: compose_config(overrides, output_dir=tmp_path, **kw)
+
+
+# -- one finished run of the app, shared by the session ---------------------------------------
+
+# the README's default run (digits: 60 epochs, analysis at 8 of them, the linear evaluation,
+# the report, CSV and offline W&B logs), with a W&B tag of the user's (tests/test_wandb.py)
+DIGITS_RUN = ("tags=[paper]",)
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A finished run of ``python -m ncib.run *overrides``, shared by every test that reads
+    it: read it, never write into it (``copy_to`` gives a test its own copy to change)."""
+
+    path: Path  # the run directory
+    overrides: tuple[str, ...]  # its command line but hydra.run.dir
+    output: bytes  # what the command printed, stdout then stderr, as the bytes it wrote
+    max_epochs: int
+    analysed: tuple[int, ...]  # the epochs it analysed
+
+    def command(self, run_dir: Path | None = None) -> list[str]:
+        """Its overrides, in ``run_dir`` (the same command resumes a copy there)."""
+        return [*self.overrides, f"hydra.run.dir={run_dir or self.path}"]
+
+    def copy_to(self, destination: Path) -> Path:
+        return Path(shutil.copytree(self.path, destination, symlinks=True))
+
+
+def _listing(root: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """The README's default digits run, trained once per session (about a minute on 2 quiet
+    cores) when a selected test asks for it; at the end of the session its directory must be
+    as the run left it."""
+    from tests.helpers.app import run_app
+
+    root = tmp_path_factory.mktemp("digits_run")
+    run_dir = root / "run"
+    env = {
+        "WANDB_DATA_DIR": str(root / "wandb-data"),
+        "WANDB_CACHE_DIR": str(root / "wandb-cache"),
+        "NCIB_DATA_DIR": str(root / "data"),
+    }
+    start = time.monotonic()
+    proc = run_app(*DIGITS_RUN, f"hydra.run.dir={run_dir}", cwd=root, env=env, text=False)
+    print(f"\nthe shared digits run: {time.monotonic() - start:.0f} s wall")
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-4000:]
+    cfg = compose_config(DIGITS_RUN, output_dir=run_dir)
+    run = FinishedRun(
+        path=run_dir,
+        overrides=DIGITS_RUN,
+        output=proc.stdout + proc.stderr,
+        max_epochs=cfg.trainer.max_epochs,
+        # the listed epochs it reaches (the README's: [1, 2, 5, 10, 20, 30, 45, 60])
+        analysed=tuple(e for e in cfg.analysis.epochs if e <= cfg.trainer.max_epochs),
+    )
+    as_left = _listing(run_dir)
+    yield run
+    changed = sorted(set(as_left.items()) ^ set(_listing(run_dir).items()))
+    assert not changed, f"a test wrote into the shared run {run_dir}: {changed[:10]}"

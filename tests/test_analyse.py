@@ -3,21 +3,16 @@ trained run is tested on the default run, tests/test_default_run.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
 
+from tests.helpers.app import ncib
+
 
 def analyse(*args, cwd):
     start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "ncib.analyse", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-    )
+    proc = ncib("ncib.analyse", *args, cwd=cwd)
     return proc, time.monotonic() - start
 
 

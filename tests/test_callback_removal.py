@@ -8,24 +8,17 @@ exactly the ``gib`` group's keys — nothing else lost, nothing else changed.
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 
 import pytest
 
 from ncib.metrics import keys, logged_name
 from ncib.rundir.records import read_records
+from tests.helpers.app import run_app
 
 
 def _run(tmp_path, name, *overrides):
     run_dir = tmp_path / name
-    proc = subprocess.run(
-        [sys.executable, "-m", "ncib.run", "debug=fast", f"hydra.run.dir={run_dir}", *overrides],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_app("debug=fast", f"hydra.run.dir={run_dir}", *overrides, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(run_dir / "csv" / "metrics.csv") as f:
         columns = set(next(csv.reader(f)))

@@ -7,32 +7,25 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
 from ncib.rundir.records import read_records
+from tests.helpers.app import ncib, run_app, start
 
 pytestmark = pytest.mark.slow
 COMMON = ["trainer=cpu", "linear_eval.epochs=2", "logger=csv"]
 
 
 def sweep(*overrides, sweep_dir, cwd, wait=True):
-    cmd = [
-        sys.executable,
-        "-m",
-        "ncib.run",
-        "-m",
-        "hydra/launcher=local",
-        *COMMON,
-        *overrides,
-        f"hydra.sweep.dir={sweep_dir}",
-    ]
+    args = ["-m", "hydra/launcher=local", *COMMON, *overrides, f"hydra.sweep.dir={sweep_dir}"]
     if not wait:
-        return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=1200)
+        return start(
+            "ncib.run", *args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    proc = run_app(*args, cwd=cwd, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -57,11 +50,7 @@ def test_two_gloo_processes_train_and_analyse_each_sample_once(tmp_path):
     assert all(r["num_train"] == 1437 and r["num_test"] == 360 for r in records)
     # the features the two processes gathered are the features one process extracts from the
     # same weights: every row once, in order (a duplicated or missing row changes every value)
-    again = subprocess.run(
-        [sys.executable, "-m", "ncib.analyse", str(run_dir), "--name", "one"],
-        capture_output=True,
-        text=True,
-    )
+    again = ncib("ncib.analyse", run_dir, "--name", "one", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     for a, b in zip(records, read_records(run_dir / "analysis-one.jsonl"), strict=True):
         for group in ("identifiability", "gib", "simplex_etf"):
@@ -74,20 +63,7 @@ def test_two_gloo_processes_train_and_analyse_each_sample_once(tmp_path):
 
 def test_a_preempted_job_requeues_itself_and_resumes_in_its_run_directory(tmp_path):
     args = ["trainer.max_epochs=6", "analysis.epochs=[2,4,6]"]
-    reference = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ncib.run",
-            *COMMON,
-            *args,
-            f"hydra.run.dir={tmp_path / 'reference'}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    reference = run_app(*COMMON, *args, f"hydra.run.dir={tmp_path / 'reference'}", cwd=tmp_path)
     assert reference.returncode == 0, reference.stderr[-3000:]
     run_dir = tmp_path / "sweep" / "0_digits_seeds0-1"
     job = sweep(*args, sweep_dir=tmp_path / "sweep", cwd=tmp_path, wait=False)

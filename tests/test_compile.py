@@ -3,26 +3,25 @@ does, members stay independent, and checkpoints keep the eager ``state_dict`` ke
 
 from __future__ import annotations
 
-from functools import partial
-
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from ncib.data import DigitsDataModule
-from ncib.models import ConvNet, PairedSupCon, ProjectionHead
-from ncib.models.schedules import warmup_cosine
+from tests.helpers.builders import quiet_trainer, tiny_pair
 
 STEPS = 4
 
 
 def build(seeds, compile):
-    model = PairedSupCon(
-        backbone=partial(ConvNet, in_channels=1, feature_dim=16, width=4),
-        head=partial(ProjectionHead, out_dim=8),
-        optimizer=partial(torch.optim.SGD, lr=0.2, momentum=0.9, weight_decay=5e-4),
-        scheduler=partial(warmup_cosine, warmup_epochs=1),
-        seeds=seeds,
+    model = tiny_pair(
+        seeds,
+        feature_dim=16,
+        width=4,
+        out_dim=8,
+        lr=0.2,
+        momentum=0.9,
+        weight_decay=5e-4,
+        warmup_epochs=1,
         compile=compile,
     )
     return model, DigitsDataModule(seeds=seeds, batch_size=64)
@@ -30,17 +29,7 @@ def build(seeds, compile):
 
 def fit(seeds, compile, steps=STEPS):
     model, dm = build(seeds, compile)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        deterministic=True,
-        use_distributed_sampler=False,
-    )
+    trainer = quiet_trainer(max_epochs=1, max_steps=steps, deterministic=True)
     trainer.fit(model, datamodule=dm)
     assert trainer.global_step == steps
     return model

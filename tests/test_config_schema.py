@@ -5,9 +5,6 @@ the key. Without the schema, ``report=maybe`` or ``seed_pair=7`` would compose a
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
@@ -15,6 +12,7 @@ from omegaconf.errors import ValidationError
 
 from ncib.config import AnalysisConfig, ConfigError, RunConfig, validate
 from tests.conftest import compose_config
+from tests.helpers.app import run_app
 
 # override → the key the error must name
 AT_COMPOSE = {
@@ -90,13 +88,7 @@ def test_the_composed_config_is_typed_by_the_schema(tmp_path):
     ids=["report", "max_epochs"],
 )
 def test_the_app_refuses_them_before_any_work(tmp_path, overrides, key):
-    proc = subprocess.run(
-        [sys.executable, "-m", "ncib.run", f"hydra.run.dir={tmp_path / 'run'}", *overrides],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_app(f"hydra.run.dir={tmp_path / 'run'}", *overrides, cwd=tmp_path)
     assert proc.returncode != 0
     assert key in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "run" / "checkpoints").exists()

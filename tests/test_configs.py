@@ -186,8 +186,7 @@ def test_no_config_block_is_repeated_across_files():
 
 
 def test_a_users_own_config_folder_extends_the_groups(tmp_path):
-    import subprocess
-    import sys
+    from tests.helpers.app import run_app
 
     mine = tmp_path / "my_conf" / "recipe"
     mine.mkdir(parents=True)
@@ -198,12 +197,7 @@ def test_a_users_own_config_folder_extends_the_groups(tmp_path):
         ["--config-dir", str(tmp_path / "my_conf")],
         [f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]"],
     ):
-        proc = subprocess.run(
-            [sys.executable, "-m", "ncib.run", *how, "recipe=long", "--cfg", "job"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-        )
+        proc = run_app(*how, "recipe=long", "--cfg", "job", cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "max_epochs: 234" in proc.stdout
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 pytest.importorskip("wandb_workspaces", reason="pip install 'ncib[dashboard]'")
@@ -19,6 +16,7 @@ from ncib.tracking.dashboard import (  # noqa: E402
     metric,
     panel_keys,
 )
+from tests.helpers.app import ncib  # noqa: E402
 
 
 def unknown_keys(report) -> list[tuple[str, str]]:
@@ -104,21 +102,13 @@ def test_dry_run_prints_the_panels_and_saving_needs_a_login(tmp_path, monkeypatc
     dashboard.main(["--entity", "e", "--project", "p", "--group", "g", "--dry-run"])
     out = capsys.readouterr().out
     assert "## Fig. 2" in out and "analysis/nc1/raw/m0" in out and "linear_eval/both_correct" in out
-    import os
-
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
-    env |= {
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    env = {
         "HOME": str(tmp_path),
         "NETRC": str(tmp_path / "none"),
         "WANDB_CONFIG_DIR": str(tmp_path),
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "ncib.dashboard", "--entity", "e", "--project", "p"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    proc = ncib("ncib.dashboard", "--entity", "e", "--project", "p", cwd=tmp_path, env=env)
     assert proc.returncode == 2 and "needs a login" in proc.stderr
 
 

@@ -6,13 +6,9 @@ from __future__ import annotations
 import colorsys
 import math
 import re
-import subprocess
-import sys
-from functools import partial
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 import torchvision.transforms.v2.functional as TF
 from hydra.utils import instantiate
@@ -26,9 +22,9 @@ from ncib.data import (
     color,
 )
 from ncib.data.base import stratified_subset
-from ncib.models import ConvNet, PairedSupCon, ProjectionHead
-from ncib.models.schedules import warmup_cosine
 from tests.conftest import compose_config
+from tests.helpers.app import run_app
+from tests.helpers.builders import quiet_trainer, tiny_pair
 from tests.helpers.fake_datasets import (
     pattern_image,
     pattern_index,
@@ -484,22 +480,10 @@ def test_experiment_names_the_run(tmp_path):
 def test_paired_supcon_fits_on_fake_cifar10(tmp_path):
     write_cifar10(tmp_path / "data", n_train=64, n_test=20)
     dm = CIFAR10DataModule(seeds=[0, 1], root=str(tmp_path / "data"), batch_size=16)
-    model = PairedSupCon(
-        backbone=partial(ConvNet, in_channels=3, feature_dim=16, width=4),
-        head=partial(ProjectionHead, out_dim=8),
-        optimizer=partial(torch.optim.SGD, lr=0.1, momentum=0.9),
-        scheduler=partial(warmup_cosine, warmup_epochs=1),
-        seeds=[0, 1],
+    model = tiny_pair(
+        [0, 1], in_channels=3, feature_dim=16, width=4, out_dim=8, momentum=0.9, warmup_epochs=1
     )
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-    )
+    trainer = quiet_trainer(max_steps=2)
     trainer.fit(model, datamodule=dm)
     assert trainer.global_step == 2
     losses = [float(trainer.callback_metrics[f"train/loss/m{m}"]) for m in (0, 1)]
@@ -509,30 +493,22 @@ def test_paired_supcon_fits_on_fake_cifar10(tmp_path):
 def test_app_runs_on_fake_cifar10(tmp_path):
     write_cifar10(tmp_path / "data" / "cifar10", n_train=64, n_test=20)
     run_dir = tmp_path / "run"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ncib.run",
-            "dataset=cifar10",
-            f"paths.data_dir={tmp_path / 'data'}",
-            "backbone=convnet",
-            "backbone.width=4",
-            "backbone.feature_dim=16",
-            "trainer=cpu",
-            "trainer.max_steps=2",
-            "dataset.datamodule.batch_size=16",
-            "dataset.datamodule.eval_batch_size=32",
-            "logger=csv",
-            "callbacks=none",
-            "linear_eval.batch_size=16",
-            "linear_eval.epochs=1",
-            f"hydra.run.dir={run_dir}",
-        ],
+    proc = run_app(
+        "dataset=cifar10",
+        f"paths.data_dir={tmp_path / 'data'}",
+        "backbone=convnet",
+        "backbone.width=4",
+        "backbone.feature_dim=16",
+        "trainer=cpu",
+        "trainer.max_steps=2",
+        "dataset.datamodule.batch_size=16",
+        "dataset.datamodule.eval_batch_size=32",
+        "logger=csv",
+        "callbacks=none",
+        "linear_eval.batch_size=16",
+        "linear_eval.epochs=1",
+        f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")

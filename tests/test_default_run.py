@@ -1,48 +1,37 @@
-"""The README's default run (digits), as a new user runs it, and the science it must show."""
+"""The README's default run (digits), as a new user runs it, and the science it must show.
+
+The run is the session's shared one (``digits_run`` in tests/conftest.py): the tests that write
+into it (the re-analyses) work on a copy."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
-import time
 
 import pytest
 
 from ncib.engine.plan import ANALYSIS_GROUPS
 from ncib.metrics import MEMBERS, keys
 from ncib.rundir.records import read_records
+from tests.helpers.app import ncib
 
 
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("default_run")
-    start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "ncib.run", f"hydra.run.dir={root / 'run'}"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        env={**__import__("os").environ, "WANDB_MODE": "offline"},
-    )
-    elapsed = time.monotonic() - start
-    print(f"\ndefault digits run: {elapsed:.0f} s wall")
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return root / "run"
+@pytest.fixture
+def default_run(digits_run, tmp_path):
+    """A copy of the shared run, to write into."""
+    return digits_run.copy_to(tmp_path / "run")
 
 
-def test_default_run_analyses_at_least_six_epochs_with_every_documented_key(default_run):
-    records = read_records(default_run / "analysis.jsonl")
+def test_default_run_analyses_at_least_six_epochs_with_every_documented_key(digits_run):
+    run_dir = digits_run.path
+    records = read_records(run_dir / "analysis.jsonl")
     assert len(records) >= 6
     for r in records:
         for group in ANALYSIS_GROUPS:
             assert set(r[group]["scalars"]) == set(keys(group)), (r["epoch"], group)
-    assert (default_run / "report.md").exists() and (default_run / "linear_eval.json").exists()
-    assert len(list((default_run / "figures").glob("*.png"))) == 5
+    assert (run_dir / "report.md").exists() and (run_dir / "linear_eval.json").exists()
+    assert len(list((run_dir / "figures").glob("*.png"))) == 5
 
 
-def test_default_run_shows_the_science(default_run):
-    records = read_records(default_run / "analysis.jsonl")
+def test_default_run_shows_the_science(digits_run):
+    records = read_records(digits_run.path / "analysis.jsonl")
     first, last = records[0]["simplex_etf"]["scalars"], records[-1]["simplex_etf"]["scalars"]
     target = -1.0 / (records[-1]["num_classes"] - 1)
     for m in MEMBERS:
@@ -68,13 +57,8 @@ def _numbers(node, path=""):
         yield path, float(node)
 
 
-def test_reanalysis_of_the_saved_checkpoints_reproduces_the_training_records(default_run):
-    proc = subprocess.run(
-        [sys.executable, "-m", "ncib.analyse", str(default_run), "--name", "same"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def test_reanalysis_of_the_saved_checkpoints_reproduces_the_training_records(default_run, tmp_path):
+    proc = ncib("ncib.analyse", default_run, "--name", "same", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trained = read_records(default_run / "analysis.jsonl")
     again = read_records(default_run / "analysis-same.jsonl")
@@ -92,23 +76,9 @@ def test_reanalysis_of_the_saved_checkpoints_reproduces_the_training_records(def
     assert (default_run / "report-same.md").exists()
 
 
-def test_reanalysis_with_another_k_writes_a_second_records_file_and_report(default_run):
+def test_reanalysis_with_another_k_writes_a_second_records_file_and_report(default_run, tmp_path):
     before = (default_run / "analysis.jsonl").read_bytes()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ncib.analyse",
-            str(default_run),
-            "analysis.k=5",
-            "--epochs",
-            "1",
-            "60",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = ncib("ncib.analyse", default_run, "analysis.k=5", "--epochs", 1, 60, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = sorted(default_run.glob("analysis-[0-9]*.jsonl"))
     assert len(records) == 1

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 from ncib.metrics import markdown_table
 from tests.conftest import REPO_ROOT
-from tests.helpers.processes import ncib_process
+from tests.helpers.app import ncib
 
 CITATION = re.compile(r"docs/([a-z_]+\.md)(?: §(\d+))?")
 
@@ -38,13 +36,7 @@ def test_metrics_reference_is_generated_from_the_registry():
     assert (REPO_ROOT / "docs" / "metrics.md").read_text() == markdown_table(), (
         "docs/metrics.md is stale: python -m ncib.metrics > docs/metrics.md"
     )
-    out = subprocess.run(
-        [sys.executable, "-m", "ncib.metrics"],
-        capture_output=True,
-        text=True,
-        check=True,
-        **ncib_process(),  # the ncib imported here
-    )
+    out = ncib("ncib.metrics", cwd=REPO_ROOT, check=True)  # the ncib imported here
     assert out.stdout == markdown_table()
 
 

@@ -15,7 +15,8 @@ import pytorch_lightning as pl
 import torch
 
 from ncib.data import CIFAR10DataModule, PairedViewDataModule, SupConAugment
-from ncib.models import PairedSupCon, ProjectionHead, cifar_resnet
+from ncib.models import cifar_resnet
+from tests.helpers.builders import quiet_trainer, tiny_pair
 from tests.helpers.fake_datasets import write_cifar10
 
 pytestmark = [
@@ -121,28 +122,25 @@ class LossRecorder(pl.Callback):
 
 
 def _pair(backbone="resnet18", channels_last=True):
-    return PairedSupCon(
+    return tiny_pair(
+        [0, 1],
         backbone=partial(cifar_resnet, name=backbone),
-        head=partial(ProjectionHead, out_dim=128),
-        optimizer=partial(torch.optim.SGD, lr=0.05, momentum=0.9, weight_decay=1e-4),
-        seeds=[0, 1],
+        out_dim=128,
+        lr=0.05,
+        momentum=0.9,
+        weight_decay=1e-4,
         channels_last=channels_last,
     )
 
 
 def test_bf16_channels_last_pair_trains_on_the_gpu():
     model, rec = _pair(), LossRecorder()
-    trainer = pl.Trainer(
+    trainer = quiet_trainer(
         accelerator="gpu",
         devices=1,
         precision="bf16-mixed",
         max_steps=24,
-        logger=False,
         callbacks=[rec],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
         benchmark=True,
     )
     trainer.fit(model, datamodule=ColouredClasses([0, 1], batch_size=128))
@@ -200,17 +198,7 @@ def test_analysis_features_of_a_bf16_trained_pair_are_full_float32():
 
     model = _pair()
     dm = ColouredClasses([0, 1], batch_size=128)
-    trainer = pl.Trainer(
-        accelerator="gpu",
-        devices=1,
-        precision="bf16-mixed",
-        max_steps=4,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-    )
+    trainer = quiet_trainer(accelerator="gpu", devices=1, precision="bf16-mixed", max_steps=4)
     trainer.fit(model, datamodule=dm)
     model.cuda().eval()
     torch.set_float32_matmul_precision("high")  # what a run sets: TF32 in training matmuls

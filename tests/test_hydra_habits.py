@@ -5,17 +5,15 @@ commands quoted for zsh, shell completion (docs/configuration.md)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import REPO_ROOT, compose_config
+from tests.helpers.app import run_app
 
 SEED_SETS = {
     "paper": [[0, 1]],
@@ -24,22 +22,11 @@ SEED_SETS = {
 }
 
 
-def _ncib(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ncib.run", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
-
-
 def test_a_seed_set_sweeps_its_pairs_in_multirun(tmp_path):
     # trainer.max_epochs=0 stops each job at the validation, after Hydra has launched it with
     # its overrides and composed its config: what the sweep launched is all this test reads
     sweep = tmp_path / "sweep"
-    proc = _ncib(
+    proc = run_app(
         "-m", "seeds=three", "trainer.max_epochs=0", f"hydra.sweep.dir={sweep}", cwd=tmp_path
     )
     assert proc.returncode != 0 and "trainer.max_epochs=0" in proc.stderr
@@ -60,13 +47,13 @@ def test_each_seed_set_names_its_pairs_for_the_sweeper(name, tmp_path):
 
 
 def test_a_set_of_several_pairs_is_refused_without_multirun(tmp_path):
-    proc = _ncib("seeds=three", f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path)
+    proc = run_app("seeds=three", f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path)
     assert proc.returncode != 0
     assert "seeds=three names 3 seed pairs" in proc.stderr and "-m" in proc.stderr
     # a pair chosen on the command line, or a set of one, passes this check (and stops at the
     # next one: no training here)
     for extra in (["seeds=three", "seed_pair=[2,3]"], ["seeds=paper"]):
-        proc = _ncib(
+        proc = run_app(
             *extra, "trainer.max_epochs=0", f"hydra.run.dir={tmp_path / 'b'}", cwd=tmp_path
         )
         assert proc.returncode != 0 and "names 3 seed pairs" not in proc.stderr
@@ -75,7 +62,7 @@ def test_a_set_of_several_pairs_is_refused_without_multirun(tmp_path):
 
 def test_a_command_line_seed_pair_replaces_the_set_in_multirun(tmp_path):
     sweep = tmp_path / "sweep"
-    _ncib(
+    run_app(
         "-m",
         "seeds=five",
         "seed_pair=[6,7]",
@@ -148,7 +135,7 @@ def test_an_optimised_metric_the_run_cannot_return_is_refused_before_training(
 def test_an_optuna_search_optimises_the_linear_evaluation(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep = tmp_path / "sweep"
-    proc = _ncib(
+    proc = run_app(
         "hparams_search=supcon_optuna",
         "debug=fast",
         "linear_eval=cached",
@@ -288,13 +275,7 @@ def test_zsh_passes_every_documented_command_to_ncib_unchanged():
     assert not failed, "\n".join(failed)
 
 
-def test_completion_offers_the_seed_sets():
-    proc = subprocess.run(
-        [sys.executable, "-m", "ncib.run", "-sc", "query=bash"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COMP_LINE": "ncib seeds="},
-    )
+def test_completion_offers_the_seed_sets(tmp_path):
+    proc = run_app("-sc", "query=bash", cwd=tmp_path, timeout=120, env={"COMP_LINE": "ncib seeds="})
     assert proc.returncode == 0, proc.stderr
     assert set(proc.stdout.split()) == {f"seeds={name}" for name in SEED_SETS}

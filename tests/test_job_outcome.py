@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from ncib.rundir.outcome import OUTCOME_FILE, read_outcome, recording_outcome
+from tests.helpers.app import run_app
 
 
 def test_a_job_records_its_failure_completion_or_interruption(tmp_path):
@@ -48,13 +47,7 @@ def test_a_foreign_outcome_file_is_ignored_with_a_warning_naming_it(tmp_path, co
 
 def test_python_m_ncib_run_records_a_failed_start(tmp_path):
     run_dir = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "ncib.run", "seed_pair=[4,4]", f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_app("seed_pair=[4,4]", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode != 0
     outcome = read_outcome(run_dir)
     assert outcome["status"] == "failed" and outcome["error"].startswith("ConfigError: seed_pair")

@@ -9,16 +9,8 @@ from omegaconf import OmegaConf
 
 from ncib.data import DigitsDataModule
 from ncib.linear_eval import member_eval_seed, train_linear_evaluation
-from ncib.models import ConvNet, LinearEvaluator, PairedSupCon, ProjectionHead
-
-
-def pair(seeds=(0, 1)):
-    return PairedSupCon(
-        backbone=partial(ConvNet, in_channels=1, feature_dim=32, width=8),
-        head=partial(ProjectionHead, out_dim=16),
-        optimizer=partial(torch.optim.SGD, lr=0.1),
-        seeds=list(seeds),
-    )
+from ncib.models import ConvNet, LinearEvaluator
+from tests.helpers.builders import tiny_pair
 
 
 def eval_cfg(**overrides):
@@ -36,7 +28,7 @@ def evaluate(model, **overrides):
 
 
 def test_frozen_random_encoders_beat_chance_and_stay_untouched():
-    model = pair()
+    model = tiny_pair()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     out = evaluate(model, epochs=15)
     for m in ("m0", "m1"):
@@ -66,7 +58,7 @@ def test_both_correct_counts_samples_not_a_product_of_accuracies(monkeypatch):
         ).float(),
     )
     out = le.train_linear_evaluation(
-        pair(), dm, eval_cfg(epochs=1), accelerator="cpu", progress=False
+        tiny_pair(), dm, eval_cfg(epochs=1), accelerator="cpu", progress=False
     )
     assert out["test_acc/m0"] == pytest.approx(0.5, abs=0.01) and out[
         "test_acc/m1"
@@ -75,16 +67,16 @@ def test_both_correct_counts_samples_not_a_product_of_accuracies(monkeypatch):
 
 
 def test_swapping_the_seed_pair_swaps_table_1_exactly_and_reruns_reproduce_it():
-    ab, ba = evaluate(pair((0, 1)), epochs=3), evaluate(pair((1, 0)), epochs=3)
+    ab, ba = evaluate(tiny_pair((0, 1)), epochs=3), evaluate(tiny_pair((1, 0)), epochs=3)
     assert ab["test_acc/m0"] == ba["test_acc/m1"] and ab["test_acc/m1"] == ba["test_acc/m0"]
     assert ab["train_acc/m0"] == ba["train_acc/m1"] and ab["both_correct"] == ba["both_correct"]
-    assert evaluate(pair((0, 1)), epochs=3) == ab
+    assert evaluate(tiny_pair((0, 1)), epochs=3) == ab
     # the evaluation seed is a function of the member's seed, not of its position
     assert member_eval_seed(0, 0) != member_eval_seed(1, 0) != member_eval_seed(1, 1)
 
 
 def test_augmented_views_run_through_the_encoder():
-    out = evaluate(pair(), epochs=2, views="train")
+    out = evaluate(tiny_pair(), epochs=2, views="train")
     assert 0.1 < out["test_acc/m0"] <= 1.0
 
 
@@ -114,7 +106,7 @@ def test_accuracies_are_torchmetrics_top_1_and_top_5_shares_of_samples():
 
 
 def test_table_1_carries_top_5_beside_top_1():
-    out = evaluate(pair(), epochs=3)
+    out = evaluate(tiny_pair(), epochs=3)
     for split in ("train", "test"):
         for m in ("m0", "m1"):
             assert out[f"{split}_acc/{m}"] <= out[f"{split}_top5/{m}"] <= 1.0

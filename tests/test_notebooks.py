@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.helpers.app import run_app
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 
@@ -21,13 +20,7 @@ def test_notebooks_exist_and_carry_no_outputs():
 
 
 def _run(*overrides, cwd):
-    proc = subprocess.run(
-        [sys.executable, "-m", "ncib.run", *overrides],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    proc = run_app(*overrides, cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 

@@ -1,40 +1,20 @@
 """The members of a pair are independent: training beside another member changes nothing."""
 
-from functools import partial
-
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from ncib.data import DigitsDataModule
-from ncib.models import ConvNet, PairedSupCon, ProjectionHead
-from ncib.models.schedules import warmup_cosine
+from tests.helpers.builders import quiet_trainer, tiny_pair
 
 
 def build(seeds):
-    model = PairedSupCon(
-        backbone=partial(ConvNet, in_channels=1, feature_dim=32, width=8),
-        head=partial(ProjectionHead, out_dim=16),
-        optimizer=partial(torch.optim.SGD, lr=0.2, momentum=0.9, weight_decay=5e-4),
-        scheduler=partial(warmup_cosine, warmup_epochs=1),
-        seeds=seeds,
-    )
+    model = tiny_pair(seeds, lr=0.2, momentum=0.9, weight_decay=5e-4, warmup_epochs=1)
     return model, DigitsDataModule(seeds=seeds, batch_size=128)
 
 
 def fit(seeds, steps=6):
     model, dm = build(seeds)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=2,
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        deterministic=True,
-        use_distributed_sampler=False,
-    )
+    trainer = quiet_trainer(max_epochs=2, max_steps=steps, deterministic=True)
     trainer.fit(model, datamodule=dm)
     return model, trainer
 

@@ -9,9 +9,6 @@ import csv
 import json
 import logging
 import shutil
-import subprocess
-import sys
-from functools import partial
 
 import numpy as np
 import pytest
@@ -46,14 +43,9 @@ def test_table_1_is_fitted_on_the_training_split_only(settings):
     import importlib.resources
 
     from ncib.linear_eval import train_linear_evaluation
-    from ncib.models import ConvNet, PairedSupCon, ProjectionHead
+    from tests.helpers.builders import tiny_pair
 
-    model = PairedSupCon(
-        backbone=partial(ConvNet, in_channels=1, feature_dim=32, width=8),
-        head=partial(ProjectionHead, out_dim=16),
-        optimizer=partial(torch.optim.SGD, lr=0.1),
-        seeds=[0, 1],
-    )
+    model = tiny_pair([0, 1])
     cfg = OmegaConf.create(
         (importlib.resources.files("ncib.conf") / "linear_eval" / "cached.yaml").read_text()
     )
@@ -257,19 +249,19 @@ def _no_value_twice(path):
 
 @pytest.mark.slow
 def test_a_real_graceful_stop_and_resume_logs_each_value_once(tmp_path):
-    from tests.helpers.processes import ncib_process
+    from tests.helpers.app import run_app
 
     command = [
-        sys.executable, "-m", "ncib.run", "trainer.max_epochs=4", "analysis.epochs=[2,4]",
+        "trainer.max_epochs=4", "analysis.epochs=[2,4]",
         "linear_eval.epochs=1", "logger=csv", "dataset.datamodule.batch_size=256",
         "+callbacks.sigterm._target_=tests.helpers.signals.SigtermOnce",
         "+callbacks.sigterm.epoch=2", "+callbacks.sigterm.batch=1",
         f"+callbacks.sigterm.flag={tmp_path / 'sent'}", f"hydra.run.dir={tmp_path / 'run'}",
     ]  # fmt: skip
-    stopped = subprocess.run(command, capture_output=True, text=True, timeout=900, **ncib_process())
+    stopped = run_app(*command, cwd=tmp_path)
     assert (tmp_path / "sent").exists() and stopped.returncode is not None
     assert "Received SIGTERM" in (tmp_path / "run" / "run.log").read_text()
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=900, **ncib_process())
+    resumed = run_app(*command, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     seen = _no_value_twice(tmp_path / "run" / "csv" / "metrics.csv")
     assert sum(k.startswith("lr-") for _, k in seen) == 4  # one rate per epoch
@@ -345,24 +337,18 @@ def test_a_resume_keeps_the_record_of_the_epoch_its_checkpoint_ends(tmp_path):
 
 @pytest.mark.slow
 def test_a_real_kill_after_a_record_resumes_with_every_analysis_epoch_once(tmp_path):
-    from tests.helpers.processes import ncib_process
+    from tests.helpers.app import run_app
 
     command = [
-        sys.executable, "-m", "ncib.run", "trainer.max_epochs=3", "analysis.epochs=[1,2,3]",
+        "trainer.max_epochs=3", "analysis.epochs=[1,2,3]",
         "linear_eval.epochs=1", "logger=csv", "dataset.datamodule.batch_size=256",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]  # fmt: skip
-    killed = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        **ncib_process(NCIB_FAULT="after_record:2"),
-    )
+    killed = run_app(*command, cwd=tmp_path, env={"NCIB_FAULT": "after_record:2"})
     assert killed.returncode < 0  # SIGKILL after epoch 2's record, before its checkpoint
     assert [r["epoch"] for r in read_records(tmp_path / "run" / "analysis.jsonl")] == [1, 2]
     shutil.copytree(tmp_path / "run", tmp_path / "killed")
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=900, **ncib_process())
+    resumed = run_app(*command, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     records = read_records(tmp_path / "run" / "analysis.jsonl")
     assert [r["epoch"] for r in records] == [1, 2, 3]

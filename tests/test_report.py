@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from ncib.report import build_report, write_report
 from ncib.report.tables import table2
 from ncib.rundir.records import append_record
+from tests.helpers.app import ncib
 
 
 def synthetic_record(epoch, acc, with_gib=True):
@@ -158,17 +157,13 @@ def test_table2_needs_every_probe():
 def test_cli_regenerates_the_same_report(run_dir):
     first = write_report(run_dir).markdown
     (run_dir / "report.md").unlink()
-    proc = subprocess.run(
-        [sys.executable, "-m", "ncib.report", str(run_dir)], capture_output=True, text=True
-    )
+    proc = ncib("ncib.report", run_dir, cwd=run_dir)
     assert proc.returncode == 0, proc.stderr
     assert (run_dir / "report.md").read_text() == first
 
 
 def test_cli_on_an_empty_directory_says_what_is_missing(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "ncib.report", str(tmp_path)], capture_output=True, text=True
-    )
+    proc = ncib("ncib.report", tmp_path, cwd=tmp_path)
     assert proc.returncode == 2 and "analysis.jsonl" in proc.stderr
 
 
@@ -194,8 +189,6 @@ def test_the_cli_reads_a_real_run_config_in_a_fresh_process(run_dir, tmp_path):
     (run_dir / ".hydra" / "config.yaml").write_text(
         OmegaConf.to_yaml(compose_config(["dataset.classes=[0,1,2]"]))
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "ncib.report", str(run_dir)], capture_output=True, text=True
-    )
+    proc = ncib("ncib.report", run_dir, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "K = 3" in (run_dir / "report.md").read_text()

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
 from ncib.rundir.records import read_records
+from tests.helpers.app import run_app, start
 
 COMMAND = [
     "trainer.max_epochs=6",
@@ -25,14 +24,7 @@ COMMAND = [
 
 
 def run(run_dir, *extra, env=None, cwd, base=COMMAND):
-    return subprocess.run(
-        [sys.executable, "-m", "ncib.run", *base, *extra, f"hydra.run.dir={run_dir}"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, **(env or {})},
-    )
+    return run_app(*base, *extra, f"hydra.run.dir={run_dir}", cwd=cwd, env=env)
 
 
 def numbers(record):
@@ -87,8 +79,10 @@ def test_a_kill_right_after_an_analysis_record_resumes_without_duplicates(uninte
 
 def test_a_kill_half_way_resumes_to_the_same_result(uninterrupted, tmp_path):
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ncib.run", *COMMAND, f"hydra.run.dir={run_dir}"],
+    proc = start(
+        "ncib.run",
+        *COMMAND,
+        f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

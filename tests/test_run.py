@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import subprocess
-import sys
 import time
 
 import pytest
@@ -16,35 +14,24 @@ from omegaconf import OmegaConf
 from ncib.engine.plan import ANALYSIS_GROUPS
 from ncib.metrics import keys
 from ncib.rundir.records import read_records
+from tests.helpers.app import ncib, run_app
 
 
-def run_app(*overrides, cwd, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "ncib.run", *overrides],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
-    run_dir = tmp_path / "run"
-    proc = run_app("trainer.max_epochs=2", f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
+def test_a_finished_digits_run_leaves_a_complete_run_directory(digits_run):
+    run_dir = digits_run.path
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     assert cfg.dataset.name == "digits" and list(cfg.seed_pair) == [0, 1]
 
     with open(run_dir / "csv" / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("train/loss/m0")]
-    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert [int(r["epoch"]) for r in rows] == list(range(digits_run.max_epochs))
     for name in ("train/loss/m0", "train/loss/m1"):
         assert float(rows[1][name]) < float(rows[0][name]), name
+        assert float(rows[-1][name]) < float(rows[1][name]), name
 
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    # both epochs, ceil(1437 / 256) = 6 steps each (the last one partial)
-    assert ckpt["global_step"] == 2 * math.ceil(1437 / 256)
+    # every epoch, ceil(1437 / 256) = 6 steps each (the last one partial)
+    assert ckpt["global_step"] == digits_run.max_epochs * math.ceil(1437 / 256)
     assert any(k.startswith("members.1.encoder") for k in ckpt["state_dict"])
 
     offline = list((run_dir / "wandb").glob("offline-run-*"))
@@ -52,7 +39,7 @@ def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
 
     # analysis at the listed epochs that were reached (digits: [1, 2, 5, ...])
     records = read_records(run_dir / "analysis.jsonl")
-    assert [r["epoch"] for r in records] == [1, 2]
+    assert [r["epoch"] for r in records] == list(digits_run.analysed)
     for r in records:
         for group in ANALYSIS_GROUPS:
             assert set(r[group]["scalars"]) == set(keys(group)), group
@@ -73,25 +60,23 @@ def test_two_epochs_on_digits_leave_a_complete_run_directory(tmp_path):
         "table2",
     }
 
+
+def test_the_linear_evaluation_again_and_the_report_again_reproduce_the_runs(digits_run, tmp_path):
+    run_dir = digits_run.copy_to(tmp_path / "run")
+    evaluation = json.loads((run_dir / "linear_eval.json").read_text())
+    # the report names its run directory: this copy's
+    report = (run_dir / "report.md").read_text().replace(str(digits_run.path), str(run_dir))
     # the linear evaluation again, standalone, from the last checkpoint: it reproduces Table 1,
     # and never overwrites it silently
-    again = subprocess.run(
-        [sys.executable, "-m", "ncib.linear_eval", str(run_dir)], capture_output=True, text=True
-    )
+    again = ncib("ncib.linear_eval", run_dir, cwd=tmp_path)
     assert again.returncode != 0 and "linear_eval.json exists" in again.stderr
-    again = subprocess.run(
-        [sys.executable, "-m", "ncib.linear_eval", str(run_dir), "--output", "again.json"],
-        capture_output=True,
-        text=True,
-    )
+    again = ncib("ncib.linear_eval", run_dir, "--output", "again.json", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((run_dir / "again.json").read_text()) == evaluation
 
     # the report is made from the records alone
     (run_dir / "report.md").unlink()
-    regen = subprocess.run(
-        [sys.executable, "-m", "ncib.report", str(run_dir)], capture_output=True, text=True
-    )
+    regen = ncib("ncib.report", run_dir, cwd=tmp_path)
     assert regen.returncode == 0, regen.stderr
     assert (run_dir / "report.md").read_text() == report
 

@@ -11,8 +11,6 @@ import csv
 import json
 import logging
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -21,29 +19,20 @@ from omegaconf import OmegaConf
 from ncib.config import ConfigError, validate
 from ncib.rundir.outcome import OUTCOME_FILE
 from tests.conftest import compose_config
-from tests.helpers.processes import ncib_process
+from tests.helpers.app import ncib
 
 BASE = [
     "trainer.max_epochs=2",
     "analysis.epochs=[1,2]",
+    "analysis.intervals=null",  # no test here reads them
     "linear_eval.epochs=1",
     "logger=csv",
     "dataset.datamodule.batch_size=256",
 ]
 
 
-def ncib(module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``python -m module args``; its log (stdout) and stderr together in ``.stderr``."""
-    proc = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        # the runs here build a test callback: admitted for analyse and linear_eval
-        **ncib_process(WANDB_MODE="offline", NCIB_TRUSTED_TARGETS="tests.helpers.signals"),
-    )
-    proc.stderr = proc.stdout + proc.stderr
-    return proc
+# the runs here build a test callback: admitted for analyse and linear_eval
+TRUSTED = {"NCIB_TRUSTED_TARGETS": "tests.helpers.signals"}
 
 
 @pytest.fixture(scope="module")
@@ -60,22 +49,22 @@ def stopped_then_finished(tmp_path_factory):
         f"+callbacks.sigterm.flag={root / 'sent'}",
         f"hydra.run.dir={run_dir}",
     ]
-    stopped = ncib("ncib.run", *command)
+    stopped = ncib("ncib.run", *command, cwd=root, env=TRUSTED)
     state = {
         "checkpoint": (run_dir / "checkpoints" / "last.ckpt").is_file(),
         "outcome": json.loads((run_dir / OUTCOME_FILE).read_text()),
         "table1": (run_dir / "linear_eval.json").exists(),
         "report": (run_dir / "report.md").exists(),
     }
-    finished = ncib("ncib.run", *command)
-    assert finished.returncode == 0, finished.stderr[-3000:]
+    finished = ncib("ncib.run", *command, cwd=root, env=TRUSTED)
+    assert finished.returncode == 0, finished.output[-3000:]
     return stopped, state, run_dir
 
 
 def test_sigterm_exits_143_unfinished_and_the_same_command_finishes(stopped_then_finished):
     stopped, state, run_dir = stopped_then_finished
-    assert stopped.returncode == 143, stopped.stderr[-3000:]
-    assert "stopped by SIGTERM" in stopped.stderr and "resumes it" in stopped.stderr
+    assert stopped.returncode == 143, stopped.output[-3000:]
+    assert "stopped by SIGTERM" in stopped.output and "resumes it" in stopped.output
     assert state["checkpoint"] and state["outcome"]["status"] == "interrupted"
     assert not state["table1"] and not state["report"]
     assert (run_dir / "linear_eval.json").is_file() and (run_dir / "report.md").is_file()
@@ -102,19 +91,34 @@ def test_every_linear_eval_setting_is_checked_by_the_validation(override, key, t
 
 def test_a_bad_linear_eval_setting_fails_before_training(tmp_path):
     run_dir = tmp_path / "run"
-    proc = ncib("ncib.run", "linear_eval.epochs=0", f"hydra.run.dir={run_dir}", timeout=120)
-    assert proc.returncode != 0 and "linear_eval.epochs=0 cannot be used" in proc.stderr
+    proc = ncib(
+        "ncib.run", "linear_eval.epochs=0", f"hydra.run.dir={run_dir}", cwd=tmp_path, timeout=120
+    )
+    assert proc.returncode != 0 and "linear_eval.epochs=0 cannot be used" in proc.output
     assert not (run_dir / "checkpoints").exists()
 
 
 def test_linear_eval_takes_overrides_and_checks_them_first(stopped_then_finished, tmp_path):
     _, _, run_dir = stopped_then_finished
-    proc = ncib("ncib.linear_eval", str(run_dir), "linear_eval.batch_size=0", timeout=120)
-    assert proc.returncode == 2 and "linear_eval.batch_size=0 cannot be used" in proc.stderr
     proc = ncib(
-        "ncib.linear_eval", str(run_dir), "linear_eval.batch_size=64", "--output", "again.json"
+        "ncib.linear_eval",
+        run_dir,
+        "linear_eval.batch_size=0",
+        cwd=tmp_path,
+        env=TRUSTED,
+        timeout=120,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 2 and "linear_eval.batch_size=0 cannot be used" in proc.output
+    proc = ncib(
+        "ncib.linear_eval",
+        run_dir,
+        "linear_eval.batch_size=64",
+        "--output",
+        "again.json",
+        cwd=tmp_path,
+        env=TRUSTED,
+    )
+    assert proc.returncode == 0, proc.output[-3000:]
     again = json.loads((run_dir / "again.json").read_text())
     assert 0.0 <= again["test_acc/m0"] <= 1.0
 
@@ -124,11 +128,13 @@ def test_linear_eval_takes_overrides_and_checks_them_first(stopped_then_finished
 
 def test_a_failed_first_start_does_not_block_the_corrected_command(tmp_path):
     run_dir = tmp_path / "run"
-    failed = ncib("ncib.run", "debug=fast", "dataset.classes=[0,0]", f"hydra.run.dir={run_dir}")
-    assert failed.returncode != 0 and "dataset.classes" in failed.stderr
-    fixed = ncib("ncib.run", "debug=fast", f"hydra.run.dir={run_dir}")
-    assert fixed.returncode == 0, fixed.stderr[-3000:]
-    assert "never trained" in fixed.stderr
+    failed = ncib(
+        "ncib.run", "debug=fast", "dataset.classes=[0,0]", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert failed.returncode != 0 and "dataset.classes" in failed.output
+    fixed = ncib("ncib.run", "debug=fast", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.output[-3000:]
+    assert "never trained" in fixed.output
     assert OmegaConf.load(run_dir / ".ncib" / "config.yaml").dataset.classes is None
 
 
@@ -294,8 +300,8 @@ def test_an_emptied_records_file_never_replaces_a_good_report(tmp_path):
     with pytest.raises(NothingToReport, match="holds no analysis record.*kept as it is"):
         write_report(tmp_path)
     assert (tmp_path / "report.md").read_text() == good
-    proc = ncib("ncib.report", str(tmp_path), timeout=120)
-    assert proc.returncode == 2 and "kept as it is" in proc.stderr
+    proc = ncib("ncib.report", tmp_path, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "kept as it is" in proc.output
     assert (tmp_path / "report.md").read_text() == good
 
 
@@ -304,16 +310,16 @@ def test_a_reanalysis_names_the_epochs_whose_weights_are_missing(stopped_then_fi
     run_dir = tmp_path / "run"
     shutil.copytree(finished, run_dir)
     (run_dir / "checkpoints" / "analysis" / "epoch=0001.ckpt").unlink()
-    proc = ncib("ncib.analyse", str(run_dir), "--name", "less")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "epoch 1 is not re-analysed" in proc.stderr and "epoch=0001.ckpt" in proc.stderr
+    proc = ncib("ncib.analyse", run_dir, "--name", "less", cwd=tmp_path, env=TRUSTED)
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert "epoch 1 is not re-analysed" in proc.output and "epoch=0001.ckpt" in proc.output
     report = (run_dir / "report-less.md").read_text()
     assert (
         "Not re-analysed" in report and "epoch 1 (`checkpoints/analysis/epoch=0001.ckpt`)" in report
     )
     (run_dir / "checkpoints" / "analysis" / "epoch=0002.ckpt").unlink()
-    proc = ncib("ncib.analyse", str(run_dir), "--name", "none")
-    assert proc.returncode == 2 and "missing: epochs 1, 2" in proc.stderr
+    proc = ncib("ncib.analyse", run_dir, "--name", "none", cwd=tmp_path, env=TRUSTED)
+    assert proc.returncode == 2 and "missing: epochs 1, 2" in proc.output
 
 
 # -- paths with '=' ------------------------------------------------------------------------------
@@ -328,8 +334,8 @@ def test_a_path_with_an_equals_sign_gets_a_quoting_hint(tmp_path):
     assert "transfer.epoch=N" in hint
     for fine in ('transfer.source="/a/epoch=1.ckpt"', "seed_pair=[0,1]", "--cfg", "a=b"):
         assert quoting_hint([fine]) is None, fine
-    proc = ncib("ncib.run", "experiment=zero_shot_transfer", arg, timeout=60)
-    assert proc.returncode == 2 and "quote the value" in proc.stderr
+    proc = ncib("ncib.run", "experiment=zero_shot_transfer", arg, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2 and "quote the value" in proc.output
 
 
 def test_transfer_takes_a_run_directory_and_an_epoch(stopped_then_finished):

@@ -15,6 +15,7 @@ import pytest
 
 from ncib.rundir.lock import LOCK_FILE, RunDirBusyError, holder_of, holding_run_dir
 from ncib.rundir.records import read_records
+from tests.helpers.app import ncib, run_app, start
 from tests.helpers.processes import ncib_process
 
 HOLD = """
@@ -65,6 +66,10 @@ def test_a_killed_holders_lock_is_taken_over(tmp_path):
         pass
 
 
+# the run below builds a test callback: admitted for analyse
+TRUSTED = {"NCIB_TRUSTED_TARGETS": "tests.helpers.signals"}
+
+
 def _wait_for(predicate, timeout: float = 120.0) -> None:
     end = time.monotonic() + timeout
     while not predicate():
@@ -73,32 +78,40 @@ def _wait_for(predicate, timeout: float = 120.0) -> None:
 
 
 def test_two_real_commands_in_one_run_directory(tmp_path):
-    run_dir = tmp_path / "run"
+    run_dir, go = tmp_path / "run", tmp_path / "go"
     command = [
-        sys.executable, "-m", "ncib.run", "trainer.max_epochs=3", "analysis.epochs=[1,2,3]",
-        "linear_eval.epochs=1", "logger=csv", f"hydra.run.dir={run_dir}",
+        "trainer.max_epochs=3", "analysis.epochs=[1,2,3]", "analysis.intervals=null",
+        "~linear_eval", "report=false", "logger=csv",
+        # the first run waits at the start of its second epoch until the test says go
+        "+callbacks.hold._target_=tests.helpers.signals.WaitForFile", "+callbacks.hold.epoch=1",
+        f"+callbacks.hold.flag={go}", f"hydra.run.dir={run_dir}",
     ]  # fmt: skip
-    first = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **ncib_process()
+    first = start(
+        "ncib.run",
+        *command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         _wait_for(lambda: (holder_of(run_dir) or {}).get("pid") == first.pid)
         config = (run_dir / ".hydra" / "config.yaml").read_text()
         started = time.monotonic()
-        second = subprocess.run(
-            [*command[:-1], "model.temperature=0.3", command[-1]],
-            capture_output=True, text=True, timeout=300, **ncib_process(),
-        )  # fmt: skip
+        second = run_app(
+            *command[:-1], "model.temperature=0.3", command[-1], cwd=tmp_path, timeout=300
+        )
         assert second.returncode != 0
         assert f"process {first.pid} on " in second.stderr and "still training" in second.stderr
         assert time.monotonic() - started < 60  # refused at once, not after training
         assert (run_dir / ".hydra" / "config.yaml").read_text() == config  # the run's, kept
-        analyse = subprocess.run(
-            [sys.executable, "-m", "ncib.analyse", str(run_dir), "--name", "early"],
-            capture_output=True, text=True, timeout=300, **ncib_process(),
-        )  # fmt: skip
+        analyse = ncib(
+            "ncib.analyse", run_dir, "--name", "early", cwd=tmp_path, timeout=300, env=TRUSTED
+        )
         assert analyse.returncode == 2 and "still training" in analyse.stderr
         assert not (run_dir / "analysis-early.jsonl").exists()
+        assert first.poll() is None  # all the while
+        go.touch()
         out, err = first.communicate(timeout=600)
     finally:
         first.kill()

@@ -1,11 +1,9 @@
-from functools import partial
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from ncib.losses import supcon_loss
-from ncib.models import ConvNet, PairedSupCon, ProjectionHead
+from tests.helpers.builders import tiny_pair
 
 
 def slow_supcon(features, labels, temperature):
@@ -148,14 +146,7 @@ def test_bad_base_temperature_is_an_error(bad):
 
 def test_paired_supcon_passes_base_temperature_to_the_loss():
     def module(**kwargs):
-        return PairedSupCon(
-            backbone=partial(ConvNet, in_channels=1, feature_dim=16, width=4),
-            head=partial(ProjectionHead, out_dim=8),
-            optimizer=partial(torch.optim.SGD, lr=0.1),
-            seeds=[0],
-            temperature=0.1,
-            **kwargs,
-        )
+        return tiny_pair([0], feature_dim=16, width=4, out_dim=8, temperature=0.1, **kwargs)
 
     views = torch.randn(6, 2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([0, 1, 0, 1, 2, 2])

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 
 import pytest
@@ -27,6 +24,7 @@ from ncib.report.sweep import (
 from ncib.report.tables import scalar
 from ncib.rundir.records import append_record, read_records
 from tests.conftest import compose_config
+from tests.helpers.app import ncib, run_app
 from tests.test_report import synthetic_record
 
 EPOCHS = (0, 5, 10)
@@ -260,12 +258,7 @@ def test_the_tables_go_to_wandb_when_the_runs_did(sweep, tmp_path, monkeypatch):
 
 
 def test_the_command_dispatches_run_and_sweep_directories(sweep):
-    out = subprocess.run(
-        [sys.executable, "-m", "ncib.report", str(sweep), "--no-wandb"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = ncib("ncib.report", sweep, "--no-wandb", cwd=sweep.parent)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "3 finished, 1 failed, 1 unfinished, 1 not started" in out.stdout
     assert (sweep / "sweep_report.md").is_file() and not (sweep / "wandb").exists()
@@ -276,37 +269,25 @@ def test_a_real_sweep_with_a_failing_job(tmp_path):
     """Two digits pairs and one job that ncib's config check rejects, through submitit."""
     sweep = tmp_path / "sweep"
     started = time.monotonic()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ncib.run",
-            "-m",
-            "hydra/launcher=local",
-            "seed_pair=[0,1],[2,3],[4,4]",
-            "trainer.max_epochs=2",
-            "analysis.epochs=[1,2]",
-            "linear_eval.epochs=1",
-            "logger=csv",
-            "analysis.checkpoints=false",
-            f"hydra.sweep.dir={sweep}",
-        ],
+    proc = run_app(
+        "-m",
+        "hydra/launcher=local",
+        "seed_pair=[0,1],[2,3],[4,4]",
+        "trainer.max_epochs=2",
+        "analysis.epochs=[1,2]",
+        "linear_eval.epochs=1",
+        "logger=csv",
+        "analysis.checkpoints=false",
+        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
         timeout=1200,
-        env={**os.environ, "NCIB_DATA_DIR": str(tmp_path / "data")},
+        env={"NCIB_DATA_DIR": str(tmp_path / "data")},
     )
     print(f"sweep: {time.monotonic() - started:.0f} s")
     assert (
         proc.returncode != 0 and "seed_pair must hold exactly two different integers" in proc.stderr
     )
-    out = subprocess.run(
-        [sys.executable, "-m", "ncib.report", str(sweep)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    out = ncib("ncib.report", sweep, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     report = build_sweep_report(sweep)
     assert [(j.num, j.status) for j in report.jobs] == [(0, FINISHED), (1, FINISHED), (2, FAILED)]

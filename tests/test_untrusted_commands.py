@@ -2,53 +2,27 @@
 ``report`` on a run and on a sweep, ``linear_eval``, transfer) is given one with a planted
 ``__reduce__`` payload — in a checkpoint, in the config (a ``_target_`` that would load it), in
 submitit's pickles — and must run nothing, and fail (or skip that file with a warning) naming
-the file. One tiny real run is trained once and copied into each test."""
+the file. Each test plants into its own copy of the session's finished digits run
+(``digits_run``, tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pickle
 import re
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
 from omegaconf import OmegaConf
 
 from ncib.rundir.records import read_records
+from tests.helpers.app import run_app
 from tests.helpers.payloads import Payload, torch_saved
-
-COMMAND = [
-    "trainer.max_epochs=2",
-    "analysis.epochs=[1,2]",
-    "linear_eval.epochs=1",
-    "logger=csv",
-    "dataset.datamodule.batch_size=256",
-]
-
-
-def ncib_run(run_dir, *extra, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "ncib.run", *COMMAND, *extra, f"hydra.run.dir={run_dir}"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("trained")
-    proc = ncib_run(root / "run", cwd=root)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return root / "run"
 
 
 @pytest.fixture
-def run_dir(trained, tmp_path):
-    return shutil.copytree(trained, tmp_path / "run", symlinks=True)
+def run_dir(digits_run, tmp_path):
+    return digits_run.copy_to(tmp_path / "run")
 
 
 @pytest.fixture
@@ -83,18 +57,22 @@ def assert_names(message, *names):
 
 
 # -- python -m ncib.run (resume) -----------------------------------------------------------------
-def test_run_resume_refuses_a_last_checkpoint_with_a_payload_naming_it(run_dir, tmp_path, marker):
+def test_run_resume_refuses_a_last_checkpoint_with_a_payload_naming_it(
+    digits_run, run_dir, tmp_path, marker
+):
     last = run_dir / "checkpoints" / "last.ckpt"
     plant_checkpoint(last, marker)
     start = time.monotonic()
-    proc = ncib_run(run_dir, cwd=tmp_path)
+    proc = run_app(*digits_run.command(run_dir), cwd=tmp_path)  # the same command: a resume
     assert proc.returncode != 0
     assert_names(proc.stderr, last, "posix.mkdir", "nothing was run", "previous.ckpt")
     assert time.monotonic() - start < 120
 
 
 @pytest.mark.slow
-def test_a_damaged_last_checkpoint_resumes_from_the_previous_one_as_offered(run_dir, tmp_path):
+def test_a_damaged_last_checkpoint_resumes_from_the_previous_one_as_offered(
+    digits_run, run_dir, tmp_path
+):
     last, previous = (
         run_dir / "checkpoints" / "last.ckpt",
         run_dir / "checkpoints" / "previous.ckpt",
@@ -103,15 +81,16 @@ def test_a_damaged_last_checkpoint_resumes_from_the_previous_one_as_offered(run_
     whole = last.read_bytes()
     last.unlink()
     last.write_bytes(whole[: len(whole) // 2])  # a copy cut short
-    proc = ncib_run(run_dir, cwd=tmp_path)
+    proc = run_app(*digits_run.command(run_dir), cwd=tmp_path)
     assert proc.returncode != 0 and f"mv {previous} {last}" in proc.stderr
-    assert "(after epoch 1)" in proc.stderr
+    assert f"(after epoch {digits_run.max_epochs - 1})" in proc.stderr
     previous.replace(last)  # the advice
-    proc = ncib_run(run_dir, cwd=tmp_path)
+    proc = run_app(*digits_run.command(run_dir), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     again = read_records(run_dir / "analysis.jsonl")
-    assert [r["epoch"] for r in again] == [1, 2]  # epoch 2 trained and analysed again, once
-    assert again[0] == records[0]
+    # the last epoch trained and analysed again, once
+    assert [r["epoch"] for r in again] == list(digits_run.analysed)
+    assert again[:-1] == records[:-1]
 
 
 # -- python -m ncib.analyse ------------------------------------------------------------------------

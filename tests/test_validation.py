@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 
 from ncib.config import ConfigError, validate
 from tests.conftest import compose_config
+from tests.helpers.app import run_app
 
 
 @pytest.mark.parametrize(
@@ -63,11 +62,8 @@ def test_the_defaults_pass():
 
 def test_a_degenerate_run_fails_in_seconds_before_any_work(tmp_path):
     start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "ncib.run", "dataset.datamodule.batch_size=1", "hydra.run.dir=run"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+    proc = run_app(
+        "dataset.datamodule.batch_size=1", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path
     )
     assert proc.returncode != 0 and "dataset.datamodule.batch_size=1" in proc.stderr
     assert time.monotonic() - start < 15
@@ -75,21 +71,13 @@ def test_a_degenerate_run_fails_in_seconds_before_any_work(tmp_path):
 
 
 def test_a_diverging_run_stops_at_once_naming_member_epoch_step_and_checkpoint(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ncib.run",
-            "model.optimizer.lr=1e6",
-            "trainer.max_epochs=3",
-            "model.scheduler.warmup_epochs=0",
-            "logger=csv",
-            "hydra.run.dir=run",
-        ],
+    proc = run_app(
+        "model.optimizer.lr=1e6",
+        "trainer.max_epochs=3",
+        "model.scheduler.warmup_epochs=0",
+        "logger=csv",
+        f"hydra.run.dir={tmp_path / 'run'}",
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert proc.returncode != 0
     assert "training diverged" in proc.stderr and "member m" in proc.stderr

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 from omegaconf import OmegaConf
@@ -20,50 +18,25 @@ from ncib.tracking.wandb_run import (
     init_kwargs,
     step_metric_for,
 )
+from tests.helpers.app import ncib
 from tests.helpers.wandb_offline import read_offline_run
 
 
 @pytest.fixture(scope="module")
-def offline_run(tmp_path_factory):
-    """A tiny digits run with W&B offline: 2 epochs, one analysis, a short linear evaluation."""
-    root = tmp_path_factory.mktemp("wandb_run")
-    run_dir = root / "run"
-    env = {
-        **__import__("os").environ,
-        "WANDB_MODE": "offline",
-        "WANDB_SILENT": "true",
-        "WANDB_DATA_DIR": str(root / "wandb-data"),
-        "WANDB_CACHE_DIR": str(root / "wandb-cache"),
-        "NCIB_DATA_DIR": str(root / "data"),
-    }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ncib.run",
-            "trainer.max_epochs=2",
-            "analysis.epochs=[2]",
-            "linear_eval.epochs=1",
-            "analysis.checkpoints=false",
-            "tags=[paper]",
-            f"hydra.run.dir={run_dir}",
-        ],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir, read_offline_run(run_dir)
+def offline_run(digits_run):
+    """The shared digits run (tests/conftest.py) and its offline W&B run, read back."""
+    return digits_run, read_offline_run(digits_run.path)
 
 
 def test_the_resolved_config_is_the_runs_config(offline_run):
-    run_dir, run = offline_run
+    shared, run = offline_run
+    run_dir = shared.path
     composed = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     cfg = run.config
     assert cfg["dataset"]["name"] == "digits" and cfg["seed_pair"] == [0, 1]
-    assert cfg["trainer"]["max_epochs"] == 2 and cfg["analysis"]["epochs"] == [2]
+    assert cfg["trainer"]["max_epochs"] == shared.max_epochs
+    assert cfg["analysis"]["epochs"] == list(composed.analysis.epochs)
+    assert cfg["tags"] == ["paper"]  # the command line's
     assert cfg["model"]["optimizer"]["lr"] == composed.model.optimizer.lr
     assert cfg["backbone"]["_target_"] == "ncib.models.ConvNet"  # data, not a built object
     assert cfg["dataset"]["datamodule"]["seeds"] == [0, 1]  # interpolations resolved
@@ -80,8 +53,8 @@ def test_the_resolved_config_is_the_runs_config(offline_run):
 
 
 def test_names_group_job_type_and_tags(offline_run):
-    run_dir, run = offline_run
-    composed = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    shared, run = offline_run
+    composed = OmegaConf.load(shared.path / ".hydra" / "config.yaml")
     assert run.run.run_group == recipe_name(composed)
     assert re.fullmatch(r"digits/convnet-[0-9a-f]{8}", run.run.run_group)
     assert run.run.job_type == "digits"
@@ -104,20 +77,20 @@ def test_axes_analysis_against_analysis_epoch_training_against_epoch(offline_run
 
 
 def test_history_rows_carry_their_steps(offline_run):
-    _, run = offline_run
+    shared, run = offline_run
     analysis_rows = [h for h in run.history if "analysis/nc1/raw/m0" in h]
-    assert [h[ANALYSIS_STEP] for h in analysis_rows] == [2]
+    assert [h[ANALYSIS_STEP] for h in analysis_rows] == list(shared.analysed)
     train_rows = [h for h in run.history if "train/loss/m0" in h]
-    assert [h[EPOCH_STEP] for h in train_rows] == [0, 1]
+    assert [h[EPOCH_STEP] for h in train_rows] == list(range(shared.max_epochs))
     # the learning rate of each epoch sits on that epoch's row (warm-up: it grows)
     lrs = [h["lr-SGD"] for h in train_rows]
-    assert len(lrs) == 2 and 0 < lrs[0] < lrs[1]
+    assert len(lrs) == shared.max_epochs and 0 < lrs[0] < lrs[1]
     assert not any("lr-SGD" in h and EPOCH_STEP not in h for h in run.history)
 
 
 def test_linear_evaluation_is_a_summary_not_a_curve(offline_run):
-    run_dir, run = offline_run
-    table1 = __import__("json").loads((run_dir / "linear_eval.json").read_text())
+    shared, run = offline_run
+    table1 = __import__("json").loads((shared.path / "linear_eval.json").read_text())
     for k in keys("linear_eval"):
         name = logged_name("linear_eval", k)
         assert run.summary[name] == pytest.approx(table1[k]), name
@@ -125,7 +98,8 @@ def test_linear_evaluation_is_a_summary_not_a_curve(offline_run):
 
 
 def test_the_run_files_are_an_artifact(offline_run):
-    run_dir, run = offline_run
+    shared, run = offline_run
+    run_dir = shared.path
     artifacts = run.artifact_paths(ARTIFACT_TYPE)
     assert list(artifacts) == [f"ncib-run-{run.run.run_id}"]
     paths = next(iter(artifacts.values()))
@@ -249,28 +223,25 @@ def test_init_kwargs_are_data_for_wandb(cfg_factory, tmp_path):
     assert no_wandb == {"id": None, "resume": "allow"}
 
 
-def test_a_reanalysis_goes_to_the_run_it_analyses(tmp_path):
+def test_a_reanalysis_goes_to_the_run_it_analyses(digits_run, tmp_path):
     """``ncib.analyse`` resumes the analysed run's W&B run (its id in ``.ncib/wandb_id``) and
     logs the re-analysis under its own names and x-axis."""
-    from tests.helpers.processes import ncib_process
-
-    run_dir = tmp_path / "run"
-    env = ncib_process(
-        WANDB_MODE="offline",
-        WANDB_SILENT="true",
-        WANDB_DATA_DIR=str(tmp_path / "wandb-data"),
-        WANDB_CACHE_DIR=str(tmp_path / "wandb-cache"),
+    run_dir = digits_run.copy_to(tmp_path / "run")
+    env = {
+        "WANDB_DATA_DIR": str(tmp_path / "wandb-data"),
+        "WANDB_CACHE_DIR": str(tmp_path / "wandb-cache"),
+    }
+    again = ncib(
+        "ncib.analyse",
+        run_dir,
+        "analysis.k=3",
+        "--name",
+        "k3",
+        "--epochs",
+        1,
+        cwd=tmp_path,
+        env=env,
     )
-    trained = subprocess.run(
-        [sys.executable, "-m", "ncib.run", "trainer.max_epochs=1", "analysis.epochs=[1]",
-         "~linear_eval", f"hydra.run.dir={run_dir}"],
-        capture_output=True, text=True, timeout=600, **env,
-    )  # fmt: skip
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    again = subprocess.run(
-        [sys.executable, "-m", "ncib.analyse", str(run_dir), "analysis.k=3", "--name", "k3"],
-        capture_output=True, text=True, timeout=600, **env,
-    )  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
     files = sorted(run_dir.glob("wandb/offline-run-*/*.wandb"))
     assert len(files) == 2  # the training run and its resumption by the re-analysis

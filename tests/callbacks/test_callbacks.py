@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from ncib.callbacks import PairAnalysisCallback
@@ -13,30 +10,20 @@ from ncib.data import DigitsDataModule
 from ncib.engine.checkpoints import list_analysis_checkpoints, load_weights
 from ncib.engine.plan import ANALYSIS_GROUPS
 from ncib.metrics import keys
-from ncib.models import ConvNet, PairedSupCon, ProjectionHead
 from ncib.rundir.records import RECORDS_FILE, read_records
+from tests.helpers.builders import quiet_trainer, tiny_pair
 
 
 def tiny_model():
-    return PairedSupCon(
-        backbone=partial(ConvNet, in_channels=1, feature_dim=24, width=8),
-        head=partial(ProjectionHead, out_dim=16),
-        optimizer=partial(torch.optim.SGD, lr=0.1, momentum=0.9),
-        seeds=[0, 1],
-    )
+    return tiny_pair([0, 1], feature_dim=24, momentum=0.9)
 
 
 def fit(callbacks, root, epochs=3, model=None, loggers=False):
-    trainer = pl.Trainer(
-        accelerator="cpu",
+    trainer = quiet_trainer(
         max_epochs=epochs,
         logger=loggers,
         callbacks=callbacks,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         default_root_dir=str(root),
-        use_distributed_sampler=False,
         limit_train_batches=2,
     )
     model = model or tiny_model()

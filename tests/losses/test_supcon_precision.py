@@ -11,14 +11,13 @@ prototypes plus within-class noise, B = 1,024 samples in two views (2,048² logi
 from __future__ import annotations
 
 import contextlib
-from functools import partial
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from ncib.losses import supcon_loss
-from ncib.models import ConvNet, PairedSupCon, ProjectionHead
+from tests.helpers.builders import tiny_pair
 
 TOLERANCE = 0.01  # relative norm of the gradient difference
 REAL_AUTOCAST = torch.autocast
@@ -101,12 +100,7 @@ def test_projections_reach_the_gather_in_float32_under_autocast(monkeypatch):
     hands float32 projections to the DDP gather and the loss."""
     import ncib.models.supcon as paired
 
-    model = PairedSupCon(
-        backbone=partial(ConvNet, in_channels=1, feature_dim=32, width=8),
-        head=partial(ProjectionHead, out_dim=16),
-        optimizer=partial(torch.optim.SGD, lr=0.1),
-        seeds=[0],
-    )
+    model = tiny_pair([0])
     gathered = []
 
     def recording_gather(x):
