@@ -22,19 +22,19 @@ part=${1:-}
 case "$part" in
   losses)  # the SupCon loss and the differentiable all-gather
     only="ncib/losses/*"
-    tests="tests/test_supcon_loss.py tests/test_distributed.py" ;;
+    tests="tests/losses/test_supcon_loss.py tests/losses/test_distributed.py" ;;
   metrics)  # the registry and the key mapping analysis → names
     only="ncib/metrics/*"
-    tests="tests/test_keys.py tests/test_docs.py tests/test_registry.py" ;;
+    tests="tests/metrics/test_keys.py tests/test_docs.py tests/metrics/test_registry.py" ;;
   records)  # the run directory's records and atomic writes
     only="ncib/rundir/records.py"
-    tests="tests/test_records.py tests/test_safe_writes.py tests/callbacks/test_plumbing.py tests/test_keys.py::test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warning" ;;
+    tests="tests/rundir/test_records.py tests/rundir/test_safe_writes.py tests/callbacks/test_plumbing.py tests/metrics/test_keys.py::test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warning" ;;
   data)  # seeding: data order, augmentation keys, counter-based streams, subsets
     only="ncib/data/base.py ncib/data/counter_rng.py"
-    tests="tests/test_views_device_count.py tests/test_data.py tests/test_seeding.py tests/test_data_real.py tests/callbacks/test_plumbing.py" ;;
+    tests="tests/data/test_views_device_count.py tests/data/test_data.py tests/data/test_seeding.py tests/data/test_data_real.py tests/callbacks/test_plumbing.py" ;;
   analysis)  # the analysis math (over 4,000 mutants, hours on 2 cores: MUTATION_SAMPLE)
     only="ncib/analysis/*"
-    tests="tests/analysis tests/test_keys.py" ;;
+    tests="tests/analysis tests/metrics/test_keys.py" ;;
   *)
     echo "usage: bash experiments/mutation.sh losses|metrics|records|data|analysis [mutmut run args]" >&2
     exit 2 ;;

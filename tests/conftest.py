@@ -79,7 +79,7 @@ def cfg_factory(tmp_path):
 # -- one finished run of the app, shared by the session ---------------------------------------
 
 # the README's default run (digits: 60 epochs, analysis at 8 of them, the linear evaluation,
-# the report, CSV and offline W&B logs), with a W&B tag of the user's (tests/test_wandb.py)
+# the report, CSV and offline W&B logs), with a W&B tag of the user's (tests/tracking/test_wandb.py)
 DIGITS_RUN = ("tags=[paper]",)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from ncib.console import HEADLINE, headline
 from ncib.metrics import key
-from tests.test_report import synthetic_record
+from tests.report.test_report import synthetic_record
 
 CURSOR = re.compile(r"\x1b\[|\r(?!\n)")  # ANSI escapes, carriage returns that redraw a line
 

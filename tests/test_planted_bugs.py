@@ -180,7 +180,7 @@ def test_resume_refuses_a_change_of_every_key_but_the_documented_few(tmp_path):
 
 def test_a_run_killed_after_table_1_but_before_its_end_is_not_averaged(tmp_path):
     from ncib.report.sweep import FINISHED, UNFINISHED, build_sweep_report
-    from tests.test_sweep_report import fake_job
+    from tests.report.test_sweep_report import fake_job
 
     sweep = tmp_path / "sweep"
     sweep.mkdir()

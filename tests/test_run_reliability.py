@@ -287,7 +287,7 @@ def test_an_emptied_records_file_never_replaces_a_good_report(tmp_path):
     from ncib.report import write_report
     from ncib.report.report import NothingToReport
     from ncib.rundir.records import append_record
-    from tests.test_report import synthetic_record
+    from tests.report.test_report import synthetic_record
 
     append_record(tmp_path / "analysis.jsonl", synthetic_record(1, 0.9))
     table1 = {"test_acc/m0": 0.9, "test_acc/m1": 0.9, "train_acc/m0": 1.0}

@@ -21,7 +21,7 @@ in batches.
   ``(i, v)``: its randomness is a function of ``(s, e, i, v)`` only — not of the batch, its
   size, the rank or the device count — and every per-image operation of the augmentation is
   elementwise (no batched matmul, no batch-shaped reduction), so the views are bit-for-bit
-  the same on one device or several of the same type (``tests/test_views_device_count.py``
+  the same on one device or several of the same type (``tests/data/test_views_device_count.py``
   checks 1, 2 and 4 simulated ranks on the CPU, and on CUDA in its ``gpu``-marked test).
   Different members (seeds), epochs and views draw from unrelated streams.
 

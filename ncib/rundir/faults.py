@@ -1,6 +1,6 @@
 """A crash-test hook, kept apart from the modules it is called in.
 
-The kill tests (tests/test_resume.py, tests/test_planted_bugs.py) set ``NCIB_FAULT`` to stop a
+The kill tests (tests/rundir/test_resume.py, tests/test_planted_bugs.py) set ``NCIB_FAULT`` to stop a
 real run at a chosen point, as a preempted job is stopped; without it nothing happens.
 """
 

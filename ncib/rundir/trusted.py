@@ -17,7 +17,7 @@ the target, and nothing is built. Admitted:
   extend ncib with their own classes (docs/configuration.md). Only the environment can widen
   the list: a config cannot admit its own targets.
 
-Every ``_target_`` of the shipped ``conf/`` is admitted (tests/test_untrusted_files.py composes
+Every ``_target_`` of the shipped ``conf/`` is admitted (tests/rundir/test_untrusted_files.py composes
 every option and checks). Why: docs/design.md §9.
 """
 

@@ -1,5 +1,5 @@
 """The null threshold and the intervals of the held-out numbers (ncib/analysis/intervals.py,
-docs/math.md §5.5). Every key's value is also re-derived by the reference (tests/test_keys.py);
+docs/math.md §5.5). Every key's value is also re-derived by the reference (tests/metrics/test_keys.py);
 the coverage on planted pairs at CIFAR scale is tests/analysis/test_coverage.py (slow)."""
 
 from __future__ import annotations

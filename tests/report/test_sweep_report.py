@@ -25,7 +25,7 @@ from ncib.report.tables import scalar
 from ncib.rundir.records import append_record, read_records
 from tests.conftest import compose_config
 from tests.helpers.app import ncib, run_app
-from tests.test_report import synthetic_record
+from tests.report.test_report import synthetic_record
 
 EPOCHS = (0, 5, 10)
 QUICK = ["trainer.max_epochs=10", "analysis.epochs=[0,5,10]"]

@@ -19,7 +19,7 @@ from ncib.data import (
     CIFAR100DataModule,
     ImageNet32DataModule,
     SupConAugment,
-    color,
+    supcon_augment,
 )
 from ncib.data.base import stratified_subset
 from tests.conftest import compose_config
@@ -280,9 +280,9 @@ def _images(b=6, seed=0):
 @pytest.mark.parametrize(
     "op,ref,lo,hi",
     [
-        (color.adjust_brightness, TF.adjust_brightness, 0.0, 2.0),
-        (color.adjust_contrast, TF.adjust_contrast, 0.0, 2.0),
-        (color.adjust_saturation, TF.adjust_saturation, 0.0, 2.0),
+        (supcon_augment.adjust_brightness, TF.adjust_brightness, 0.0, 2.0),
+        (supcon_augment.adjust_contrast, TF.adjust_contrast, 0.0, 2.0),
+        (supcon_augment.adjust_saturation, TF.adjust_saturation, 0.0, 2.0),
     ],
 )
 @pytest.mark.parametrize("seed", [0, 1])
@@ -298,26 +298,30 @@ def test_hue_matches_torchvision(seed):
     x = _images(seed=seed)
     shift = torch.rand(len(x), generator=torch.Generator().manual_seed(seed)) - 0.5
     expected = torch.stack([TF.adjust_hue(img, float(v)) for img, v in zip(x, shift)])
-    torch.testing.assert_close(color.adjust_hue(x, shift), expected, atol=1e-3, rtol=0)
+    torch.testing.assert_close(supcon_augment.adjust_hue(x, shift), expected, atol=1e-3, rtol=0)
 
 
 def test_grayscale_and_hsv_against_references():
     x = _images()
-    torch.testing.assert_close(color.rgb_to_grayscale(x), TF.rgb_to_grayscale(x), atol=1e-5, rtol=0)
-    hsv = color.rgb_to_hsv(x)
+    torch.testing.assert_close(
+        supcon_augment.rgb_to_grayscale(x), TF.rgb_to_grayscale(x), atol=1e-5, rtol=0
+    )
+    hsv = supcon_augment.rgb_to_hsv(x)
     for b, i, j in [(1, 3, 20), (2, 5, 6), (3, 30, 1), (5, 16, 16)]:
         expected = colorsys.rgb_to_hsv(*x[b, :, i, j].tolist())
         torch.testing.assert_close(hsv[b, :, i, j], torch.tensor(expected), atol=1e-5, rtol=0)
-    torch.testing.assert_close(color.hsv_to_rgb(hsv), x, atol=1e-5, rtol=0)
-    torch.testing.assert_close(color.adjust_hue(x, torch.zeros(len(x))), x, atol=1e-5, rtol=0)
+    torch.testing.assert_close(supcon_augment.hsv_to_rgb(hsv), x, atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        supcon_augment.adjust_hue(x, torch.zeros(len(x))), x, atol=1e-5, rtol=0
+    )
 
 
 def test_full_crop_is_the_identity_and_flip_flips():
     x = _images()
     full = torch.tensor([[0.0, 0.0, 32.0, 32.0]]).expand(len(x), 4)
-    torch.testing.assert_close(color.resized_crop(x, full, 32), x, atol=1e-5, rtol=0)
+    torch.testing.assert_close(supcon_augment.resized_crop(x, full, 32), x, atol=1e-5, rtol=0)
     flip = torch.tensor([True, False, True, False, True, False])
-    out = color.resized_crop(x, full, 32, flip)
+    out = supcon_augment.resized_crop(x, full, 32, flip)
     torch.testing.assert_close(out[flip], x[flip].flip(-1), atol=1e-5, rtol=0)
     torch.testing.assert_close(out[~flip], x[~flip], atol=1e-5, rtol=0)
     aug = SupConAugment(
@@ -329,8 +333,12 @@ def test_full_crop_is_the_identity_and_flip_flips():
 def test_crop_matches_torchvision_resized_crop_inside_the_border():
     x = _images()
     box = torch.tensor([[16.0, 0.0, 16.0, 16.0]]).expand(len(x), 4)  # top-right quarter
-    torch.testing.assert_close(color.resized_crop(x, box, 16), x[:, :, :16, 16:], atol=1e-5, rtol=0)
-    up = color.resized_crop(x, torch.tensor([[5.0, 9.0, 12.0, 20.0]]).expand(len(x), 4), 32)
+    torch.testing.assert_close(
+        supcon_augment.resized_crop(x, box, 16), x[:, :, :16, 16:], atol=1e-5, rtol=0
+    )
+    up = supcon_augment.resized_crop(
+        x, torch.tensor([[5.0, 9.0, 12.0, 20.0]]).expand(len(x), 4), 32
+    )
     ref = TF.resized_crop(x, top=9, left=5, height=20, width=12, size=[32, 32], antialias=False)
     # the same bilinear resize; only the outermost ring differs (torchvision clamps at the crop
     # edge, the grid samples the neighbouring pixels of the full image)
@@ -339,7 +347,9 @@ def test_crop_matches_torchvision_resized_crop_inside_the_border():
 
 def test_crop_boxes_follow_scale_and_ratio():
     g = torch.Generator().manual_seed(0)
-    boxes = color.random_resized_crop_boxes(20000, 32, 32, (0.2, 1.0), (3 / 4, 4 / 3), g, "cpu")
+    boxes = supcon_augment.random_resized_crop_boxes(
+        20000, 32, 32, (0.2, 1.0), (3 / 4, 4 / 3), g, "cpu"
+    )
     x0, y0, w, h = boxes.unbind(1)
     assert torch.all((x0 >= 0) & (y0 >= 0) & (x0 + w <= 32 + 1e-4) & (y0 + h <= 32 + 1e-4))
     area = w * h / 1024
@@ -349,17 +359,17 @@ def test_crop_boxes_follow_scale_and_ratio():
     # with ten tries nearly every draw fits; the log-ratio is uniform, so the median is 1
     assert abs(ratio.log().median().item()) < 0.02
     # a crop that can never fit falls back to the centre crop with the ratio clamped
-    wide = color.random_resized_crop_boxes(4, 32, 32, (1.0, 1.0), (2.0, 2.0), g, "cpu")
+    wide = supcon_augment.random_resized_crop_boxes(4, 32, 32, (1.0, 1.0), (2.0, 2.0), g, "cpu")
     torch.testing.assert_close(wide, torch.tensor([[0.0, 8.0, 32.0, 16.0]]).expand(4, 4))
 
 
 def _compose(x, factors, order):
     for k in order:
         x = (
-            color.adjust_brightness,
-            color.adjust_contrast,
-            color.adjust_saturation,
-            color.adjust_hue,
+            supcon_augment.adjust_brightness,
+            supcon_augment.adjust_contrast,
+            supcon_augment.adjust_saturation,
+            supcon_augment.adjust_hue,
         )[k](x, factors[:, k])
     return x
 
@@ -369,13 +379,13 @@ def test_apply_composes_the_drawn_ops_in_the_drawn_order():
     x = _images(b=64)
     p = aug.sample_params(x.shape, torch.Generator().manual_seed(3), "cpu")
     out = aug.apply(x, p)
-    cropped = color.resized_crop(x, p["boxes"], 32, p["flip"])
+    cropped = supcon_augment.resized_crop(x, p["boxes"], 32, p["flip"])
     for i in range(len(x)):
         expected = cropped[i : i + 1]
         if p["jitter"][i]:
             expected = _compose(expected, p["factors"][i : i + 1], p["order"][i].tolist())
         if p["gray"][i]:
-            expected = color.rgb_to_grayscale(expected).expand(1, 3, 32, 32)
+            expected = supcon_augment.rgb_to_grayscale(expected).expand(1, 3, 32, 32)
         torch.testing.assert_close(out[i : i + 1], expected, atol=1e-5, rtol=0)
     assert len({tuple(o) for o in p["order"].tolist()}) > 10  # orders really vary
     fixed = SupConAugment(random_order=False).sample_params(x.shape, torch.Generator(), "cpu")

@@ -12,7 +12,7 @@ import pytest
 from ncib.report import build_report
 from ncib.report import figures as F
 from ncib.rundir.records import append_record
-from tests.test_report import synthetic_record
+from tests.report.test_report import synthetic_record
 
 
 @pytest.fixture

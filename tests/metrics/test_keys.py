@@ -251,7 +251,7 @@ def expected(key: str, group: str, scalars: bool, ref: ReferencePair):
         if made == key:
             if template not in checks:
                 pytest.fail(
-                    f"{group} key {template!r} has no independent check in tests/test_keys.py"
+                    f"{group} key {template!r} has no independent check in tests/metrics/test_keys.py"
                 )
             return checks[template](ref, **axes)
     raise KeyError(key)
