@@ -69,6 +69,10 @@ def train(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.dataset.datamodule)
     model = instantiate(cfg.model)
     callbacks = instantiate_group(cfg.callbacks)
+    # a W&B service inherited from the process that started this one (a notebook, a test) would
+    # be shared with every run it starts, and still hold the run id of a killed attempt that
+    # this one resumes ("run ID ... is in use"): each run talks to a service of its own
+    os.environ.pop("WANDB_SERVICE", None)
     loggers = instantiate_group(cfg.logger, wandb=wandb_init_kwargs(cfg, plan.wandb_id))
     trainer = instantiate(
         cfg.trainer,

@@ -38,6 +38,9 @@ def child(cwd: str | Path, env: Mapping[str, str] | None = None) -> dict[str, An
     ``env`` says otherwise. The child starts in ``cwd`` (under mutmut, in mutmut's directory,
     which its mutated code reads: give such a child absolute paths)."""
     kwargs = ncib_process(**{"WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})})
+    # not this process's W&B service (set once a test here called wandb.init): a child killed
+    # mid-run would leave its run id held there, as ncib.run itself guards against
+    kwargs["env"].pop("WANDB_SERVICE", None)
     if kwargs["cwd"] is None:
         kwargs["cwd"] = str(cwd)
     return kwargs
