@@ -1,7 +1,8 @@
 """The README's default run (digits), as a new user runs it, and the science it must show.
 
-The run is the session's shared one (``digits_run`` in tests/conftest.py): the tests that write
-into it (the re-analyses) work on a copy."""
+The default tests read the session's shared run (``digits_run`` in tests/conftest.py: the
+README's recipe over 20 of its 60 epochs); the tests that write into it (the re-analyses) work
+on a copy. The README's command itself, all 60 epochs, runs in the slow tests."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from ncib.engine.plan import ANALYSIS_GROUPS
 from ncib.metrics import MEMBERS, keys
 from ncib.rundir.records import read_records
-from tests.helpers.app import ncib
+from tests.conftest import compose_config
+from tests.helpers.app import ncib, run_app
 
 
 @pytest.fixture
@@ -19,19 +21,40 @@ def default_run(digits_run, tmp_path):
     return digits_run.copy_to(tmp_path / "run")
 
 
-def test_default_run_analyses_at_least_six_epochs_with_every_documented_key(digits_run):
-    run_dir = digits_run.path
+def test_the_default_run_plans_at_least_six_analysis_epochs():
+    cfg = compose_config([])  # python -m ncib.run, as the README runs it
+    assert len([e for e in cfg.analysis.epochs if e <= cfg.trainer.max_epochs]) >= 6
+
+
+def assert_every_documented_key_and_the_files(run_dir):
     records = read_records(run_dir / "analysis.jsonl")
-    assert len(records) >= 6
     for r in records:
         for group in ANALYSIS_GROUPS:
             assert set(r[group]["scalars"]) == set(keys(group)), (r["epoch"], group)
     assert (run_dir / "report.md").exists() and (run_dir / "linear_eval.json").exists()
     assert len(list((run_dir / "figures").glob("*.png"))) == 5
+    return records
+
+
+def test_default_run_analyses_its_epochs_with_every_documented_key(digits_run):
+    records = assert_every_documented_key_and_the_files(digits_run.path)
+    assert [r["epoch"] for r in records] == list(digits_run.analysed) and len(records) >= 5
 
 
 def test_default_run_shows_the_science(digits_run):
-    records = read_records(digits_run.path / "analysis.jsonl")
+    assert_the_science(read_records(digits_run.path / "analysis.jsonl"))
+
+
+@pytest.mark.slow
+def test_the_readme_command_analyses_six_epochs_and_shows_the_science(tmp_path):
+    proc = run_app(f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    records = assert_every_documented_key_and_the_files(tmp_path / "run")
+    assert len(records) >= 6
+    assert_the_science(records)
+
+
+def assert_the_science(records):
     first, last = records[0]["simplex_etf"]["scalars"], records[-1]["simplex_etf"]["scalars"]
     target = -1.0 / (records[-1]["num_classes"] - 1)
     for m in MEMBERS:
@@ -76,14 +99,17 @@ def test_reanalysis_of_the_saved_checkpoints_reproduces_the_training_records(def
     assert (default_run / "report-same.md").exists()
 
 
-def test_reanalysis_with_another_k_writes_a_second_records_file_and_report(default_run, tmp_path):
+def test_reanalysis_with_another_k_writes_a_second_records_file_and_report(
+    digits_run, default_run, tmp_path
+):
     before = (default_run / "analysis.jsonl").read_bytes()
-    proc = ncib("ncib.analyse", default_run, "analysis.k=5", "--epochs", 1, 60, cwd=tmp_path)
+    last = digits_run.max_epochs
+    proc = ncib("ncib.analyse", default_run, "analysis.k=5", "--epochs", 1, last, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = sorted(default_run.glob("analysis-[0-9]*.jsonl"))
     assert len(records) == 1
     k5 = read_records(records[0])
-    assert [r["epoch"] for r in k5] == [1, 60] and all(r["k"] == 5 for r in k5)
+    assert [r["epoch"] for r in k5] == [1, last] and all(r["k"] == 5 for r in k5)
     assert len(k5[-1]["gib"]["feature_scaling/m0"]) == 5
     report = default_run / records[0].name.replace("analysis", "report").replace(".jsonl", ".md")
     assert "analysis.k=5" in report.read_text()
