@@ -14,6 +14,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from ncib.console import interactive
 from ncib.engine.plan import analysis_plan
 from ncib.metrics import keys, logged_name
+from ncib.objectives import ObjectiveError, check_objective
 from ncib.tracking.mode import wandb_mode
 
 __all__ = ["ConfigError", "RunConfig", "feature_dim", "register", "validate"]
@@ -78,6 +79,7 @@ class RunConfig:
     target's signature when instantiated (every option is instantiated by the tests)."""
 
     seed_pair: list[int] = field(default_factory=lambda: [0, 1])
+    objective: str = "supcon"  # set by the objective group (conf/objective/)
     dataset: DatasetConfig = MISSING
     backbone: Any = MISSING
     model: Any = MISSING
@@ -279,6 +281,10 @@ def validate(cfg: DictConfig) -> None:
             )
         _validate_analysis(cfg, num_classes, None)
         return
+    try:
+        objective = check_objective(cfg)
+    except ObjectiveError as err:
+        raise ConfigError(str(err)) from None
     max_epochs = cfg.trainer.get("max_epochs")
     if not _is_int(max_epochs) or max_epochs < 1:
         _fail(
@@ -292,9 +298,9 @@ def validate(cfg: DictConfig) -> None:
             "dataset.datamodule.batch_size",
             batch,
             "each member's batch needs at least 2 samples (with one, a sample has no negatives and "
-            "the SupCon loss is identically 0)",
+            "a contrastive loss is identically 0; a classifier's batch statistics are undefined)",
         )
-    if batch < num_classes:
+    if objective.contrastive and batch < num_classes:
         log.warning(
             "dataset.datamodule.batch_size=%d is smaller than the %d classes: most classes are "
             "missing from every batch, and few anchors have positives beyond their own views",

@@ -12,6 +12,7 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ncib.objectives import OBJECTIVES
 from tests.conftest import CONF_MODULE, REPO_ROOT, compose_config
 
 CONF = Path(str(importlib.resources.files(CONF_MODULE)))
@@ -25,6 +26,7 @@ OPTIONS = sorted(
 )
 NO_TARGETS = {"paths", "augment"}  # groups of plain values
 GLOBAL = {
+    "objective",
     "experiment",
     "recipe",
     "debug",
@@ -34,6 +36,16 @@ GLOBAL = {
     "local",
 }  # groups that override other groups' keys
 REQUIRED = {("experiment", "zero_shot_transfer"): ["transfer.source=/a/run/dir"]}  # `???` values
+
+
+def objective_for(group: str, option: str) -> list[str]:
+    """The objective an option belongs to: a model, or a recipe <objective>_<dataset>, composes
+    with its own objective (the objective chooses the model and, with the dataset, the recipe)."""
+    if group == "model" and option == "classifier":
+        return ["objective=ce"]
+    if group == "recipe" and option.split("_")[0] in OBJECTIVES:
+        return [f"objective={option.split('_')[0]}"]
+    return []
 
 
 def targets(node, path=""):
@@ -78,7 +90,8 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
     if group == "augment":  # placed into a dataset by its defaults list
         dataset = "digits" if option == "digits" else "cifar10"
         overrides = [f"dataset={dataset}", f"augment@dataset.datamodule.augment={option}"]
-    cfg = compose_config([*overrides, *REQUIRED.get((group, option), [])], output_dir=tmp_path)
+    overrides += objective_for(group, option) + REQUIRED.get((group, option), [])
+    cfg = compose_config(overrides, output_dir=tmp_path)
     OmegaConf.resolve(cfg)  # every interpolation resolves
     found = list(targets(cfg))
     if group not in NO_TARGETS and option != "none":
@@ -94,6 +107,7 @@ def test_every_group_is_covered():
         "augment",
         "backbone",
         "model",
+        "objective",
         "callbacks",
         "logger",
         "trainer",
@@ -154,8 +168,10 @@ def test_overrides_win_over_the_recipe_a_dataset_selects(tmp_path):
     )
     assert cfg.dataset.num_classes == 100 and cfg.backbone.name == "resnet18"
     assert cfg.model.optimizer.lr == 0.3 and cfg.trainer.max_epochs == 2
+    # the dataset chooses the encoder and the trainer, the recipe the optimisation
     other = compose_config(["dataset=cifar10", "recipe=digits"], output_dir=tmp_path)
-    assert other.dataset.name == "cifar10" and other.backbone._target_.endswith("ConvNet")
+    assert other.dataset.name == "cifar10" and other.backbone.name == "resnet50"
+    assert other.model.optimizer.lr == 0.1 and other.trainer.max_epochs == 60
 
 
 def test_debug_fast_is_one_epoch_one_analysis_csv_only(tmp_path):

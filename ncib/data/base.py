@@ -231,7 +231,8 @@ class PairedViewDataModule(pl.LightningDataModule):
     Args:
         seeds: one seed per member (``seed_pair``); member ``m``'s loader is ``f"m{m}"``.
         batch_size: global training batch per member.
-        views: augmented views per sample (≥ 2).
+        views: augmented views per sample (≥ 1; the contrastive objectives need 2 or more,
+            checked by ``ncib.config``; the classifier objectives train on 1).
         eval_batch_size: batch size of the feature-extraction loaders.
         num_workers: loader workers (0 is right for in-memory tensors).
         classes: a class subset — ``None`` (all), ``n`` (the first n classes) or a list of class
@@ -259,8 +260,8 @@ class PairedViewDataModule(pl.LightningDataModule):
         drop_last: bool = False,
     ):
         super().__init__()
-        if views < 2:
-            raise ValueError(f"views must be >= 2 for a contrastive loss; got {views}")
+        if int(views) != views or views < 1:
+            raise ValueError(f"views must be an integer >= 1; got {views!r}")
         self.class_ids = class_subset(classes, self.total_classes)
         self.num_classes = self.total_classes if self.class_ids is None else len(self.class_ids)
         self.seeds = [int(s) for s in seeds]

@@ -99,8 +99,9 @@ def test_eval_loader_covers_the_split_in_order(digits):
 
 
 def test_bad_arguments_are_clear():
-    with pytest.raises(ValueError, match="views must be >= 2"):
-        DigitsDataModule(seeds=[0, 1], views=1)
+    with pytest.raises(ValueError, match="views must be an integer >= 1; got 0"):
+        DigitsDataModule(seeds=[0, 1], views=0)
+    assert DigitsDataModule(seeds=[0, 1], views=1).views == 1  # the classifier objectives' one
     with pytest.raises(ValueError, match="test_fraction"):
         DigitsDataModule(seeds=[0, 1], test_fraction=1.5)
     with pytest.raises(ValueError, match="batch_size=5000 is larger"):
