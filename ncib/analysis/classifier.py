@@ -98,11 +98,15 @@ def classifier_stats(w: Tensor, means: ClassMeans) -> ClassifierStats:
         m_unit = m / m_norms.clamp_min(tiny)[:, None]
         w_f, m_f = w.norm(), m.norm()
         if float(w_f) <= tiny or float(m_f) <= tiny:
-            which = "the classifier rows are all zero" if float(w_f) <= tiny else ""
-            which += (" and " if which else "") + (
-                "all class means coincide" if float(m_f) <= tiny else ""
-            )
-            log.warn(f"{which}: NC3 self-duality is undefined and reported as NaN")
+            which = [
+                what
+                for what, zero in (
+                    ("the classifier rows are all zero", float(w_f) <= tiny),
+                    ("all class means coincide", float(m_f) <= tiny),
+                )
+                if zero
+            ]
+            log.warn(f"{' and '.join(which)}: NC3 self-duality is undefined and reported as NaN")
             nc3 = torch.tensor(math.nan, dtype=torch.float64, device=w.device)
         else:
             nc3 = (w / w_f - m / m_f).square().sum()  # the difference itself: exact near 0

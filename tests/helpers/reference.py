@@ -217,6 +217,7 @@ def classifier_collapse(h: np.ndarray, y: np.ndarray, num_classes: int, w: np.nd
     """NC2 of the classifier rows ``w (num_classes, d)`` and NC3 against the class means of
     ``h`` (docs/math.md §6a), written out term by term: the present classes only, μ_G the
     plain average of their means, every pair of rows and every entry summed in Python loops."""
+    h, y, w = np.asarray(h, float), np.asarray(y), np.asarray(w, float)
     classes = [c for c in range(num_classes) if np.any(y == c)]
     mu = {c: h[y == c].mean(0) for c in classes}
     mu_g = sum(mu[c] for c in classes) / len(classes)
