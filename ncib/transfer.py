@@ -102,7 +102,7 @@ def run_transfer(cfg: DictConfig, loggers=()) -> dict:
     from ncib.engine import PairEpochAnalysis
     from ncib.engine.checkpoints import load_weights
     from ncib.engine.plan import analysis_plan
-    from ncib.metrics.outputs import ANALYSIS_GROUPS, transfer
+    from ncib.metrics.outputs import DEFAULT_GROUPS, transfer
 
     source_dir, ckpt_path = resolve_source(cfg.transfer.source, cfg.transfer.get("epoch"))
     source = load_run_config(source_dir)
@@ -135,7 +135,7 @@ def run_transfer(cfg: DictConfig, loggers=()) -> dict:
         datamodule,
         epoch,
         int(ckpt.get("global_step", 0)),
-        list(ANALYSIS_GROUPS),
+        list(DEFAULT_GROUPS),  # not classifier: the source's classes are not the target's
         device,
         extra={"transfer": lambda pa: transfer(pa, grid, float(cfg.transfer.tolerance))},
         meta={

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ncib.engine.plan import ANALYSIS_GROUPS
+from ncib.engine.plan import DEFAULT_GROUPS
 from ncib.metrics import MEMBERS, keys
 from ncib.rundir.records import read_records
 from tests.conftest import compose_config
@@ -29,7 +29,7 @@ def test_the_default_run_plans_at_least_six_analysis_epochs():
 def assert_every_documented_key_and_the_files(run_dir):
     records = read_records(run_dir / "analysis.jsonl")
     for r in records:
-        for group in ANALYSIS_GROUPS:
+        for group in DEFAULT_GROUPS:
             assert set(r[group]["scalars"]) == set(keys(group)), (r["epoch"], group)
     assert (run_dir / "report.md").exists() and (run_dir / "linear_eval.json").exists()
     assert len(list((run_dir / "figures").glob("*.png"))) == 5

@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from ncib.engine.plan import ANALYSIS_GROUPS
+from ncib.engine.plan import DEFAULT_GROUPS
 from ncib.metrics import keys
 from ncib.rundir.records import read_records
 from tests.helpers.app import ncib, run_app
@@ -41,7 +41,7 @@ def test_a_finished_digits_run_leaves_a_complete_run_directory(digits_run):
     records = read_records(run_dir / "analysis.jsonl")
     assert [r["epoch"] for r in records] == list(digits_run.analysed)
     for r in records:
-        for group in ANALYSIS_GROUPS:
+        for group in DEFAULT_GROUPS:
             assert set(r[group]["scalars"]) == set(keys(group)), group
     evaluation = json.loads((run_dir / "linear_eval.json").read_text())
     assert (

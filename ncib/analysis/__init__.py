@@ -15,6 +15,7 @@ from .cca import (
     cross_covariance,
 )
 from .cka import linear_cka, linear_cka_from_covariance
+from .classifier import ClassifierStats, classifier_stats
 from .copula import normal_scores, normal_scores_train_test
 from .copula_cca import (
     CopulaCCAResult,
@@ -70,6 +71,7 @@ __all__ = [
     "SPACES",
     "CCAResult",
     "ClassMeans",
+    "ClassifierStats",
     "CopulaCCAResult",
     "CovarianceBlocks",
     "ETFStats",
@@ -93,6 +95,7 @@ __all__ = [
     "cca_from_covariance",
     "class_centred_moments",
     "class_means",
+    "classifier_stats",
     "copula_cca",
     "copula_cca_from_covariance",
     "copula_cca_from_factors",

@@ -14,6 +14,7 @@ from ._checks import WarningLog, check_labels, check_matrix
 from ._linalg import concurrently
 from .cca import CCAResult, CovarianceBlocks, cca_from_covariance, covariance_from_moments
 from .cka import linear_cka_from_covariance
+from .classifier import ClassifierStats, classifier_stats
 from .copula import normal_scores_train_test
 from .copula_cca import CopulaCCAResult, copula_cca_from_factors
 from .etf import (
@@ -73,6 +74,9 @@ class PairAnalysis:
         intervals: how the held-out numbers' null threshold and intervals are measured
             (:class:`ncib.analysis.intervals.IntervalSettings`); None: no threshold (only
             negative held-out correlations count as none), no intervals, no folds.
+        classifier: the classifier rows of each member, ``(W0 (K, d0), W1 (K, d1))`` (row k
+            scores class k; any float dtype and device), for NC2 of the classifier and NC3
+            (:meth:`classifier`); None (the default): the members train no classifier.
 
     Everything is computed on first request and cached: normal scores per member (train, and
     test scored against train), covariance blocks (raw, normal; train split), CCA, CKA, GIB of
@@ -104,6 +108,7 @@ class PairAnalysis:
         ridge: float = 1e-6,
         probe_kwargs: dict[str, Any] | None = None,
         intervals: IntervalSettings | None = IntervalSettings(),  # noqa: B008 (frozen)
+        classifier: Sequence[Tensor] | None = None,
     ) -> None:
         if len(train) != 2 or len(test) != 2:
             raise ValueError("train and test must each be a pair (member 0, member 1) of features")
@@ -129,6 +134,7 @@ class PairAnalysis:
                 f"num_classes={num_classes}; features with fewer dimensions cannot hold T_K)"
             )
         self.raw = {"train": tuple(train), "test": tuple(test)}
+        self.classifier_rows = _classifier_rows(classifier, train, num_classes)
         self.num_classes, self.k, self.ridge = int(num_classes), int(k), float(ridge)
         self.probe_kwargs = dict(probe_kwargs or {})
         self.intervals_settings = intervals
@@ -494,6 +500,25 @@ class PairAnalysis:
             ),
         )
 
+    @property
+    def has_classifier(self) -> bool:
+        """Whether the members' classifier rows were given (``classifier=``)."""
+        return self.classifier_rows is not None
+
+    def classifier(self, m: int) -> ClassifierStats:
+        """NC2 of member m's classifier rows and NC3 against its training class means in raw Z
+        (:func:`ncib.analysis.classifier_stats`). Raises ValueError when no rows were given."""
+        _check_member(m)
+        if self.classifier_rows is None:
+            raise ValueError(
+                "this PairAnalysis has no classifier rows (classifier=None): NC2 of the "
+                "classifier and NC3 need the members' classifiers (objective=ce or mse)"
+            )
+        return self._get(
+            ("classifier", m),
+            lambda: classifier_stats(self.classifier_rows[m], self.class_means("raw", m)),
+        )
+
     def probe(self, kind: str, m: int) -> ProbeResult:
         """Linear probe of member m on kind ∈ raw, normal, tk (train → test). Both members'
         probes of a kind are fitted together (side by side on a multi-core CPU)."""
@@ -558,6 +583,27 @@ def _blocks(mats, a, b, means, blocks, within, resolution) -> CovarianceBlocks:
         scales=(within[a] / mats[a].shape[1], within[b] / mats[b].shape[1]),
         resolutions=(resolution[a], resolution[b]),
     )
+
+
+def _classifier_rows(
+    classifier: Sequence[Tensor] | None, train: Sequence[Tensor], num_classes: int
+) -> tuple[Tensor, Tensor] | None:
+    """The classifier rows of both members, checked against the features and K."""
+    if classifier is None:
+        return None
+    if len(classifier) != 2:
+        raise ValueError(
+            f"classifier must be a pair (member 0, member 1) of (K, d) rows, got {len(classifier)}"
+        )
+    for m, w in enumerate(classifier):
+        check_matrix(f"classifier[{m}]", w)
+        want = (num_classes, train[m].shape[1])
+        if tuple(w.shape) != want:
+            raise ValueError(
+                f"member {m}: classifier rows have shape {tuple(w.shape)}, expected {want} "
+                f"(num_classes={num_classes} rows over the member's {want[1]} features)"
+            )
+    return tuple(classifier)
 
 
 def _check_member(m: int) -> None:

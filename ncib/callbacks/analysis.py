@@ -17,7 +17,9 @@ from pytorch_lightning import Callback
 
 from ncib.engine import PairEpochAnalysis
 from ncib.engine.checkpoints import analysis_checkpoint_path, save_weights
+from ncib.engine.epoch import pair_classifier_rows
 from ncib.engine.plan import ANALYSIS_GROUPS, AnalysisPlan, analysis_plan
+from ncib.metrics.outputs import CLASSIFIER_GROUP
 from ncib.metrics.registry import GROUPS, METRICS
 
 __all__ = ["LightningCollective", "PairAnalysisCallback", "keys_table"]
@@ -69,7 +71,9 @@ class PairAnalysisCallback(Callback):
     Record entries per group: ``identifiability`` (CCA and CKA between the members),
     ``gib`` (X = normal scores of one member, Y = of the other; ``lambda``, ``beta_crit``,
     ``information_curve``, ``feature_scaling/{member}``; docs/math.md §5) and ``simplex_etf``
-    (neural collapse of each member and of its T_K, and the analysis probe; docs/math.md §6).
+    (neural collapse of each member and of its T_K, and the analysis probe; docs/math.md §6);
+    ``classifier`` (NC2 of the members' classifier rows and NC3; only for a pair whose members
+    train a classifier, objective=ce or mse: refused at setup otherwise; docs/math.md §6a).
     """
 
     def __init__(self, plan: AnalysisPlan | Mapping):
@@ -88,6 +92,8 @@ class PairAnalysisCallback(Callback):
                 f"{len(ours)} analysis callbacks: one analyses every group of analysis.groups; "
                 "choose the groups there, not with more callbacks"
             )
+        if CLASSIFIER_GROUP in self.plan.groups:  # refused before training, not at epoch 0
+            pair_classifier_rows(pl_module)
         self._engine = PairEpochAnalysis(
             trainer.default_root_dir,
             self.plan.settings,

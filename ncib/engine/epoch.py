@@ -4,7 +4,9 @@
 (:func:`~ncib.engine.features.extract_pair_features`), wraps them in a
 :class:`~ncib.analysis.PairAnalysis` (every expensive quantity computed once, whichever groups
 ask for it), computes the requested metric groups (:mod:`ncib.metrics.outputs`), logs their
-scalars under ``analysis/…`` and appends one record to the run's records file. Its callers:
+scalars under ``analysis/…`` and appends one record to the run's records file. For the
+``classifier`` group it also reads the members' classifier rows once, from the pair's
+``classifier_rows()`` (:func:`pair_classifier_rows`). Its callers:
 the training callback (:mod:`ncib.callbacks`), ``python -m ncib.analyse`` (saved
 checkpoints of a finished run), and the zero-shot transfer experiment.
 """
@@ -26,11 +28,17 @@ from ncib.console import headline
 from ncib.engine.features import Collective, SingleProcess, extract_pair_features
 from ncib.metrics import logged_name
 from ncib.metrics.legacy import RECORD_SCHEMA
-from ncib.metrics.outputs import ANALYSIS_GROUPS, check_outputs, group_outputs
+from ncib.metrics.outputs import (
+    ANALYSIS_GROUPS,
+    CLASSIFIER_GROUP,
+    CLASSIFIER_MISSING,
+    check_outputs,
+    group_outputs,
+)
 from ncib.rundir.faults import fault_point
 from ncib.rundir.records import RECORDS_FILE, append_record
 
-__all__ = ["AnalysisSettings", "PairEpochAnalysis"]
+__all__ = ["AnalysisSettings", "PairEpochAnalysis", "pair_classifier_rows"]
 log = logging.getLogger("ncib.analysis")
 
 
@@ -78,6 +86,39 @@ class AnalysisSettings:
             other.ridge,
             other.intervals,
         )
+
+
+def pair_classifier_rows(pair) -> tuple[torch.Tensor, ...]:
+    """The classifier rows of every member of ``pair``, detached float64 on the CPU: one
+    ``(K, d)`` tensor per member from ``pair.classifier_rows()``, read once.
+
+    Raises ValueError naming the ``classifier`` group and objective=ce|mse when the pair has no
+    ``classifier_rows`` method or it returns None (its members train no classifier), and when it
+    returns other than one 2-D tensor per member.
+    """
+    read = getattr(pair, "classifier_rows", None)
+    name = type(pair).__name__
+    if not callable(read):
+        raise ValueError(CLASSIFIER_MISSING.format(what=f"{name} has no classifier_rows()"))
+    rows = read()
+    if rows is None:
+        raise ValueError(CLASSIFIER_MISSING.format(what=f"{name}.classifier_rows() returned None"))
+    members = len(pair.members)
+    if (
+        isinstance(rows, torch.Tensor)
+        or len(rows) != members
+        or not all(isinstance(r, torch.Tensor) and r.ndim == 2 for r in rows)
+    ):
+        shapes = (
+            tuple(rows.shape)
+            if isinstance(rows, torch.Tensor)
+            else [tuple(r.shape) if isinstance(r, torch.Tensor) else type(r).__name__ for r in rows]
+        )
+        raise ValueError(
+            f"{name}.classifier_rows() returned {shapes}: it must return a list of one (K, d) "
+            f"tensor per member ({members} members)"
+        )
+    return tuple(r.detach().to("cpu", torch.float64) for r in rows)
 
 
 class PairEpochAnalysis:
@@ -129,6 +170,8 @@ class PairEpochAnalysis:
             raise ValueError(
                 f"analysis groups must be among {sorted(ANALYSIS_GROUPS)}; got {list(groups)}"
             )
+        # read before the features are extracted: a pair without a classifier fails at once
+        rows = pair_classifier_rows(pair) if CLASSIFIER_GROUP in groups else None
         device = torch.device(device) if device is not None else next(pair.parameters()).device
         started = time.perf_counter()
         st = self.settings
@@ -165,6 +208,7 @@ class PairEpochAnalysis:
                 k=k,
                 ridge=st.ridge,
                 intervals=st.intervals,
+                classifier=rows,
             )
             scalars: dict[str, float] = {}
             computed = [(g, group_outputs(pa, g)) for g in groups]

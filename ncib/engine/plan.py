@@ -10,6 +10,11 @@ that need the rest of the config: ``analysis.k`` against the feature dimension, 
 Removing a metric group from a run is one override::
 
     python -m ncib.run 'analysis.groups=[identifiability,simplex_etf]'   # no GIB keys
+
+The known groups are :data:`ANALYSIS_GROUPS`; the default is :data:`DEFAULT_GROUPS`, without
+``classifier`` (NC2 of the classifier rows and NC3), which only a pair whose members train a
+classifier can compute (objective=ce or mse): the plan accepts it, and the engine refuses it at
+analysis time for a pair without one (:class:`ncib.engine.PairEpochAnalysis`).
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from dataclasses import dataclass
 from ncib.analysis import IntervalSettings
 from ncib.engine.epoch import AnalysisSettings
 from ncib.metrics.outputs import ANALYSIS_GROUPS as _COMPUTED
+from ncib.metrics.outputs import DEFAULT_GROUPS
 
 __all__ = [
     "ANALYSIS_GROUPS",
+    "DEFAULT_GROUPS",
     "AnalysisPlan",
     "AnalysisSchedule",
     "analysis_plan",
@@ -106,7 +113,7 @@ class AnalysisPlan:
 
     schedule: AnalysisSchedule
     settings: AnalysisSettings
-    groups: tuple[str, ...] = ANALYSIS_GROUPS
+    groups: tuple[str, ...] = DEFAULT_GROUPS
     checkpoints: bool = True
 
     def due(self, epoch: int, max_epochs: int | None = None) -> list[str]:
@@ -127,7 +134,7 @@ def _is_int(x) -> bool:
 
 def _groups(groups) -> tuple[str, ...]:
     if groups is None:
-        return ANALYSIS_GROUPS
+        return DEFAULT_GROUPS
     names = [groups] if isinstance(groups, str) else list(groups)
     unknown = [g for g in names if g not in ANALYSIS_GROUPS]
     if unknown or not names:

@@ -28,8 +28,12 @@ from ncib.metrics.registry import AXES, MEMBERS, key, keys
 
 __all__ = [
     "ANALYSIS_GROUPS",
+    "CLASSIFIER_GROUP",
+    "CLASSIFIER_MISSING",
+    "DEFAULT_GROUPS",
     "all_outputs",
     "check_outputs",
+    "classifier",
     "gib",
     "group_outputs",
     "identifiability",
@@ -207,6 +211,23 @@ def simplex_etf(pa: PairAnalysis) -> Outputs:
     return out, {}
 
 
+def classifier(pa: PairAnalysis) -> Outputs:
+    """NC2 of each member's classifier rows and NC3 against its class means in raw Z (the
+    members' own classifiers: ``PairAnalysis(classifier=...)``)."""
+    if not pa.has_classifier:
+        raise ValueError(CLASSIFIER_MISSING.format(what="the PairAnalysis was given no rows"))
+    out: dict[str, float] = {}
+    for m, name in enumerate(MEMBERS):
+        st = pa.classifier(m)
+        out[key("classifier/equinorm/{member}", member=name)] = float(st.equinorm)
+        out[key("classifier/cos_mean/{member}", member=name)] = float(st.cos_mean)
+        out[key("classifier/cos_std/{member}", member=name)] = float(st.cos_std)
+        out[key("classifier/cos_dev/{member}", member=name)] = float(st.cos_dev)
+        out[key("nc3/{member}", member=name)] = float(st.nc3)
+        out[key("nc3/cos_mean/{member}", member=name)] = float(st.nc3_cos)
+    return out, {}
+
+
 def transfer(pa: PairAnalysis, grid=None, tolerance: float = 3.0) -> Outputs:
     """T_k on a grid of dimensions for each member, and K′ (docs/math.md §11)."""
     feature_dim = min(pa.raw["train"][m].shape[1] for m in range(len(MEMBERS)))
@@ -256,7 +277,16 @@ ANALYSIS_GROUPS: dict[str, Callable[[PairAnalysis], Outputs]] = {
     "identifiability": identifiability,
     "gib": gib,
     "simplex_etf": simplex_etf,
+    "classifier": classifier,
 }
+DEFAULT_GROUPS: tuple[str, ...] = ("identifiability", "gib", "simplex_etf")
+"""The groups every pair can compute: the plan's default (``classifier`` needs a classifier)."""
+CLASSIFIER_GROUP = "classifier"
+CLASSIFIER_MISSING = (
+    "analysis group 'classifier' (NC2 of the classifier rows, NC3) needs the members' linear "
+    "classifiers, but {what}: only objective=ce or objective=mse trains one (supcon and simclr "
+    "do not); choose objective=ce or mse, or drop 'classifier' from analysis.groups"
+)
 
 
 def group_outputs(pa: PairAnalysis, group: str) -> Outputs:
@@ -281,10 +311,13 @@ def check_outputs(group: str, scalars: dict[str, float], entries: dict[str, Any]
 
 
 def all_outputs(pa: PairAnalysis) -> Outputs:
-    """Every scalar and record entry of the training-time analysis groups, merged."""
+    """Every scalar and record entry of the training-time analysis groups ``pa`` can compute
+    (``classifier`` only when it holds classifier rows), merged."""
     scalars: dict[str, float] = {}
     entries: dict[str, Any] = {}
     for group in ANALYSIS_GROUPS:
+        if group == CLASSIFIER_GROUP and not pa.has_classifier:
+            continue
         values, extra = group_outputs(pa, group)
         scalars |= values
         entries |= extra

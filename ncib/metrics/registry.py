@@ -59,6 +59,11 @@ GROUPS: dict[str, tuple[str, str]] = {
     "identifiability": ("the analysis: CCA and CKA between the members", "analysis/"),
     "gib": ("the analysis: Gaussian information bottleneck between the members", "analysis/"),
     "simplex_etf": ("the analysis: neural collapse and the analysis probe", "analysis/"),
+    "classifier": (
+        "the analysis: the classifier side of neural collapse, NC2 of the classifier rows and "
+        "NC3 (only for objectives that train a classifier: objective=ce or mse)",
+        "analysis/",
+    ),
     "transfer": ("the zero-shot transfer experiment: T_k across dimensions k, and K′", "analysis/"),
     "linear_eval": ("offline linear evaluation at the end of training (Table 1)", "linear_eval/"),
     "train": ("the training loop", ""),
@@ -99,7 +104,7 @@ def _m(template: str, meaning: str, group: str, shape: str = "scalar") -> Metric
     return Metric(template, meaning, group, shape)
 
 
-_I, _G, _E = "identifiability", "gib", "simplex_etf"
+_I, _G, _E, _C = "identifiability", "gib", "simplex_etf", "classifier"
 
 METRICS: tuple[Metric, ...] = (
     # -- identifiability (docs/math.md §3, §4, §5.4–5.5) -------------------------------------
@@ -249,6 +254,38 @@ METRICS: tuple[Metric, ...] = (
         "probe/test_both_correct/{probe_input}",
         "share of test samples both members' analysis probes classify correctly",
         _E,
+    ),
+    # -- the classifier side of neural collapse (docs/math.md §6a): W of the member's own
+    # classifier against its class means in raw Z (training split); present classes only
+    _m(
+        "classifier/equinorm/{member}",
+        "std / mean of the norms of the classifier rows w_k (NC2 of the classifier; 0: equal norms)",
+        _C,
+    ),
+    _m(
+        "classifier/cos_mean/{member}",
+        "mean cosine between classifier rows (simplex ETF: −1/(K−1))",
+        _C,
+    ),
+    _m(
+        "classifier/cos_std/{member}",
+        "std of the cosines between classifier rows (equiangularity; 0 for an ETF)",
+        _C,
+    ),
+    _m(
+        "classifier/cos_dev/{member}",
+        "mean |cos + 1/(K−1)| over pairs of classifier rows",
+        _C,
+    ),
+    _m(
+        "nc3/{member}",
+        "NC3 self-duality ‖W/‖W‖_F − M/‖M‖_F‖_F² between the classifier rows and the centred class means (raw Z, training split; 0: self-dual, at most 4)",
+        _C,
+    ),
+    _m(
+        "nc3/cos_mean/{member}",
+        "mean over classes of cos(w_k, μ_k − μ_G) (1: self-dual)",
+        _C,
     ),
     # -- zero-shot transfer (docs/math.md §11) ------------------------------------------------
     _m(

@@ -22,7 +22,7 @@ from ncib.analysis import (
     normal_scores,
 )
 from ncib.metrics import keys
-from ncib.metrics.outputs import ANALYSIS_GROUPS, all_outputs
+from ncib.metrics.outputs import DEFAULT_GROUPS, all_outputs
 
 SEEDS = [0, 1, 2]
 K = 4
@@ -91,7 +91,7 @@ def test_each_expensive_piece_is_computed_once(pair, monkeypatch, one_pass):
 def test_keys_and_outputs(pair):
     pa, _ = pair(1)
     scalars = scalars_of(pa)
-    assert set(scalars) == {k for g in ANALYSIS_GROUPS for k in keys(g)}
+    assert set(scalars) == {k for g in DEFAULT_GROUPS for k in keys(g)}
     assert all(isinstance(v, float) for v in scalars.values())
     entries = entries_of(pa)
     json.dumps(entries)  # JSON-ready

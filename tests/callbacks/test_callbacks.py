@@ -8,7 +8,7 @@ import torch
 from ncib.callbacks import PairAnalysisCallback
 from ncib.data import DigitsDataModule
 from ncib.engine.checkpoints import list_analysis_checkpoints, load_weights
-from ncib.engine.plan import ANALYSIS_GROUPS
+from ncib.engine.plan import ANALYSIS_GROUPS, DEFAULT_GROUPS
 from ncib.metrics import keys
 from ncib.rundir.records import RECORDS_FILE, read_records
 from tests.helpers.builders import quiet_trainer, tiny_pair
@@ -32,18 +32,20 @@ def fit(callbacks, root, epochs=3, model=None, loggers=False):
 
 
 def make(*groups, **kw):
-    """The callback for ``groups`` (default: all), analysing epochs 0 and 2 unless told."""
-    plan = {"epochs": [0, 2], "progress": False, "groups": list(groups or ANALYSIS_GROUPS)}
+    """The callback for ``groups`` (default: the default groups), analysing epochs 0 and 2
+    unless told."""
+    plan = {"epochs": [0, 2], "progress": False, "groups": list(groups or DEFAULT_GROUPS)}
     return PairAnalysisCallback(plan | kw)
 
 
 def test_the_groups_are_the_registry_analysis_groups():
-    assert ANALYSIS_GROUPS == ("identifiability", "gib", "simplex_etf")
-    assert make().groups == ANALYSIS_GROUPS
+    assert ANALYSIS_GROUPS == ("identifiability", "gib", "simplex_etf", "classifier")
+    assert DEFAULT_GROUPS == ("identifiability", "gib", "simplex_etf")
+    assert make().groups == DEFAULT_GROUPS
     assert make("simplex_etf", "gib").groups == ("gib", "simplex_etf")  # the registry's order
 
 
-@pytest.mark.parametrize("group", ANALYSIS_GROUPS)
+@pytest.mark.parametrize("group", DEFAULT_GROUPS)  # classifier: tests/engine/test_classifier.py
 def test_callback_acts_only_on_its_epochs_logs_its_documented_keys_and_survives_a_second_fit(
     group, tmp_path
 ):
@@ -72,12 +74,12 @@ def test_features_are_extracted_once_per_analysis_epoch_whatever_the_groups(tmp_
     assert calls == [1024, 413, 360] * 2
     records = read_records(tmp_path / RECORDS_FILE)
     assert [r["epoch"] for r in records] == [1, 3]
-    assert all(set(ANALYSIS_GROUPS) <= set(r) for r in records)
+    assert all(set(DEFAULT_GROUPS) <= set(r) for r in records)
 
 
 def test_leaving_a_group_out_removes_exactly_its_keys(tmp_path):
     fit([make()], tmp_path / "all")
-    without = [g for g in ANALYSIS_GROUPS if g != "gib"]
+    without = [g for g in DEFAULT_GROUPS if g != "gib"]
     fit([make(*without)], tmp_path / "no_gib")
     full, partial_ = (
         read_records(tmp_path / "all" / RECORDS_FILE),

@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from ncib.engine.plan import (
-    ANALYSIS_GROUPS,
+    DEFAULT_GROUPS,
     AnalysisSchedule,
     analysis_plan,
     plan_of_run,
@@ -23,7 +23,7 @@ EARLIER = {
 SHARED = ("epochs", "every_n_epochs", "at_init", "k", "max_samples", "ridge", "progress")
 
 
-def earlier_layout(cfg, groups=ANALYSIS_GROUPS):
+def earlier_layout(cfg, groups=DEFAULT_GROUPS):
     """``cfg`` as a run started before the one analysis callback saved it: one callback per
     metric group, each repeating the analysis settings, and no ``analysis.groups``."""
     old = OmegaConf.to_container(cfg, resolve=False)
@@ -38,7 +38,7 @@ def earlier_layout(cfg, groups=ANALYSIS_GROUPS):
 def test_the_default_run_plans_every_group_at_its_epochs(tmp_path):
     cfg = compose_config([], output_dir=tmp_path)
     plan = plan_of_run(cfg)
-    assert plan.groups == ANALYSIS_GROUPS
+    assert plan.groups == DEFAULT_GROUPS  # not classifier: it needs objective=ce|mse
     assert plan.schedule == AnalysisSchedule(
         cfg.analysis.epochs, cfg.analysis.every_n_epochs, cfg.analysis.at_init
     )
@@ -54,7 +54,7 @@ def test_an_earlier_run_config_gives_the_same_plan(tmp_path):
     assert two.groups == ("identifiability", "simplex_etf")
 
 
-@pytest.mark.parametrize("groups", [ANALYSIS_GROUPS, ("identifiability", "simplex_etf")])
+@pytest.mark.parametrize("groups", [DEFAULT_GROUPS, ("identifiability", "simplex_etf")])
 def test_a_run_started_in_the_earlier_layout_resumes_with_this_one(tmp_path, groups):
     now = compose_config([f"analysis.groups=[{','.join(groups)}]"], output_dir=tmp_path)
     first = earlier_layout(now, groups)

@@ -4,7 +4,8 @@ It shares no code with :mod:`ncib.analysis` except the analysis probe (a fitted 
 from :func:`ncib.analysis.fit_logistic_probe` on the reference's own features): normal scores
 from ``scipy.stats.rankdata``, CCA by symmetric inverse square roots (eigh) instead of Cholesky,
 the Gaussian information of T_K from log-determinants of covariance matrices instead of the
-closed form, class means by boolean masks, NC1 with ``numpy.linalg.pinv``, NCC by explicit
+closed form, class means by boolean masks, NC1 with ``numpy.linalg.pinv``, NC2 of a
+classifier and NC3 by loops over pairs of rows and entries, NCC by explicit
 distances (leave-one-out by recomputing each class mean without the sample), resampling by
 indexing rows. Everything is float64 numpy; results are plain floats and arrays. Where ncib
 draws random numbers (the null threshold's permutations, the bootstrap and the fold refits of
@@ -212,6 +213,45 @@ class Geometry:
         return np.asarray(self.classes)[dist.argmin(1)]
 
 
+def classifier_collapse(h: np.ndarray, y: np.ndarray, num_classes: int, w: np.ndarray) -> dict:
+    """NC2 of the classifier rows ``w (num_classes, d)`` and NC3 against the class means of
+    ``h`` (docs/math.md §6a), written out term by term: the present classes only, μ_G the
+    plain average of their means, every pair of rows and every entry summed in Python loops."""
+    h, y, w = np.asarray(h, float), np.asarray(y), np.asarray(w, float)
+    classes = [c for c in range(num_classes) if np.any(y == c)]
+    mu = {c: h[y == c].mean(0) for c in classes}
+    mu_g = sum(mu[c] for c in classes) / len(classes)
+    dev = {c: mu[c] - mu_g for c in classes}
+    k = len(classes)
+    row_norm = {c: math.sqrt(sum(float(v) ** 2 for v in w[c])) for c in classes}
+    norms = np.array([row_norm[c] for c in classes])
+    cosines = []
+    for a in classes:
+        for b in classes:
+            if a != b:
+                cosines.append(float(np.dot(w[a], w[b])) / (row_norm[a] * row_norm[b]))
+    cosines = np.array(cosines)
+    w_fro = math.sqrt(sum(row_norm[c] ** 2 for c in classes))
+    m_fro = math.sqrt(sum(float(np.dot(dev[c], dev[c])) for c in classes))
+    nc3 = 0.0
+    for c in classes:
+        for j in range(w.shape[1]):
+            nc3 += (w[c, j] / w_fro - dev[c][j] / m_fro) ** 2
+    per_class = [
+        float(np.dot(w[c], dev[c])) / (row_norm[c] * math.sqrt(float(np.dot(dev[c], dev[c]))))
+        for c in classes
+    ]
+    return {
+        "equinorm": math.sqrt(np.mean((norms - norms.mean()) ** 2)) / norms.mean(),
+        "cos_mean": float(np.mean(cosines)),
+        "cos_std": math.sqrt(float(np.mean((cosines - cosines.mean()) ** 2))),
+        "cos_dev": float(np.mean(np.abs(cosines + 1.0 / (k - 1)))),
+        "nc3": nc3,
+        "nc3_cos": float(np.mean(per_class)),
+        "num_classes": k,
+    }
+
+
 def probe(h_train, y_train, h_test, y_test, num_classes):
     """The analysis probe on reference features: ``(train_pred, test_pred)`` as numpy."""
     from ncib.analysis import fit_logistic_probe
@@ -232,9 +272,21 @@ class ReferencePair:
     Args:
         train, test: ``(z0, z1)`` float64 arrays ``(N, d_m)`` and ``(N_test, d_m)``.
         y, y_test: labels; num_classes: K; k: dimension of T_K; ridge: relative ridge ε.
+        classifier: ``(W0, W1)`` classifier rows ``(K, d_m)`` of the members, or None.
     """
 
-    def __init__(self, train, test, y, y_test, num_classes, k=None, ridge=1e-6, intervals=None):
+    def __init__(
+        self,
+        train,
+        test,
+        y,
+        y_test,
+        num_classes,
+        k=None,
+        ridge=1e-6,
+        intervals=None,
+        classifier=None,
+    ):
         self.raw = {
             "train": [np.asarray(z, float) for z in train],
             "test": [np.asarray(z, float) for z in test],
@@ -242,7 +294,16 @@ class ReferencePair:
         self.y = {"train": np.asarray(y), "test": np.asarray(y_test)}
         self.num_classes, self.k, self.ridge = num_classes, k or num_classes, ridge
         self.settings = intervals  # ncib.analysis.IntervalSettings: sizes, levels, seed
+        self.classifier_rows = (
+            None if classifier is None else [np.asarray(w, float) for w in classifier]
+        )
         self._probes: dict = {}
+
+    def classifier(self, m: int) -> dict:
+        """NC2 of member m's classifier rows and NC3 against its raw training class means."""
+        return classifier_collapse(
+            self.raw["train"][m], self.y["train"], self.num_classes, self.classifier_rows[m]
+        )
 
     # -- features -----------------------------------------------------------------------
     @cached_property

@@ -45,14 +45,31 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
+def classifier_rows(train, y, seed: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
+    """Classifier rows of both members, partly aligned with their centred class means (per
+    class scales, noise, a common offset), so NC3 is neither 0 nor that of unrelated rows and
+    no two classifier statistics coincide."""
+    g = np.random.default_rng(seed)
+    rows = []
+    for z in train:
+        z, labels = z.numpy(), y.numpy()
+        means = np.stack([z[labels == c].mean(0) for c in range(K)])
+        w = (means - means.mean(0)) * g.uniform(0.5, 1.5, (K, 1))
+        rows.append(torch.from_numpy(w + 0.4 * g.standard_normal(w.shape) + 0.2))
+    return rows[0], rows[1]
+
+
 @pytest.fixture(scope="module")
 def case():
     previous = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny problems: one thread is fastest on a busy machine
     try:
         train, test, y, y_test = discriminating_pair()
-        pa = PairAnalysis(train, test, y, y_test, num_classes=K)
-        ref = ReferencePair(train, test, y, y_test, K, intervals=pa.intervals_settings)
+        rows = classifier_rows(train, y)
+        pa = PairAnalysis(train, test, y, y_test, num_classes=K, classifier=rows)
+        ref = ReferencePair(
+            train, test, y, y_test, K, intervals=pa.intervals_settings, classifier=rows
+        )
         made = {g: group_outputs(pa, g) for g in ANALYSIS_GROUPS}
         made["transfer"] = check_outputs("transfer", *transfer(pa, TRANSFER_GRID, TOLERANCE))
         yield pa, ref, made
@@ -195,6 +212,13 @@ SCALAR_CHECKS = {
             & (r.probe(probe_input, 1)["test"] == r.y["test"])
         )
     ),
+    # the classifier side of neural collapse (docs/math.md §6a)
+    "classifier/equinorm/{member}": lambda r, member: r.classifier(_m(member))["equinorm"],
+    "classifier/cos_mean/{member}": lambda r, member: r.classifier(_m(member))["cos_mean"],
+    "classifier/cos_std/{member}": lambda r, member: r.classifier(_m(member))["cos_std"],
+    "classifier/cos_dev/{member}": lambda r, member: r.classifier(_m(member))["cos_dev"],
+    "nc3/{member}": lambda r, member: r.classifier(_m(member))["nc3"],
+    "nc3/cos_mean/{member}": lambda r, member: r.classifier(_m(member))["nc3_cos"],
     # zero-shot transfer (docs/math.md §11), on TRANSFER_GRID
     "transfer/k_prime/{member}": lambda r, member: _transfer(r, member)["k_prime"],
     "transfer/probe_test_acc_k_prime/{member}": lambda r, member: _transfer(r, member)[
@@ -456,7 +480,8 @@ def test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warn
     )
     monkeypatch.setattr(epoch_module, "extract_pair_features", lambda *a, **kw: feats)
     datamodule = SimpleNamespace(num_classes=K, setup=lambda stage: None)
-    pair = SimpleNamespace(members=[None, None])
+    rows = classifier_rows(train, y)
+    pair = SimpleNamespace(members=[None, None], classifier_rows=lambda: [w.float() for w in rows])
     k = train[0].shape[1]
     logger = _Logger()
     engine = PairEpochAnalysis(tmp_path, AnalysisSettings(k=k, progress=False), loggers=[logger])
@@ -464,7 +489,9 @@ def test_the_engine_records_the_mapped_values_and_stores_inf_as_null_with_a_warn
     engine.run(pair, datamodule, epoch=3, global_step=30, groups=groups, device="cpu")
     (record,) = read_records(tmp_path / "analysis.jsonl")
 
-    pa = PairAnalysis(train, test, y, y_test, num_classes=K, k=k)
+    # the engine hands over the rows as float64 on the CPU: float32 rows, made float64
+    as_read = tuple(w.float().double() for w in rows)
+    pa = PairAnalysis(train, test, y, y_test, num_classes=K, k=k, classifier=as_read)
     infinite = []
     for group in groups:
         scalars, entries = group_outputs(pa, group)

@@ -32,10 +32,10 @@ def test_key_names_the_template_the_axes_and_the_allowed_values():
 
 
 def test_unknown_groups_are_named_with_the_known_ones():
-    known = "['gib', 'identifiability', 'linear_eval', 'simplex_etf', 'train', 'transfer']"
+    known = "['classifier', 'gib', 'identifiability', 'linear_eval', 'simplex_etf', 'train', 'transfer']"
     with pytest.raises(ValueError, match=re.escape(f"unknown metric group 'cka'; known: {known}")):
         keys("cka")
-    known = "['gib', 'identifiability', 'simplex_etf']"
+    known = "['classifier', 'gib', 'identifiability', 'simplex_etf']"
     with pytest.raises(
         ValueError, match=re.escape(f"unknown analysis group 'cka'; known: {known}")
     ):
