@@ -125,7 +125,7 @@ class DivergenceGuard(Callback):
         )
         value = float(losses[m])
         raise TrainingDivergedError(
-            f"training diverged: the SupCon loss of member {who} is {'nan' if math.isnan(value) else value} "
+            f"training diverged: the training loss of member {who} is {'nan' if math.isnan(value) else value} "
             f"at epoch {trainer.current_epoch} (0-based), optimiser step {trainer.global_step}; {where}. "
             "Lower model.optimizer.lr (in a new run directory: the config may not change on resume) "
             "or check the data."

@@ -337,7 +337,11 @@ METRICS: tuple[Metric, ...] = (
     ),
     _m("both_correct", "share of test samples both members classify correctly", "linear_eval"),
     # -- training --------------------------------------------------------------------------
-    _m("train/loss/{member}", "SupCon loss of the member, mean over the epoch", "train"),
+    _m(
+        "train/loss/{member}",
+        "training loss of the member (its objective's: SupCon, SimCLR, cross-entropy or MSE), mean over the epoch",
+        "train",
+    ),
 )
 
 

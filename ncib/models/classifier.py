@@ -53,6 +53,7 @@ class PairedClassifier(PairedEncoders):
             raise ValueError(f"loss={loss!r} is not a classifier loss: one of {CLASSIFIER_LOSSES}")
         if int(num_classes) < 2:
             raise ValueError(f"num_classes={num_classes!r}: a classifier needs at least 2 classes")
+        seeds = [int(s) for s in seeds]  # plain ints in the hyper-parameters (PairedEncoders)
         num_classes = int(num_classes)
         if head is None:
 

@@ -76,11 +76,11 @@ class PairedEncoders(pl.LightningModule):
     ):
         super().__init__()
         seeds = [int(s) for s in seeds]  # plain ints in the checkpoint (weights_only loading)
-        # the subclass's own arguments are collected too (Lightning reads every __init__ frame,
-        # the subclass's last: its ``seeds`` may be a ListConfig, which a weights-only load of
-        # the checkpoint refuses)
+        # the subclass's own arguments are collected too: Lightning reads every __init__
+        # frame and the subclass's values win, so a subclass converts its ``seeds`` to plain
+        # ints first (Hydra passes a ListConfig, which a weights-only load of the checkpoint
+        # refuses: tests/models/test_paired_supcon.py)
         self.save_hyperparameters(ignore=["backbone", "head", "optimizer", "scheduler"])
-        self.hparams["seeds"] = seeds
         self.seeds = seeds
         if not self.seeds:
             raise ValueError("seeds must hold at least one seed")

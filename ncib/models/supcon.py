@@ -40,6 +40,7 @@ class PairedSupCon(PairedEncoders):
         channels_last: bool = False,
         compile: bool = False,
     ):
+        seeds = [int(s) for s in seeds]  # plain ints in the hyper-parameters (PairedEncoders)
         super().__init__(backbone, head, optimizer, seeds, scheduler, channels_last, compile)
         self.temperature = float(temperature)
         self.base_temperature = None if base_temperature is None else float(base_temperature)

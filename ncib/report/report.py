@@ -9,6 +9,7 @@ from pathlib import Path
 from ncib.report.catalogue import RUN_FIGURES, why_not_drawn
 from ncib.report.tables import (
     Table,
+    classifier_table,
     compression_generalisation_table,
     identifiability_table,
     information_table,
@@ -59,6 +60,7 @@ def _run_info(run_dir: Path) -> dict:
         "dataset": cfg.dataset.name,
         "num_classes": int(cfg.dataset.num_classes),
         "seed_pair": list(cfg.seed_pair),
+        "objective": cfg.get("objective", "supcon"),  # runs before the objectives: SupCon
     }
 
 
@@ -71,6 +73,7 @@ def _tables(records: list[dict], evaluation: dict | None, dataset: str) -> dict[
         ("identifiability", identifiability_table(records)),
         ("information", information_table(records)),
         ("compression_generalisation", compression_generalisation_table(records)),
+        ("classifier", classifier_table(records)),
         ("table3", table3(last) if last else None),
     )
     return {name: table for name, table in made if table is not None}
@@ -200,7 +203,9 @@ def build_report(run_dir: str | Path, records_name: str = RECORDS_FILE) -> Repor
 
     seeds = info.get("seed_pair")
     lines = [
-        f"# ncib report — {dataset}" + (f", seed pair {seeds[0]} / {seeds[1]}" if seeds else ""),
+        f"# ncib report — {dataset}"
+        + (f", {info['objective']}" if "objective" in info else "")
+        + (f", seed pair {seeds[0]} / {seeds[1]}" if seeds else ""),
         "",
         f"Run directory: `{run_dir}`. "
         + (

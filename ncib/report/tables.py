@@ -19,6 +19,7 @@ __all__ = [
     "compression_generalisation_table",
     "entry",
     "holds",
+    "classifier_table",
     "identifiability_table",
     "information_table",
     "table1",
@@ -330,6 +331,33 @@ def compression_generalisation_table(records: list[dict]) -> Table | None:
         ],
         rows,
         "Probe: the analysis probe's test accuracy (%).",
+    )
+
+
+def classifier_table(records: list[dict]) -> Table | None:
+    """Per epoch: the classifier side of neural collapse (objectives that train a classifier,
+    docs/math.md §6a): NC3 self-duality and NC2 of the classifier rows, per member."""
+    columns = (
+        ("NC3", "nc3/{member}"),
+        ("cos(w_k, μ_k − μ_G)", "nc3/cos_mean/{member}"),
+        ("equinorm W", "classifier/equinorm/{member}"),
+        ("cos dev. W", "classifier/cos_dev/{member}"),
+    )
+    rows = [
+        [r["epoch"]] + [scalar(r, k) for _, template in columns for k in member_keys(template)]
+        for r in records
+        if scalar(r, key("nc3/{member}", member=MEMBERS[0])) is not None
+    ]
+    if not rows:
+        return None
+    return Table(
+        "Classifier collapse per analysis epoch — NC3 and NC2 of the classifier",
+        ["epoch"] + [f"{name} {m}" for name, _ in columns for m in MEMBERS],
+        rows,
+        "NC3: ‖W/‖W‖_F − M/‖M‖_F‖²_F between each member's classifier rows W and its centred "
+        "class means M (0: self-dual; 2: orthogonal); equinorm: std/mean of the rows' norms; "
+        "cos dev.: the mean distance of the rows' pairwise cosines from the simplex ETF's "
+        "−1/(K−1) (docs/math.md §6a).",
     )
 
 

@@ -131,7 +131,7 @@ def _table_and_training_panels() -> list[Panel]:
             x=None,
             kind="bar",
         ),
-        Panel(TRAIN, "SupCon loss per member", _members("train/loss/{member}"), x=EPOCH_STEP),
+        Panel(TRAIN, "Training loss per member", _members("train/loss/{member}"), x=EPOCH_STEP),
     ]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from ncib.models import ConvNet, PairedSupCon, ProjectionHead
+from ncib.models import ConvNet, PairedClassifier, PairedEncoders, PairedSupCon, ProjectionHead
 from ncib.models.schedules import warmup_cosine
 
 
@@ -25,9 +25,12 @@ def tiny_pair(
     weight_decay: float | None = None,
     warmup_epochs: int | None = None,
     backbone: Callable[..., torch.nn.Module] | None = None,
+    objective: str = "supcon",
+    num_classes: int = 10,
     **module: Any,
-) -> PairedSupCon:
-    """A PairedSupCon of small ConvNets (8×8 digits unless told): plain SGD at ``lr`` (with
+) -> PairedEncoders:
+    """A pair of small ConvNets (8×8 digits unless told) under ``objective`` (supcon, simclr:
+    a PairedSupCon; ce, mse: a PairedClassifier of ``num_classes``): plain SGD at ``lr`` (with
     ``momentum`` and ``weight_decay`` when given), the warm-up cosine schedule when
     ``warmup_epochs`` is given, ``module`` passed on (``compile``, ``temperature``, ...)."""
     optimizer = {"lr": lr}
@@ -37,12 +40,27 @@ def tiny_pair(
         optimizer["weight_decay"] = weight_decay
     if warmup_epochs is not None:
         module["scheduler"] = partial(warmup_cosine, warmup_epochs=warmup_epochs)
+    backbone = backbone or partial(
+        ConvNet, in_channels=in_channels, feature_dim=feature_dim, width=width
+    )
+    optimizer = partial(torch.optim.SGD, **optimizer)
+    if objective in ("ce", "mse"):
+        return PairedClassifier(
+            backbone=backbone,
+            optimizer=optimizer,
+            seeds=list(seeds),
+            num_classes=num_classes,
+            loss=objective,
+            **module,
+        )
+    if objective not in ("supcon", "simclr"):
+        raise ValueError(f"no tiny pair for objective={objective!r}")
     return PairedSupCon(
-        backbone=backbone
-        or partial(ConvNet, in_channels=in_channels, feature_dim=feature_dim, width=width),
+        backbone=backbone,
         head=partial(ProjectionHead, out_dim=out_dim),
-        optimizer=partial(torch.optim.SGD, **optimizer),
+        optimizer=optimizer,
         seeds=list(seeds),
+        supervised=objective == "supcon",
         **module,
     )
 

@@ -8,7 +8,7 @@ import re
 from ncib.metrics.legacy import RECORD_SCHEMA
 from ncib.metrics.registry import keys, metric_of
 
-RECORD_GROUPS = ("identifiability", "gib", "simplex_etf", "transfer")
+RECORD_GROUPS = ("identifiability", "gib", "simplex_etf", "classifier", "transfer")
 """The groups an analysis record holds (linear_eval goes to linear_eval.json, train to logs)."""
 GRID = [1, 2, 3, 4]
 

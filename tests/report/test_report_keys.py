@@ -12,6 +12,7 @@ from ncib.report.aggregate import Recipe, sweep_table1, sweep_table2
 from ncib.report.catalogue import RUN_FIGURES, SWEEP_FIGURES
 from ncib.report.jobs import FINISHED, Job
 from ncib.report.sweep import sweep_figures
+from ncib.report.tables import classifier_table
 from tests.report.registry_records import complete_evaluation, complete_record
 
 REGISTERED = {k for g in GROUPS for scalars in (True, False) for k in keys(g, scalars)}
@@ -77,3 +78,15 @@ def test_the_notes_catch_an_unregistered_key(reads):
     record = complete_record(1, reads["records"])
     assert scalar(record, "gib/mi_xy_lower") is None
     assert _unregistered(reads["records"]) == ["gib/mi_xy_lower"]
+
+
+def test_the_classifier_table_is_in_a_report_whose_records_hold_the_classifier_group(tmp_path):
+    log: set[str] = set()
+    with_classifier = [complete_record(e, log) for e in (1, 2)]
+    table = classifier_table(with_classifier)
+    assert table is not None and [row[0] for row in table.rows] == [1, 2]
+    assert {"nc3/m0", "nc3/m1", "classifier/equinorm/m0"} <= log
+    without = [
+        complete_record(e, set(), groups=("identifiability", "gib", "simplex_etf")) for e in (1, 2)
+    ]
+    assert classifier_table(without) is None  # SupCon and SimCLR: no classifier, no table
