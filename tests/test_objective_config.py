@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import pytest
 from hydra.errors import MissingConfigException
+from omegaconf import open_dict
 
 from ncib.config import ConfigError, validate
 from ncib.objectives import OBJECTIVES
+from ncib.recipe import recipe_name
 from tests.conftest import compose_config
 
 
@@ -74,3 +76,13 @@ def test_a_config_that_does_not_fit_its_objective_is_refused(overrides, message,
 def test_an_objective_without_a_recipe_for_the_dataset_lists_the_recipes(tmp_path):
     with pytest.raises(MissingConfigException, match="recipe/ce_imagenet32"):
         compose_config(["objective=ce", "dataset=imagenet32"], output_dir=tmp_path)
+
+
+def test_a_supcon_recipe_keeps_its_name_from_before_the_objectives(tmp_path):
+    today = compose_config([], output_dir=tmp_path)
+    before = today.copy()
+    with open_dict(before):
+        del before["objective"]  # a run directory's config written before the key existed
+    assert recipe_name(today) == recipe_name(before)  # one W&B group, one sweep recipe
+    ce = compose_config(["objective=ce"], output_dir=tmp_path)
+    assert recipe_name(ce) != recipe_name(today)
