@@ -7,9 +7,13 @@ A sweep directory (Hydra's ``multirun.yaml`` and one run directory per job, by d
   status (:mod:`ncib.report.jobs`: ``finished``, ``failed`` with the error it recorded,
   ``unfinished`` with what is missing, ``not started``). Nothing is dropped silently:
   aggregates say over how many finished runs they are;
-* the runs grouped by recipe — their composed config minus the seed pair — and, per recipe,
-  Tables 1 and 2 as mean ± std over the seed pairs of its finished runs (sample std, n − 1;
-  :mod:`ncib.report.aggregate`);
+* the runs grouped by recipe — their composed config minus the seed pair; the objective is
+  part of it and of its label — and, per recipe, Tables 1 and 2 as mean ± std over the seed
+  pairs of its finished runs (sample std, n − 1; :mod:`ncib.report.aggregate`), and when an
+  objective trains a classifier (ce, mse) the NC3 table (supcon and simclr rows: "—");
+* with two or more recipes (the objectives of ``experiment=objectives``), Figs. 2 and 3 and
+  the classifier's NC3 with the recipes on the same axes, one colour and band each
+  (:data:`ncib.report.catalogue.COMPARISON_FIGURES`);
 * per recipe, the curves of Figs. 2 and 3 and of identifiability / information with bands:
   at each analysis epoch the mean ± std over pairs of the pair's value (per-member values are
   first averaged over the two members; :mod:`ncib.report.series`), drawn by the run report's
@@ -34,6 +38,7 @@ from ncib.report.aggregate import (
     Recipe,
     group_recipes,
     mean_std,
+    sweep_nc3_table,
     sweep_table1,
     sweep_table2,
 )
@@ -64,6 +69,7 @@ __all__ = [
 ]
 SWEEP_REPORT = "sweep_report.md"
 SWEEP_FIGURES = "sweep_figures"
+COMPARED = "compared"  # the comparison figures' PNGs: sweep_figures/compared_<name>.png
 STATUSES = (FINISHED, FAILED, UNFINISHED, NOT_STARTED)
 
 
@@ -87,6 +93,28 @@ def sweep_figures(recipe: Recipe, figdir: Path) -> tuple[dict[str, Path], dict[s
     return drawn, not_drawn
 
 
+def comparison_figures(
+    recipes: list[Recipe], figdir: Path
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """The sweep's recipes on the same axes (:data:`ncib.report.catalogue.COMPARISON_FIGURES`),
+    one band per recipe with finished runs: those drawn (name → PNG) and those not drawn
+    (name → why). Nothing when fewer than two recipes have finished runs."""
+    having = [(r.legend or r.label, [j.records for j in r.finished if j.records]) for r in recipes]
+    having = [(name, runs) for name, runs in having if runs]
+    if len(having) < 2:
+        return {}, {}
+    everything = [rs for _, runs in having for rs in runs]
+    num_classes = max(int(rs[-1].get("num_classes") or 0) for rs in everything)
+    drawn, not_drawn = {}, {}
+    for figure in catalogue.COMPARISON_FIGURES:
+        made = figure.draw(having, num_classes, figdir / f"{COMPARED}_{figure.name}.png")
+        if made is not None:
+            drawn[figure.name] = made
+        elif figure.expected(everything):
+            not_drawn[figure.name] = why_not_drawn(figure, everything)
+    return drawn, not_drawn
+
+
 # -- the report ------------------------------------------------------------------------------
 
 
@@ -99,6 +127,8 @@ class SweepReport:
     figures: dict[str, dict[str, Path]]
     markdown: str
     not_drawn: dict[str, dict[str, str]] = field(default_factory=dict)  # recipe → figure → why
+    compared: dict[str, Path] = field(default_factory=dict)  # the recipes on the same axes
+    compared_not_drawn: dict[str, str] = field(default_factory=dict)  # figure → why
 
     @property
     def path(self) -> Path:
@@ -129,6 +159,7 @@ def _markdown(
     tables: dict[str, Table],
     figs: dict[str, dict[str, Path]],
     not_drawn: dict[str, dict[str, str]],
+    compared: tuple[dict[str, Path], dict[str, str]] = ({}, {}),
 ) -> str:
     counts = {s: sum(j.status == s for j in jobs) for s in STATUSES}
     lines = [
@@ -154,6 +185,22 @@ def _markdown(
         )
     lines.append("")
     lines += [t.markdown() for t in tables.values()]
+    drawn, why = compared
+    if drawn or why:
+        lines += [
+            "## The recipes side by side",
+            "",
+            "One colour per recipe: "
+            + "; ".join(f"**{r.legend or r.label}** ({r.label})" for r in recipes if r.finished)
+            + ".",
+            "",
+        ]
+        captions = {f.name: f.caption for f in catalogue.COMPARISON_FIGURES}
+        for name, path in drawn.items():
+            rel = path.relative_to(sweep_dir).as_posix()
+            lines += [f"**{captions[name]}**", "", f"![{name}]({rel})", ""]
+        lines += [f"- not drawn: `{name}`: {w}." for name, w in why.items()]
+        lines += [""] if why else []
     if any(figs.values()) or any(not_drawn.values()):
         lines += ["## Figures", ""]
     for label, made in figs.items():
@@ -178,7 +225,11 @@ def build_sweep_report(sweep_dir: str | Path) -> SweepReport:
     recipes = group_recipes(jobs)
     tables = {
         name: t
-        for name, t in (("table1", sweep_table1(recipes)), ("table2", sweep_table2(recipes)))
+        for name, t in (
+            ("table1", sweep_table1(recipes)),
+            ("table2", sweep_table2(recipes)),
+            ("nc3", sweep_nc3_table(recipes)),
+        )
         if t
     }
     figdir = sweep_dir / SWEEP_FIGURES
@@ -186,8 +237,9 @@ def build_sweep_report(sweep_dir: str | Path) -> SweepReport:
     made = {r.label: sweep_figures(r, figdir) for r in recipes}
     figs = {label: drawn for label, (drawn, _) in made.items()}
     not_drawn = {label: why for label, (_, why) in made.items() if why}
-    markdown = _markdown(sweep_dir, jobs, recipes, tables, figs, not_drawn)
-    return SweepReport(sweep_dir, jobs, recipes, tables, figs, markdown, not_drawn)
+    compared = comparison_figures(recipes, figdir)
+    markdown = _markdown(sweep_dir, jobs, recipes, tables, figs, not_drawn, compared)
+    return SweepReport(sweep_dir, jobs, recipes, tables, figs, markdown, not_drawn, *compared)
 
 
 def write_sweep_report(sweep_dir: str | Path) -> SweepReport:
