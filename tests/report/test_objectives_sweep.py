@@ -66,6 +66,7 @@ def test_the_default_objective_leaves_the_recipe_as_it_was():
     before = OmegaConf.create(OmegaConf.to_container(cfg))
     del before["objective"]
     assert recipe_id(before) == recipe_id(cfg) and "objective" not in recipe_of(cfg)
+    assert recipe_name(before) == recipe_name(cfg)
     assert recipe_name(cfg) == f"digits/convnet-{recipe_id(cfg)}"  # the name it always had
     ce = compose_config(["objective=ce"])
     assert recipe_of(ce)["objective"] == "ce"
@@ -115,6 +116,8 @@ def test_recipes_are_labelled_by_objective_and_what_else_differs():
     del old.config["objective"]
     merged = group_recipes([*jobs, old])
     assert [j.num for j in merged[0].jobs] == [0, 1, 6] and merged[0].objective == "supcon"
+    (alone,) = group_recipes([old])
+    assert alone.objective == "supcon" and alone.label == "digits · convnet · supcon"
 
 
 # -- the report over a synthetic sweep of two objectives x two seed pairs --------------------
