@@ -1,7 +1,8 @@
 """One report per sweep: ``python -m ncib.report <multirun_dir>``.
 
 A sweep directory (Hydra's ``multirun.yaml`` and one run directory per job, by default
-``<n>_<dataset>_seeds<a>-<b>/``) gets ``sweep_report.md`` and ``sweep_figures/``:
+``<n>_<dataset>_seeds<a>-<b>/``, with ``experiment=objectives``
+``<n>_<dataset>_<objective>_seeds<a>-<b>/``) gets ``sweep_report.md`` and ``sweep_figures/``:
 
 * every planned job (the sweep's overrides expanded as Hydra's basic sweeper does) with its
   status (:mod:`ncib.report.jobs`: ``finished``, ``failed`` with the error it recorded,

@@ -314,3 +314,39 @@ def test_a_real_objectives_sweep_and_its_report(tmp_path):
     assert set(report.compared) == {"fig2", "fig3", "nc3"}
     md = (sweep / "sweep_report.md").read_text()
     assert "## The recipes side by side" in md and "compared_fig3.png" in md
+
+
+def test_each_objective_has_its_own_wandb_summary(objectives_sweep, tmp_path, monkeypatch):
+    """The summary runs of ``python -m ncib.report``: one per objective, in its W&B group (ce's
+    names it), each with its own rows; ce's with the NC3 table."""
+    import json
+
+    from ncib.tracking.uploads import log_sweep_to_wandb
+    from tests.helpers.wandb_offline import read_offline_run
+
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
+    for run_dir in objectives_sweep.glob("*_seeds*"):
+        (run_dir / "wandb").mkdir()  # these runs were logged to W&B (the default logger)
+    report = build_sweep_report(objectives_sweep)
+    groups = log_sweep_to_wandb(report)
+    configs = [OmegaConf.load(r.jobs[0].run_dir / ".hydra" / "config.yaml") for r in report.recipes]
+    assert groups == [recipe_name(c) for c in configs]
+    assert groups[0].startswith("digits/convnet-") and groups[1].startswith("digits/ce/convnet-")
+    runs = {}
+    for path in (objectives_sweep / "wandb").glob("offline-run-*/*.wandb"):
+        run = read_offline_run(path)
+        runs[run.run.run_group] = (run, path.parent / "files")
+    assert set(runs) == set(groups)
+    for group, label in zip(groups, ("digits · convnet · supcon", "digits · convnet · ce")):
+        run, media = runs[group]
+        assert run.config["recipe"] == label
+        logged = {
+            k.split("/")[1]: v
+            for row in run.history
+            for k, v in row.items()
+            if k.startswith("sweep/") and k.endswith("/path")
+        }
+        assert set(logged) == {"table1", "table2", "nc3"}  # supcon's NC3 row: "—" (None)
+        nc3 = json.loads((media / logged["nc3"]).read_text())
+        assert {row[0] for row in nc3["data"]} == {label}  # its own rows only
