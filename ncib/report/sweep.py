@@ -30,6 +30,7 @@ This module puts those together; the names it always exported are still importab
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,7 +71,7 @@ __all__ = [
 ]
 SWEEP_REPORT = "sweep_report.md"
 SWEEP_FIGURES = "sweep_figures"
-COMPARED = "compared"  # the comparison figures' PNGs: sweep_figures/compared_<name>.png
+COMPARED = "compared"  # the comparisons' PNGs: sweep_figures/compared_<dataset>_<name>.png
 STATUSES = (FINISHED, FAILED, UNFINISHED, NOT_STARTED)
 
 
@@ -96,23 +97,33 @@ def sweep_figures(recipe: Recipe, figdir: Path) -> tuple[dict[str, Path], dict[s
 
 def comparison_figures(
     recipes: list[Recipe], figdir: Path
-) -> tuple[dict[str, Path], dict[str, str]]:
-    """The sweep's recipes on the same axes (:data:`ncib.report.catalogue.COMPARISON_FIGURES`),
-    one band per recipe with finished runs: those drawn (name → PNG) and those not drawn
-    (name → why). Nothing when fewer than two recipes have finished runs."""
-    having = [(r.legend or r.label, [j.records for j in r.finished if j.records]) for r in recipes]
-    having = [(name, runs) for name, runs in having if runs]
-    if len(having) < 2:
-        return {}, {}
-    everything = [rs for _, runs in having for rs in runs]
-    num_classes = max(int(rs[-1].get("num_classes") or 0) for rs in everything)
-    drawn, not_drawn = {}, {}
-    for figure in catalogue.COMPARISON_FIGURES:
-        made = figure.draw(having, num_classes, figdir / f"{COMPARED}_{figure.name}.png")
-        if made is not None:
-            drawn[figure.name] = made
-        elif figure.expected(everything):
-            not_drawn[figure.name] = why_not_drawn(figure, everything)
+) -> tuple[dict[str, dict[str, Path]], dict[str, dict[str, str]]]:
+    """Each dataset's recipes on the same axes (:data:`ncib.report.catalogue.COMPARISON_FIGURES`),
+    one band per recipe with finished runs: per dataset, those drawn (name → PNG,
+    ``compared_<dataset>_<name>.png``) and those not drawn (name → why). Nothing for a dataset
+    with fewer than two recipes with finished runs (datasets are never mixed on one axis: their
+    classes, and so their ETF targets, differ)."""
+    drawn: dict[str, dict[str, Path]] = {}
+    not_drawn: dict[str, dict[str, str]] = {}
+    for dataset in dict.fromkeys(r.dataset for r in recipes):
+        having = [
+            (r.legend or r.label, [j.records for j in r.finished if j.records])
+            for r in recipes
+            if r.dataset == dataset
+        ]
+        having = [(name, runs) for name, runs in having if runs]
+        if len(having) < 2:
+            continue
+        everything = [rs for _, runs in having for rs in runs]
+        num_classes = max(int(rs[-1].get("num_classes") or 0) for rs in everything)
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset)
+        for figure in catalogue.COMPARISON_FIGURES:
+            path = figdir / f"{COMPARED}_{slug}_{figure.name}.png"
+            made = figure.draw(having, num_classes, path)
+            if made is not None:
+                drawn.setdefault(dataset, {})[figure.name] = made
+            elif figure.expected(everything):
+                not_drawn.setdefault(dataset, {})[figure.name] = why_not_drawn(figure, everything)
     return drawn, not_drawn
 
 
@@ -128,8 +139,9 @@ class SweepReport:
     figures: dict[str, dict[str, Path]]
     markdown: str
     not_drawn: dict[str, dict[str, str]] = field(default_factory=dict)  # recipe → figure → why
-    compared: dict[str, Path] = field(default_factory=dict)  # the recipes on the same axes
-    compared_not_drawn: dict[str, str] = field(default_factory=dict)  # figure → why
+    # each dataset's recipes on the same axes: dataset → figure → PNG, and → why not drawn
+    compared: dict[str, dict[str, Path]] = field(default_factory=dict)
+    compared_not_drawn: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -160,7 +172,7 @@ def _markdown(
     tables: dict[str, Table],
     figs: dict[str, dict[str, Path]],
     not_drawn: dict[str, dict[str, str]],
-    compared: tuple[dict[str, Path], dict[str, str]] = ({}, {}),
+    compared: tuple[dict, dict] = ({}, {}),
 ) -> str:
     counts = {s: sum(j.status == s for j in jobs) for s in STATUSES}
     lines = [
@@ -188,20 +200,22 @@ def _markdown(
     lines += [t.markdown() for t in tables.values()]
     drawn, why = compared
     if drawn or why:
+        lines += ["## The recipes side by side", ""]
+        captions = {f.name: f.caption for f in catalogue.COMPARISON_FIGURES}
+    for dataset in dict.fromkeys([*drawn, *why]):
+        shown = [r for r in recipes if r.dataset == dataset and r.finished]
         lines += [
-            "## The recipes side by side",
-            "",
-            "One colour per recipe: "
-            + "; ".join(f"**{r.legend or r.label}** ({r.label})" for r in recipes if r.finished)
+            f"**{dataset}**: one colour per recipe: "
+            + "; ".join(f"{r.legend or r.label} ({r.label})" for r in shown)
             + ".",
             "",
         ]
-        captions = {f.name: f.caption for f in catalogue.COMPARISON_FIGURES}
-        for name, path in drawn.items():
+        for name, path in drawn.get(dataset, {}).items():
             rel = path.relative_to(sweep_dir).as_posix()
-            lines += [f"**{captions[name]}**", "", f"![{name}]({rel})", ""]
-        lines += [f"- not drawn: `{name}`: {w}." for name, w in why.items()]
-        lines += [""] if why else []
+            lines += [f"{captions[name]}", "", f"![{dataset} {name}]({rel})", ""]
+        missing = why.get(dataset, {})
+        lines += [f"- not drawn: `{name}`: {w}." for name, w in missing.items()]
+        lines += [""] if missing else []
     if any(figs.values()) or any(not_drawn.values()):
         lines += ["## Figures", ""]
     for label, made in figs.items():

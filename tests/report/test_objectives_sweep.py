@@ -229,8 +229,9 @@ def test_the_report_puts_the_objectives_side_by_side(objectives_sweep, monkeypat
     assert f"| {labels[0]} | — | 2 | — |" in report.markdown
 
     # the comparison figures: one band per objective in the same axes
-    assert set(report.compared) == {"fig2", "fig3", "nc3"} and not report.compared_not_drawn
-    assert all(p.is_file() for p in report.compared.values())
+    assert set(report.compared) == {"digits"} and not report.compared_not_drawn
+    assert set(report.compared["digits"]) == {"fig2", "fig3", "nc3"}
+    assert all(p.is_file() for p in report.compared["digits"].values())
     (fig2,) = trajectories
     assert [t.label for t in fig2] == ["supcon", "ce"]
     assert all(t.y.pairs == 2 and any(s is not None for s in t.y.std) for t in fig2)
@@ -243,7 +244,7 @@ def test_the_report_puts_the_objectives_side_by_side(objectives_sweep, monkeypat
     (nc3_panels,) = [p for p in compared if p[0].title.startswith("NC3")]
     assert [c.label for c in nc3_panels[0].curves] == ["ce"]  # supcon has no classifier
     assert "## The recipes side by side" in report.markdown
-    assert "![fig2](sweep_figures/compared_fig2.png)" in report.markdown
+    assert "![digits fig2](sweep_figures/compared_digits_fig2.png)" in report.markdown
 
 
 def test_one_recipe_draws_no_comparison(objectives_sweep):
@@ -259,6 +260,29 @@ def test_a_supcon_only_sweep_has_no_nc3_table(objectives_sweep):
         (run_dir / ".hydra" / "config.yaml").unlink()
     report = build_sweep_report(objectives_sweep)
     assert "nc3" not in report.tables and "NC3" not in report.markdown
+
+
+def test_datasets_are_never_on_the_same_axes(tmp_path):
+    """Two recipes of two datasets: no comparison (their classes and ETF targets differ); a
+    second recipe of one dataset: that dataset's comparison only."""
+    from ncib.report.aggregate import Recipe
+    from ncib.report.sweep import comparison_figures
+
+    def recipe(dataset, objective):
+        jobs = [
+            Job(n, [], status=FINISHED, records=[synthetic_record(e, 0.8) for e in EPOCHS])
+            for n in range(2)
+        ]
+        return Recipe(f"{dataset} · convnet · {objective}", dataset, "convnet", [], jobs, objective)
+
+    drawn, why = comparison_figures([recipe("digits", "ce"), recipe("cifar10", "ce")], tmp_path)
+    assert drawn == {} and why == {}
+    drawn, _ = comparison_figures(
+        [recipe("digits", "ce"), recipe("cifar10", "ce"), recipe("cifar10", "supcon")], tmp_path
+    )
+    assert (
+        set(drawn) == {"cifar10"} and drawn["cifar10"]["fig3"].name == "compared_cifar10_fig3.png"
+    )
 
 
 # -- a real sweep ---------------------------------------------------------------------------
@@ -311,9 +335,9 @@ def test_a_real_objectives_sweep_and_its_report(tmp_path):
     }
     for label in labels[1:3]:  # ce, mse: NC3 measured, and lower after training
         assert nc3[(label, 3)][5].mean < nc3[(label, 0)][5].mean
-    assert set(report.compared) == {"fig2", "fig3", "nc3"}
+    assert set(report.compared["digits"]) == {"fig2", "fig3", "nc3"}
     md = (sweep / "sweep_report.md").read_text()
-    assert "## The recipes side by side" in md and "compared_fig3.png" in md
+    assert "## The recipes side by side" in md and "compared_digits_fig3.png" in md
 
 
 def test_each_objective_has_its_own_wandb_summary(objectives_sweep, tmp_path, monkeypatch):

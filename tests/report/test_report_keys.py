@@ -100,7 +100,7 @@ def test_the_objectives_comparison_reads_only_registered_keys(tmp_path, reads):
     nc3 = sweep_nc3_table(recipes)
     assert [row[1] for row in nc3.rows] == [None, 0, 10]
     drawn, not_drawn = comparison_figures(recipes, tmp_path)
-    assert set(drawn) == {f.name for f in COMPARISON_FIGURES} and not not_drawn
+    assert set(drawn["digits"]) == {f.name for f in COMPARISON_FIGURES} and not not_drawn
     assert {"nc3/m1", "classifier/equinorm/m0", "nc3/cos_mean/m1"} <= reads["records"]
     assert _unregistered(reads["records"]) == []
 
