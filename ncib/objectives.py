@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
-__all__ = ["OBJECTIVES", "Objective", "check_objective"]
+__all__ = ["DEFAULT_OBJECTIVE", "OBJECTIVES", "Objective", "check_objective"]
+
+DEFAULT_OBJECTIVE = "supcon"  # the paper's, and what every run made before the key trained
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def check_objective(cfg: DictConfig) -> Objective:
     class, the keys that make it this objective, no key another objective has (a recipe or an
     override made for SupCon, such as ``model.temperature``, is refused for ``objective=ce``),
     the views it trains on and the analysis groups it can feed."""
-    name = cfg.get("objective", "supcon")
+    name = cfg.get("objective", DEFAULT_OBJECTIVE)
     if name not in OBJECTIVES:
         raise ObjectiveError(
             f"objective={name!r} is not an objective: one of {', '.join(OBJECTIVES)} "

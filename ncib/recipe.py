@@ -8,6 +8,11 @@ Values are compared as written in the composed config that Hydra saves in a run 
 (``.hydra/config.yaml``; interpolations unresolved): a value derived from the seed pair
 (``model.seeds: ${seed_pair}``) or from the machine (``${ncib.if_cuda:…}``, ``${oc.env:…}``)
 reads the same in every run of a recipe.
+
+The objective (``objective=…``, conf/objective/) is part of the recipe, but the default one,
+``supcon``, is left out of it: a run made before the objectives existed has no ``objective``
+key and trained SupCon, so its recipe, and its W&B group, stay those of a SupCon run made
+today. The other objectives name themselves in the W&B group (:func:`recipe_name`).
 """
 
 from __future__ import annotations
@@ -17,9 +22,21 @@ import json
 
 from omegaconf import DictConfig, OmegaConf
 
+from ncib.objectives import DEFAULT_OBJECTIVE
 from ncib.rundir.run_config import flat_config
 
-__all__ = ["RUN_ONLY", "backbone_name", "main", "recipe_id", "recipe_name", "recipe_of"]
+__all__ = [
+    "DEFAULT_OBJECTIVE",
+    "RUN_ONLY",
+    "backbone_name",
+    "main",
+    "objective_of",
+    "recipe_id",
+    "recipe_name",
+    "recipe_of",
+]
+
+"""The objective of a run whose config has no ``objective`` key (conf/config.yaml's default)."""
 
 # settings that change where or how a run executes, never what it computes
 RUN_ONLY = (
@@ -45,16 +62,22 @@ def _run_only(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in RUN_ONLY)
 
 
+def objective_of(cfg) -> str:
+    """The run's objective (``supcon``, ``ce``, ``mse``, ``simclr``): its ``objective`` key, or
+    :data:`DEFAULT_OBJECTIVE` for a run made before the key existed."""
+    return str(cfg.get("objective") or DEFAULT_OBJECTIVE)
+
+
 def recipe_of(cfg: DictConfig) -> dict[str, object]:
     """The composed config flattened to ``{dotted key: value}``, interpolations as written,
-    without the seed pair and the :data:`RUN_ONLY` settings."""
+    without the seed pair and the :data:`RUN_ONLY` settings; ``objective`` only when it is
+    not the default (:data:`DEFAULT_OBJECTIVE`, which runs without the key trained)."""
     container = OmegaConf.to_container(cfg, resolve=False)
     container.pop("hydra", None)
-    if container.get("objective") == "supcon":
-        # the default objective, which runs made before the key existed trained: their recipe
-        # (and W&B group) stays the one of a SupCon run made today
-        container.pop("objective")
-    return {k: v for k, v in flat_config(container).items() if not _run_only(k)}
+    flat = {k: v for k, v in flat_config(container).items() if not _run_only(k)}
+    if flat.get("objective", DEFAULT_OBJECTIVE) == DEFAULT_OBJECTIVE:
+        flat.pop("objective", None)
+    return flat
 
 
 def recipe_id(cfg: DictConfig) -> str:
@@ -71,9 +94,13 @@ def backbone_name(cfg) -> str:
 
 
 def recipe_name(cfg: DictConfig) -> str:
-    """``<experiment_name>/<backbone>-<recipe_id>``: the W&B group of the recipe's runs, and
-    the name ``python -m ncib.dashboard --group`` takes."""
-    return f"{cfg.experiment_name}/{backbone_name(cfg)}-{recipe_id(cfg)}"
+    """The W&B group of the recipe's runs, and the name ``python -m ncib.dashboard --group``
+    takes: ``<experiment_name>/<backbone>-<recipe_id>`` for SupCon (the default objective: the
+    name its runs had before the objectives existed), ``<experiment_name>/<objective>/<backbone>-
+    <recipe_id>`` for another objective (``digits/ce/convnet-1a2b3c4d``)."""
+    objective = objective_of(cfg)
+    where = "" if objective == DEFAULT_OBJECTIVE else f"{objective}/"
+    return f"{cfg.experiment_name}/{where}{backbone_name(cfg)}-{recipe_id(cfg)}"
 
 
 def main(argv=None) -> None:

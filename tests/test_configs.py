@@ -39,13 +39,17 @@ REQUIRED = {("experiment", "zero_shot_transfer"): ["transfer.source=/a/run/dir"]
 
 
 def objective_for(group: str, option: str) -> list[str]:
-    """The objective an option belongs to: a model, or a recipe <objective>_<dataset>, composes
-    with its own objective (the objective chooses the model and, with the dataset, the recipe)."""
+    """The objective (and dataset) an option belongs to: a model, or a recipe
+    <objective>_<dataset>, composes with its own objective (the objective chooses the model
+    and, with the dataset, the recipe) and a CIFAR recipe with CIFAR."""
     if group == "model" and option == "classifier":
         return ["objective=ce"]
+    overrides = []
     if group == "recipe" and option.split("_")[0] in OBJECTIVES:
-        return [f"objective={option.split('_')[0]}"]
-    return []
+        overrides.append(f"objective={option.split('_')[0]}")
+    if group == "recipe" and "cifar" in option:  # a CIFAR recipe sets CIFAR's augmentation
+        overrides.append("dataset=cifar10")
+    return overrides
 
 
 def targets(node, path=""):

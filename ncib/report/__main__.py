@@ -3,9 +3,11 @@ from its records alone (``analysis.jsonl`` → ``report.md``; ``analysis-<name>.
 ``python -m ncib.analyse`` → ``report-<name>.md``).
 
 ``python -m ncib.report <multirun_dir> [--no-wandb]``: one report over every run of a Hydra
-sweep (``multirun.yaml`` beside ``<n>_<dataset>_seeds<a>-<b>/``) → ``sweep_report.md`` and
-``sweep_figures/``: Tables 1 and 2 as mean ± std over seed pairs per recipe, the figures with
-bands, failed and unfinished jobs listed; the tables also go to W&B when the runs went there."""
+sweep (``multirun.yaml`` beside ``<n>_<dataset>_seeds<a>-<b>/``; ``experiment=objectives``:
+``<n>_<dataset>_<objective>_seeds<a>-<b>/``) → ``sweep_report.md`` and ``sweep_figures/``:
+Tables 1 and 2 (and NC3 for ce, mse) as mean ± std over seed pairs per recipe (each objective a
+recipe of its own), the figures with bands, the recipes on the same axes, failed and unfinished
+jobs listed; the tables also go to W&B when the runs went there."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """The figures of each report and the registered keys each cannot go without.
 
 :data:`RUN_FIGURES` (a run's ``report.md``) and :data:`SWEEP_FIGURES` (each recipe of a
-sweep's ``sweep_report.md``) list the figures in the order the reports show them. A figure the
+sweep's ``sweep_report.md``) list the figures in the order the reports show them;
+:data:`COMPARISON_FIGURES` are a sweep's recipes (e.g. the objectives of
+``experiment=objectives``) on the same axes, one band per recipe. A figure the
 records cannot feed is not drawn, and the report says so with :func:`why_not_drawn`: the
 registered keys the records lack.
 """
@@ -22,8 +24,11 @@ from ncib.report.figures import (
     SCALING_K_PRIME,
     TRANSFER_NC4,
     TRANSFER_PROBE,
+    Recipes,
     Runs,
+    fig2_by_recipe,
     fig2_over_pairs,
+    fig3_by_recipe,
     fig3_over_pairs,
     fig4a_dimension_sweep,
     fig4b_feature_scaling,
@@ -31,10 +36,20 @@ from ncib.report.figures import (
     fig_compression_generalisation,
     fig_identifiability_information,
     fig_information_curve,
+    fig_nc3_by_recipe,
 )
 from ncib.report.tables import PROBE, holds
 
-__all__ = ["RUN_FIGURES", "SWEEP_FIGURES", "Chart", "Figure", "dashboard_charts", "why_not_drawn"]
+__all__ = [
+    "COMPARISON_FIGURES",
+    "RUN_FIGURES",
+    "SWEEP_FIGURES",
+    "Chart",
+    "Comparison",
+    "Figure",
+    "dashboard_charts",
+    "why_not_drawn",
+]
 
 
 @dataclass(frozen=True)
@@ -274,6 +289,51 @@ SWEEP_FIGURES: tuple[Figure, ...] = (
     ),
 )
 """The figures of each recipe of a sweep's report."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A figure of a sweep's recipes on the same axes: its name (the PNG's), caption, how it is
+    drawn from the recipes (legend, runs) and the number of classes, and the registered keys
+    it cannot go without. ``only_with``: as :attr:`Figure.only_with`."""
+
+    name: str
+    caption: str
+    draw: Callable[[Recipes, int, Path], Path | None]
+    needs: tuple[str, ...]
+    only_with: str | None = None
+    last: bool = False  # as Figure.last: for why_not_drawn
+
+    def expected(self, runs: Runs) -> bool:
+        return self.only_with is None or any(self.only_with in r for rs in runs for r in rs)
+
+
+COMPARISON_FIGURES: tuple[Comparison, ...] = (
+    Comparison(
+        "fig2",
+        "Fig. 2 per recipe on the same axes: NC1 against the variance of the K leading CCA "
+        "coefficients, and NC1 and their mean over epochs; one colour and ±1 std band over "
+        "pairs per recipe.",
+        lambda recipes, k, path: fig2_by_recipe(recipes, path),
+        _FIG2_NEEDS,
+    ),
+    Comparison(
+        "fig3",
+        "Fig. 3 per recipe on the same axes: T_K (solid) vs raw (dashed), mean of the members, "
+        "one colour and ±1 std band over pairs per recipe.",
+        fig3_by_recipe,
+        _FIG3_NEEDS,
+    ),
+    Comparison(
+        "nc3",
+        "The classifier side of neural collapse (NC3, NC2 of the classifier rows) per recipe "
+        "that trains a classifier (ce, mse), ±1 std band over pairs.",
+        fig_nc3_by_recipe,
+        member_keys("nc3/{member}"),
+        only_with="classifier",
+    ),
+)
+"""The figures that put a sweep's recipes side by side (drawn when it has two or more)."""
 
 
 def dashboard_charts() -> tuple[Chart, ...]:

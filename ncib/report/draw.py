@@ -26,6 +26,7 @@ __all__ = [
     "Panel",
     "draw_curves",
     "draw_fig2",
+    "draw_trajectories",
     "epoch_colorbar",
     "integer_ticks",
     "log_limits",
@@ -93,6 +94,7 @@ class Panel:
     curves: tuple[Curve, ...]
     reference: tuple[float, str] | None = None  # a horizontal line (value, label)
     legend: bool = True
+    log_y: bool = False  # a log y-axis (where every value is positive)
 
 
 def _plot(ax, c: Curve) -> None:
@@ -113,13 +115,78 @@ def draw_curves(panels: Sequence[Panel], path: Path, title: str, width: float = 
         for curve in panel.curves:
             if curve.series:
                 _plot(ax, curve)
-        if panel.reference is not None:
-            ax.axhline(panel.reference[0], color="k", lw=0.8, ls=":", label=panel.reference[1])
-        ax.set_title(panel.title, fontsize=10)
-        ax.set_xlabel("epoch")
-        integer_ticks(ax.xaxis, epochs)
-        if panel.legend and ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        _finish_panel(ax, panel, epochs)
+    fig.suptitle(title, fontsize=10)
+    return save(fig, path)
+
+
+def _finish_panel(ax, panel: Panel, epochs) -> None:
+    if panel.reference is not None:
+        ax.axhline(panel.reference[0], color="k", lw=0.8, ls=":", label=panel.reference[1])
+    if panel.log_y and all(m > 0 for c in panel.curves for m in c.series.mean):
+        ax.set_yscale("log")
+    ax.set_title(panel.title, fontsize=10)
+    ax.set_xlabel("epoch")
+    integer_ticks(ax.xaxis, epochs)
+    if panel.legend and ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One recipe's path through the plane of two series, in epoch order (epochs both have)."""
+
+    label: str
+    x: Series
+    y: Series
+    color: str | None = None
+
+
+def draw_trajectories(
+    trajectories: Sequence[Trajectory],
+    axes_labels: tuple[str, str],
+    panels: Sequence[Panel],
+    path: Path,
+    title: str,
+) -> Path | None:
+    """A row: ``y`` against ``x`` per trajectory (log axes where every value is positive), one
+    point per epoch joined in epoch order, error bars the std over pairs, the last epoch
+    labelled; then ``panels`` of curves over epochs (:func:`draw_curves`' panels). None when no
+    trajectory has an epoch with both values."""
+    paths = []
+    for t in trajectories:
+        epochs = sorted(set(t.x.epochs) & set(t.y.epochs))
+        if epochs:
+            paths.append((t, epochs, t.x.at(epochs), t.y.at(epochs)))
+    if not paths:
+        return None
+    fig, axes = plt.subplots(
+        1, 1 + len(panels), figsize=(4.6 * (1 + len(panels)), 4.0), squeeze=False
+    )
+    ax = axes[0][0]
+    for t, epochs, x, y in paths:
+        ax.errorbar(
+            x.mean, y.mean, xerr=[s or 0.0 for s in x.std], yerr=[s or 0.0 for s in y.std],
+            fmt="-o", color=t.color, ms=4, capsize=2, label=t.label,
+        )  # fmt: skip
+        ax.annotate(f"{epochs[-1]}", (x.mean[-1], y.mean[-1]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")  # fmt: skip
+    for axis, values in (("x", [v for _, _, x, _ in paths for v in x.mean]),
+                         ("y", [v for _, _, _, y in paths for v in y.mean])):  # fmt: skip
+        if min(values) > 0:
+            getattr(ax, f"set_{axis}scale")("log")
+            if max(values) / min(values) > 10:  # labelled decades: no crowded minor labels
+                getattr(ax, f"{axis}axis").set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel(axes_labels[0])
+    ax.set_ylabel(axes_labels[1])
+    ax.set_title("one point per epoch (the last one labelled)", fontsize=10)
+    ax.legend(fontsize=7)
+    epochs = {e for p in panels for c in p.curves for e in c.series.epochs}
+    for ax, panel in zip(axes[0][1:], panels):
+        for curve in panel.curves:
+            if curve.series:
+                _plot(ax, curve)
+        _finish_panel(ax, panel, epochs)
     fig.suptitle(title, fontsize=10)
     return save(fig, path)
 

@@ -1,5 +1,5 @@
-"""``python -m ncib.dashboard --entity E --project P [--group G] [--dry-run]``: a saved W&B
-report that reads like the paper, over the runs of a project.
+"""``python -m ncib.dashboard --entity E --project P [--group G] [--objective O] [--dry-run]``:
+a saved W&B report that reads like the paper, over the runs of a project.
 
 Sections: Fig. 2 (NC1 against the identifiability of the pair), Fig. 3 A–D (probe accuracy,
 equinorm, angle std, cosine mean; T_K against the raw features), identifiability (CCA mean and
@@ -8,7 +8,10 @@ and analysis probe accuracies) and the training losses. Curves are drawn against
 ``analysis/epoch`` (``epoch`` for training); the finished training runs (no crashed, running
 or sweep-summary run) are grouped by their W&B group — one recipe, whatever sweep or command
 ran it (``ncib.recipe.recipe_name``) — so each line is the mean over the recipe's seed pairs
-with a ±1 std band.
+with a ±1 std band. Objectives never share a group (the objective is part of the recipe; the
+groups of ce, mse and simclr name it: ``digits/ce/convnet-1a2b3c4d``); ``--objective``
+restricts the report to one objective's runs (``supcon``: also the runs made before the
+objectives existed, which have no ``objective`` in their config).
 
 Every key comes from the metric registry (``ncib/metrics/registry.py``, docs/metrics.md):
 :func:`metric` refuses a template the registry does not hold. Building
@@ -23,11 +26,14 @@ from dataclasses import dataclass
 
 from ncib.metrics import GROUPS, MEMBERS, key, keys, logged_name
 from ncib.metrics.registry import METRICS, metric_of
+from ncib.objectives import OBJECTIVES
+from ncib.recipe import DEFAULT_OBJECTIVE
 from ncib.report.catalogue import dashboard_charts
 from ncib.tracking.wandb_run import SUMMARY_JOB_TYPE
 
 __all__ = [
     "PANELS",
+    "objective_filter",
     "Panel",
     "build_dashboard",
     "chart_keys",
@@ -131,7 +137,12 @@ def _table_and_training_panels() -> list[Panel]:
             x=None,
             kind="bar",
         ),
-        Panel(TRAIN, "Training loss per member", _members("train/loss/{member}"), x=EPOCH_STEP),
+        Panel(
+            TRAIN,
+            "training loss per member (the run's objective: SupCon, CE, MSE or SimCLR)",
+            _members("train/loss/{member}"),
+            x=EPOCH_STEP,
+        ),
     ]
 
 
@@ -153,16 +164,31 @@ def _workspaces():
     return wr, expr
 
 
+def objective_filter(expr, objective: str):
+    """The W&B filter of the runs trained with ``objective`` (their config's ``objective``);
+    for the default objective, every run whose ``objective`` is no other one, so that runs
+    made before the key existed count as SupCon. Raises ``ValueError`` for an unknown name."""
+    if objective not in OBJECTIVES:
+        raise ValueError(
+            f"--objective {objective!r} is not an objective: one of {', '.join(OBJECTIVES)}"
+        )
+    if objective == DEFAULT_OBJECTIVE:
+        return expr.Config("objective").notin([o for o in OBJECTIVES if o != objective])
+    return expr.Config("objective") == objective
+
+
 def build_dashboard(
     entity: str,
     project: str,
     group: str | None = None,
     title: str | None = None,
     panels: tuple[Panel, ...] = PANELS,
+    objective: str | None = None,
 ):
     """The W&B report object (``wandb_workspaces.reports.v2.Report``), built without network:
     one section per paper figure or table, the runs of ``project`` (of W&B group ``group``
-    if given) grouped by their W&B group, mean ± std over each group's seed pairs."""
+    if given, of ``objective`` if given: :func:`objective_filter`) grouped by their W&B group,
+    mean ± std over each group's seed pairs; objectives never share a group."""
     wr, expr = _workspaces()
     # finished training runs only: no crashed or running run, no sweep-summary run in a curve
     conditions = [
@@ -171,13 +197,16 @@ def build_dashboard(
     ]
     if group:
         conditions.append(expr.Metric("Group") == group)
+    if objective:
+        conditions.append(objective_filter(expr, objective))
     filters = expr.And(*conditions)
+    scope = " · ".join(x for x in (group, objective and f"objective={objective}") if x)
 
     def runset():
         return wr.Runset(
             entity=entity,
             project=project,
-            name=group or "all runs",
+            name=scope or "all runs",
             filters=filters,
             groupby=["group"],
         )
@@ -195,8 +224,10 @@ def build_dashboard(
     blocks: list = [
         wr.P(
             "Finished training runs grouped by W&B group (one recipe: runs that differ only in "
-            "their seed pair, from any sweep or command); each curve is the mean over the group's "
-            "seed pairs, the band ±1 std. Keys: docs/metrics.md."
+            "their seed pair, from any sweep or command; another objective is another group, "
+            "named after it: <experiment>/<objective>/<backbone>-<id>, SupCon's without it); "
+            "each curve is the mean over the group's seed pairs, the band ±1 std. "
+            "Keys: docs/metrics.md."
         )
     ]
     for section in dict.fromkeys(p.section for p in panels):
@@ -209,7 +240,7 @@ def build_dashboard(
     return wr.Report(
         entity=entity,
         project=project,
-        title=title or ("ncib — " + (group or project))[:128],
+        title=title or ("ncib — " + (scope or project))[:128],
         description="Wang & Palmer's figures and tables from ncib runs (python -m ncib.dashboard).",
         blocks=blocks,
     )
@@ -266,10 +297,18 @@ def main(argv=None) -> None:
         default=None,
         help="only this recipe: its W&B group, e.g. cifar10/resnet50-1a2b3c4d (python -m ncib.recipe <run_dir> prints a run's)",
     )
+    parser.add_argument(
+        "--objective",
+        default=None,
+        choices=list(OBJECTIVES),
+        help="only the runs of this objective (supcon: also runs made before the objectives)",
+    )
     parser.add_argument("--title", default=None, help="title of the report")
     parser.add_argument("--dry-run", action="store_true", help="print the panels; save nothing")
     args = parser.parse_args(argv)
-    report = build_dashboard(args.entity, args.project, args.group, args.title)
+    report = build_dashboard(
+        args.entity, args.project, args.group, args.title, objective=args.objective
+    )
     if args.dry_run:
         print(describe(report))
         return

@@ -58,7 +58,8 @@ def _wandb_table(table: Table, keep: Callable[[list], bool]):
 def log_sweep_to_wandb(report: SweepReport) -> list[str]:
     """One W&B summary run per recipe whose runs were logged to W&B (``logger.wandb`` on and a
     ``wandb/`` folder in the run directory): the recipe's rows of Tables 1 and 2 as
-    ``sweep/table1``, ``sweep/table2``, in the runs' W&B group, ``job_type`` ``sweep-summary``.
+    ``sweep/table1``, ``sweep/table2`` (and ``sweep/nc3`` when an objective of the sweep trains
+    a classifier), in the runs' W&B group (one per objective), ``job_type`` ``sweep-summary``.
     Offline unless logged in (``${ncib.wandb_mode:}``); the summary run's files are under
     ``<sweep_dir>/wandb/``. Returns the groups logged."""
     logged = []

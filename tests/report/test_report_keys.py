@@ -8,12 +8,12 @@ import pytest
 
 from ncib.metrics.registry import GROUPS, keys
 from ncib.report import build_report
-from ncib.report.aggregate import Recipe, sweep_table1, sweep_table2
-from ncib.report.catalogue import RUN_FIGURES, SWEEP_FIGURES
+from ncib.report.aggregate import Recipe, sweep_nc3_table, sweep_table1, sweep_table2
+from ncib.report.catalogue import COMPARISON_FIGURES, RUN_FIGURES, SWEEP_FIGURES
 from ncib.report.jobs import FINISHED, Job
-from ncib.report.sweep import sweep_figures
+from ncib.report.sweep import comparison_figures, sweep_figures
 from ncib.report.tables import classifier_table
-from tests.report.registry_records import complete_evaluation, complete_record
+from tests.report.registry_records import RECORD_GROUPS, complete_evaluation, complete_record
 
 REGISTERED = {k for g in GROUPS for scalars in (True, False) for k in keys(g, scalars)}
 STRUCTURE = {"scalars"}  # a group's part holds its logged scalars under this name
@@ -69,6 +69,41 @@ def test_the_sweep_report_reads_only_registered_keys(tmp_path, reads):
     assert {"nc1/raw/m1", "etf/cos_mean/tk/m0", "cka/normal"} <= reads["records"]
     assert _unregistered(reads["records"]) == []
     assert _unregistered(reads["table1"], TABLE1_FIELDS) == []
+
+
+def test_the_objectives_comparison_reads_only_registered_keys(tmp_path, reads):
+    """The NC3 table and the figures with the recipes on the same axes, over a SupCon recipe
+    and a cross-entropy one whose records hold the ``classifier`` group."""
+
+    def jobs(groups):
+        return [
+            Job(
+                num,
+                [],
+                status=FINISHED,
+                records=[complete_record(e, reads["records"], groups) for e in (0, 5, 10)],
+                evaluation=complete_evaluation(reads["table1"]),
+            )
+            for num in range(2)
+        ]
+
+    recipes = [
+        Recipe("digits · convnet · supcon", "digits", "convnet", [], jobs(RECORD_GROUPS)),
+        Recipe(
+            "digits · convnet · ce",
+            "digits",
+            "convnet",
+            [],
+            jobs((*RECORD_GROUPS, "classifier")),
+            objective="ce",
+        ),
+    ]
+    nc3 = sweep_nc3_table(recipes)
+    assert [row[1] for row in nc3.rows] == [None, 0, 10]
+    drawn, not_drawn = comparison_figures(recipes, tmp_path)
+    assert set(drawn["digits"]) == {f.name for f in COMPARISON_FIGURES} and not not_drawn
+    assert {"nc3/m1", "classifier/equinorm/m0", "nc3/cos_mean/m1"} <= reads["records"]
+    assert _unregistered(reads["records"]) == []
 
 
 def test_the_notes_catch_an_unregistered_key(reads):

@@ -142,8 +142,8 @@ def test_runs_are_grouped_by_config_minus_the_seed_pair(sweep):
     report = build_sweep_report(sweep)
     by_label = {r.label: sorted(j.num for j in r.jobs) for r in report.recipes}
     assert by_label == {
-        "digits · convnet · model.temperature=0.1": [0, 1, 4],
-        "digits · convnet · model.temperature=0.5": [2],
+        "digits · convnet · supcon · model.temperature=0.1": [0, 1, 4],
+        "digits · convnet · supcon · model.temperature=0.5": [2],
     }
 
 
@@ -153,7 +153,7 @@ def test_run_only_settings_do_not_split_a_recipe(sweep):
     cfg.cluster.partition, cfg.analysis.progress, cfg.tags = "other", False, ["rerun"]
     path.write_text(OmegaConf.to_yaml(cfg))
     by_label = {r.label: sorted(j.num for j in r.jobs) for r in build_sweep_report(sweep).recipes}
-    assert by_label["digits · convnet · model.temperature=0.1"] == [0, 1, 4]
+    assert by_label["digits · convnet · supcon · model.temperature=0.1"] == [0, 1, 4]
     cfg.model.optimizer.lr = 0.123  # a recipe setting: a recipe of its own
     path.write_text(OmegaConf.to_yaml(cfg))
     assert len(build_sweep_report(sweep).recipes) == 3
@@ -162,7 +162,7 @@ def test_run_only_settings_do_not_split_a_recipe(sweep):
 def test_tables_are_mean_and_std_over_the_pairs_of_a_recipe(sweep):
     report = build_sweep_report(sweep)
     t1 = {row[0]: row for row in report.tables["table1"].rows}
-    row = t1["digits · convnet · model.temperature=0.1"]
+    row = t1["digits · convnet · supcon · model.temperature=0.1"]
     runs = [
         json.loads((sweep / d / "linear_eval.json").read_text())
         for d in ("0_digits_seeds0-1", "1_digits_seeds2-3")
@@ -173,7 +173,7 @@ def test_tables_are_mean_and_std_over_the_pairs_of_a_recipe(sweep):
         assert cell.mean == pytest.approx(statistics.mean(vals)) and cell.std == pytest.approx(
             statistics.stdev(vals)
         )
-    assert t1["digits · convnet · model.temperature=0.5"][2] == MeanStd(50.0, None, 1)
+    assert t1["digits · convnet · supcon · model.temperature=0.5"][2] == MeanStd(50.0, None, 1)
 
     t2 = [r for r in report.tables["table2"].rows if r[0].endswith("0.1")]
     assert [r[2] for r in t2] == ["raw", "normal", "tk"] and all(r[1] == 10 for r in t2)
@@ -195,7 +195,7 @@ def test_tables_are_mean_and_std_over_the_pairs_of_a_recipe(sweep):
         assert (row[6].mean, row[6].std) == pytest.approx(
             (statistics.mean(both), statistics.stdev(both))
         )
-    assert "| digits · convnet · model.temperature=0.1 | 2 | " in report.markdown
+    assert "| digits · convnet · supcon · model.temperature=0.1 | 2 | " in report.markdown
 
 
 def test_bands_are_per_epoch_over_pairs(sweep):
@@ -238,7 +238,7 @@ def test_the_tables_go_to_wandb_when_the_runs_did(sweep, tmp_path, monkeypatch):
     run = read_offline_run(files[0])
     job = OmegaConf.load(sweep / "0_digits_seeds0-1" / ".hydra" / "config.yaml")
     assert run.run.job_type == "sweep-summary" and run.run.run_group == recipe_name(job)
-    assert run.config["recipe"] == "digits · convnet · model.temperature=0.1"
+    assert run.config["recipe"] == "digits · convnet · supcon · model.temperature=0.1"
     assert run.config["status"] == {"0": FINISHED, "1": FINISHED, "4": UNFINISHED}
     tables = {
         k.split("/")[1]: v

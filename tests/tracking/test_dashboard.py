@@ -133,3 +133,28 @@ def test_the_figure_panels_are_the_figure_specs_charts(monkeypatch):
     monkeypatch.setattr(catalogue, "RUN_FIGURES", figures)
     panel = next(p for p in board._panels() if p.title == "E. NC1")
     assert panel.y == ("analysis/nc1/tk/m0",) and panel.x == "analysis/epoch"
+
+
+def _grids(report) -> list:
+    return [b for b in report.blocks if hasattr(b, "runsets")]
+
+
+def test_the_objectives_are_separated(capsys):
+    """Each objective its own groups (the recipe names it); ``--objective`` keeps one
+    objective's runs, SupCon's including the runs made before the key existed."""
+    (grid, *_) = _grids(build_dashboard("e", "p", objective="ce"))
+    assert "Config(\"objective\") == 'ce'" in grid.runsets[0].filters
+    assert grid.runsets[0].name == "objective=ce"
+    supcon = build_dashboard("e", "p", group="digits/convnet-1a2b3c4d", objective="supcon")
+    (grid, *_) = _grids(supcon)
+    # not "== 'supcon'": a run without the key is a SupCon run
+    assert "Config(\"objective\") not in ['simclr', 'ce', 'mse']" in grid.runsets[0].filters
+    assert "objective=supcon" in supcon.title and "digits/convnet-1a2b3c4d" in supcon.title
+    everything = build_dashboard("e", "p")
+    assert all("objective" not in g.runsets[0].filters for g in _grids(everything))
+    with pytest.raises(ValueError, match="'sgd' is not an objective: one of supcon"):
+        build_dashboard("e", "p", objective="sgd")
+    dashboard.main(["--entity", "e", "--project", "p", "--objective", "mse", "--dry-run"])
+    assert "Config(\"objective\") == 'mse'" in capsys.readouterr().out
+    loss = next(p for p in PANELS if p.y == ("train/loss/m0", "train/loss/m1"))
+    assert "SupCon" not in loss.title.split("(")[0]  # every objective logs its loss there
