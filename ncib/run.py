@@ -160,8 +160,21 @@ def write_run_report(cfg: DictConfig, loggers) -> None:
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
+    from ncib.config import ConfigError
     from ncib.rundir.lock import RunDirBusyError, holding_run_dir
-    from ncib.rundir.resume import restore_hydra_files
+
+    # the checks first, before Lightning is imported: a bad command line fails in seconds (the
+    # error is raised, and recorded, inside _job, holding the run directory)
+    try:
+        validate(cfg)
+        invalid = None
+    except ConfigError as err:
+        invalid = err
+    else:
+        # Lightning is imported before the run directory is locked: a second start refused
+        # while this one holds it puts back this start's Hydra files from .ncib/, which
+        # prepare_run_dir writes, and that must follow the lock closely
+        from ncib.rundir.resume import prepare_run_dir  # noqa: F401
 
     run_dir, rank_zero = Path(HydraConfig.get().runtime.output_dir), launched_as_rank_zero()
     with ExitStack() as held:
@@ -170,20 +183,26 @@ def main(cfg: DictConfig) -> float | None:
             try:
                 held.enter_context(holding_run_dir(run_dir, f"{command} (training)"))
             except RunDirBusyError:
+                from ncib.rundir.resume import restore_hydra_files
+
                 restore_hydra_files(run_dir)  # Hydra wrote this start's config over the run's
                 raise
-        return _job(cfg, run_dir, rank_zero)
+        return _job(cfg, run_dir, rank_zero, invalid)
 
 
-def _job(cfg: DictConfig, run_dir: Path, rank_zero: bool) -> float | None:
-    """Validate, then train (or transfer), recording how the job ends."""
-    from pytorch_lightning.utilities.exceptions import SIGTERMException
-
+def _job(
+    cfg: DictConfig, run_dir: Path, rank_zero: bool, invalid: Exception | None = None
+) -> float | None:
+    """Train (or transfer) a validated config, or raise ``invalid``, the error of its checks,
+    recording how the job ends either way."""
     from ncib.rundir.outcome import recording_outcome
 
     # how this job ends, for the sweep report (ncib/rundir/outcome.py)
     with recording_outcome(run_dir, rank_zero):
-        validate(cfg)
+        if invalid is not None:
+            raise invalid
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
         if cfg.get("transfer") is not None:
             transfer(cfg)
             return None

@@ -13,6 +13,7 @@ import torch
 from tests.conftest import REPO_ROOT
 
 
+@pytest.mark.slow  # about a minute: the script collects every test and starts each benchmark
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA behaviour")
 def test_gpu_checks_fail_without_cuda_and_say_why(tmp_path):
     bin_dir = tmp_path / "bin"

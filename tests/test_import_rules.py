@@ -99,3 +99,18 @@ def test_a_planted_import_is_caught(module, planted):
     imports = imports_by_module()
     imports[module] = imports[module] | {planted}
     assert violations(imports) == [f"{module} imports ncib.{planted}"]
+
+
+def test_the_config_checks_import_no_lightning():
+    """``ncib.config`` (the checks before any work) and the analysis plan import neither
+    Lightning nor the engine's feature extraction: a bad command line fails in seconds."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ncib.config, ncib.engine.plan, ncib.objectives; "
+        "print(sorted(m for m in sys.modules if m.startswith(('pytorch_lightning', "
+        "'lightning', 'ncib.engine.epoch', 'ncib.engine.features', 'ncib.data'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

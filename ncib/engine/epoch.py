@@ -17,15 +17,15 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from ncib.analysis import IntervalSettings, PairAnalysis
-from ncib.analysis.intervals import interval_settings
+from ncib.analysis import PairAnalysis
 from ncib.console import headline
 from ncib.engine.features import Collective, SingleProcess, extract_pair_features
+from ncib.engine.settings import AnalysisSettings
 from ncib.metrics import logged_name
 from ncib.metrics.legacy import RECORD_SCHEMA
 from ncib.metrics.outputs import (
@@ -40,52 +40,6 @@ from ncib.rundir.records import RECORDS_FILE, append_record
 
 __all__ = ["AnalysisSettings", "PairEpochAnalysis", "pair_classifier_rows"]
 log = logging.getLogger("ncib.analysis")
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """How the pair is analysed (the ``analysis.*`` config keys).
-
-    Attributes:
-        k: dimension of T_K and number of leading canonical correlations summarised
-            (None: the number of classes K).
-        max_samples: analyse a stratified training subset of at most this many samples,
-            the same rows at every epoch and for both members (None: all).
-        ridge: relative ridge ε of every covariance.
-        progress: log progress and show progress bars.
-        intervals: how the held-out numbers' intervals are measured (an
-            :class:`~ncib.analysis.IntervalSettings` or a mapping of its fields, the
-            ``analysis.intervals`` keys; None: no intervals, their keys are NaN).
-    """
-
-    k: int | None = None
-    max_samples: int | None = None
-    ridge: float = 1e-6
-    progress: bool = True
-    intervals: IntervalSettings | None = field(default_factory=IntervalSettings)
-
-    def __post_init__(self) -> None:
-        if self.k is not None and (isinstance(self.k, bool) or int(self.k) != self.k or self.k < 1):
-            raise ValueError(f"analysis.k must be an integer >= 1 or null (K); got {self.k!r}")
-        if self.max_samples is not None and (
-            isinstance(self.max_samples, bool) or self.max_samples < 1
-        ):
-            raise ValueError(
-                f"analysis.max_samples must be >= 1 or null (all); got {self.max_samples!r}"
-            )
-        if not self.ridge >= 0:
-            raise ValueError(f"analysis.ridge must be >= 0; got {self.ridge!r}")
-        if self.intervals is not None and not isinstance(self.intervals, IntervalSettings):
-            object.__setattr__(self, "intervals", interval_settings(self.intervals))  # frozen
-
-    def same_analysis(self, other: AnalysisSettings) -> bool:
-        """Whether two settings give the same numbers (``progress`` aside)."""
-        return (self.k, self.max_samples, self.ridge, self.intervals) == (
-            other.k,
-            other.max_samples,
-            other.ridge,
-            other.intervals,
-        )
 
 
 def pair_classifier_rows(pair) -> tuple[torch.Tensor, ...]:

@@ -75,3 +75,11 @@ def test_analysis_plan_defaults_and_order():
     assert analysis_plan({"every_n_epochs": 2, "intervals": None}).settings.intervals is None
     assert plan.due(4, 5) == ["gib", "simplex_etf"] and plan.due(3, 5) == []
     assert plan.due(5, 5) == ["gib", "simplex_etf"]  # the last epoch
+
+
+def test_the_plans_groups_are_the_outputs_groups():
+    from ncib.engine import plan
+    from ncib.metrics import outputs
+
+    assert plan.ANALYSIS_GROUPS == tuple(outputs.ANALYSIS_GROUPS)
+    assert plan.DEFAULT_GROUPS == tuple(outputs.DEFAULT_GROUPS)
