@@ -160,7 +160,6 @@ def write_run_report(cfg: DictConfig, loggers) -> None:
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
-    from ncib.config import ConfigError
     from ncib.rundir.lock import RunDirBusyError, holding_run_dir
 
     # the checks first, before Lightning is imported: a bad command line fails in seconds (the
@@ -168,7 +167,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         validate(cfg)
         invalid = None
-    except ConfigError as err:
+    except Exception as err:  # a ConfigError, or whatever a check met: recorded in _job
         invalid = err
     else:
         # Lightning is imported before the run directory is locked: a second start refused
