@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ncib.metrics.registry import key, member_keys
-from ncib.objectives import OBJECTIVES
+from ncib.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
 from ncib.recipe import backbone_name, objective_of, recipe_of
 from ncib.report.jobs import FINISHED, Job
 from ncib.report.tables import PROBE, Table, scalar
@@ -68,7 +68,7 @@ class Recipe:
     differs: list[str]  # key=value where it differs from the sweep's other recipes of its
     # dataset, backbone and objective
     jobs: list[Job]
-    objective: str = "supcon"
+    objective: str = DEFAULT_OBJECTIVE
     legend: str = ""  # the label without what every recipe of the sweep shares (figures' keys)
 
     @property

@@ -6,6 +6,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ncib.recipe import objective_of
 from ncib.report.catalogue import RUN_FIGURES, why_not_drawn
 from ncib.report.tables import (
     Table,
@@ -60,7 +61,7 @@ def _run_info(run_dir: Path) -> dict:
         "dataset": cfg.dataset.name,
         "num_classes": int(cfg.dataset.num_classes),
         "seed_pair": list(cfg.seed_pair),
-        "objective": cfg.get("objective", "supcon"),  # runs before the objectives: SupCon
+        "objective": objective_of(cfg),  # a run made before the key: SupCon
     }
 
 
