@@ -410,6 +410,7 @@ class PairAnalysis:
                 settings,
                 names,
                 stream=FEATURES.index(kind),
+                comm=None if self.shard is None else self.shard.comm,  # refits dealt out
             )
 
         return self._get(("intervals", kind), compute)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 
 import pytest
 import torch
 
-from ncib.analysis import PairAnalysis, fit_logistic_probe
+from ncib.analysis import IntervalSettings, PairAnalysis, fit_logistic_probe
 from ncib.analysis.copula import normal_scores_train_test, sharded_normal_scores
 from ncib.analysis.shards import Shard, SingleProcess, strided_rows
 from ncib.metrics.outputs import ANALYSIS_GROUPS, group_outputs
@@ -169,5 +170,23 @@ def test_shards_that_do_not_partition_the_split_are_refused():
         shard = thread_shard(ranks, r, N)
         return PairAnalysis(train, test, y, y_test, K, shard=shard)  # the whole split, not a shard
 
-    with pytest.raises(ValueError, match="the shard lists 151 rows but train\\[0\\] has 301"):
+    with pytest.raises(ValueError, match=r"the shard lists 15[01] rows but train\[0\] has 301"):
         ranks.run(wrong_rows)
+
+
+def test_the_refits_are_dealt_out_over_the_ranks(monkeypatch):
+    from ncib.analysis import intervals
+
+    fitted: dict[int, int] = {}
+    original = intervals.refit_correlations
+
+    def counted(covariances, *args):
+        rank = int(threading.current_thread().name.split("-")[-1])
+        fitted[rank] = fitted.get(rank, 0) + len(covariances)
+        return original(covariances, *args)
+
+    monkeypatch.setattr(intervals, "refit_correlations", counted)
+    ranks = ThreadRanks(3)
+    ranks.run(lambda r: analysis(thread_shard(ranks, r, N)).intervals("normal"), name="rank")
+    refits = IntervalSettings().refits  # 20: ranks 0, 1, 2 fit 7, 7, 6
+    assert fitted == {r: len(range(r, refits, 3)) for r in range(3)}

@@ -26,8 +26,9 @@ class ThreadRanks:
     def comm(self, rank: int) -> ThreadComm:
         return ThreadComm(self, rank)
 
-    def run(self, fn: Callable[[int], object], timeout: float = 600) -> list:
-        """``fn(rank)`` on every rank (one thread each); their results, or the first error."""
+    def run(self, fn: Callable[[int], object], timeout: float = 600, name: str = "rank") -> list:
+        """``fn(rank)`` on every rank (one thread each, named ``<name>-<rank>``); their results,
+        or the first error."""
         results: list = [None] * self.world
         errors: list = []
 
@@ -38,7 +39,9 @@ class ThreadRanks:
                 errors.append(err)
                 self.barrier.abort()
 
-        threads = [threading.Thread(target=work, args=(r,)) for r in range(self.world)]
+        threads = [
+            threading.Thread(target=work, args=(r,), name=f"{name}-{r}") for r in range(self.world)
+        ]
         for t in threads:
             t.start()
         for t in threads:
