@@ -134,17 +134,19 @@ def covariance_from_moments(
     cov_ab: Tensor,
     scales: tuple[float | None, float | None] = (None, None),
     resolutions: tuple[float | None, float | None] | None = None,
+    n: int | None = None,
 ) -> CovarianceBlocks:
     """:class:`CovarianceBlocks` of ``a (N, d_a)``, ``b (N, d_b)`` from moments already formed
     (by :func:`ncib.analysis._linalg.covariance_blocks` or
     :func:`ncib.analysis.moments.class_centred_moments`, which give ``scales`` (the within-class
     ridge scales) and ``resolutions``), with the checks and warnings of
     :func:`cross_covariance`. Without ``resolutions`` those of globally centred float32
-    products are used (:func:`globally_centred_resolution`)."""
+    products are used (:func:`globally_centred_resolution`). ``n``: the rows the moments are
+    over (default ``a``'s; a rank of a sharded analysis holds fewer)."""
     log = WarningLog("cross_covariance")
     if not bool(torch.isfinite(cov_aa.diagonal()).all() & torch.isfinite(cov_bb.diagonal()).all()):
         raise ValueError("the features contain NaN or inf; covariances need finite values")
-    n = a.shape[0]
+    n = a.shape[0] if n is None else int(n)
     for name, x, mean, cov in (("a", a, mean_a, cov_aa), ("b", b, mean_b, cov_bb)):
         const = _constant_columns(cov.diagonal(), mean, x.dtype)
         if const:

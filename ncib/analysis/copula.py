@@ -29,8 +29,9 @@ import torch
 from torch import Tensor
 
 from ._checks import check_matrix
+from .shards import Shard
 
-__all__ = ["normal_scores", "normal_scores_train_test"]
+__all__ = ["normal_scores", "normal_scores_train_test", "sharded_normal_scores"]
 
 _BLOCK_ELEMENTS = 2**20  # values sorted at once (columns × rows): cache-sized blocks
 
@@ -281,3 +282,41 @@ def normal_scores_train_test(z_train: Tensor, z_test: Tensor) -> tuple[Tensor, T
         raise ValueError(f"z_train is on {z_train.device} but z_test on {z_test.device}")
     train, test = _score(z_train, [z_test])  # z_test is converted to z_train's compute dtype
     return train, test
+
+
+def sharded_normal_scores(z_train: Tensor, z_test: Tensor, shard: Shard) -> tuple[Tensor, Tensor]:
+    """:func:`normal_scores_train_test` of a training split shared over ranks: ``z_train`` is
+    this rank's shard ``(n_local, d)`` (rows ``shard.rows``), ``z_test (N_test, d)`` the whole test
+    split on every rank. Returns this rank's shard of the training scores and the whole test
+    scores, equal to the single-process scores exactly (ties included: a score depends only on
+    the column's values, not their order).
+
+    The columns are dealt out in R contiguous blocks: an all-to-all gives rank c block c of every
+    training row (``N × d/R`` values: no rank holds the whole split), rank c scores its block (the
+    same sort as one process), and two more exchanges send the training scores back to the rows'
+    ranks and every test column to every rank."""
+    comm = shard.comm
+    if comm.world == 1:
+        return normal_scores_train_test(z_train, z_test)
+    check_matrix("z_train", z_train, min_rows=0)
+    check_matrix("z_test", z_test)
+    if z_test.shape[1] != z_train.shape[1]:
+        raise ValueError(f"z_test has {z_test.shape[1]} columns but z_train has {z_train.shape[1]}")
+    d, world, rank = z_train.shape[1], comm.world, comm.rank
+    cuts = [round(c * d / world) for c in range(world + 1)]
+    widths = [cuts[c + 1] - cuts[c] for c in range(world)]
+    sizes = shard.sizes()
+    mine = slice(cuts[rank], cuts[rank + 1])
+    new = z_train.new_empty
+    received = [new(sizes[r], widths[rank]) for r in range(world)]
+    comm.all_to_all(received, [z_train[:, cuts[c] : cuts[c + 1]] for c in range(world)])
+    if widths[rank]:
+        train, test = normal_scores_train_test(torch.cat(received), z_test[:, mine])
+    else:  # more ranks than columns: this rank scores none
+        train, test = new(shard.total, 0), new(z_test.shape[0], 0)
+    del received
+    back = [new(len(shard.rows), widths[c]) for c in range(world)]
+    comm.all_to_all(back, list(train.split(sizes)))
+    tests = [new(z_test.shape[0], widths[c]) for c in range(world)]
+    comm.all_to_all(tests, [test] * world)
+    return torch.cat(back, 1), torch.cat(tests, 1)

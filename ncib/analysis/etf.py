@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ._checks import WarningLog, check_labels, check_matrix
 from ._linalg import no_tf32, row_chunks, work_dtype
+from .shards import Shard
 
 __all__ = [
     "ClassMeans",
@@ -57,14 +58,16 @@ class ClassMeans:
         return self.means[self.present] - self.global_mean
 
 
-def class_means(h: Tensor, y: Tensor, num_classes: int) -> ClassMeans:
+def class_means(h: Tensor, y: Tensor, num_classes: int, shard: Shard | None = None) -> ClassMeans:
     """Class means of ``h (N, d)`` for labels ``y (N,)`` in ``[0, num_classes)``.
 
     One pass over row chunks: one-hot products in the working dtype, accumulated in float64.
-    Raises ValueError when fewer than two classes are present.
+    With a ``shard`` (:class:`ncib.analysis.shards.Shard`), ``h`` and ``y`` are this rank's rows
+    and the class sums and counts are summed over the ranks. Raises ValueError when fewer than
+    two classes are present.
     """
     with no_tf32():
-        check_matrix("h", h)
+        check_matrix("h", h, min_rows=0 if shard is not None else 1)
         y = check_labels("y", y, h.shape[0], num_classes).to(h.device)
         log = WarningLog("class_means")
         dt = work_dtype(h)
@@ -73,6 +76,9 @@ def class_means(h: Tensor, y: Tensor, num_classes: int) -> ClassMeans:
             onehot = torch.nn.functional.one_hot(y[sl], num_classes).to(dt)
             sums += (onehot.T @ h[sl].to(dt)).to(torch.float64)
         counts = torch.bincount(y, minlength=num_classes)
+        if shard is not None:
+            shard.sum_(sums)
+            counts = shard.sum_(counts.to(torch.float64)).round().to(torch.int64)
         present = counts > 0
         n_present = int(present.sum())
         if n_present < 2:
@@ -163,6 +169,7 @@ def nc1(
     num_classes: int,
     means: ClassMeans | None = None,
     rtol: float | None = None,
+    shard: Shard | None = None,
 ) -> NC1Result:
     """Within-class variability collapse NC1 = ``tr(Σ_W Σ_B⁺)/K`` of ``h (N, d)``.
 
@@ -170,9 +177,10 @@ def nc1(
     ``Σ_B⁺ = Q diag(K/s_j²) Qᵀ`` over the ``s_j² > rtol·s_1²`` (default ``rtol = max(K, d)·eps``, as
     ``torch.linalg.pinv``), so ``tr(Σ_W Σ_B⁺) = Σ_j (K/s_j²)(1/N) Σ_i ((h_i − μ_{y_i})·q_j)²``:
     residuals are projected onto ≤ K−1 directions chunk by chunk; no d×d matrix is formed.
+    With a ``shard``, ``h`` and ``y`` are this rank's rows and the sums are over all ranks.
     """
     with no_tf32():
-        cm = means if means is not None else class_means(h, y, num_classes)
+        cm = means if means is not None else class_means(h, y, num_classes, shard)
         y = check_labels("y", y, h.shape[0], num_classes).to(h.device)
         log = WarningLog("nc1")
         log.extend(cm.warnings)
@@ -196,7 +204,10 @@ def nc1(
         for sl in row_chunks(h.shape[0], h.shape[1]):
             resid = h[sl].to(dt) - mu[y[sl]]
             sq += (resid @ q).to(torch.float64).square().sum(0)
-        within = sq / h.shape[0]  # q_jᵀ Σ_W q_j
+        n = h.shape[0] if shard is None else shard.total
+        if shard is not None:
+            shard.sum_(sq)
+        within = sq / n  # q_jᵀ Σ_W q_j
         eig_b = s[keep].square() / k  # eigenvalues of Σ_B
         return NC1Result((within / eig_b).sum() / k, rank, log.as_tuple())
 
@@ -228,7 +239,11 @@ def ncc_predict(
 
 
 def ncc_loo_accuracy(
-    h: Tensor, y: Tensor, num_classes: int | None = None, means: ClassMeans | None = None
+    h: Tensor,
+    y: Tensor,
+    num_classes: int | None = None,
+    means: ClassMeans | None = None,
+    shard: Shard | None = None,
 ) -> Tensor:
     """Leave-one-out nearest-class-centre accuracy of ``h (N, d)`` with labels ``y (N,)``, 0-dim.
 
@@ -240,16 +255,17 @@ def ncc_loo_accuracy(
     dimension (100 per class at d = 2,048) it stays at chance for unrelated features
     (docs/math.md §8). The own-class distance is formed from the difference ``h_n − μ_{y_n}``
     itself (not expanded), so a collapsed class (within-class scatter 10⁻⁷ of the class-mean
-    norm) is not lost to rounding.
+    norm) is not lost to rounding. With a ``shard`` (and its ``num_classes``), ``h`` and ``y``
+    are this rank's rows and the accuracy is that of all ranks' rows.
     """
     with no_tf32():
-        check_matrix("h", h)
+        check_matrix("h", h, min_rows=0 if shard is not None else 1)
         if num_classes is None:
             num_classes = int(y.max()) + 1
-        cm = means if means is not None else class_means(h, y, num_classes)
+        cm = means if means is not None else class_means(h, y, num_classes, shard)
         f64, dt = torch.float64, work_dtype(h)
         mu = cm.means.to(dt)
-        counts = torch.bincount(y, minlength=num_classes).to(f64)
+        counts = cm.counts.to(f64)
         bias = torch.where(cm.present, -0.5 * cm.means.square().sum(1), -math.inf).to(dt)
         correct = 0
         for sl in row_chunks(*h.shape):
@@ -263,7 +279,10 @@ def ncc_loo_accuracy(
             own = -0.5 * own + 0.5 * hc.to(f64).square().sum(1)
             score.scatter_(1, yc[:, None], torch.where(n_own > 1, own, -math.inf)[:, None])
             correct += int((score.argmax(1) == yc).sum())
-        return torch.tensor(correct / h.shape[0], dtype=f64)
+        if shard is None:
+            return torch.tensor(correct / h.shape[0], dtype=f64)
+        tally = shard.sum_(torch.tensor([float(correct)], dtype=f64, device=h.device))
+        return torch.tensor(float(tally[0]) / shard.total, dtype=f64)
 
 
 def nc4_agreement(ncc_predictions: Tensor, classifier_predictions: Tensor) -> Tensor:

@@ -48,6 +48,7 @@ from torch import Tensor
 from ._checks import WarningLog
 from .cca import CovarianceBlocks, cca_from_covariance
 from .heldout_gib import test_variates, variate_correlations
+from .shards import Comm
 
 __all__ = [
     "STATISTICS",
@@ -333,6 +334,7 @@ def heldout_intervals(
     settings: IntervalSettings,
     names: Sequence[str] = STATISTICS,
     stream: int = 0,
+    comm: Comm | None = None,
 ) -> HeldoutIntervals:
     """Intervals of the held-out statistics ``names`` of one fit (see the module docstring).
 
@@ -345,6 +347,10 @@ def heldout_intervals(
         test: ``(a_test, b_test, labels)`` for evaluating the refits.
         ridge, k: as in the fit; null_rho: the null threshold.
         stream: distinguishes the random streams of several calls with one seed.
+        comm: the ranks of a sharded analysis (:mod:`ncib.analysis.shards`), every one with the
+            same arguments: the refits (a d×d CCA each) are dealt out, rank r fitting refits
+            r, r+R, …, and their test correlations summed over the ranks; every rank returns
+            the same intervals, those of one process.
     """
     r = corr.shape[0]
     cols = [STATISTICS.index(n) for n in names]
@@ -362,11 +368,18 @@ def heldout_intervals(
         only_mean = set(names) <= {"mean_k"}
         q = min(r, k if only_mean else max(2 * significant, k + 1) + 10)
         folds = settings.folds
+        rank, world = (0, 1) if comm is None else (comm.rank, comm.world)
         covs = []
-        for _ in range(settings.refits):
+        for i in range(settings.refits):  # every rank draws every resample: the same stream
             draws = torch.randint(folds, (folds,), generator=gen)
-            covs.append(resample(torch.bincount(draws, minlength=folds).to(torch.float64)))
-        fits = spectrum_statistics(refit_correlations(covs, ridge, q, *test), k, r, null_rho)
+            if i % world == rank:
+                covs.append(resample(torch.bincount(draws, minlength=folds).to(torch.float64)))
+        mine = refit_correlations(covs, ridge, q, *test) if covs else corr.new_zeros(0, q)
+        if world > 1:
+            spread = corr.new_zeros(settings.refits, q, dtype=torch.float64)
+            spread[rank::world] = mine.to(torch.float64)
+            mine = comm.all_reduce_(spread)
+        fits = spectrum_statistics(mine, k, r, null_rho)
         refits = settings.refits
     values = {
         n: bracket_interval(n, float(estimate[c]), [boot[:, c], fits[:, c]], z)

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from ._linalg import _chunk_rows, _tiled_gram, no_tf32
+from .shards import Shard
 
 __all__ = ["MomentSums", "class_centred_moments", "fold_assignment"]
 
@@ -131,6 +132,7 @@ def class_centred_moments(
     num_classes: int,
     n_folds: int = 1,
     fold_pairs: Sequence[tuple[int, int]] | None = None,
+    shard: Shard | None = None,
 ) -> MomentSums:
     """:class:`MomentSums` of row-aligned matrices ``(N, d_m)`` (validated, one device) with
     ``labels (N,)`` in ``[0, num_classes)`` over ``n_folds`` folds (:func:`fold_assignment`).
@@ -138,13 +140,26 @@ def class_centred_moments(
     ``pairs`` are the blocks ``(i, j)`` to form; ``fold_pairs`` (default: all of them, when
     there are several folds) those kept per fold. Products run in float32 unless every input
     is float64; a block kept for all rows is accumulated in float64, one kept per fold in the
-    working dtype per fold (see the module docstring)."""
-    n = mats[0].shape[0]
+    working dtype per fold (see the module docstring).
+
+    With a ``shard`` (:class:`ncib.analysis.shards.Shard`) the matrices and labels are this
+    rank's rows ``shard.rows`` of an N = ``shard.total``-row split: the folds are those of the
+    whole split, every sum is formed on the shard and summed over the ranks, and every rank
+    returns the sums of the whole split."""
     dev = mats[0].device
     wdt = _F64 if all(m.dtype == _F64 for m in mats) else torch.float32
     eps = torch.finfo(wdt).eps
+    n = mats[0].shape[0] if shard is None else int(shard.total)
     order = fold_assignment(n, n_folds, dev)
     bounds = [round(f * n / n_folds) for f in range(n_folds + 1)]
+    if shard is not None:  # this rank's rows, in the order of the folds of the whole split
+        local = torch.full((n,), -1, dtype=torch.int64, device=dev)
+        local[shard.rows.to(dev)] = torch.arange(len(shard.rows), device=dev)
+        mapped = local[order]
+        kept = (mapped >= 0).to(torch.int64).cumsum(0)
+        bounds = [0] + [int(kept[b - 1]) if b else 0 for b in bounds[1:]]
+        order = mapped[mapped >= 0]
+        del local, mapped, kept
     labels = labels.to(dev)
     k_cls = int(num_classes)
     needed = sorted({i for p in pairs for i in p} | set(range(len(mats))))
@@ -154,13 +169,18 @@ def class_centred_moments(
         for f in range(n_folds):
             rows = order[bounds[f] : bounds[f + 1]]
             counts[f] = torch.bincount(labels[rows], minlength=k_cls).to(_F64)
+        if shard is not None:
+            shard.sum_(counts)
         total = counts.sum(0).clamp_min(1.0)
         shifts, shift_w = [], []
+        rows_here = mats[0].shape[0]
         for i in needed:  # exact class means in float64, rounded to the working dtype
             sums = torch.zeros(k_cls, mats[i].shape[1], dtype=_F64, device=dev)
-            for start in range(0, n, step):
-                sl = slice(start, min(n, start + step))
+            for start in range(0, rows_here, step):
+                sl = slice(start, min(rows_here, start + step))
                 sums.index_add_(0, labels[sl], mats[i][sl].to(_F64))
+            if shard is not None:
+                shard.sum_(sums)
             shift_w.append((sums / total[:, None]).to(wdt))
             shifts.append(shift_w[-1].to(_F64))
         class_sums = [
@@ -204,6 +224,9 @@ def class_centred_moments(
                         torch.mm(cen[i].T, cen[j], out=out)
                     g = grams[(i, j)]
                     g[f if g.shape[0] > 1 else 0] += out
+    if shard is not None:  # the shards' sums (a float32 fold Gram is summed in float32)
+        for t in [*class_sums, *sq_sums, *col_sq, *grams.values()]:
+            shard.sum_(t)
     resolution = []
     for slot, _ in enumerate(needed):
         mean_sq = float(col_sq[slot].max()) / n if col_sq[slot].numel() else 0.0  # max E[c_j²]

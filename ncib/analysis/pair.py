@@ -15,7 +15,7 @@ from ._linalg import concurrently
 from .cca import CCAResult, CovarianceBlocks, cca_from_covariance, covariance_from_moments
 from .cka import linear_cka_from_covariance
 from .classifier import ClassifierStats, classifier_stats
-from .copula import normal_scores_train_test
+from .copula import normal_scores_train_test, sharded_normal_scores
 from .copula_cca import CopulaCCAResult, copula_cca_from_factors
 from .etf import (
     ClassMeans,
@@ -52,6 +52,7 @@ from .intervals import (
 )
 from .moments import class_centred_moments
 from .probe import ProbeResult, fit_logistic_probe
+from .shards import Shard
 
 __all__ = ["COVARIANCE_KINDS", "FEATURES", "SPACES", "PairAnalysis"]
 
@@ -77,6 +78,11 @@ class PairAnalysis:
         classifier: the classifier rows of each member, ``(W0 (K, d0), W1 (K, d1))`` (row k
             scores class k; any float dtype and device), for NC2 of the classifier and NC3
             (:meth:`classifier`); None (the default): the members train no classifier.
+        shard: the training split shared over ranks (:class:`ncib.analysis.shards.Shard`):
+            ``train`` and ``y_train`` are then this rank's rows ``shard.rows`` only, ``test`` and
+            ``y_test`` the whole test split on every rank. Every rank computes the same numbers,
+            equal to those of one process up to the order of summation (docs/design.md §3);
+            call the same methods in the same order on every rank (they communicate).
 
     Everything is computed on first request and cached: normal scores per member (train, and
     test scored against train), covariance blocks (raw, normal; train split), CCA, CKA, GIB of
@@ -109,11 +115,18 @@ class PairAnalysis:
         probe_kwargs: dict[str, Any] | None = None,
         intervals: IntervalSettings | None = IntervalSettings(),  # noqa: B008 (frozen)
         classifier: Sequence[Tensor] | None = None,
+        shard: Shard | None = None,
     ) -> None:
         if len(train) != 2 or len(test) != 2:
             raise ValueError("train and test must each be a pair (member 0, member 1) of features")
+        if shard is not None and len(shard.rows) != train[0].shape[0]:
+            raise ValueError(
+                f"the shard lists {len(shard.rows)} rows but train[0] has {train[0].shape[0]}"
+            )
+        self.shard = shard if shard is not None and shard.world > 1 else None
+        self.num_train = train[0].shape[0] if shard is None else int(shard.total)
         for m in range(2):
-            check_matrix(f"train[{m}]", train[m], min_rows=2)
+            check_matrix(f"train[{m}]", train[m], min_rows=2 if self.shard is None else 0)
             check_matrix(f"test[{m}]", test[m], min_rows=2)
             if test[m].shape[1] != train[m].shape[1]:
                 raise ValueError(
@@ -141,7 +154,10 @@ class PairAnalysis:
         self._cache: dict[tuple, Any] = {}
         log = WarningLog("PairAnalysis")
         for split, y in (("train", self.y_train), ("test", self.y_test)):
-            absent = int((torch.bincount(y, minlength=self.num_classes) == 0).sum())
+            counts = torch.bincount(y, minlength=self.num_classes).to(torch.float64)
+            if split == "train" and self.shard is not None:
+                self.shard.sum_(counts)
+            absent = int((counts == 0).sum())
             if absent:
                 log.warn(
                     f"{absent} of {self.num_classes} classes have no samples in the {split} split"
@@ -162,13 +178,20 @@ class PairAnalysis:
             if w not in self.warnings:
                 self.warnings.append(w)
 
-    def _together(self, items: Sequence[tuple[tuple, Callable[[], Any]]]) -> None:
+    def _together(
+        self, items: Sequence[tuple[tuple, Callable[[], Any]]], communicates: bool = False
+    ) -> None:
         """Compute the missing ``(key, compute)`` items side by side, one thread each
         (:func:`ncib.analysis._linalg.concurrently`: independent jobs such as the two members'
         decompositions keep both CPU cores busy without synchronising them at every step), in
-        the order given. Each job must already have what it depends on in the cache."""
+        the order given. Each job must already have what it depends on in the cache. Jobs that
+        ``communicates`` (collectives of a sharded analysis) run one after the other, so that
+        every rank issues its collectives in the same order."""
         missing = [(key, fn) for key, fn in items if key not in self._cache]
-        values = concurrently([fn for _, fn in missing], self.y_train.device)
+        if communicates and self.shard is not None:
+            values = [fn() for _, fn in missing]
+        else:
+            values = concurrently([fn for _, fn in missing], self.y_train.device)
         for (key, _), value in zip(missing, values, strict=True):
             self._get(key, lambda v=value: v)
 
@@ -176,16 +199,27 @@ class PairAnalysis:
         """Normal scores of member m: ``(train (N, d), test (N_test, d))``, test scored against
         train. Both members' are computed together (side by side on a multi-core CPU)."""
         _check_member(m)
+
+        def scores(i: int) -> tuple[Tensor, Tensor]:
+            train, test = self.raw["train"][i], self.raw["test"][i]
+            if self.shard is None:
+                return normal_scores_train_test(train, test)
+            return sharded_normal_scores(train, test, self.shard)
+
         self._together(
-            [
-                (
-                    ("normal", i),
-                    lambda i=i: normal_scores_train_test(self.raw["train"][i], self.raw["test"][i]),
-                )
-                for i in range(2)
-            ]
+            [(("normal", i), lambda i=i: scores(i)) for i in range(2)], communicates=True
         )
         return self._cache[("normal", m)]
+
+    def fraction(self, mask: Tensor, split: str) -> float:
+        """The fraction of True in ``mask``, a boolean per row of ``split`` (train: this rank's
+        rows, counted over all ranks when the analysis is sharded)."""
+        if split not in ("train", "test"):
+            raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
+        hits = mask.sum(dtype=torch.float64)
+        if split == "test" or self.shard is None:
+            return float(hits / mask.numel())
+        return float(self.shard.sum_(hits.reshape(1))[0] / self.num_train)
 
     def features(self, kind: str, m: int, split: str) -> Tensor:
         """Features of member m: kind ∈ raw, normal, tk; split ∈ train, test."""
@@ -243,7 +277,9 @@ class PairAnalysis:
         settings = self.intervals_settings
         folds = settings.folds if settings is not None else 1
         fold_pairs = [p for kind in missing if kind != "copula" for p in _kind_pairs(kind, slots)]
-        sums = class_centred_moments(mats, pairs, self.y_train, self.num_classes, folds, fold_pairs)
+        sums = class_centred_moments(
+            mats, pairs, self.y_train, self.num_classes, folds, fold_pairs, self.shard
+        )
         means, blocks, within = sums.moments()
         for kind in missing:
             if kind == "copula":
@@ -252,7 +288,7 @@ class PairAnalysis:
                 )
             else:
                 a, b = slots[(kind, 0)], slots[(kind, 1)]
-                value = _blocks(mats, a, b, means, blocks, within, sums.resolution)
+                value = _blocks(mats, a, b, means, blocks, within, sums.resolution, self.num_train)
                 self._cache[("sums", kind)] = (sums, mats, a, b)
             self._get(("cov", kind), lambda v=value: v)
 
@@ -359,7 +395,7 @@ class PairAnalysis:
 
             def resample(weights: Tensor) -> CovarianceBlocks:
                 means, blocks, within = sums.moments(weights)
-                return _blocks(mats, a, b, means, blocks, within, sums.resolution)
+                return _blocks(mats, a, b, means, blocks, within, sums.resolution, self.num_train)
 
             test = (*(self.features(kind, m, "test") for m in range(2)), self.y_test)
             names = STATISTICS if kind == "normal" else ("mean_k",)
@@ -374,6 +410,7 @@ class PairAnalysis:
                 settings,
                 names,
                 stream=FEATURES.index(kind),
+                comm=None if self.shard is None else self.shard.comm,  # refits dealt out
             )
 
         return self._get(("intervals", kind), compute)
@@ -450,7 +487,10 @@ class PairAnalysis:
         return self._get(
             ("means", space, m),
             lambda: class_means(
-                self.features(self._space(space), m, "train"), self.y_train, self.num_classes
+                self.features(self._space(space), m, "train"),
+                self.y_train,
+                self.num_classes,
+                self.shard,
             ),
         )
 
@@ -469,7 +509,9 @@ class PairAnalysis:
         h = self.features(self._space(space), m, "train")
         return self._get(
             ("nc1", space, m),
-            lambda: nc1(h, self.y_train, self.num_classes, self.class_means(space, m)),
+            lambda: nc1(
+                h, self.y_train, self.num_classes, self.class_means(space, m), shard=self.shard
+            ),
         )
 
     def ncc(self, space: str, m: int, split: str) -> Tensor:
@@ -497,6 +539,7 @@ class PairAnalysis:
                 self.y_train,
                 self.num_classes,
                 self.class_means(space, m),
+                self.shard,
             ),
         )
 
@@ -544,10 +587,13 @@ class PairAnalysis:
                 h_test,
                 self.y_test,
                 num_classes=self.num_classes,
+                shard=self.shard,
                 **kwargs,
             )
 
-        self._together([(("probe", kind, i), lambda i=i: compute(i)) for i in range(2)])
+        self._together(
+            [(("probe", kind, i), lambda i=i: compute(i)) for i in range(2)], communicates=True
+        )
         return self._cache[("probe", kind, m)]
 
     def information_curve(self, betas: Sequence[float] | Tensor | None = None) -> InformationCurve:
@@ -569,7 +615,7 @@ def _kind_pairs(kind: str, slots: dict[tuple[str, int], int]) -> list[tuple[int,
     return [(a, a), (b, b), (a, b)]
 
 
-def _blocks(mats, a, b, means, blocks, within, resolution) -> CovarianceBlocks:
+def _blocks(mats, a, b, means, blocks, within, resolution, n) -> CovarianceBlocks:
     """:class:`CovarianceBlocks` of matrices a, b of a class-centred moment pass: the ridge
     scaled by the within-class variance per dimension, the resolution of each side."""
     return covariance_from_moments(
@@ -582,6 +628,7 @@ def _blocks(mats, a, b, means, blocks, within, resolution) -> CovarianceBlocks:
         blocks[(a, b)],
         scales=(within[a] / mats[a].shape[1], within[b] / mats[b].shape[1]),
         resolutions=(resolution[a], resolution[b]),
+        n=n,
     )
 
 

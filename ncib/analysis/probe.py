@@ -24,6 +24,7 @@ from torch.nn.functional import linear
 
 from ._checks import WarningLog, check_labels, check_matrix
 from ._linalg import covariance_blocks, intra_op_threads, no_tf32, row_chunks, work_dtype
+from .shards import Shard
 
 __all__ = ["ProbeResult", "fit_logistic_probe"]
 
@@ -55,8 +56,29 @@ class ProbeResult:
     warnings: tuple[str, ...] = ()
 
 
-def _validate(h_train: Tensor, y_train: Tensor, h_test: Tensor, y_test: Tensor, k: int | None):
-    check_matrix("h_train", h_train, min_rows=2)
+def _sharded_moments(h: Tensor, shard: Shard) -> tuple[Tensor, Tensor]:
+    """Mean ``(d,)`` and population covariance ``(d, d)`` (float64) of a training split whose
+    rows are shared over ranks (``h``: this rank's), centred by the global mean."""
+    f64, dt = torch.float64, work_dtype(h)
+    total = shard.sum_(h.sum(0, dtype=f64))
+    mean = total / shard.total
+    gram = torch.zeros(h.shape[1], h.shape[1], dtype=f64, device=h.device)
+    shift = mean.to(dt)
+    for sl in row_chunks(*h.shape):
+        c = h[sl].to(dt) - shift
+        gram += (c.T @ c).to(f64)
+    return mean, shard.sum_(gram) / shard.total
+
+
+def _validate(
+    h_train: Tensor,
+    y_train: Tensor,
+    h_test: Tensor,
+    y_test: Tensor,
+    k: int | None,
+    shard: Shard | None = None,
+):
+    check_matrix("h_train", h_train, min_rows=2 if shard is None else 0)
     check_matrix("h_test", h_test)
     if h_test.shape[1] != h_train.shape[1]:
         raise ValueError(f"h_test has {h_test.shape[1]} columns but h_train has {h_train.shape[1]}")
@@ -82,6 +104,7 @@ def fit_logistic_probe(
     history_size: int = 10,
     moments: tuple[Tensor, Tensor] | None = None,
     init: tuple[Tensor, Tensor] | None = None,
+    shard: Shard | None = None,
 ) -> ProbeResult:
     """Train a multinomial logistic-regression probe on ``h_train (N, d)``, evaluate on ``h_test``.
 
@@ -101,17 +124,29 @@ def fit_logistic_probe(
             e.g. the :class:`ProbeResult` of the same member at an earlier epoch (warm start;
             default: zero). The objective is strictly convex for ``weight_decay > 0``, so the
             optimum is the same; the result differs only within the stopping tolerances.
+        shard: with a :class:`ncib.analysis.shards.Shard`, ``h_train`` and ``y_train`` are this
+            rank's rows of the training split (``h_test`` the whole test split on every rank).
+            The objective and its gradient are sums over samples: each evaluation forms them on
+            the shard and sums them over the ranks (one all-reduce), so every rank runs the same
+            L-BFGS iterates as one process would on the whole split, up to the order of
+            summation. ``train_acc`` and ``loss`` are those of the whole split; ``train_pred``
+            holds this rank's rows.
     """
     with no_tf32():
-        y_train, y_test, k = _validate(h_train, y_train, h_test, y_test, num_classes)
+        if shard is not None and num_classes is None:
+            raise ValueError("a sharded probe needs num_classes (a shard may not hold every label)")
+        y_train, y_test, k = _validate(h_train, y_train, h_test, y_test, num_classes, shard)
         log = WarningLog("fit_logistic_probe")
-        n, d = h_train.shape
+        rows_here, d = h_train.shape
+        n = rows_here if shard is None else int(shard.total)
         dt = work_dtype(h_train)
         if weight_decay is None:
             weight_decay = 1.0 / n
         if not weight_decay >= 0:
             raise ValueError(f"weight_decay={weight_decay} must be >= 0")
-        if moments is None:
+        if moments is None and shard is not None:
+            mean, cov = _sharded_moments(h_train, shard)
+        elif moments is None:
             (mean,), blocks = covariance_blocks([h_train], [(0, 0)])
             cov = blocks[(0, 0)]
         else:
@@ -140,7 +175,7 @@ def fit_logistic_probe(
         scale = (1.0 / std).to(dt)
         shift = mean.to(dt)
         x_train = (h_train.to(dt) - shift).mul_(scale)  # standardised copy
-        rows, cols = torch.arange(n, device=h_train.device), y_train
+        rows, cols = torch.arange(rows_here, device=h_train.device), y_train
         v = torch.zeros(d, k, dtype=torch.float64, device=h_train.device)
         b = torch.zeros(k, dtype=torch.float64, device=h_train.device)
         if init is not None:
@@ -175,14 +210,23 @@ def fit_logistic_probe(
                 w = weights()
                 logits = linear(x_train, w.T.to(dt).contiguous(), b.detach().to(dt))
                 resid = torch.log_softmax(logits, dim=1)
-                ce = -resid[rows, cols].sum(dtype=torch.float64) / n
+                ce = -resid[rows, cols].sum(dtype=torch.float64)
                 resid.exp_()  # softmax
                 resid[rows, cols] -= 1.0  # softmax − one-hot = n · d CE / d logits
                 # (K, N) contiguous: MKL reads x_train faster this way (bit-identical product)
-                grad_w = (resid.T.contiguous() @ x_train).T.to(torch.float64) / n + weight_decay * w
+                sum_w = (resid.T.contiguous() @ x_train).T.to(torch.float64)
+                sum_b = resid.sum(0, dtype=torch.float64)
+                if shard is not None:  # the sums over all ranks' rows, in one all-reduce
+                    packed = shard.sum_(torch.cat([ce.reshape(1), sum_w.flatten(), sum_b]))
+                    ce, sum_w, sum_b = (
+                        packed[0],
+                        packed[1 : 1 + d * k].view(d, k),
+                        packed[1 + d * k :],
+                    )
+                grad_w = sum_w / n + weight_decay * w
                 v.grad = solve(chol, grad_w, upper=False).contiguous()
-                b.grad = resid.sum(0, dtype=torch.float64) / n
-                return ce + 0.5 * weight_decay * w.square().sum()
+                b.grad = sum_b / n
+                return ce / n + 0.5 * weight_decay * w.square().sum()
 
         opt = torch.optim.LBFGS(
             [v, b],
@@ -198,8 +242,11 @@ def fit_logistic_probe(
         w, bias = weights(), b.detach()
         logits = linear(x_train, w.T.to(dt).contiguous(), bias.to(dt))
         train_pred = logits.argmax(1)
-        ce = -torch.log_softmax(logits, dim=1)[rows, cols].sum(dtype=torch.float64) / n
-        loss = ce + 0.5 * weight_decay * w.square().sum()
+        ce = -torch.log_softmax(logits, dim=1)[rows, cols].sum(dtype=torch.float64)
+        correct = (train_pred == y_train).sum(dtype=torch.float64)
+        if shard is not None:
+            ce, correct = shard.sum_(torch.stack([ce, correct]))
+        loss = ce / n + 0.5 * weight_decay * w.square().sum()
         if not bool(torch.isfinite(loss)):
             log.warn("the probe objective is not finite; predictions are unreliable")
         wt_dt, b_dt = w.T.to(dt).contiguous(), bias.to(dt)
@@ -210,7 +257,7 @@ def fit_logistic_probe(
             ]
         )
         return ProbeResult(
-            train_acc=(train_pred == y_train).to(torch.float64).mean(),
+            train_acc=correct / n,
             test_acc=(test_pred == y_test).to(torch.float64).mean(),
             train_pred=train_pred,
             test_pred=test_pred,

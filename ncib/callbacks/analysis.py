@@ -18,6 +18,7 @@ from pytorch_lightning import Callback
 from ncib.engine import PairEpochAnalysis
 from ncib.engine.checkpoints import analysis_checkpoint_path, save_weights
 from ncib.engine.epoch import pair_classifier_rows
+from ncib.engine.features import process_group_comm
 from ncib.engine.plan import ANALYSIS_GROUPS, AnalysisPlan, analysis_plan
 from ncib.metrics.outputs import CLASSIFIER_GROUP
 from ncib.metrics.registry import GROUPS, METRICS
@@ -31,6 +32,7 @@ class LightningCollective:
     def __init__(self, trainer, pl_module):
         self.rank, self.world = trainer.global_rank, trainer.world_size
         self._module = pl_module
+        self.comm = process_group_comm(self.world)  # the sharded analysis's collectives
 
     def all_gather(self, tensor):
         return self._module.all_gather(tensor)

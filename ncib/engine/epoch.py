@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ncib.analysis import PairAnalysis
+from ncib.analysis.shards import Shard
 from ncib.console import headline
 from ncib.engine.features import Collective, SingleProcess, extract_pair_features
 from ncib.engine.settings import AnalysisSettings
@@ -83,8 +84,10 @@ class PairEpochAnalysis:
         settings: :class:`AnalysisSettings`.
         records_name: file name of the records (``analysis.jsonl`` for a training run).
         loggers: objects with ``log_metrics(dict, step)`` (Lightning loggers).
-        collective: the processes sharing the extraction (default: this process alone); only
-            rank 0 writes the record.
+        collective: the processes sharing the work (default: this process alone). With several,
+            each rank extracts and keeps its shard of the training split and the analysis is
+            sharded (:class:`ncib.analysis.shards.Shard`): every rank computes the same record
+            from sums over all ranks; only rank 0 writes it.
     """
 
     def __init__(
@@ -135,8 +138,15 @@ class PairEpochAnalysis:
                 "analysis at epoch %d: extracting features of %d members", epoch, len(pair.members)
             )
         datamodule.setup("fit")
+        sharded = self.collective.world > 1
         feats = extract_pair_features(
-            pair, datamodule, device, st.max_samples, self.collective, talk
+            pair, datamodule, device, st.max_samples, self.collective, talk, shard_train=sharded
+        )
+        num_train = len(feats.indices["train"])
+        shard = (
+            Shard(self.collective.comm, feats.train_positions.to(device), num_train)
+            if sharded
+            else None
         )
         num_classes = int(datamodule.num_classes)
         k = num_classes if st.k is None else st.k
@@ -146,7 +156,7 @@ class PairEpochAnalysis:
             "global_step": int(global_step),
             "num_classes": num_classes,
             "k": k,
-            "num_train": len(feats.y_train),
+            "num_train": num_train,
             "num_test": len(feats.y_test),
             "feature_dim": int(feats.train[0].shape[1]),
             "settings": asdict(st) | {"k": k},
@@ -163,6 +173,7 @@ class PairEpochAnalysis:
                 ridge=st.ridge,
                 intervals=st.intervals,
                 classifier=rows,
+                shard=shard,
             )
             scalars: dict[str, float] = {}
             computed = [(g, group_outputs(pa, g)) for g in groups]

@@ -17,6 +17,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ncib.analysis._linalg import no_tf32
+from ncib.analysis.shards import Comm, TorchDistributed
+from ncib.analysis.shards import SingleProcess as SingleComm
 from ncib.console import interactive
 from ncib.data.base import stratified_subset
 
@@ -24,10 +26,12 @@ __all__ = [
     "Collective",
     "PairFeatures",
     "SingleProcess",
+    "TorchCollective",
     "analysis_rows",
     "extract_pair_features",
     "full_float32",
     "member_features",
+    "process_group_comm",
     "reassemble",
 ]
 
@@ -35,20 +39,27 @@ __all__ = [
 @dataclass(frozen=True)
 class PairFeatures:
     """``train[m]``: ``(N_train, d)`` float32 features of member ``m``; ``y_train``: ``(N_train,)``;
-    likewise for test. ``indices`` are the rows of each split that were used."""
+    likewise for test. ``indices`` are the rows of each split that were used.
+
+    When the training split is sharded over ranks (``extract_pair_features(shard_train=True)``),
+    ``train`` and ``y_train`` hold this rank's rows only: ``train_positions`` are their positions
+    among the ``len(indices["train"])`` analysed training rows (None: all of them)."""
 
     train: tuple[torch.Tensor, ...]
     test: tuple[torch.Tensor, ...]
     y_train: torch.Tensor
     y_test: torch.Tensor
     indices: dict[str, torch.Tensor]
+    train_positions: torch.Tensor | None = None
 
 
 class Collective(Protocol):
-    """The process group the extraction is shared over (one process, or the ranks of DDP)."""
+    """The process group the extraction is shared over (one process, or the ranks of DDP);
+    ``comm`` gives the analysis its collectives (:mod:`ncib.analysis.shards`)."""
 
     rank: int
     world: int
+    comm: Comm
 
     def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
         """``(B, d)`` on every rank → ``(world, B, d)``."""
@@ -61,12 +72,44 @@ class SingleProcess:
     """No process group: rank 0 of 1."""
 
     rank, world = 0, 1
+    comm = SingleComm()
 
     def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor[None]
 
     def broadcast_(self, tensor: torch.Tensor) -> None:
         pass
+
+
+class TorchCollective:
+    """``torch.distributed``'s default process group (initialised by the caller) as a
+    :class:`Collective`, without Lightning: ``python -m ncib.analyse`` under ``torchrun``, and
+    tests with gloo processes."""
+
+    def __init__(self) -> None:
+        self.comm = TorchDistributed()
+        self.rank, self.world = self.comm.rank, self.comm.world
+
+    def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        local = tensor.to(self.comm.device).contiguous()
+        parts = [torch.empty_like(local) for _ in range(self.world)]
+        dist.all_gather(parts, local)
+        return torch.stack(parts).to(tensor.device)
+
+    def broadcast_(self, tensor: torch.Tensor) -> None:
+        self.comm.broadcast_(tensor, 0)
+
+
+def process_group_comm(world: int) -> Comm:
+    """The analysis's collectives for ``world`` processes: ``torch.distributed``'s default group
+    when there are several and it is initialised (DDP), else this process alone."""
+    import torch.distributed as dist
+
+    if world > 1 and dist.is_available() and dist.is_initialized():
+        return TorchDistributed()
+    return SingleComm()
 
 
 def analysis_rows(labels: torch.Tensor, max_samples: int | None, seed: int = 0) -> torch.Tensor:
@@ -146,12 +189,16 @@ def extract_pair_features(
     max_samples: int | None = None,
     collective: Collective | None = None,
     progress: bool = True,
+    shard_train: bool = False,
 ) -> PairFeatures:
     """Features of every member on both splits, in eval mode, each row once.
 
     With a ``collective`` of several ranks, each rank extracts rows ``rank::world`` of the
-    (sub-sampled) split and the shards are all-gathered and put back in order, so every sample
-    appears exactly once. The training subset (``max_samples``) is the same for every call.
+    (sub-sampled) split. The test shards are all-gathered and put back in order, so every sample
+    appears exactly once; so are the training shards, unless ``shard_train``: then each rank
+    keeps its own (``PairFeatures.train_positions``) for a sharded analysis
+    (:class:`ncib.analysis.shards.Shard`). The training subset (``max_samples``) is the same for
+    every call.
     """
     collective = collective or SingleProcess()
     world, rank = collective.world, collective.rank
@@ -164,7 +211,7 @@ def extract_pair_features(
     was_training = pair.training
     pair.eval()
     try:
-        feats, labels, used = {}, {}, {}
+        feats, labels, used, positions = {}, {}, {}, None
         for split in ("train", "test"):
             y_all = datamodule.splits[split][1]
             rows = (
@@ -172,7 +219,10 @@ def extract_pair_features(
             )
             used[split], labels[split] = rows, y_all[rows]
             local = member_features(pair, datamodule, split, rows[rank::world], device, progress)
-            if world > 1:
+            if world > 1 and split == "train" and shard_train:
+                positions = torch.arange(rank, len(rows), world)
+                labels[split] = labels[split][positions]
+            elif world > 1:
                 longest = -(-len(rows) // world)  # rank 0 holds the most rows
                 padded = [torch.cat([f, f.new_zeros(longest - len(f), f.shape[1])]) for f in local]
                 local = [reassemble(collective.all_gather(f), len(rows)) for f in padded]
@@ -180,5 +230,10 @@ def extract_pair_features(
     finally:
         pair.train(was_training)
     return PairFeatures(
-        feats["train"], feats["test"], labels["train"].to(device), labels["test"].to(device), used
+        feats["train"],
+        feats["test"],
+        labels["train"].to(device),
+        labels["test"].to(device),
+        used,
+        positions,
     )

@@ -12,8 +12,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import torch
-
 from ncib.analysis import (
     FEATURES,
     SPACES,
@@ -22,7 +20,6 @@ from ncib.analysis import (
     dimension_grid,
     ib_dimension_curve,
     k_prime,
-    nc4_agreement,
 )
 from ncib.metrics.registry import AXES, MEMBERS, key, keys
 
@@ -190,9 +187,12 @@ def simplex_etf(pa: PairAnalysis) -> Outputs:
             for split, y in splits.items():
                 ncc = pa.ncc(space, m, split)
                 pred = probe.train_pred if split == "train" else probe.test_pred
-                out[key("ncc/{split}_acc/{space}/{member}", split=split, **ax)] = _accuracy(ncc, y)
-                out[key("nc4/{split}/{space}/{member}", split=split, **ax)] = float(
-                    nc4_agreement(ncc, pred)
+                # fractions over the split's rows (all ranks' in a sharded analysis)
+                out[key("ncc/{split}_acc/{space}/{member}", split=split, **ax)] = pa.fraction(
+                    ncc == y, split
+                )
+                out[key("nc4/{split}/{space}/{member}", split=split, **ax)] = pa.fraction(
+                    ncc == pred, split
                 )
     for kind in FEATURES:
         probes = [pa.probe(kind, m) for m in range(len(MEMBERS))]
@@ -267,10 +267,6 @@ def _curve(curve) -> dict[str, Any]:
         "i_ty": curve.i_ty.tolist(),
         "i_xy": float(curve.i_xy),
     }
-
-
-def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
-    return float((pred == y).double().mean())
 
 
 ANALYSIS_GROUPS: dict[str, Callable[[PairAnalysis], Outputs]] = {

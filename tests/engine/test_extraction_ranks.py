@@ -90,3 +90,28 @@ def test_ranks_extract_what_one_process_does_with_rank_0s_buffers(pair_and_data,
                 assert fa.shape == fb.shape
                 torch.testing.assert_close(fb, fa, rtol=0, atol=1e-6)
         assert torch.equal(got.y_train, one.y_train) and torch.equal(got.y_test, one.y_test)
+
+
+def test_ranks_keep_their_training_shard_and_gather_the_test_split(pair_and_data):
+    pair, dm = pair_and_data
+    one = extract_pair_features(pair, dm, torch.device("cpu"), max_samples=500, progress=False)
+    ranks = ThreadRanks(3)
+    results = [None] * 3
+
+    def work(r):
+        results[r] = extract_pair_features(
+            pair, dm, torch.device("cpu"), 500, ranks.rank(r), progress=False, shard_train=True
+        )
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    for r, got in enumerate(results):
+        assert torch.equal(got.train_positions, torch.arange(r, 500, 3))
+        assert torch.equal(got.y_train, one.y_train[r::3])
+        assert torch.equal(got.indices["train"], one.indices["train"])
+        for m in range(2):
+            torch.testing.assert_close(got.train[m], one.train[m][r::3], rtol=0, atol=1e-6)
+            torch.testing.assert_close(got.test[m], one.test[m], rtol=0, atol=1e-6)

@@ -1,0 +1,192 @@
+"""The analysis shared over ranks equals the analysis of one process (docs/design.md §3).
+
+A synthetic split of N = 301 rows (a multiple of neither 2 nor 3) with ties in a column and one
+class present only in rank 0's strided shard is analysed whole and in R = 2, 3 shards; every
+metric of every group must agree to 1e-6 (relative; 1e-9 absolute near zero), the normal scores
+exactly, and no rank may keep a tensor with as many rows as the whole training split. Ranks
+are threads here (:mod:`tests.helpers.ranks`); ``test_sharded_processes.py`` runs the same with
+gloo processes (slow).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+
+import pytest
+import torch
+
+from ncib.analysis import IntervalSettings, PairAnalysis, fit_logistic_probe
+from ncib.analysis.copula import normal_scores_train_test, sharded_normal_scores
+from ncib.analysis.shards import Shard, SingleProcess, strided_rows
+from ncib.metrics.outputs import ANALYSIS_GROUPS, group_outputs
+from tests.helpers.ranks import ThreadRanks, thread_shard
+
+N, N_TEST, D, K = 301, 150, 12, 7
+RTOL, ATOL = 1e-6, 1e-9
+
+
+def planted(seed: int = 0):
+    """Two members sharing a class structure and a common signal; class K-1 only on rows
+    0, 3, 6, 9 (absent from shards 1 and 2 of three); column 3 of member 0 rounded (ties)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, K - 1, (N,), generator=g)
+    y[torch.tensor([0, 3, 6, 9])] = K - 1
+    y_test = torch.randint(0, K, (N_TEST,), generator=g)
+    means = 3 * torch.randn(K, D, generator=g)
+    labels = torch.cat([y, y_test])
+    shared = torch.randn(N + N_TEST, D, generator=g)
+    z0 = means[labels] + shared + 0.5 * torch.randn(N + N_TEST, D, generator=g)
+    mix = torch.randn(D, D, generator=g)
+    z1 = (means[labels] + shared) @ mix + 0.5 * torch.randn(N + N_TEST, D, generator=g)
+    z0[:, 3] = z0[:, 3].round()
+    rows = [torch.randn(K, D, generator=g) for _ in range(2)]
+    return (z0[:N], z1[:N]), (z0[N:], z1[N:]), y, y_test, rows
+
+
+def analysis(shard: Shard | None = None) -> PairAnalysis:
+    train, test, y, y_test, rows = planted()
+    if shard is not None:
+        train, y = tuple(z[shard.rows] for z in train), y[shard.rows]
+    return PairAnalysis(train, test, y, y_test, K, k=5, classifier=rows, shard=shard)
+
+
+def every_metric(pa: PairAnalysis) -> dict[str, float]:
+    out = {}
+    for group in ANALYSIS_GROUPS:
+        out |= {f"{group}/{name}": v for name, v in group_outputs(pa, group)[0].items()}
+    return out
+
+
+def assert_same_record(got: dict[str, float], want: dict[str, float]) -> None:
+    assert got.keys() == want.keys()
+    differ = [
+        (key, want[key], got[key])
+        for key in want
+        if not (
+            (math.isnan(want[key]) and math.isnan(got[key]))
+            or math.isclose(got[key], want[key], rel_tol=RTOL, abs_tol=ATOL)
+        )
+    ]
+    assert not differ, f"{len(differ)} of {len(want)} metrics differ: {differ[:10]}"
+
+
+def tensors(value, seen=None):
+    """Every tensor reachable from a cached value (dataclasses, tuples, lists, dicts)."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from tensors(getattr(value, f.name), seen)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from tensors(v, seen)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from tensors(v, seen)
+
+
+@pytest.fixture(scope="module")
+def whole():
+    return every_metric(analysis())
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_every_metric_of_a_sharded_analysis_equals_one_process(whole, world):
+    ranks = ThreadRanks(world)
+    results = ranks.run(lambda r: every_metric(analysis(thread_shard(ranks, r, N))))
+    for got in results:
+        assert_same_record(got, whole)
+
+
+def test_no_rank_keeps_a_tensor_with_the_whole_training_split():
+    ranks = ThreadRanks(3)
+
+    def work(r):
+        pa = analysis(thread_shard(ranks, r, N))
+        every_metric(pa)
+        return pa
+
+    for r, pa in enumerate(ranks.run(work)):
+        held = list(tensors(pa._cache)) + list(tensors(pa.raw))
+        assert held, "the analysis cached nothing"
+        local = len(strided_rows(N, r, 3))
+        assert pa.features("normal", 0, "train").shape[0] == local
+        assert pa.features("tk", 1, "train").shape[0] == local
+        too_big = [tuple(t.shape) for t in held if t.ndim and max(t.shape) >= N]
+        assert not too_big, f"rank {r} keeps tensors with >= N={N} rows: {too_big}"
+
+
+@pytest.mark.parametrize(("world", "d"), [(2, 12), (3, 12), (3, 2)])
+def test_sharded_normal_scores_are_exactly_those_of_one_process(world, d):
+    train, test, *_ = planted()
+    z, z_test = train[0][:, :d].contiguous(), test[0][:, :d].contiguous()
+    want_train, want_test = normal_scores_train_test(z, z_test)
+    ranks = ThreadRanks(world)
+
+    def work(r):
+        shard = thread_shard(ranks, r, N)
+        return shard.rows, *sharded_normal_scores(z[shard.rows], z_test, shard)
+
+    for rows, got_train, got_test in ranks.run(work):
+        assert torch.equal(got_train, want_train[rows])  # ties included (column 3)
+        assert torch.equal(got_test, want_test)
+
+
+def test_a_sharded_probe_fits_the_same_optimum():
+    train, test, y, y_test, _ = planted()
+    want = fit_logistic_probe(train[0], y, test[0], y_test, num_classes=K)
+    ranks = ThreadRanks(2)
+
+    def work(r):
+        shard = thread_shard(ranks, r, N)
+        return fit_logistic_probe(
+            train[0][shard.rows], y[shard.rows], test[0], y_test, num_classes=K, shard=shard
+        )
+
+    for got in ranks.run(work):
+        torch.testing.assert_close(got.loss, want.loss, rtol=RTOL, atol=0)  # L-BFGS tolerances
+        assert float(got.train_acc) == float(want.train_acc)
+        assert torch.equal(got.test_pred, want.test_pred)
+        torch.testing.assert_close(got.weight, want.weight, rtol=1e-4, atol=1e-6)
+
+
+def test_shards_that_do_not_partition_the_split_are_refused():
+    with pytest.raises(ValueError, match="hold 3 rows in all, not total=4"):
+        Shard(SingleProcess(), torch.arange(3), 4)
+    with pytest.raises(ValueError, match=r"must lie in \[0, total=3\)"):
+        Shard(SingleProcess(), torch.tensor([0, 1, 3]), 3)
+    with pytest.raises(ValueError, match="1-D int64"):
+        Shard(SingleProcess(), torch.arange(3.0), 3)
+    train, test, y, y_test, _ = planted()
+    ranks = ThreadRanks(2)
+
+    def wrong_rows(r):
+        shard = thread_shard(ranks, r, N)
+        return PairAnalysis(train, test, y, y_test, K, shard=shard)  # the whole split, not a shard
+
+    with pytest.raises(ValueError, match=r"the shard lists 15[01] rows but train\[0\] has 301"):
+        ranks.run(wrong_rows)
+
+
+def test_the_refits_are_dealt_out_over_the_ranks(monkeypatch):
+    from ncib.analysis import intervals
+
+    fitted: dict[int, int] = {}
+    original = intervals.refit_correlations
+
+    def counted(covariances, *args):
+        rank = int(threading.current_thread().name.split("-")[-1])
+        fitted[rank] = fitted.get(rank, 0) + len(covariances)
+        return original(covariances, *args)
+
+    monkeypatch.setattr(intervals, "refit_correlations", counted)
+    ranks = ThreadRanks(3)
+    ranks.run(lambda r: analysis(thread_shard(ranks, r, N)).intervals("normal"), name="rank")
+    refits = IntervalSettings().refits  # 20: ranks 0, 1, 2 fit 7, 7, 6
+    assert fitted == {r: len(range(r, refits, 3)) for r in range(3)}
