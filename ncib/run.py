@@ -58,7 +58,7 @@ def train(cfg: DictConfig) -> dict:
     import torch
     from hydra.utils import instantiate
 
-    from ncib.callbacks import AtomicCheckpointIO
+    from ncib.callbacks import AnalysisMemoryCheck, AtomicCheckpointIO
     from ncib.cluster import cluster_environment
     from ncib.rundir.resume import prepare_run_dir
     from ncib.tracking.wandb_run import init_kwargs as wandb_init_kwargs
@@ -68,7 +68,8 @@ def train(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed_pair[0], workers=True, verbose=False)  # unseeded bits only
     datamodule = instantiate(cfg.dataset.datamodule)
     model = instantiate(cfg.model)
-    callbacks = instantiate_group(cfg.callbacks)
+    # the analysis's memory per rank, checked at setup before the first step (docs/design.md §3)
+    callbacks = [*instantiate_group(cfg.callbacks), AnalysisMemoryCheck()]
     # a W&B service inherited from the process that started this one (a notebook, a test) would
     # be shared with every run it starts, and still hold the run id of a killed attempt that
     # this one resumes ("run ID ... is in use"): each run talks to a service of its own

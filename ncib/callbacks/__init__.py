@@ -1,5 +1,5 @@
 """Thin Lightning adapters: the analysis callback over :mod:`ncib.engine`, checkpoints that
-survive kills, and the divergence guard."""
+survive kills, the divergence guard, and the analysis's memory check."""
 
 from ncib.callbacks.analysis import PairAnalysisCallback
 from ncib.callbacks.checkpoint import (
@@ -8,9 +8,11 @@ from ncib.callbacks.checkpoint import (
     EpochCheckpoint,
     TrainingDivergedError,
 )
+from ncib.callbacks.memory import AnalysisMemoryCheck
 from ncib.callbacks.progress import ProgressLines
 
 __all__ = [
+    "AnalysisMemoryCheck",
     "AtomicCheckpointIO",
     "DivergenceGuard",
     "EpochCheckpoint",

@@ -1,0 +1,115 @@
+"""The analysis's memory per rank (ncib/engine/memory.py) and the check before training
+(ncib.callbacks.AnalysisMemoryCheck, added by ncib.run)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import ncib.callbacks.memory as memory_callback
+from ncib.callbacks import AnalysisMemoryCheck, PairAnalysisCallback
+from ncib.data import DigitsDataModule
+from ncib.engine import memory
+from ncib.engine.memory import (
+    GIB,
+    MemoryBudget,
+    analysis_bytes_per_rank,
+    analysis_memory,
+    check_analysis_memory,
+)
+from tests.helpers.builders import quiet_trainer, tiny_pair
+
+IMAGENET32 = {"n_train": 1_281_167, "n_test": 50_000, "d": 2048, "k": 1000}
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 8])
+def test_a_rank_holds_its_shard_the_test_split_and_d2_statistics(world):
+    n_train, n_test, d, k = IMAGENET32.values()
+    parts = analysis_memory(n_train, n_test, d, k, world, folds=20).parts
+    n = math.ceil(n_train / world)  # the largest shard
+    assert parts["train features"] == 2 * n * d * 4
+    assert parts["train normal scores"] == 2 * n * d * 4
+    assert parts["T_K of the shard"] == 2 * n * k * 4
+    assert parts["probe"] == n * d * 4 + 2 * n * k * 4
+    assert parts["test split"] == 2 * n_test * (2 * d + k) * 4  # whole on every rank
+    assert parts["test variates"] == 2 * n_test * d * 8
+    assert parts["d x d statistics"] == 12 * d * d * 8
+    assert parts["per-fold grams"] == 6 * 20 * d * d * 4
+    block = (n_train + n_test) * math.ceil(d / world) * 4 + 64 * (n_train + n_test)
+    if world > 1:  # the received column block over all rows, its concatenation, scores sent back
+        block += 2 * n_train * math.ceil(d / world) * 4 + n * d * 4
+    assert parts["normal-score pass"] == block
+
+
+def test_more_ranks_need_less_per_rank_down_to_the_unsharded_part():
+    per_rank = [analysis_bytes_per_rank(**IMAGENET32, world=r) for r in (2, 4, 8, 64)]
+    assert per_rank == sorted(per_rank, reverse=True)
+    fixed = analysis_memory(**IMAGENET32, world=1).parts
+    floor = sum(fixed[p] for p in ("test split", "test variates", "d x d statistics"))
+    floor += fixed["per-fold grams"]
+    assert floor < per_rank[-1] < floor + 2 * GIB
+    no_intervals = analysis_bytes_per_rank(**IMAGENET32, world=8, folds=None)
+    assert per_rank[2] - no_intervals == 6 * 20 * 2048**2 * 4
+
+
+def test_the_check_passes_what_fits_and_names_what_to_set_otherwise():
+    shape = dict(n_train=1_281_167, n_test=50_000, d=2048, k=1000, folds=20, least=5000)
+    a100 = MemoryBudget(80 * GIB, "80.0 GiB of GPU memory on cuda:0")  # an A100
+    assert check_analysis_memory(**shape, world=8, budget=a100).total < 0.9 * a100.bytes
+    with pytest.raises(MemoryError) as err:
+        check_analysis_memory(**shape, world=1, budget=a100)
+    msg = str(err.value)
+    need = analysis_bytes_per_rank(1_281_167, 50_000, 2048, 1000, 1, 20)
+    assert f"{need / GIB:.1f} GiB per rank" in msg and "80.0 GiB of GPU memory on cuda:0" in msg
+    largest = int(msg.split("analysis.max_samples=")[1].split()[0])
+    allowed = int(0.9 * a100.bytes)
+    assert analysis_bytes_per_rank(largest, 50_000, 2048, 1000, 1, 20) <= allowed
+    assert analysis_bytes_per_rank(largest + 1, 50_000, 2048, 1000, 1, 20) > allowed
+    ranks = int(msg.split("run on ")[1].split()[0])
+    assert analysis_bytes_per_rank(1_281_167, 50_000, 2048, 1000, ranks, 20) <= allowed
+    assert analysis_bytes_per_rank(1_281_167, 50_000, 2048, 1000, ranks - 1, 20) > allowed
+    # max_samples counts: the subset that fits passes
+    check_analysis_memory(**shape, world=1, budget=a100, max_samples=largest)
+
+
+def test_host_memory_is_shared_by_the_ranks_of_the_host(monkeypatch):
+    monkeypatch.setattr(memory, "_meminfo_available", lambda: 24 * GIB)
+    assert memory.available_memory("cpu").bytes == 24 * GIB
+    four = memory.available_memory("cpu", ranks_on_host=4)
+    assert four.bytes == 6 * GIB and "shared by 4 ranks" in four.what
+
+
+def _fit(tmp_path, callbacks):
+    steps = []
+    model = tiny_pair()
+    model.on_train_batch_start = lambda *a: steps.append(1)
+    trainer = quiet_trainer(
+        max_epochs=1, limit_train_batches=2, callbacks=callbacks, default_root_dir=str(tmp_path)
+    )
+    trainer.fit(model, datamodule=DigitsDataModule(seeds=[0, 1], batch_size=128))
+    return steps
+
+
+def test_the_run_is_refused_before_its_first_step_when_the_analysis_does_not_fit(
+    tmp_path, monkeypatch
+):
+    plan = {"epochs": [1], "progress": False, "checkpoints": False}
+    budget = int(analysis_bytes_per_rank(700, 360, 32, 10, 1, 20) / 0.9) + 1  # digits: N = 1437
+    monkeypatch.setattr(
+        memory_callback, "available_memory", lambda *a, **kw: MemoryBudget(budget, "the budget")
+    )
+    steps = []
+    with pytest.raises(MemoryError, match=r"per rank .*the budget allows.*max_samples=700 "):
+        steps = _fit(tmp_path, [PairAnalysisCallback(plan), AnalysisMemoryCheck()])
+    assert steps == []
+    # without the analysis there is nothing to check
+    assert _fit(tmp_path, [AnalysisMemoryCheck()])
+
+
+def test_ncib_run_adds_the_check():
+    import inspect
+
+    import ncib.run
+
+    assert "AnalysisMemoryCheck()" in inspect.getsource(ncib.run.train)
