@@ -16,11 +16,11 @@ import logging
 from pytorch_lightning import Callback
 
 from ncib.callbacks.analysis import PairAnalysisCallback
-from ncib.config import MIN_SAMPLES_PER_CLASS
 from ncib.engine.memory import GIB, available_memory, check_analysis_memory
 
 __all__ = ["AnalysisMemoryCheck"]
 log = logging.getLogger("ncib.analysis")
+MIN_SAMPLES_PER_CLASS = 5  # the least analysis.max_samples per class that ncib.config accepts
 
 
 def feature_dim(pl_module) -> int | None:

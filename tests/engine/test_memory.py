@@ -113,3 +113,9 @@ def test_ncib_run_adds_the_check():
     import ncib.run
 
     assert "AnalysisMemoryCheck()" in inspect.getsource(ncib.run.train)
+
+
+def test_the_suggested_subset_is_one_the_config_accepts():
+    from ncib.config import MIN_SAMPLES_PER_CLASS
+
+    assert memory_callback.MIN_SAMPLES_PER_CLASS == MIN_SAMPLES_PER_CLASS
