@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The GPU checks, in one short run (about 6 minutes on one H200):
+# The GPU checks, in one short run (about 6 minutes on one H200, plus at most 12 for the
+# ImageNet32-shape analyses, each cut by a timeout):
 #   bash experiments/gpu_checks.sh [OUT_DIR]
 # gpu-marked tests, the training benchmark beside the reference SupCon loop (ResNet-50 pair,
-# batch 1024, bf16, compiled) and the per-epoch analysis benchmark at CIFAR-10, CIFAR-100 and
-# ImageNet32-subset scale. Logs go to OUT_DIR. Exits non-zero when a GPU test fails, when no
-# GPU test ran (no CUDA: everything skipped), or when a benchmark fails.
+# batch 1024, bf16, compiled), the per-epoch analysis benchmark at CIFAR-10 and CIFAR-100
+# scale, and the one-GPU analysis at the ImageNet32 shape (K = 1000, d = 2048, 50,000 test
+# rows) over N = 100,000 class-balanced training rows and over N = 300,000, each in a fresh
+# process with its time, peak memory and the modelled memory per rank (--world 1). Logs go to
+# OUT_DIR. Exits non-zero when a GPU test fails, when no GPU test ran (no CUDA: everything
+# skipped), or when a benchmark fails or runs past its timeout (ANALYSIS_TIMEOUT seconds each,
+# default 360).
 set -euo pipefail
 export PYTHONUNBUFFERED=1 WANDB_MODE=offline
 out=${1:-${OUT:-gpu_checks}}
@@ -44,6 +49,11 @@ step "analysis benchmark, CIFAR-10 scale" analysis_benchmark_cifar10.log \
   "$py" experiments/benchmarks/analysis.py --device cuda --skip-baseline
 step "analysis benchmark, CIFAR-100 scale" analysis_benchmark_cifar100.log \
   "$py" experiments/benchmarks/analysis.py --device cuda --skip-baseline --classes 100
-step "analysis benchmark, ImageNet32 subset (K = 1000)" analysis_benchmark_imagenet32.log \
-  "$py" experiments/benchmarks/analysis.py --device cuda --skip-baseline --classes 1000 --train 100000 --n-test 50000
+limit=${ANALYSIS_TIMEOUT:-360}
+step "analysis benchmark, ImageNet32 shape, N = 100k class-balanced (K = 1000)" \
+  analysis_benchmark_imagenet32.log timeout "$limit" \
+  "$py" experiments/benchmarks/analysis.py --device cuda --world 1 --balanced --classes 1000 --n-train 100000 --n-test 50000
+step "analysis benchmark, ImageNet32 shape, N = 300k (K = 1000)" \
+  analysis_benchmark_imagenet32_300k.log timeout "$limit" \
+  "$py" experiments/benchmarks/analysis.py --device cuda --world 1 --balanced --classes 1000 --n-train 300000 --n-test 50000
 exit $status

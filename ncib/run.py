@@ -68,7 +68,7 @@ def train(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed_pair[0], workers=True, verbose=False)  # unseeded bits only
     datamodule = instantiate(cfg.dataset.datamodule)
     model = instantiate(cfg.model)
-    # the analysis's memory per rank, checked at setup before the first step (docs/design.md §3)
+    # the analysis's memory per rank, checked at setup before the first step (docs/design.md §3b)
     callbacks = [*instantiate_group(cfg.callbacks), AnalysisMemoryCheck()]
     # a W&B service inherited from the process that started this one (a notebook, a test) would
     # be shared with every run it starts, and still hold the run id of a killed attempt that

@@ -20,6 +20,19 @@ load average: the machine may be shared, so compare ratios measured in one run.
 ``--no-intervals`` leaves out the null threshold and the intervals of the held-out numbers
 (docs/math.md §5.5) and the fold sums they need (the analysis without that cost).
 
+``--world R[,R...]`` is the distributed mode (docs/design.md §3a): for each R, R fresh processes
+(CPU gloo, or one GPU each over NCCL with ``--device cuda`` when CUDA has R devices; R = 1: one
+fresh process, unsharded) generate the same synthetic split (each keeps only its training rows
+``rank::R``, generated chunk by chunk; the test split whole), analyse it with
+``PairAnalysis(shard=...)`` and report the analysis time, the peak resident memory of each rank
+during the analysis and over its life (``ru_maxrss``), ``torch.cuda.max_memory_allocated`` on
+GPUs, and the per-rank memory of ``ncib.engine.memory`` beside them; a summary table puts every
+R beside the first (list 1 first for the single-process figure) with the largest relative
+difference of the printed scalars from it. No baseline in this mode.
+
+    python experiments/benchmarks/analysis.py --world 1,2,3                      # CIFAR-10 shape
+    python experiments/benchmarks/analysis.py --world 1,2 --classes 1000 --n-train 20000
+
 ``--warm-start EPS`` then analyses a "second epoch" — every feature matrix mixed with EPS times
 a random linear map of itself (then ReLU) — and fits its raw and normal-score probes twice:
 from zero (as ``PairAnalysis`` does) and from the first epoch's solutions
@@ -40,17 +53,23 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import math  # noqa: E402
 import resource  # noqa: E402
+import socket  # noqa: E402
+import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from functools import partial  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ncib.analysis import IntervalSettings, PairAnalysis, fit_logistic_probe
+from ncib.analysis.shards import Shard, TorchDistributed, strided_rows
+from ncib.engine.memory import analysis_memory
 from ncib.metrics.outputs import all_outputs
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -83,8 +102,21 @@ class RssSampler:
         self._thread.join()
 
 
-def synthetic_pair(n_train: int, n_test: int, dim: int, classes: int, seed: int):
-    """Float32 features of a collapsed pair: ``((Z0_tr, Z1_tr), (Z0_te, Z1_te), y_tr, y_te)``.
+def synthetic_pair(
+    n_train: int,
+    n_test: int,
+    dim: int,
+    classes: int,
+    seed: int,
+    rank: int = 0,
+    world: int = 1,
+    balanced: bool = False,
+):
+    """Float32 features of a collapsed pair: ``((Z0_tr, Z1_tr), (Z0_te, Z1_te), y_tr, y_te)``;
+    with ``world`` > 1 only the training rows ``rank::world`` of that split (the same numbers:
+    every rank draws every chunk and keeps its rows), the test split whole. ``balanced``: each
+    split draws its classes evenly (⌊n/K⌋ or ⌈n/K⌉ each, before the label flips), instead of
+    the two splits sharing one even draw.
 
     Class means near a scaled simplex (separation ≈ 11 vs within-class std ≈ 1 along 2K latent
     directions and 0.3 per coordinate) plus a positive offset; member 0 = ReLU of that,
@@ -93,7 +125,12 @@ def synthetic_pair(n_train: int, n_test: int, dim: int, classes: int, seed: int)
     """
     g = torch.Generator().manual_seed(seed)
     n = n_train + n_test
-    y = (torch.arange(n) % classes)[torch.randperm(n, generator=g)]
+    if balanced:
+        y = torch.cat(
+            [(torch.arange(m) % classes)[torch.randperm(m, generator=g)] for m in (n_train, n_test)]
+        )
+    else:
+        y = (torch.arange(n) % classes)[torch.randperm(n, generator=g)]
     simplex = (torch.eye(classes) - 1.0 / classes) * math.sqrt(classes / (classes - 1))
     latent = min(2 * classes, dim - classes)  # 2K latent directions where d leaves room
     if latent < 1:
@@ -103,17 +140,26 @@ def synthetic_pair(n_train: int, n_test: int, dim: int, classes: int, seed: int)
     means = 8.0 * (simplex + 0.05 * torch.randn(classes, classes, generator=g)) @ class_basis.T
     means += 0.5 + 0.25 * torch.rand(dim, generator=g)  # offset so ReLU keeps most structure
     linear_map = torch.randn(dim, dim, generator=g) / math.sqrt(dim)
-    z0, z1 = torch.empty(n, dim), torch.empty(n, dim)
+    index = torch.arange(n)
+    kept = (index >= n_train) | (index % world == rank)  # this rank's training rows, all test
+    n_kept = int(kept.sum())
+    z0, z1 = torch.empty(n_kept, dim), torch.empty(n_kept, dim)
+    filled = 0
     for start in range(0, n, 8192):
         sl = slice(start, min(n, start + 8192))
         m = sl.stop - sl.start
         pre = means[y[sl]] + torch.randn(m, latent, generator=g) @ latent_basis.T
         pre += 0.3 * torch.randn(m, dim, generator=g)
-        z1[sl] = (pre @ linear_map + 0.5 * torch.randn(m, dim, generator=g)).relu_()
-        z0[sl] = pre.relu_()
+        mine = kept[sl]
+        out = slice(filled, filled + int(mine.sum()))
+        z1[out] = (pre @ linear_map + 0.5 * torch.randn(m, dim, generator=g)).relu_()[mine]
+        z0[out] = pre.relu_()[mine]
+        filled = out.stop
     flip = torch.rand(n, generator=g) < 0.03
     y[flip] = torch.randint(0, classes, (int(flip.sum()),), generator=g)
-    return (z0[:n_train], z1[:n_train]), (z0[n_train:], z1[n_train:]), y[:n_train], y[n_train:]
+    y = y[kept]
+    t = n_kept - n_test
+    return (z0[:t], z1[:t]), (z0[t:], z1[t:]), y[:t], y[t:]
 
 
 class Stages:
@@ -131,12 +177,16 @@ class Stages:
         return sum(self.wall.values()), sum(self.cpu.values())
 
 
-def timed(stages: Stages, name: str, fn: Callable[[], object], sync: Callable[[], None]):
+def _timed(
+    stages: Stages, name: str, fn: Callable[[], object], sync: Callable[[], None], show=True
+):
     sync()
     t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
     sync()
     stages.add(name, time.perf_counter() - t0, time.process_time() - c0)
+    if not show:
+        return out
     print(
         f"  {name:<38s} {stages.wall[name]:8.2f} s   cpu {stages.cpu[name]:7.2f} s   "
         f"load {os.getloadavg()[0]:5.2f}",
@@ -145,8 +195,32 @@ def timed(stages: Stages, name: str, fn: Callable[[], object], sync: Callable[[]
     return out
 
 
-def run_ours(pa: PairAnalysis, sync: Callable[[], None]) -> Stages:
+KEYS = (  # the scalars printed (and compared across R in the distributed mode)
+    "cca/mean_k/raw",
+    "cca/mean_k/normal",
+    "cca/mean_k_lo/normal",
+    "cca/mean_k_hi/normal",
+    "cca/insample/mean_k/normal",
+    "gib/beta_tk",
+    "etf/cos_mean/tk/m0",
+    "nc1/raw/m0",
+    "gib/mi_xy",
+    "gib/mi_xy_lo",
+    "gib/mi_xy_hi",
+    "gib/insample/mi_xy",
+    "gib/null_rho",
+    "ncc/loo_acc/raw/m0",
+    "copula_cca/mean_all/m0",
+    "probe/test_acc/raw/m0",
+    "probe/test_acc/normal/m1",
+    "probe/test_acc/tk/m0",
+    "nc4/test/tk/m0",
+)
+
+
+def run_ours(pa: PairAnalysis, sync: Callable[[], None], show: bool = True) -> Stages:
     st = Stages()
+    timed = partial(_timed, show=show)
     timed(st, "normal scores (2 members x 2 splits)", lambda: [pa.normal(m) for m in (0, 1)], sync)
     # as the engine can when the identifiability group is due: all blocks in one pass
     timed(st, "covariance blocks (raw, normal, copula)", pa.covariances, sync)
@@ -176,7 +250,8 @@ def run_ours(pa: PairAnalysis, sync: Callable[[], None]) -> Stages:
     for kind in ("raw", "normal", "tk"):
         name = f"probes ({kind}, 2 members)"
         probes = timed(st, name, lambda k=kind: [pa.probe(k, m) for m in (0, 1)], sync)
-        print(f"  {'':<34s} L-BFGS evaluations {[p.n_evals for p in probes]}")
+        if show:
+            print(f"  {'':<34s} L-BFGS evaluations {[p.n_evals for p in probes]}")
     timed(st, "held-out GIB + null threshold (normal)", pa.heldout_gib_summary, sync)
     if pa.intervals_settings is not None:
         timed(
@@ -209,7 +284,7 @@ def run_baseline(train, test, y_tr: np.ndarray, y_te: np.ndarray, k: int, classe
     res: dict[str, object] = {}
 
     def t(name, fn):
-        return timed(st, name, fn, lambda: None)
+        return _timed(st, name, fn, lambda: None)
 
     def normal(ztr, zte):
         n = ztr.shape[0]
@@ -370,6 +445,163 @@ def second_epoch(pa: PairAnalysis, feats, y_tr, y_te, classes: int, eps: float, 
                 )
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def shard_worker(rank: int, world: int, port: int, args: dict, out_dir: str) -> None:
+    """One rank of the distributed mode: its shard of the synthetic split, the analysis timed,
+    its memory; writes ``world<R>.rank<r>.json`` into ``out_dir``."""
+    import torch.distributed as dist
+
+    cuda = args["device"] == "cuda"
+    torch.set_num_threads(args["threads"] or max(1, torch.get_num_threads() // world))
+    dev = torch.device("cuda", rank) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(dev)
+    if world > 1:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
+    sampler = RssSampler()
+    start = sampler.current()  # torch and the interpreter
+    n, n_test, dim, k = args["n_train"], args["n_test"], args["dim"], args["classes"]
+    (z0, z1), (z0t, z1t), y_tr, y_te = synthetic_pair(
+        n, n_test, dim, k, args["seed"], rank, world, args["balanced"]
+    )
+    feats = [t.to(dev) for t in (z0, z1, z0t, z1t)]
+    y_tr, y_te = y_tr.to(dev), y_te.to(dev)
+    del z0, z1, z0t, z1t
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(dev)
+        if world > 1:
+            dist.barrier()
+
+    if cuda:  # CUDA context, handles and kernels on a slice, unsharded, excluded from timing
+        small = PairAnalysis(
+            (feats[0][:4096], feats[1][:4096]),
+            (feats[2][:1024], feats[3][:1024]),
+            y_tr[:4096],
+            y_te[:1024],
+            k,
+        )
+        all_outputs(small)
+        del small
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+    sync()
+    before = sampler.reset()
+    shard = Shard(TorchDistributed(), strided_rows(n, rank, world), n) if world > 1 else None
+    intervals = None if args["no_intervals"] else IntervalSettings()
+    t0 = time.perf_counter()
+    pa = PairAnalysis(
+        (feats[0], feats[1]), (feats[2], feats[3]), y_tr, y_te, k, intervals=intervals, shard=shard
+    )
+    if rank == 0:
+        print(f"-- R = {world}: rank 0's stages --", flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stages = run_ours(pa, sync, show=rank == 0)
+        scalars = all_outputs(pa)[0]
+    wall = time.perf_counter() - t0
+    folds = None if intervals is None else intervals.folds
+    result = {
+        "rank": rank,
+        "world": world,
+        "wall": wall,
+        "stages_wall": stages.totals()[0],
+        "cpu": stages.totals()[1],
+        "threads": torch.get_num_threads(),
+        "rss_start": start,
+        "rss_features": before,
+        "rss_peak": sampler.peak,
+        "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "cuda_max": torch.cuda.max_memory_allocated(dev) if cuda else None,
+        "model": analysis_memory(n, n_test, dim, k, world, folds).total,
+        "scalars": {key: float(scalars[key]) for key in KEYS},
+    }
+    sampler.stop()
+    with open(os.path.join(out_dir, f"world{world}.rank{rank}.json"), "w") as f:
+        json.dump(result, f)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def _relative(a: float, b: float) -> float:
+    if math.isnan(a) and math.isnan(b):
+        return 0.0
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+def distributed(args: argparse.Namespace) -> None:
+    """The ``--world`` mode: every R in turn, then the summary beside the first R."""
+    import torch.multiprocessing as mp
+
+    worlds = [int(w) for w in str(args.world).split(",")]
+    if args.device == "cuda" and torch.cuda.device_count() < max(worlds):
+        raise SystemExit(
+            f"--world {max(worlds)} needs {max(worlds)} GPUs; CUDA has {torch.cuda.device_count()}"
+        )
+    gib = 2**30
+    print(
+        f"distributed mode: N={args.n_train}+{args.n_test}, d={args.dim}, K={args.classes}, "
+        f"device {args.device} ({'NCCL' if args.device == 'cuda' else 'gloo'}), R in {worlds}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()}",
+        flush=True,
+    )
+    rows = []
+    with tempfile.TemporaryDirectory() as out:
+        for world in worlds:
+            t0 = time.perf_counter()
+            mp.spawn(shard_worker, args=(world, _free_port(), vars(args), out), nprocs=world)
+            ranks = []
+            for r in range(world):
+                with open(os.path.join(out, f"world{world}.rank{r}.json")) as f:
+                    ranks.append(json.load(f))
+            rows.append(ranks)
+            print(
+                f"   R = {world} done in {time.perf_counter() - t0:.1f} s (with start-up and "
+                f"data); load average {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
+            for res in ranks:
+                cuda = "" if res["cuda_max"] is None else f", CUDA max {res['cuda_max'] / gib:.2f}"
+                print(
+                    f"   rank {res['rank']}: analysis {res['wall']:.2f} s (cpu {res['cpu']:.1f} s, "
+                    f"{res['threads']} threads); RSS at start {res['rss_start'] / gib:.2f}, with "
+                    f"features {res['rss_features'] / gib:.2f}, peak {res['rss_peak'] / gib:.2f} "
+                    f"(+{(res['rss_peak'] - res['rss_start']) / gib:.2f} over the start), "
+                    f"ru_maxrss {res['ru_maxrss'] / gib:.2f}{cuda} GiB; modelled "
+                    f"{res['model'] / gib:.2f} GiB",
+                    flush=True,
+                )
+    first = rows[0][0]["scalars"]
+    print(
+        "-- summary (per rank: the slowest analysis time, the largest memory in GiB; '+ start': "
+        "peak RSS over the process's RSS before the features, to compare with the model) --"
+    )
+    print(
+        f"  {'R':>3s} {'time s':>8s} {'speed-up':>8s} {'peak RSS':>9s} {'+ start':>8s} {'ru_maxrss':>9s} "
+        f"{'CUDA max':>9s} {'model':>7s} {'max rel diff vs R=' + str(worlds[0]):>20s}"
+    )
+    for ranks in rows:
+        wall = max(r["wall"] for r in ranks)
+        cmax = [r["cuda_max"] for r in ranks if r["cuda_max"] is not None]
+        diff = max(_relative(r["scalars"][key], first[key]) for r in ranks for key in KEYS)
+        print(
+            f"  {ranks[0]['world']:>3d} {wall:8.2f} {max(x['wall'] for x in rows[0]) / wall:8.2f} "
+            f"{max(r['rss_peak'] for r in ranks) / gib:9.2f} "
+            f"{max(r['rss_peak'] - r['rss_start'] for r in ranks) / gib:8.2f} "
+            f"{max(r['ru_maxrss'] for r in ranks) / gib:9.2f} "
+            f"{(max(cmax) / gib if cmax else float('nan')):9.2f} {ranks[0]['model'] / gib:7.2f} "
+            f"{diff:20.2e}"
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--classes", type=int, default=10)
@@ -398,7 +630,21 @@ def main() -> None:
         metavar="EPS",
         help="also time the probes of a perturbed 'second epoch' cold and warm-started",
     )
+    p.add_argument(
+        "--balanced",
+        action="store_true",
+        help="draw each split's classes evenly (the training split class-balanced)",
+    )
+    p.add_argument(
+        "--world",
+        default=None,
+        metavar="R[,R...]",
+        help="distributed mode: the analysis sharded over R processes, for each R (1: unsharded)",
+    )
     args = p.parse_args()
+    if args.world:
+        distributed(args)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -413,7 +659,7 @@ def main() -> None:
     base_rss = sampler.current()
     print(f"RSS before features: {base_rss / gib:.2f} GiB")
     (z0, z1), (z0t, z1t), y_tr, y_te = synthetic_pair(
-        args.n_train, args.n_test, args.dim, args.classes, args.seed
+        args.n_train, args.n_test, args.dim, args.classes, args.seed, balanced=args.balanced
     )
     feats = [t.to(dev) for t in (z0, z1, z0t, z1t)]
     ytr_d, yte_d = y_tr.to(dev), y_te.to(dev)
@@ -469,27 +715,7 @@ def main() -> None:
         )
     print(f"  warnings: {len(caught)} emitted; recorded: {pa.warnings}")
     s = all_outputs(pa)[0]
-    for key in (
-        "cca/mean_k/raw",
-        "cca/mean_k/normal",
-        "cca/mean_k_lo/normal",
-        "cca/mean_k_hi/normal",
-        "cca/insample/mean_k/normal",
-        "gib/beta_tk",
-        "etf/cos_mean/tk/m0",
-        "nc1/raw/m0",
-        "gib/mi_xy",
-        "gib/mi_xy_lo",
-        "gib/mi_xy_hi",
-        "gib/insample/mi_xy",
-        "gib/null_rho",
-        "ncc/loo_acc/raw/m0",
-        "copula_cca/mean_all/m0",
-        "probe/test_acc/raw/m0",
-        "probe/test_acc/normal/m1",
-        "probe/test_acc/tk/m0",
-        "nc4/test/tk/m0",
-    ):
+    for key in KEYS:
         print(f"  {key:<30s} {s[key]: .4f}")
     if args.warm_start:
         second_epoch(pa, feats, ytr_d, yte_d, args.classes, args.warm_start, args.seed)

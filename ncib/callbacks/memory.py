@@ -6,7 +6,7 @@ finds the run's :class:`~ncib.callbacks.PairAnalysisCallback` (none: nothing to 
 the shape of the analysis (training rows after ``analysis.max_samples``, test rows, the
 encoder's feature dimension, k, the classes, ``analysis.intervals.folds``) and the ranks, and
 calls :func:`ncib.engine.memory.check_analysis_memory` against the GPU's memory, or the host's
-available memory shared by this node's ranks on the CPU (docs/design.md §3).
+available memory shared by this node's ranks on the CPU (docs/design.md §3b).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The memory one rank needs for the per-epoch analysis, and the check made before training.
 
 A pure model of what a rank holds during a sharded :class:`~ncib.analysis.PairAnalysis`
-(:mod:`ncib.analysis.shards`; docs/design.md §3 tables it at the ImageNet32 shape), and
+(:mod:`ncib.analysis.shards`; docs/design.md §3b tables it at the ImageNet32 shape), and
 :func:`check_analysis_memory`, which the run calls before the first step
 (:class:`ncib.callbacks.AnalysisMemoryCheck`): it refuses a run whose analysis would not fit,
 saying what it needs, what there is, and what to set. Imports no Lightning.
