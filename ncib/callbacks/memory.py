@@ -5,8 +5,9 @@ every rank, after the datamodule is set up, before the model moves or a step is 
 finds the run's :class:`~ncib.callbacks.PairAnalysisCallback` (none: nothing to check), reads
 the shape of the analysis (training rows after ``analysis.max_samples``, test rows, the
 encoder's feature dimension, k, the classes, ``analysis.intervals.folds``) and the ranks, and
-calls :func:`ncib.engine.memory.check_analysis_memory` against the GPU's memory, or the host's
-available memory shared by this node's ranks on the CPU (docs/design.md §3b).
+calls :func:`ncib.engine.memory.check_analysis_memory` against the GPU's memory less the
+training images it holds, or the host's available memory shared by this node's ranks on the
+CPU (docs/design.md §3b).
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import logging
 from pytorch_lightning import Callback
 
 from ncib.callbacks.analysis import PairAnalysisCallback
-from ncib.engine.memory import GIB, available_memory, check_analysis_memory
+from ncib.engine.memory import (
+    GIB,
+    MemoryBudget,
+    available_memory,
+    check_analysis_memory,
+    size,
+)
 
 __all__ = ["AnalysisMemoryCheck"]
 log = logging.getLogger("ncib.analysis")
@@ -52,6 +59,12 @@ class AnalysisMemoryCheck(Callback):
         budget = available_memory(
             device, ranks_on_host=trainer.num_devices if device.type == "cpu" else 1
         )
+        if device.type == "cuda":  # the training images live on the GPU too (train_split_on)
+            images = splits["train"][0]
+            held = images.numel() * images.element_size()
+            budget = MemoryBudget(
+                budget.bytes - held, f"{budget.what} less {size(held)} of training images"
+            )
         need = check_analysis_memory(
             n_train=len(splits["train"][1]),
             n_test=len(splits["test"][1]),

@@ -42,6 +42,7 @@ __all__ = [
     "available_memory",
     "check_analysis_memory",
     "largest_fitting_samples",
+    "size",
 ]
 
 GIB = 2**30

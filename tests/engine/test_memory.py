@@ -119,3 +119,48 @@ def test_the_suggested_subset_is_one_the_config_accepts():
     from ncib.config import MIN_SAMPLES_PER_CLASS
 
     assert memory_callback.MIN_SAMPLES_PER_CLASS == MIN_SAMPLES_PER_CLASS
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_the_check_reads_the_runs_shape_and_the_memory_of_its_device(monkeypatch, device):
+    from types import SimpleNamespace
+
+    import torch
+
+    seen = {}
+    monkeypatch.setattr(
+        memory_callback,
+        "available_memory",
+        lambda dev, ranks_on_host: seen.update(host=ranks_on_host) or MemoryBudget(GIB, "1 GiB"),
+    )
+    monkeypatch.setattr(
+        memory_callback,
+        "check_analysis_memory",
+        lambda **kw: seen.update(kw) or analysis_memory(10, 10, 4, 2),
+    )
+    plan = {"epochs": [1], "k": 3, "max_samples": 700, "intervals": {"folds": 7}}
+    images = torch.zeros(1000, 3, 8, 8, dtype=torch.uint8)
+    dm = SimpleNamespace(
+        splits={"train": (images, torch.zeros(1000)), "test": (None, torch.zeros(300))},
+        num_classes=10,
+    )
+    trainer = SimpleNamespace(
+        callbacks=[PairAnalysisCallback(plan)],
+        datamodule=dm,
+        strategy=SimpleNamespace(root_device=torch.device(device)),
+        world_size=4,
+        num_devices=2,
+    )
+    AnalysisMemoryCheck().setup(trainer, tiny_pair(feature_dim=48), "fit")
+    assert (seen["n_train"], seen["n_test"], seen["d"], seen["k"], seen["classes"]) == (
+        1000,
+        300,
+        48,
+        3,
+        10,
+    )
+    assert (seen["world"], seen["folds"], seen["max_samples"], seen["least"]) == (4, 7, 700, 50)
+    if device == "cpu":  # the host's memory is shared by this node's 2 ranks
+        assert seen["host"] == 2 and seen["budget"].bytes == GIB
+    else:  # a GPU each, less the training images it holds
+        assert seen["host"] == 1 and seen["budget"].bytes == GIB - 1000 * 3 * 64
