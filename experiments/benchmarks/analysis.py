@@ -508,6 +508,8 @@ def shard_worker(rank: int, world: int, port: int, args: dict, out_dir: str) -> 
         scalars = all_outputs(pa)[0]
     wall = time.perf_counter() - t0
     folds = None if intervals is None else intervals.folds
+    # both members side by side only in one CPU process with 2+ threads (ncib.engine.memory)
+    side = 2 if not cuda and world == 1 and torch.get_num_threads() >= 2 else 1
     result = {
         "rank": rank,
         "world": world,
@@ -520,7 +522,7 @@ def shard_worker(rank: int, world: int, port: int, args: dict, out_dir: str) -> 
         "rss_peak": sampler.peak,
         "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "cuda_max": torch.cuda.max_memory_allocated(dev) if cuda else None,
-        "model": analysis_memory(n, n_test, dim, k, world, folds).total,
+        "model": analysis_memory(n, n_test, dim, k, world, folds, side_by_side=side).total,
         "scalars": {key: float(scalars[key]) for key in KEYS},
     }
     sampler.stop()

@@ -76,5 +76,6 @@ class AnalysisMemoryCheck(Callback):
             classes=classes,
             max_samples=settings.max_samples,
             least=MIN_SAMPLES_PER_CLASS * classes,
+            side_by_side=1 if device.type == "cuda" else None,  # a GPU: one member at a time
         )
         log.debug("analysis memory per rank: %.1f GiB of %s", need.total / GIB, budget.what)

@@ -13,19 +13,29 @@ features, T_K of dimension k, K classes, B folds; float32 = 4 bytes, float64 = 8
 train features, 2 members         2 · n · d · 4
 their normal scores               2 · n · d · 4
 T_K of the shard, 2 members       2 · n · k · 4
-normal-score pass                 one member at a time: (N + N_t) · ⌈d/R⌉ · 4 (the column
-                                  block transposed for the sort) + 64 · max(2²⁰, N + N_t) (the
-                                  sort's block workspace); with R > 1 also 2 · N · ⌈d/R⌉ · 4
-                                  (the received column block and its concatenation) and
-                                  n · d · 4 (the scores sent back)
+normal-score pass                 per member: (N + N_t) · ⌈d/R⌉ · 4 (the column block
+                                  transposed for the sort) + 64 · max(2²⁰, N + N_t) (the sort's
+                                  block workspace); with R > 1 also 2 · N · ⌈d/R⌉ · 4 (the
+                                  received column block and its concatenation), 2 · n · d · 4
+                                  (the contiguous blocks sent and the scores sent back) and
+                                  N_t · d · 4 (the test scores gathered)
 test split, 2 members             2 · N_t · (2d + k) · 4 (raw, normal scores, T_K)
 test variates, 2 members          2 · N_t · d · 8 (float64)
-probe                             n · d · 4 (standardised copy of the shard) + 2 · n · K · 4
-                                  (logits and their gradient)
+probe                             per member: n · d · 4 (standardised copy of the shard)
+                                  + 2 · n · K · 4 (logits and their gradient)
 d × d statistics                  12 · d² · 8 (float64 blocks: raw and normal scores 3 each,
                                   copula 2, and 4 of decomposition workspace)
 per-fold grams                    6 · B · d² · 4 (float32; none without intervals)
+workspace                         10 % of the above (row chunks of the covariance pass,
+                                  decompositions, the allocator's slack)
 ================================  =============================================================
+
+The per-member transients (the normal-score pass and the probe) count twice where both
+members are computed side by side: one unsharded process on a multi-core CPU
+(:func:`ncib.analysis._linalg.concurrently`); sharded ranks and GPUs compute them one after
+the other (``side_by_side``).
+The model is checked against measured peaks by ``experiments/benchmarks/analysis.py --world``
+(docs/design.md §3b).
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ DD_BLOCKS = 12  # float64 d × d: raw 3, normal 3, copula 2, decomposition works
 FOLD_BLOCKS = 6  # per-fold float32 grams per fold (ncib/analysis/intervals.py)
 SORT_WORKSPACE = 64  # bytes per value of a block of the normal-score sort (copula._score)
 SORT_BLOCK = 2**20  # values sorted at once, at least one column (copula._BLOCK_ELEMENTS)
+WORKSPACE = 0.10  # the rest, as a share of the named parts (module docstring)
 HEADROOM = 0.9  # the analysis may use this share of what is available
 
 
@@ -81,30 +92,35 @@ def analysis_memory(
     world: int = 1,
     folds: int | None = 20,
     classes: int | None = None,
+    side_by_side: int | None = None,
 ) -> AnalysisMemory:
     """What one of ``world`` ranks holds when ``n_train`` training rows (sharded ``rank::world``)
     and ``n_test`` test rows of ``d`` features are analysed with T_K of dimension ``k`` and
     ``classes`` classes (default ``k``), ``folds`` training folds for the intervals (None or 0:
-    no intervals)."""
+    no intervals); ``side_by_side``: members whose transients are held at once (default: 2
+    unsharded, as on a multi-core CPU; 1 sharded; pass 1 for a GPU)."""
     for name, v in (("n_train", n_train), ("n_test", n_test), ("d", d), ("k", k), ("world", world)):
         if int(v) != v or v < (0 if name == "n_test" else 1):
             raise ValueError(f"{name} must be a positive integer; got {v!r}")
     classes = k if classes is None else classes
     n = math.ceil(n_train / world)  # the largest shard
     cols = math.ceil(d / world)
+    if side_by_side is None:  # members at once (module docstring)
+        side_by_side = 2 if world == 1 else 1
     parts = {
         "train features": 2 * n * d * FLOAT32,
         "train normal scores": 2 * n * d * FLOAT32,
         "T_K of the shard": 2 * n * k * FLOAT32,
-        "normal-score pass": (n_train + n_test) * cols * FLOAT32
-        + SORT_WORKSPACE * max(SORT_BLOCK, n_train + n_test)
-        + (2 * n_train * cols * FLOAT32 + n * d * FLOAT32 if world > 1 else 0),
+        "normal-score pass": side_by_side
+        * ((n_train + n_test) * cols * FLOAT32 + SORT_WORKSPACE * max(SORT_BLOCK, n_train + n_test))
+        + ((2 * n_train * cols + 2 * n * d + n_test * d) * FLOAT32 if world > 1 else 0),
         "test split": 2 * n_test * (2 * d + k) * FLOAT32,
         "test variates": 2 * n_test * d * FLOAT64,
-        "probe": n * d * FLOAT32 + 2 * n * classes * FLOAT32,
+        "probe": side_by_side * (n * d + 2 * n * classes) * FLOAT32,
         "d x d statistics": DD_BLOCKS * d * d * FLOAT64,
         "per-fold grams": FOLD_BLOCKS * (folds or 0) * d * d * FLOAT32,
     }
+    parts["workspace"] = int(WORKSPACE * sum(parts.values()))
     return AnalysisMemory(parts)
 
 
@@ -116,9 +132,10 @@ def analysis_bytes_per_rank(
     world: int = 1,
     folds: int | None = 20,
     classes: int | None = None,
+    side_by_side: int | None = None,
 ) -> int:
     """Total bytes of :func:`analysis_memory`."""
-    return analysis_memory(n_train, n_test, d, k, world, folds, classes).total
+    return analysis_memory(n_train, n_test, d, k, world, folds, classes, side_by_side).total
 
 
 @dataclass(frozen=True)
@@ -159,13 +176,24 @@ def available_memory(device, ranks_on_host: int = 1) -> MemoryBudget:
 
 
 def largest_fitting_samples(
-    n_train: int, n_test: int, d: int, k: int, world: int, folds, classes, budget: int, least: int
+    n_train: int,
+    n_test: int,
+    d: int,
+    k: int,
+    world: int,
+    folds,
+    classes,
+    budget: int,
+    least: int,
+    side_by_side: int | None = None,
 ) -> int | None:
     """The largest training subset in ``[least, n_train]`` whose analysis fits ``budget``
     bytes per rank, or None when not even ``least`` does."""
 
     def fits(n: int) -> bool:
-        return analysis_bytes_per_rank(n, n_test, d, k, world, folds, classes) <= budget
+        return (
+            analysis_bytes_per_rank(n, n_test, d, k, world, folds, classes, side_by_side) <= budget
+        )
 
     if not fits(least):
         return None
@@ -187,31 +215,37 @@ def check_analysis_memory(
     classes: int | None = None,
     max_samples: int | None = None,
     least: int = 1,
+    side_by_side: int | None = None,
 ) -> AnalysisMemory:
     """Raise ``MemoryError`` when the analysis of ``min(n_train, max_samples)`` training rows
     over ``world`` ranks needs more than :data:`HEADROOM` of ``budget`` per rank; the message
     gives the GiB per rank, the memory available, and what to set (``analysis.max_samples=`` the
     largest that fits, or the ranks that would fit the whole split). Returns the estimate."""
     n = n_train if max_samples is None else min(n_train, int(max_samples))
-    need = analysis_memory(n, n_test, d, k, world, folds, classes)
+    need = analysis_memory(n, n_test, d, k, world, folds, classes, side_by_side)
     allowed = int(HEADROOM * budget.bytes)
     if need.total <= allowed:
         return need
     fixes = []
-    largest = largest_fitting_samples(n, n_test, d, k, world, folds, classes, allowed, least)
+    largest = largest_fitting_samples(
+        n, n_test, d, k, world, folds, classes, allowed, least, side_by_side
+    )
     if largest is not None:
         fixes.append(f"analysis.max_samples={largest} (the largest training subset that fits)")
     ranks = next(
         (
             r
             for r in range(world + 1, 4097)
-            if analysis_bytes_per_rank(n, n_test, d, k, r, folds, classes) <= allowed
+            if analysis_bytes_per_rank(n, n_test, d, k, r, folds, classes, side_by_side) <= allowed
         ),
         None,
     )
     if ranks is not None:
         fixes.append(f"run on {ranks} or more ranks (trainer.devices / trainer.num_nodes)")
-    if folds and analysis_bytes_per_rank(n, n_test, d, k, world, 2, classes) <= allowed:
+    if (
+        folds
+        and analysis_bytes_per_rank(n, n_test, d, k, world, 2, classes, side_by_side) <= allowed
+    ):
         fixes.append(f"fewer analysis.intervals.folds (B={folds}: {6 * folds} d x d float32)")
     rows = "all" if max_samples is None or n == n_train else f"max_samples={n} of"
     raise MemoryError(
