@@ -23,6 +23,9 @@ test split, 2 members             2 · N_t · (2d + k) · 4 (raw, normal scores,
 test variates, 2 members          2 · N_t · d · 8 (float64)
 probe                             per member: n · d · 4 (standardised copy of the shard)
                                   + 2 · n · K · 4 (logits and their gradient)
+probe state                       per member: 90 · d · K · 8 (the L-BFGS history of float64
+                                  d × K iterates and what the allocator keeps of them: fitted
+                                  to the measured peaks at K = 1,000, d = 2,048)
 d × d statistics                  12 · d² · 8 (float64 blocks: raw and normal scores 3 each,
                                   copula 2, and 4 of decomposition workspace)
 per-fold grams                    6 · B · d² · 4 (float32; none without intervals)
@@ -61,6 +64,7 @@ DD_BLOCKS = 12  # float64 d × d: raw 3, normal 3, copula 2, decomposition works
 FOLD_BLOCKS = 6  # per-fold float32 grams per fold (ncib/analysis/intervals.py)
 SORT_WORKSPACE = 64  # bytes per value of a block of the normal-score sort (copula._score)
 SORT_BLOCK = 2**20  # values sorted at once, at least one column (copula._BLOCK_ELEMENTS)
+PROBE_STATE = 90  # d × K float64 arrays per member's probe (module docstring; measured)
 WORKSPACE = 0.10  # the rest, as a share of the named parts (module docstring)
 HEADROOM = 0.9  # the analysis may use this share of what is available
 
@@ -117,6 +121,7 @@ def analysis_memory(
         "test split": 2 * n_test * (2 * d + k) * FLOAT32,
         "test variates": 2 * n_test * d * FLOAT64,
         "probe": side_by_side * (n * d + 2 * n * classes) * FLOAT32,
+        "probe state": side_by_side * PROBE_STATE * d * classes * FLOAT64,
         "d x d statistics": DD_BLOCKS * d * d * FLOAT64,
         "per-fold grams": FOLD_BLOCKS * (folds or 0) * d * d * FLOAT32,
     }

@@ -33,6 +33,7 @@ def test_a_rank_holds_its_shard_the_test_split_and_d2_statistics(world, side):
     assert parts["train normal scores"] == 2 * n * d * 4
     assert parts["T_K of the shard"] == 2 * n * k * 4
     assert parts["probe"] == members * (n * d * 4 + 2 * n * k * 4)
+    assert parts["probe state"] == members * 90 * d * k * 8  # not sharded: d × K
     assert parts["test split"] == 2 * n_test * (2 * d + k) * 4  # whole on every rank
     assert parts["test variates"] == 2 * n_test * d * 8
     assert parts["d x d statistics"] == 12 * d * d * 8
@@ -49,9 +50,9 @@ def test_a_rank_holds_its_shard_the_test_split_and_d2_statistics(world, side):
 def test_more_ranks_need_less_per_rank_down_to_the_unsharded_part():
     per_rank = [analysis_bytes_per_rank(**IMAGENET32, world=r) for r in (2, 4, 8, 64)]
     assert per_rank == sorted(per_rank, reverse=True)
-    fixed = analysis_memory(**IMAGENET32, world=1).parts
-    floor = sum(fixed[p] for p in ("test split", "test variates", "d x d statistics"))
-    floor += fixed["per-fold grams"]
+    fixed = analysis_memory(**IMAGENET32, world=64).parts
+    unsharded = ("test split", "test variates", "d x d statistics", "per-fold grams", "probe state")
+    floor = sum(fixed[p] for p in unsharded)
     assert 1.1 * floor < per_rank[-1] < 1.1 * floor + 4 * GIB  # + the 10 % workspace
     no_intervals = analysis_bytes_per_rank(**IMAGENET32, world=8, folds=None)
     assert abs(per_rank[2] - no_intervals - 1.1 * 6 * 20 * 2048**2 * 4) <= 1
