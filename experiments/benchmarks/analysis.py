@@ -593,14 +593,16 @@ def distributed(args: argparse.Namespace) -> None:
     for ranks in rows:
         wall = max(r["wall"] for r in ranks)
         cmax = [r["cuda_max"] for r in ranks if r["cuda_max"] is not None]
-        diff = max(_relative(r["scalars"][key], first[key]) for r in ranks for key in KEYS)
+        diff, worst = max(
+            (_relative(r["scalars"][key], first[key]), key) for r in ranks for key in KEYS
+        )
         print(
             f"  {ranks[0]['world']:>3d} {wall:8.2f} {max(x['wall'] for x in rows[0]) / wall:8.2f} "
             f"{max(r['rss_peak'] for r in ranks) / gib:9.2f} "
             f"{max(r['rss_peak'] - r['rss_start'] for r in ranks) / gib:8.2f} "
             f"{max(r['ru_maxrss'] for r in ranks) / gib:9.2f} "
             f"{(max(cmax) / gib if cmax else float('nan')):9.2f} {ranks[0]['model'] / gib:7.2f} "
-            f"{diff:20.2e}"
+            f"{diff:20.2e}" + (f"  ({worst})" if diff > 0 else "")
         )
 
 
