@@ -88,6 +88,7 @@ def test_a_sharded_epoch_analysis_of_digits_writes_the_record_of_one_process(dig
     written = read_records(tmp_path / "three" / "analysis.jsonl")
     assert len(written) == 1  # rank 0 alone writes
     assert written[0]["num_train"] == one["num_train"] == 1437
+    assert (written[0]["ranks"], one["ranks"]) == (3, 1)
     # the float64 analysis of the same features: what float32 rounds
     feats = extract_pair_features(pair, dm, torch.device("cpu"), progress=False)
     exact = analysed(feats, settings, torch.float64)
