@@ -97,7 +97,10 @@ def test_under_torchrun_the_reanalysis_is_shared_and_gives_the_training_records(
                 if value is None:
                     assert got is None, (record["epoch"], group, name)
                     continue
-                assert abs(got - value) <= 1e-6 * max(1.0, abs(value)), (
+                # float32 sums in another order: 1e-6 where float32 resolves the quantity that
+                # well; NC1 in T_K of an early epoch moves by ~2e-6 (the engine's tests hold the
+                # sharded record to the float64 analysis: tests/engine/test_sharded_epoch.py)
+                assert abs(got - value) <= 1e-4 * max(1e-2, abs(value)), (
                     record["epoch"], group, name, value, got,
                 )  # fmt: skip
     assert (run_dir / records.name.replace("analysis", "report").replace(".jsonl", ".md")).exists()
