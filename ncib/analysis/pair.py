@@ -123,6 +123,12 @@ class PairAnalysis:
             raise ValueError(
                 f"the shard lists {len(shard.rows)} rows but train[0] has {train[0].shape[0]}"
             )
+        if (
+            shard is not None
+            and shard.world == 1
+            and not torch.equal(shard.rows.cpu(), torch.arange(shard.total))
+        ):  # one process analyses the rows in the order given: its folds follow it
+            raise ValueError("a shard of one process must list rows 0..N-1 in order")
         self.shard = shard if shard is not None and shard.world > 1 else None
         self.num_train = train[0].shape[0] if shard is None else int(shard.total)
         for m in range(2):

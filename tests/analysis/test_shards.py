@@ -164,6 +164,10 @@ def test_shards_that_do_not_partition_the_split_are_refused():
     with pytest.raises(ValueError, match="1-D int64"):
         Shard(SingleProcess(), torch.arange(3.0), 3)
     train, test, y, y_test, _ = planted()
+    with pytest.raises(ValueError, match="one process must list rows 0..N-1 in order"):
+        PairAnalysis(
+            train, test, y, y_test, K, shard=Shard(SingleProcess(), torch.arange(N).flip(0), N)
+        )
     ranks = ThreadRanks(2)
 
     def wrong_rows(r):
