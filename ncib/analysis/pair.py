@@ -81,7 +81,7 @@ class PairAnalysis:
         shard: the training split shared over ranks (:class:`ncib.analysis.shards.Shard`):
             ``train`` and ``y_train`` are then this rank's rows ``shard.rows`` only, ``test`` and
             ``y_test`` the whole test split on every rank. Every rank computes the same numbers,
-            equal to those of one process up to the order of summation (docs/design.md §3);
+            equal to those of one process up to the order of summation (docs/design.md §3a);
             call the same methods in the same order on every rank (they communicate).
 
     Everything is computed on first request and cached: normal scores per member (train, and

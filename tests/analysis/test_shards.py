@@ -1,4 +1,4 @@
-"""The analysis shared over ranks equals the analysis of one process (docs/design.md §3).
+"""The analysis shared over ranks equals the analysis of one process (docs/design.md §3a).
 
 A synthetic split of N = 301 rows (a multiple of neither 2 nor 3) with ties in a column and one
 class present only in rank 0's strided shard is analysed whole and in R = 2, 3 shards; every

@@ -1,13 +1,13 @@
 """The analysis of a pair at an epoch shared over R ranks gives the record of one process, on
 the bundled digits: each rank extracts and keeps its shard of the training split
-(docs/design.md §3). Ranks are threads here; ``tests/engine/test_sharded_processes.py`` (slow)
+(docs/design.md §3a). Ranks are threads here; ``tests/engine/test_sharded_processes.py`` (slow)
 uses gloo processes.
 
 In float64 the two agree to rounding (1e-9 asserted). In the engine's float32 they agree to
 1e-6 wherever float32 resolves the quantity that well: where it does not (the T_K scalings of
 an untrained encoder, ~3e-5), the sharded record must be as close to the float64 analysis of
 the same features as the single-process record is. The summation order differs between the
-two, so neither float32 record is more exact than the other (docs/design.md §3).
+two, so neither float32 record is more exact than the other (docs/design.md §3a).
 """
 
 from __future__ import annotations
