@@ -10,6 +10,12 @@ the old one (``analysis-<name>.jsonl``, never overwriting anything) and its repo
     python -m ncib.analyse outputs/digits/2026-11-28_10-00-00                 # the same analysis
     python -m ncib.analyse outputs/digits/2026-11-28_10-00-00 analysis.k=5 --name k5
 
+Under ``torchrun`` the analysis is shared over its processes (docs/design.md §3a): each keeps a
+shard of the training split, so a larger ``analysis.max_samples`` (or the whole split) fits
+and takes less time; rank 0 writes the files.
+
+    torchrun --nproc_per_node 4 -m ncib.analyse outputs/... analysis.max_samples=null --name all
+
 The rooms are imported inside the functions that use them, not at the top: a wrong path or
 setting fails in seconds, before torch, Lightning and the models load.
 """
@@ -49,10 +55,39 @@ def missing_epochs(run_dir: Path, saved, epochs=None) -> list[int]:
     return sorted(wanted - {e for e, _ in saved})
 
 
+def _join_process_group():
+    """The ``torchrun`` processes (``WORLD_SIZE`` > 1) as a collective for the engine, after
+    joining their group (NCCL on GPUs, one per process by ``LOCAL_RANK``; gloo on CPUs); None
+    for one process."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    import torch
+    import torch.distributed as dist
+
+    from ncib.engine.features import TorchCollective
+
+    if not dist.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return TorchCollective()
+
+
 def analyse_run(
-    run_dir: str | Path, overrides=(), name: str | None = None, epochs=None, device=None
+    run_dir: str | Path,
+    overrides=(),
+    name: str | None = None,
+    epochs=None,
+    device=None,
+    collective=None,
 ) -> Path:
-    """Re-analyse the saved analysis checkpoints of ``run_dir``; returns the new records path."""
+    """Re-analyse the saved analysis checkpoints of ``run_dir``; returns the new records path.
+    With a ``collective`` of several processes (:func:`_join_process_group`) every process calls
+    this, the analysis is shared, and rank 0 alone writes."""
     import torch
     from hydra.utils import instantiate
 
@@ -94,20 +129,31 @@ def analyse_run(
         ) from None
     if plan is None:
         raise RunDirError(f"the config of {run_dir} has no analysis callback: nothing to analyse")
+    rank = 0 if collective is None else collective.rank
+    if collective is not None and collective.world > 1 and name is None:  # rank 0's choice
+        import torch.distributed as dist
+
+        chosen = [_next_name(run_dir) if rank == 0 else None]
+        dist.broadcast_object_list(chosen, src=0)  # a short string between our own processes
+        name = chosen[0]
     name = name or _next_name(run_dir)
     if not re.fullmatch(r"[A-Za-z0-9_.=+-]+", name):
         raise RunDirError(f"--name {name!r}: use letters, digits and _.=+- only")
     records_name = f"analysis-{name}.jsonl"
-    if (run_dir / records_name).exists() or records_name == RECORDS_FILE:
+    if (rank == 0 and (run_dir / records_name).exists()) or records_name == RECORDS_FILE:
         raise RunDirError(
             f"{run_dir / records_name} exists; choose another --name (nothing is overwritten)"
         )
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cuda = torch.cuda.is_available()
+    device = torch.device(device or (f"cuda:{torch.cuda.current_device()}" if cuda else "cpu"))
     model = instantiate(cfg.model).to(device)
     datamodule = instantiate(cfg.dataset.datamodule)
-    engine = PairEpochAnalysis(run_dir, plan.settings, records_name=records_name)
-    (run_dir / f"analysis-{name}.overrides").write_text("".join(f"{o}\n" for o in overrides))
-    if missing:  # the report says which epochs it lacks and why
+    engine = PairEpochAnalysis(
+        run_dir, plan.settings, records_name=records_name, collective=collective
+    )
+    if rank == 0:
+        (run_dir / f"analysis-{name}.overrides").write_text("".join(f"{o}\n" for o in overrides))
+    if missing and rank == 0:  # the report says which epochs it lacks and why
         (run_dir / f"analysis-{name}.missing").write_text(
             "".join(
                 f"{e} {analysis_checkpoint_path(run_dir, e).relative_to(run_dir)}\n"
@@ -162,19 +208,35 @@ def main(argv=None) -> None:
         check_run_dir(args.run_dir)
     except RunDirError as err:
         parser.exit(2, f"error: {err}\n")
+    import contextlib
+
     from ncib.engine.checkpoints import CheckpointError
     from ncib.report import write_report
     from ncib.rundir.lock import holding_run_dir
     from ncib.rundir.trusted import UntrustedTargetError
 
-    try:
-        with holding_run_dir(args.run_dir, "python -m ncib.analyse"):
-            records = analyse_run(args.run_dir, args.overrides, args.name, args.epochs, args.device)
-            report = write_report(args.run_dir, records.name)
-            _to_wandb(args.run_dir, records.name, args.overrides)
+    collective = _join_process_group()  # torchrun: the analysis shared over its processes
+    rank = 0 if collective is None else collective.rank
+    try:  # rank 0 holds the run directory for all (a failure there ends torchrun's job)
+        with (
+            holding_run_dir(args.run_dir, "python -m ncib.analyse")
+            if rank == 0
+            else contextlib.nullcontext()
+        ):
+            records = analyse_run(
+                args.run_dir, args.overrides, args.name, args.epochs, args.device, collective
+            )
+            if rank == 0:
+                report = write_report(args.run_dir, records.name)
+                _to_wandb(args.run_dir, records.name, args.overrides)
     except (RunDirError, CheckpointError, UntrustedTargetError) as err:
         parser.exit(2, f"error: {err}\n")
-    print(f"wrote {records} and {report.path}")
+    if collective is not None:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    if rank == 0:
+        print(f"wrote {records} and {report.path}")
 
 
 if __name__ == "__main__":

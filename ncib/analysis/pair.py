@@ -81,7 +81,7 @@ class PairAnalysis:
         shard: the training split shared over ranks (:class:`ncib.analysis.shards.Shard`):
             ``train`` and ``y_train`` are then this rank's rows ``shard.rows`` only, ``test`` and
             ``y_test`` the whole test split on every rank. Every rank computes the same numbers,
-            equal to those of one process up to the order of summation (docs/design.md §3);
+            equal to those of one process up to the order of summation (docs/design.md §3a);
             call the same methods in the same order on every rank (they communicate).
 
     Everything is computed on first request and cached: normal scores per member (train, and
@@ -123,6 +123,12 @@ class PairAnalysis:
             raise ValueError(
                 f"the shard lists {len(shard.rows)} rows but train[0] has {train[0].shape[0]}"
             )
+        if (
+            shard is not None
+            and shard.world == 1
+            and not torch.equal(shard.rows.cpu(), torch.arange(shard.total))
+        ):  # one process analyses the rows in the order given: its folds follow it
+            raise ValueError("a shard of one process must list rows 0..N-1 in order")
         self.shard = shard if shard is not None and shard.world > 1 else None
         self.num_train = train[0].shape[0] if shard is None else int(shard.total)
         for m in range(2):

@@ -1,4 +1,4 @@
-"""The training split shared over ranks: each rank holds a shard of the rows (docs/design.md §3).
+"""The training split shared over ranks: each rank holds a shard of the rows (docs/design.md §3a).
 
 The analysis's expensive quantities over the training split are either **sums over samples**
 (means, covariance blocks, class sums, within-class scatter, probe objectives and gradients,

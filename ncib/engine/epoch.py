@@ -157,6 +157,7 @@ class PairEpochAnalysis:
             "num_classes": num_classes,
             "k": k,
             "num_train": num_train,
+            "ranks": self.collective.world,  # processes that shared it (docs/design.md §3a)
             "num_test": len(feats.y_test),
             "feature_dim": int(feats.train[0].shape[1]),
             "settings": asdict(st) | {"k": k},

@@ -1,4 +1,4 @@
-"""The analysis shared over ranks equals the analysis of one process (docs/design.md §3).
+"""The analysis shared over ranks equals the analysis of one process (docs/design.md §3a).
 
 A synthetic split of N = 301 rows (a multiple of neither 2 nor 3) with ties in a column and one
 class present only in rank 0's strided shard is analysed whole and in R = 2, 3 shards; every
@@ -164,6 +164,10 @@ def test_shards_that_do_not_partition_the_split_are_refused():
     with pytest.raises(ValueError, match="1-D int64"):
         Shard(SingleProcess(), torch.arange(3.0), 3)
     train, test, y, y_test, _ = planted()
+    with pytest.raises(ValueError, match="one process must list rows 0..N-1 in order"):
+        PairAnalysis(
+            train, test, y, y_test, K, shard=Shard(SingleProcess(), torch.arange(N).flip(0), N)
+        )
     ranks = ThreadRanks(2)
 
     def wrong_rows(r):

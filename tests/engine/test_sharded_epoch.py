@@ -1,13 +1,13 @@
 """The analysis of a pair at an epoch shared over R ranks gives the record of one process, on
 the bundled digits: each rank extracts and keeps its shard of the training split
-(docs/design.md §3). Ranks are threads here; ``tests/engine/test_sharded_processes.py`` (slow)
+(docs/design.md §3a). Ranks are threads here; ``tests/engine/test_sharded_processes.py`` (slow)
 uses gloo processes.
 
 In float64 the two agree to rounding (1e-9 asserted). In the engine's float32 they agree to
 1e-6 wherever float32 resolves the quantity that well: where it does not (the T_K scalings of
 an untrained encoder, ~3e-5), the sharded record must be as close to the float64 analysis of
 the same features as the single-process record is. The summation order differs between the
-two, so neither float32 record is more exact than the other (docs/design.md §3).
+two, so neither float32 record is more exact than the other (docs/design.md §3a).
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ def test_a_sharded_epoch_analysis_of_digits_writes_the_record_of_one_process(dig
     written = read_records(tmp_path / "three" / "analysis.jsonl")
     assert len(written) == 1  # rank 0 alone writes
     assert written[0]["num_train"] == one["num_train"] == 1437
+    assert (written[0]["ranks"], one["ranks"]) == (3, 1)
     # the float64 analysis of the same features: what float32 rounds
     feats = extract_pair_features(pair, dm, torch.device("cpu"), progress=False)
     exact = analysed(feats, settings, torch.float64)
