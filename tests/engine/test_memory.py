@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -112,12 +113,21 @@ def test_the_run_is_refused_before_its_first_step_when_the_analysis_does_not_fit
     assert _fit(tmp_path, [AnalysisMemoryCheck()])
 
 
-def test_ncib_run_adds_the_check():
-    import inspect
+def test_ncib_run_refuses_an_analysis_that_does_not_fit_before_training(tmp_path):
+    from tests.helpers.app import ncib
 
-    import ncib.run
-
-    assert "AnalysisMemoryCheck()" in inspect.getsource(ncib.run.train)
+    out = ncib(  # 10^8 folds: 6 · 10^8 float32 Grams of 128 × 128, on no machine
+        "ncib.run",
+        "analysis.intervals.folds=100000000",
+        "logger=csv",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert out.returncode != 0
+    assert re.search(r"MemoryError: the analysis would need [\d.]+ GiB per rank", out.output)
+    assert "set fewer analysis.intervals.folds" in out.output
+    assert "Epoch 0" not in out.output and not list((tmp_path / "run").rglob("*.ckpt"))
 
 
 def test_the_suggested_subset_is_one_the_config_accepts():
