@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +25,7 @@ COMMAND = [
     "linear_eval.epochs=3",
     "dataset.datamodule.batch_size=128",
 ]
+MAX_EPOCHS, ANALYSED = 6, [0, 2, 4, 6]  # COMMAND's
 
 
 def run(run_dir, *extra, env=None, cwd):
@@ -46,17 +49,23 @@ def outcome(run_dir):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def uninterrupted_run(tmp_path_factory):
+    """``COMMAND`` run to its end without a stop: read it, never write into it."""
     root = tmp_path_factory.mktemp("uninterrupted")
     proc = run(root / "run", cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return outcome(root / "run")
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_run):
+    return outcome(uninterrupted_run)
 
 
 def assert_same_run(resumed, reference):
     records, weights, table1, rows, ids = resumed
     ref_records, ref_weights, ref_table1, ref_rows, _ = reference
-    assert [r["epoch"] for r in records] == [0, 2, 4, 6]
+    assert [r["epoch"] for r in records] == ANALYSED
     assert records == ref_records  # every value, bit for bit (deterministic CPU)
     assert weights.keys() == ref_weights.keys()
     for name in weights:
@@ -133,9 +142,10 @@ def test_a_kill_half_way_resumes_to_the_same_result(uninterrupted, killed_twice)
     assert_same_run(outcome(killed_twice["run_dir"]), uninterrupted)
 
 
-def test_resume_with_another_config_names_the_keys_and_changes_nothing(digits_run, tmp_path):
-    run_dir = digits_run.copy_to(tmp_path / "run")  # a finished run of its own
-    same = digits_run.command(run_dir)
+def test_resume_with_another_config_names_the_keys_and_changes_nothing(uninterrupted_run, tmp_path):
+    # a finished run of its own: the kill tests' uninterrupted one (a short linear evaluation)
+    run_dir = Path(shutil.copytree(uninterrupted_run, tmp_path / "run", symlinks=True))
+    same = [*COMMAND, f"hydra.run.dir={run_dir}"]
     records = (run_dir / "analysis.jsonl").read_bytes()
     changed = run_app(*same, "model.optimizer.lr=0.3", cwd=tmp_path)
     assert changed.returncode != 0 and "model.optimizer.lr: 0.1 → 0.3" in changed.stderr
@@ -147,7 +157,7 @@ def test_resume_with_another_config_names_the_keys_and_changes_nothing(digits_ru
     )
     assert "resume=false" not in (run_dir / ".hydra" / "overrides.yaml").read_text()
     longer = [o for o in same if not o.startswith("trainer.max_epochs=")]
-    longer = run_app(*longer, f"trainer.max_epochs={digits_run.max_epochs + 1}", cwd=tmp_path)
+    longer = run_app(*longer, f"trainer.max_epochs={MAX_EPOCHS + 1}", cwd=tmp_path)
     assert longer.returncode == 0, longer.stderr[-3000:]  # max_epochs may change on resume
     analysed = [r["epoch"] for r in read_records(run_dir / "analysis.jsonl")]
-    assert analysed == list(digits_run.analysed)  # one epoch more, not one of analysis.epochs
+    assert analysed == ANALYSED  # one epoch more, not one of analysis.epochs
