@@ -12,9 +12,11 @@ import torch
 from omegaconf import OmegaConf
 
 from ncib.engine.plan import DEFAULT_GROUPS
+from ncib.linear_eval import main as linear_eval_main
 from ncib.metrics import keys
+from ncib.report.__main__ import main as report_main
 from ncib.rundir.records import read_records
-from tests.helpers.app import ncib, run_app
+from tests.helpers.app import in_process, ncib, run_app
 
 
 def test_a_finished_digits_run_leaves_a_complete_run_directory(digits_run):
@@ -68,7 +70,7 @@ def test_the_linear_evaluation_again_and_the_report_again_reproduce_the_runs(dig
     report = (run_dir / "report.md").read_text().replace(str(digits_run.path), str(run_dir))
     # the linear evaluation again, standalone, from the last checkpoint: it reproduces Table 1,
     # and never overwrites it silently
-    again = ncib("ncib.linear_eval", run_dir, cwd=tmp_path)
+    again = in_process(linear_eval_main, run_dir)  # refused before any work
     assert again.returncode != 0 and "linear_eval.json exists" in again.stderr
     again = ncib("ncib.linear_eval", run_dir, "--output", "again.json", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
@@ -76,7 +78,7 @@ def test_the_linear_evaluation_again_and_the_report_again_reproduce_the_runs(dig
 
     # the report is made from the records alone
     (run_dir / "report.md").unlink()
-    regen = ncib("ncib.report", run_dir, cwd=tmp_path)
+    regen = in_process(report_main, run_dir)
     assert regen.returncode == 0, regen.stderr
     assert (run_dir / "report.md").read_text() == report
 

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from ncib.config import ConfigError, validate
 from ncib.rundir.outcome import OUTCOME_FILE
 from tests.conftest import compose_config
-from tests.helpers.app import ncib
+from tests.helpers.app import in_process, ncib
 
 BASE = [
     "trainer.max_epochs=2",
@@ -98,16 +98,15 @@ def test_a_bad_linear_eval_setting_fails_before_training(tmp_path):
     assert not (run_dir / "checkpoints").exists()
 
 
-def test_linear_eval_takes_overrides_and_checks_them_first(stopped_then_finished, tmp_path):
+def test_linear_eval_takes_overrides_and_checks_them_first(
+    stopped_then_finished, tmp_path, monkeypatch
+):
+    from ncib.linear_eval import main
+
     _, _, run_dir = stopped_then_finished
-    proc = ncib(
-        "ncib.linear_eval",
-        run_dir,
-        "linear_eval.batch_size=0",
-        cwd=tmp_path,
-        env=TRUSTED,
-        timeout=120,
-    )
+    for name, value in TRUSTED.items():
+        monkeypatch.setenv(name, value)
+    proc = in_process(main, run_dir, "linear_eval.batch_size=0")  # refused before any work
     assert proc.returncode == 2 and "linear_eval.batch_size=0 cannot be used" in proc.output
     proc = ncib(
         "ncib.linear_eval",
@@ -128,11 +127,12 @@ def test_linear_eval_takes_overrides_and_checks_them_first(stopped_then_finished
 
 def test_a_failed_first_start_does_not_block_the_corrected_command(tmp_path):
     run_dir = tmp_path / "run"
+    quick = ["debug=fast", "analysis.intervals=null", "report=false"]  # neither is read here
     failed = ncib(
-        "ncib.run", "debug=fast", "dataset.classes=[0,0]", f"hydra.run.dir={run_dir}", cwd=tmp_path
+        "ncib.run", *quick, "dataset.classes=[0,0]", f"hydra.run.dir={run_dir}", cwd=tmp_path
     )
     assert failed.returncode != 0 and "dataset.classes" in failed.output
-    fixed = ncib("ncib.run", "debug=fast", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    fixed = ncib("ncib.run", *quick, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert fixed.returncode == 0, fixed.output[-3000:]
     assert "never trained" in fixed.output
     assert OmegaConf.load(run_dir / ".ncib" / "config.yaml").dataset.classes is None
@@ -300,12 +300,16 @@ def test_an_emptied_records_file_never_replaces_a_good_report(tmp_path):
     with pytest.raises(NothingToReport, match="holds no analysis record.*kept as it is"):
         write_report(tmp_path)
     assert (tmp_path / "report.md").read_text() == good
-    proc = ncib("ncib.report", tmp_path, cwd=tmp_path, timeout=120)
+    from ncib.report.__main__ import main
+
+    proc = in_process(main, tmp_path)
     assert proc.returncode == 2 and "kept as it is" in proc.output
     assert (tmp_path / "report.md").read_text() == good
 
 
-def test_a_reanalysis_names_the_epochs_whose_weights_are_missing(stopped_then_finished, tmp_path):
+def test_a_reanalysis_names_the_epochs_whose_weights_are_missing(
+    stopped_then_finished, tmp_path, monkeypatch
+):
     _, _, finished = stopped_then_finished
     run_dir = tmp_path / "run"
     shutil.copytree(finished, run_dir)
@@ -318,7 +322,11 @@ def test_a_reanalysis_names_the_epochs_whose_weights_are_missing(stopped_then_fi
         "Not re-analysed" in report and "epoch 1 (`checkpoints/analysis/epoch=0001.ckpt`)" in report
     )
     (run_dir / "checkpoints" / "analysis" / "epoch=0002.ckpt").unlink()
-    proc = ncib("ncib.analyse", run_dir, "--name", "none", cwd=tmp_path, env=TRUSTED)
+    from ncib.analyse import main
+
+    for name, value in TRUSTED.items():
+        monkeypatch.setenv(name, value)
+    proc = in_process(main, run_dir, "--name", "none")  # refused before any work
     assert proc.returncode == 2 and "missing: epochs 1, 2" in proc.output
 
 

@@ -7,9 +7,11 @@ silent, the output is captured, and one default timeout bounds a run that hangs.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +86,19 @@ def start(
     """Start ``python -m module args`` in ``cwd`` without waiting (``popen``: the output
     streams and the like of ``subprocess.Popen``)."""
     return subprocess.Popen(command(module, *args), **child(cwd, env), **popen)
+
+
+def in_process(main: Callable[[list[str]], None], *args: Any) -> Finished:
+    """``main(args)`` of a command, in this process, as its ``python -m`` would run it but for
+    the interpreter's start-up: its exit status (``SystemExit``'s code, 0 when it returns) and
+    what it printed. For the commands' quick refusals (argparse errors, exit 2); a command that
+    trains runs in its own process (:func:`ncib`)."""
+    argv = list(map(str, args))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return Finished(argv, code, out.getvalue(), err.getvalue())

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +25,7 @@ COMMAND = [
     "linear_eval.epochs=3",
     "dataset.datamodule.batch_size=128",
 ]
+MAX_EPOCHS, ANALYSED = 6, [0, 2, 4, 6]  # COMMAND's
 
 
 def run(run_dir, *extra, env=None, cwd):
@@ -46,17 +49,23 @@ def outcome(run_dir):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def uninterrupted_run(tmp_path_factory):
+    """``COMMAND`` run to its end without a stop: read it, never write into it."""
     root = tmp_path_factory.mktemp("uninterrupted")
     proc = run(root / "run", cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return outcome(root / "run")
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_run):
+    return outcome(uninterrupted_run)
 
 
 def assert_same_run(resumed, reference):
     records, weights, table1, rows, ids = resumed
     ref_records, ref_weights, ref_table1, ref_rows, _ = reference
-    assert [r["epoch"] for r in records] == [0, 2, 4, 6]
+    assert [r["epoch"] for r in records] == ANALYSED
     assert records == ref_records  # every value, bit for bit (deterministic CPU)
     assert weights.keys() == ref_weights.keys()
     for name in weights:
@@ -66,52 +75,77 @@ def assert_same_run(resumed, reference):
     assert len(ids) == 1  # one W&B run
 
 
-def test_a_kill_right_after_an_analysis_record_resumes_without_duplicates(uninterrupted, tmp_path):
-    killed = run(tmp_path / "run", env={"NCIB_FAULT": "after_record:4"}, cwd=tmp_path)
-    assert killed.returncode == -signal.SIGKILL
-    before = read_records(tmp_path / "run" / "analysis.jsonl")
-    assert [r["epoch"] for r in before] == [0, 2, 4]  # epoch 4's checkpoint was never written
-    resumed = run(tmp_path / "run", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert_same_run(outcome(tmp_path / "run"), uninterrupted)
-    log = (tmp_path / "run" / "run.log").read_text()
-    assert "resuming from" in log and "dropped 1 analysis record" in log
-    assert "resumed" in (tmp_path / "run" / "report.md").read_text().lower()
-
-
-def test_a_kill_half_way_resumes_to_the_same_result(uninterrupted, tmp_path):
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def killed_twice(tmp_path_factory):
+    """One run killed twice and resumed to its end, shared by the kill tests: SIGKILL right
+    after epoch 4's analysis record (``NCIB_FAULT``), then the same command again, killed by the
+    test half way through what is left, then the same command once more."""
+    root = tmp_path_factory.mktemp("killed_twice")
+    run_dir = root / "run"
+    killed = run(run_dir, env={"NCIB_FAULT": "after_record:4"}, cwd=root)
+    before = read_records(run_dir / "analysis.jsonl")
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    epoch_at_kill = torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]
     proc = start(
         "ncib.run",
         *COMMAND,
         f"hydra.run.dir={run_dir}",
-        cwd=tmp_path,
+        cwd=root,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
+        # half way: the resumed process has trained and checkpointed an epoch of its own
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None:
-            ckpt = run_dir / "checkpoints" / "last.ckpt"
-            if (
-                ckpt.exists()
-                and torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"] >= 2
+            if torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"] > (
+                epoch_at_kill
             ):
                 break
             time.sleep(0.2)
-        assert proc.poll() is None, "the run finished before it could be killed"
+        alive = proc.poll() is None
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
         proc.kill()
-    resumed = run(run_dir, cwd=tmp_path)
+    resumed = run(run_dir, cwd=root)
+    return {
+        "killed": killed,
+        "before": before,
+        "alive": alive,
+        "halfway": proc.returncode,
+        "resumed": resumed,
+        "run_dir": run_dir,
+    }
+
+
+def test_a_kill_right_after_an_analysis_record_resumes_without_duplicates(
+    uninterrupted, killed_twice
+):
+    run_dir = killed_twice["run_dir"]
+    assert killed_twice["killed"].returncode == -signal.SIGKILL
+    before = killed_twice["before"]
+    assert [r["epoch"] for r in before] == [0, 2, 4]  # epoch 4's checkpoint was never written
+    resumed = killed_twice["resumed"]
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_run(outcome(run_dir), uninterrupted)
+    log = (run_dir / "run.log").read_text()
+    assert "resuming from" in log and "dropped 1 analysis record" in log
+    assert "resumed" in (run_dir / "report.md").read_text().lower()
 
 
-def test_resume_with_another_config_names_the_keys_and_changes_nothing(digits_run, tmp_path):
-    run_dir = digits_run.copy_to(tmp_path / "run")  # a finished run of its own
-    same = digits_run.command(run_dir)
+def test_a_kill_half_way_resumes_to_the_same_result(uninterrupted, killed_twice):
+    assert killed_twice["alive"], "the run finished before it could be killed"
+    assert killed_twice["halfway"] == -signal.SIGKILL
+    resumed = killed_twice["resumed"]
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(outcome(killed_twice["run_dir"]), uninterrupted)
+
+
+def test_resume_with_another_config_names_the_keys_and_changes_nothing(uninterrupted_run, tmp_path):
+    # a finished run of its own: the kill tests' uninterrupted one (a short linear evaluation)
+    run_dir = Path(shutil.copytree(uninterrupted_run, tmp_path / "run", symlinks=True))
+    same = [*COMMAND, f"hydra.run.dir={run_dir}"]
     records = (run_dir / "analysis.jsonl").read_bytes()
     changed = run_app(*same, "model.optimizer.lr=0.3", cwd=tmp_path)
     assert changed.returncode != 0 and "model.optimizer.lr: 0.1 → 0.3" in changed.stderr
@@ -123,7 +157,7 @@ def test_resume_with_another_config_names_the_keys_and_changes_nothing(digits_ru
     )
     assert "resume=false" not in (run_dir / ".hydra" / "overrides.yaml").read_text()
     longer = [o for o in same if not o.startswith("trainer.max_epochs=")]
-    longer = run_app(*longer, f"trainer.max_epochs={digits_run.max_epochs + 1}", cwd=tmp_path)
+    longer = run_app(*longer, f"trainer.max_epochs={MAX_EPOCHS + 1}", cwd=tmp_path)
     assert longer.returncode == 0, longer.stderr[-3000:]  # max_epochs may change on resume
     analysed = [r["epoch"] for r in read_records(run_dir / "analysis.jsonl")]
-    assert analysed == list(digits_run.analysed)  # one epoch more, not one of analysis.epochs
+    assert analysed == ANALYSED  # one epoch more, not one of analysis.epochs
