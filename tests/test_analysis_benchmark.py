@@ -4,7 +4,6 @@ and prints every R beside the first (the output format and the agreement, never 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -14,16 +13,14 @@ import pytest
 import torch
 
 from tests.conftest import REPO_ROOT
+from tests.helpers import load_script
 
 SCRIPT = REPO_ROOT / "experiments" / "benchmarks" / "analysis.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("analysis_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "analysis_benchmark")
 
 
 @pytest.mark.parametrize("balanced", [False, True])

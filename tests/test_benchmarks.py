@@ -3,7 +3,6 @@ both paths (the output format, never the speed)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -15,16 +14,14 @@ import torch.nn.functional as F
 
 from ncib.losses import supcon_loss
 from tests.conftest import REPO_ROOT
+from tests.helpers import load_script
 
 SCRIPT = REPO_ROOT / "experiments" / "benchmarks" / "training.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("training_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "training_benchmark")
 
 
 @pytest.mark.parametrize("views", [2, 3])

@@ -165,8 +165,3 @@ class Shard:
         sizes[self.rank] = self.rows.numel()
         self.comm.all_reduce_(sizes)
         return [int(s) for s in sizes]
-
-
-def local_shard(n: int) -> Shard:
-    """The whole split in this process (rank 0 of 1)."""
-    return Shard(SingleProcess(), torch.arange(n), n)

@@ -5,13 +5,13 @@ the per-seed intervals)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
 
 from ncib.analysis import IntervalSettings
 from tests.conftest import REPO_ROOT
+from tests.helpers import load_script
 
 SEEDS = range(20)
 LEVEL = 0.95  # IntervalSettings().level
@@ -28,11 +28,7 @@ def least_accepted(n: int, level: float, alpha: float = 0.05) -> int:
 
 
 def _experiment():
-    path = REPO_ROOT / "experiments" / "heldout_coverage.py"
-    spec = importlib.util.spec_from_file_location("heldout_coverage", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO_ROOT / "experiments" / "heldout_coverage.py", "heldout_coverage")
 
 
 @pytest.mark.slow

@@ -13,38 +13,7 @@ from hydra.utils import instantiate
 
 from ncib.engine.features import extract_pair_features
 from tests.conftest import compose_config
-
-
-class ThreadRanks:
-    """``world`` ranks as threads of this process, with a barrier-based all-gather/broadcast."""
-
-    def __init__(self, world):
-        self.world, self.slots, self.barrier = world, [None] * world, threading.Barrier(world)
-
-    def rank(self, rank):
-        ranks = self
-
-        class Rank:
-            world = ranks.world
-
-            def __init__(self):
-                self.rank = rank
-
-            def all_gather(self, tensor):
-                ranks.slots[rank] = tensor
-                ranks.barrier.wait()
-                out = torch.stack(ranks.slots)
-                ranks.barrier.wait()
-                return out
-
-            def broadcast_(self, tensor):
-                if rank == 0:
-                    ranks.slots[0] = tensor.clone()
-                ranks.barrier.wait()
-                tensor.copy_(ranks.slots[0])
-                ranks.barrier.wait()
-
-        return Rank()
+from tests.helpers.ranks import ThreadRanks
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +42,7 @@ def test_ranks_extract_what_one_process_does_with_rank_0s_buffers(pair_and_data,
 
     def work(r):
         results[r] = extract_pair_features(
-            copies[r], dm, torch.device("cpu"), 500, ranks.rank(r), progress=False
+            copies[r], dm, torch.device("cpu"), 500, ranks.comm(r), progress=False
         )
 
     threads = [threading.Thread(target=work, args=(r,)) for r in range(world)]
@@ -100,7 +69,7 @@ def test_ranks_keep_their_training_shard_and_gather_the_test_split(pair_and_data
 
     def work(r):
         results[r] = extract_pair_features(
-            pair, dm, torch.device("cpu"), 500, ranks.rank(r), progress=False, shard_train=True
+            pair, dm, torch.device("cpu"), 500, ranks.comm(r), progress=False, shard_train=True
         )
 
     threads = [threading.Thread(target=work, args=(r,)) for r in range(3)]
