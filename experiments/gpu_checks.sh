@@ -1,33 +1,38 @@
 #!/usr/bin/env bash
-# The GPU checks, in one short run (about 6 minutes on one H200, plus at most 12 for the
-# ImageNet32-shape analyses, each cut by a timeout):
+# The GPU checks, in one run that fits one 10-minute device command (each step under its own
+# timeout, 560 s in all by default):
 #   bash experiments/gpu_checks.sh [OUT_DIR]
 # gpu-marked tests, the training benchmark beside the reference SupCon loop (ResNet-50 pair,
 # batch 1024, bf16, compiled), the per-epoch analysis benchmark at CIFAR-10 and CIFAR-100
 # scale, and the one-GPU analysis at the ImageNet32 shape (K = 1000, d = 2048, 50,000 test
 # rows) over N = 100,000 class-balanced training rows and over N = 300,000, each in a fresh
 # process with its time, peak memory and the modelled memory per rank (--world 1). Logs go to
-# OUT_DIR. Exits non-zero when a GPU test fails, when no GPU test ran (no CUDA: everything
-# skipped), or when a benchmark fails or runs past its timeout (ANALYSIS_TIMEOUT seconds each,
-# default 360).
+# OUT_DIR, with each step's seconds in OUT_DIR/summary.txt. Exits non-zero when a GPU test
+# fails, when no GPU test ran (no CUDA: everything skipped), or when a benchmark fails or runs
+# past its timeout. Timeouts in seconds: TESTS_TIMEOUT (140), TRAINING_TIMEOUT (150),
+# CIFAR_TIMEOUT (50 each), ANALYSIS_TIMEOUT (90 at 100k, 80 at 300k when unset).
 set -euo pipefail
 export PYTHONUNBUFFERED=1 WANDB_MODE=offline
 out=${1:-${OUT:-gpu_checks}}
 mkdir -p "$out"
 py=${PYTHON:-python3}
 status=0
-step() {  # step NAME LOG COMMAND...: run, tee to the log, remember a failure, go on
-  local name=$1 log=$2
-  shift 2
+step() {  # step NAME LOG LIMIT COMMAND...: run under a timeout, tee to the log, time it,
+  # remember a failure (124: past its limit), go on
+  local name=$1 log=$2 limit=$3 start rc=0
+  shift 3
   echo "== $name" | tee "$out/$log"
-  if ! "$@" 2>&1 | tee -a "$out/$log"; then
+  start=$(date +%s)
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$out/$log" || rc=${PIPESTATUS[0]}
+  echo "$name: rc $rc, $(($(date +%s) - start)) s (limit $limit s)" | tee -a "$out/summary.txt"
+  if [ "$rc" != 0 ]; then
     echo "FAILED: $name (see $out/$log)" | tee -a "$out/summary.txt"
     status=1
   fi
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 "$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu.txt"
-step "gpu tests" gpu_tests.log "$py" -m pytest -m gpu -q -rs -p no:cacheprovider tests --junitxml="$out/gpu_tests.xml"
+step "gpu tests" gpu_tests.log "${TESTS_TIMEOUT:-140}" "$py" -m pytest -m gpu -q -rs -p no:cacheprovider tests --junitxml="$out/gpu_tests.xml"
 # every selected test skipped means no CUDA reached the tests: that is a failure here
 if ! "$py" - "$out/gpu_tests.xml" <<'PY'
 import sys
@@ -43,17 +48,16 @@ then
   status=1
 fi
 step "training benchmark (ncib vs the reference loop)" training_benchmark.log \
-  "$py" experiments/benchmarks/training.py --device cuda --backbone resnet50 --batch-size 1024 \
+  "${TRAINING_TIMEOUT:-150}" "$py" experiments/benchmarks/training.py --device cuda --backbone resnet50 --batch-size 1024 \
   --steps 40 --round-steps 10 --reference --compile --compile-augment
 step "analysis benchmark, CIFAR-10 scale" analysis_benchmark_cifar10.log \
-  "$py" experiments/benchmarks/analysis.py --device cuda --skip-baseline
+  "${CIFAR_TIMEOUT:-50}" "$py" experiments/benchmarks/analysis.py --device cuda --skip-baseline
 step "analysis benchmark, CIFAR-100 scale" analysis_benchmark_cifar100.log \
-  "$py" experiments/benchmarks/analysis.py --device cuda --skip-baseline --classes 100
-limit=${ANALYSIS_TIMEOUT:-360}
+  "${CIFAR_TIMEOUT:-50}" "$py" experiments/benchmarks/analysis.py --device cuda --skip-baseline --classes 100
 step "analysis benchmark, ImageNet32 shape, N = 100k class-balanced (K = 1000)" \
-  analysis_benchmark_imagenet32.log timeout "$limit" \
+  analysis_benchmark_imagenet32.log "${ANALYSIS_TIMEOUT:-90}" \
   "$py" experiments/benchmarks/analysis.py --device cuda --world 1 --balanced --classes 1000 --n-train 100000 --n-test 50000
 step "analysis benchmark, ImageNet32 shape, N = 300k (K = 1000)" \
-  analysis_benchmark_imagenet32_300k.log timeout "$limit" \
+  analysis_benchmark_imagenet32_300k.log "${ANALYSIS_TIMEOUT:-80}" \
   "$py" experiments/benchmarks/analysis.py --device cuda --world 1 --balanced --classes 1000 --n-train 300000 --n-test 50000
 exit $status
