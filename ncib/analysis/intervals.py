@@ -223,8 +223,10 @@ def spectrum_statistics(corr: Tensor, k: int, r: int, null_rho: float) -> Tensor
     and of the spectrum ``ρ̃ = c`` where ``c > null_rho`` (else 0), sorted: ρ̃_k, ρ̃_{k+1},
     ``Ĩ(X;Y) = −½ Σ log(1 − ρ̃²)`` and ``Ĩ(T_K;Y)/Ĩ(X;Y)`` at the β of T_K
     (:meth:`ncib.analysis.GIBResult.beta_for_k`). Equal to :func:`heldout_gib_summary` of
-    :func:`heldout_gib_from_correlations` with the same threshold (tested)."""
-    corr = corr.to(torch.float64)
+    :func:`heldout_gib_from_correlations` with the same threshold (tested). Computed on the
+    CPU whatever the device of ``corr``: R × q numbers, and the β of each replicate is chosen
+    in a Python loop."""
+    corr = corr.to(device="cpu", dtype=torch.float64)
     reps, q = corr.shape
     mean_k = corr[:, :k].mean(1)
     rho = torch.where(corr > null_rho, corr, 0.0).clamp(0.0, 1.0)
