@@ -522,7 +522,9 @@ def shard_worker(rank: int, world: int, port: int, args: dict, out_dir: str) -> 
         "rss_peak": sampler.peak,
         "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "cuda_max": torch.cuda.max_memory_allocated(dev) if cuda else None,
-        "model": analysis_memory(n, n_test, dim, k, world, folds, side_by_side=side).total,
+        "model": analysis_memory(
+            n, n_test, dim, k, world, folds, side_by_side=side, cuda=cuda
+        ).total,
         "scalars": {key: float(scalars[key]) for key in KEYS},
     }
     sampler.stop()

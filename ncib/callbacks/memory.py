@@ -77,5 +77,6 @@ class AnalysisMemoryCheck(Callback):
             max_samples=settings.max_samples,
             least=MIN_SAMPLES_PER_CLASS * classes,
             side_by_side=1 if device.type == "cuda" else None,  # a GPU: one member at a time
+            cuda=device.type == "cuda",
         )
         log.debug("analysis memory per rank: %.1f GiB of %s", need.total / GIB, budget.what)

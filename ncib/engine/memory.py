@@ -31,6 +31,11 @@ d × d statistics                  12 · d² · 8 (float64 blocks: raw and norma
 per-fold grams                    6 · B · d² · 4 (float32; none without intervals)
 workspace                         10 % of the above (row chunks of the covariance pass,
                                   decompositions, the allocator's slack)
+CUDA overhead (on a GPU)          25 % of the above (the caching allocator's blocks, cuBLAS and
+                                  cuSOLVER workspaces): one H200 at N = 100,000 + 50,000,
+                                  d = 2,048, K = 1,000 peaked at 18.1 GiB
+                                  (``torch.cuda.max_memory_allocated``) where the parts above
+                                  give 14.9
 ================================  =============================================================
 
 The per-member transients (the normal-score pass and the probe) count twice where both
@@ -66,6 +71,7 @@ SORT_WORKSPACE = 64  # bytes per value of a block of the normal-score sort (copu
 SORT_BLOCK = 2**20  # values sorted at once, at least one column (copula._BLOCK_ELEMENTS)
 PROBE_STATE = 90  # d × K float64 arrays per member's probe (module docstring; measured)
 WORKSPACE = 0.10  # the rest, as a share of the named parts (module docstring)
+CUDA_OVERHEAD = 0.25  # on a GPU, a share of all the above (measured: module docstring)
 HEADROOM = 0.9  # the analysis may use this share of what is available
 
 
@@ -97,12 +103,14 @@ def analysis_memory(
     folds: int | None = 20,
     classes: int | None = None,
     side_by_side: int | None = None,
+    cuda: bool = False,
 ) -> AnalysisMemory:
     """What one of ``world`` ranks holds when ``n_train`` training rows (sharded ``rank::world``)
     and ``n_test`` test rows of ``d`` features are analysed with T_K of dimension ``k`` and
     ``classes`` classes (default ``k``), ``folds`` training folds for the intervals (None or 0:
     no intervals); ``side_by_side``: members whose transients are held at once (default: 2
-    unsharded, as on a multi-core CPU; 1 sharded; pass 1 for a GPU)."""
+    unsharded, as on a multi-core CPU; 1 sharded; pass 1 for a GPU); ``cuda``: on a GPU (adds
+    the measured CUDA overhead)."""
     for name, v in (("n_train", n_train), ("n_test", n_test), ("d", d), ("k", k), ("world", world)):
         if int(v) != v or v < (0 if name == "n_test" else 1):
             raise ValueError(f"{name} must be a positive integer; got {v!r}")
@@ -126,6 +134,8 @@ def analysis_memory(
         "per-fold grams": FOLD_BLOCKS * (folds or 0) * d * d * FLOAT32,
     }
     parts["workspace"] = int(WORKSPACE * sum(parts.values()))
+    if cuda:
+        parts["CUDA overhead"] = int(CUDA_OVERHEAD * sum(parts.values()))
     return AnalysisMemory(parts)
 
 
@@ -138,9 +148,10 @@ def analysis_bytes_per_rank(
     folds: int | None = 20,
     classes: int | None = None,
     side_by_side: int | None = None,
+    cuda: bool = False,
 ) -> int:
     """Total bytes of :func:`analysis_memory`."""
-    return analysis_memory(n_train, n_test, d, k, world, folds, classes, side_by_side).total
+    return analysis_memory(n_train, n_test, d, k, world, folds, classes, side_by_side, cuda).total
 
 
 @dataclass(frozen=True)
@@ -191,13 +202,15 @@ def largest_fitting_samples(
     budget: int,
     least: int,
     side_by_side: int | None = None,
+    cuda: bool = False,
 ) -> int | None:
     """The largest training subset in ``[least, n_train]`` whose analysis fits ``budget``
     bytes per rank, or None when not even ``least`` does."""
 
     def fits(n: int) -> bool:
         return (
-            analysis_bytes_per_rank(n, n_test, d, k, world, folds, classes, side_by_side) <= budget
+            analysis_bytes_per_rank(n, n_test, d, k, world, folds, classes, side_by_side, cuda)
+            <= budget
         )
 
     if not fits(least):
@@ -221,19 +234,20 @@ def check_analysis_memory(
     max_samples: int | None = None,
     least: int = 1,
     side_by_side: int | None = None,
+    cuda: bool = False,
 ) -> AnalysisMemory:
     """Raise ``MemoryError`` when the analysis of ``min(n_train, max_samples)`` training rows
     over ``world`` ranks needs more than :data:`HEADROOM` of ``budget`` per rank; the message
     gives the GiB per rank, the memory available, and what to set (``analysis.max_samples=`` the
     largest that fits, or the ranks that would fit the whole split). Returns the estimate."""
     n = n_train if max_samples is None else min(n_train, int(max_samples))
-    need = analysis_memory(n, n_test, d, k, world, folds, classes, side_by_side)
+    need = analysis_memory(n, n_test, d, k, world, folds, classes, side_by_side, cuda)
     allowed = int(HEADROOM * budget.bytes)
     if need.total <= allowed:
         return need
     fixes = []
     largest = largest_fitting_samples(
-        n, n_test, d, k, world, folds, classes, allowed, least, side_by_side
+        n, n_test, d, k, world, folds, classes, allowed, least, side_by_side, cuda
     )
     if largest is not None:
         fixes.append(f"analysis.max_samples={largest} (the largest training subset that fits)")
@@ -241,7 +255,8 @@ def check_analysis_memory(
         (
             r
             for r in range(world + 1, 4097)
-            if analysis_bytes_per_rank(n, n_test, d, k, r, folds, classes, side_by_side) <= allowed
+            if analysis_bytes_per_rank(n, n_test, d, k, r, folds, classes, side_by_side, cuda)
+            <= allowed
         ),
         None,
     )
@@ -249,7 +264,8 @@ def check_analysis_memory(
         fixes.append(f"run on {ranks} or more ranks (trainer.devices / trainer.num_nodes)")
     if (
         folds
-        and analysis_bytes_per_rank(n, n_test, d, k, world, 2, classes, side_by_side) <= allowed
+        and analysis_bytes_per_rank(n, n_test, d, k, world, 2, classes, side_by_side, cuda)
+        <= allowed
     ):
         fixes.append(f"fewer analysis.intervals.folds (B={folds}: {6 * folds} d x d float32)")
     rows = "all" if max_samples is None or n == n_train else f"max_samples={n} of"

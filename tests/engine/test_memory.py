@@ -59,6 +59,17 @@ def test_more_ranks_need_less_per_rank_down_to_the_unsharded_part():
     assert abs(per_rank[2] - no_intervals - 1.1 * 6 * 20 * 2048**2 * 4) <= 1
 
 
+def test_on_a_gpu_the_model_covers_the_measured_peak():
+    # one H200, `experiments/benchmarks/analysis.py --device cuda --world 1 --balanced
+    # --classes 1000 --n-train 100000 --n-test 50000`: torch.cuda.max_memory_allocated 18.13 GiB
+    shape = dict(n_train=100_000, n_test=50_000, d=2048, k=1000, folds=20, side_by_side=1)
+    host = analysis_memory(**shape)
+    gpu = analysis_memory(**shape, cuda=True)
+    assert host.total / GIB < 18.13 <= gpu.total / GIB < 1.1 * 18.13
+    assert gpu.parts["CUDA overhead"] == int(0.25 * host.total)
+    assert "CUDA overhead" not in host.parts
+
+
 def test_the_check_passes_what_fits_and_names_what_to_set_otherwise():
     shape = dict(n_train=1_281_167, n_test=50_000, d=2048, k=1000, folds=20, least=5000)
     a100 = MemoryBudget(80 * GIB, "80.0 GiB of GPU memory on cuda:0")  # an A100
@@ -178,6 +189,8 @@ def test_the_check_reads_the_runs_shape_and_the_memory_of_its_device(monkeypatch
     if device == "cpu":  # the host's memory is shared by this node's 2 ranks
         assert seen["host"] == 2 and seen["budget"].bytes == GIB
         assert seen["side_by_side"] is None  # the model's default: both members in one process
+        assert seen["cuda"] is False
     else:  # a GPU each, less the training images it holds; one member at a time
         assert seen["host"] == 1 and seen["budget"].bytes == GIB - 1000 * 3 * 64
         assert seen["side_by_side"] == 1
+        assert seen["cuda"] is True  # the measured CUDA overhead counts
