@@ -101,7 +101,6 @@ def analyse_run(
     )
     from ncib.engine.plan import plan_of_run
     from ncib.rundir import RunDirError, load_run_config
-    from ncib.rundir.records import RECORDS_FILE
 
     cfg = load_run_config(run_dir, overrides)
     run_dir = Path(run_dir)
@@ -130,20 +129,8 @@ def analyse_run(
     if plan is None:
         raise RunDirError(f"the config of {run_dir} has no analysis callback: nothing to analyse")
     rank = 0 if collective is None else collective.rank
-    if collective is not None and collective.world > 1 and name is None:  # rank 0's choice
-        import torch.distributed as dist
-
-        chosen = [_next_name(run_dir) if rank == 0 else None]
-        dist.broadcast_object_list(chosen, src=0)  # a short string between our own processes
-        name = chosen[0]
-    name = name or _next_name(run_dir)
-    if not re.fullmatch(r"[A-Za-z0-9_.=+-]+", name):
-        raise RunDirError(f"--name {name!r}: use letters, digits and _.=+- only")
+    name = _choose_name(run_dir, name, collective)
     records_name = f"analysis-{name}.jsonl"
-    if (rank == 0 and (run_dir / records_name).exists()) or records_name == RECORDS_FILE:
-        raise RunDirError(
-            f"{run_dir / records_name} exists; choose another --name (nothing is overwritten)"
-        )
     cuda = torch.cuda.is_available()
     device = torch.device(device or (f"cuda:{torch.cuda.current_device()}" if cuda else "cpu"))
     model = instantiate(cfg.model).to(device)
@@ -168,6 +155,30 @@ def analyse_run(
         log.info("epoch %d (%s): %s", epoch, path.name, ", ".join(groups))
         engine.run(model, datamodule, epoch, int(ckpt.get("global_step", 0)), groups, device)
     return run_dir / records_name
+
+
+def _choose_name(run_dir: Path, name: str | None, collective) -> str:
+    """The re-analysis's name: ``name``, or the next free one (rank 0's choice, broadcast when
+    several processes share the re-analysis); refused when its records file exists."""
+    from ncib.rundir import RunDirError
+    from ncib.rundir.records import RECORDS_FILE
+
+    rank = 0 if collective is None else collective.rank
+    if collective is not None and collective.world > 1 and name is None:  # rank 0's choice
+        import torch.distributed as dist
+
+        chosen = [_next_name(run_dir) if rank == 0 else None]
+        dist.broadcast_object_list(chosen, src=0)  # a short string between our own processes
+        name = chosen[0]
+    name = name or _next_name(run_dir)
+    if not re.fullmatch(r"[A-Za-z0-9_.=+-]+", name):
+        raise RunDirError(f"--name {name!r}: use letters, digits and _.=+- only")
+    records_name = f"analysis-{name}.jsonl"
+    if (rank == 0 and (run_dir / records_name).exists()) or records_name == RECORDS_FILE:
+        raise RunDirError(
+            f"{run_dir / records_name} exists; choose another --name (nothing is overwritten)"
+        )
+    return name
 
 
 def _to_wandb(run_dir: Path, records_name: str, overrides) -> None:

@@ -3,6 +3,7 @@ finished digits run that every test reading a finished run shares."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -20,6 +21,11 @@ from ncib.config import register
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_MODULE = "ncib.conf"  # what python -m ncib.run reads (pkg://ncib.conf)
 register()
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # a pytest-xdist worker (-n): the workers share the cores already, so each worker and every
+    # command it starts computes on one thread (two each would only contend for the cores)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 MUTMUT_HOME: str | None = None  # where mutmut runs, when it does (tests/helpers/processes.py)
 # under mutmut (experiments/mutation.sh), whose trampolines add stack frames to every call
 UNDER_MUTMUT = "mutmut.__main__" in sys.modules
@@ -112,28 +118,44 @@ def _listing(root: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture(scope="session")
-def digits_run(tmp_path_factory):
+def digits_run(request, tmp_path_factory):
     """The shared digits run (``DIGITS_RUN``), trained once per session (about 45 s on 2 quiet
-    cores) when a selected test asks for it; at the end of the session its directory must be
-    as the run left it."""
+    cores) when a selected test asks for it — once for all pytest-xdist workers, the first to
+    ask training it under a file lock; at the end of the session its directory must be as the
+    run left it."""
+    from filelock import FileLock
+
     from tests.helpers.app import run_app
 
-    root = tmp_path_factory.mktemp("digits_run")
+    if hasattr(request.config, "workerinput"):  # an xdist worker: the session's shared folder
+        shared = tmp_path_factory.getbasetemp().parent
+    else:
+        shared = tmp_path_factory.mktemp("shared")
+    root = shared / "digits_run"
     run_dir = root / "run"
-    env = {
-        "WANDB_DATA_DIR": str(root / "wandb-data"),
-        "WANDB_CACHE_DIR": str(root / "wandb-cache"),
-        "NCIB_DATA_DIR": str(root / "data"),
-    }
-    start = time.monotonic()
-    proc = run_app(*DIGITS_RUN, f"hydra.run.dir={run_dir}", cwd=root, env=env, text=False)
-    print(f"\nthe shared digits run: {time.monotonic() - start:.0f} s wall")
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-4000:]
+    done = root / "finished.json"  # the run's exit status; its output beside it
+    with FileLock(str(shared / "digits_run.lock")):
+        if not done.exists():
+            root.mkdir(parents=True, exist_ok=True)
+            env = {
+                "WANDB_DATA_DIR": str(root / "wandb-data"),
+                "WANDB_CACHE_DIR": str(root / "wandb-cache"),
+                "NCIB_DATA_DIR": str(root / "data"),
+            }
+            start = time.monotonic()
+            proc = run_app(*DIGITS_RUN, f"hydra.run.dir={run_dir}", cwd=root, env=env, text=False)
+            print(f"\nthe shared digits run: {time.monotonic() - start:.0f} s wall")
+            (root / "stdout").write_bytes(proc.stdout)
+            (root / "stderr").write_bytes(proc.stderr)
+            done.write_text(json.dumps({"returncode": proc.returncode}))
+    returncode = json.loads(done.read_text())["returncode"]
+    stdout, stderr = (root / "stdout").read_bytes(), (root / "stderr").read_bytes()
+    assert returncode == 0, stderr.decode(errors="replace")[-4000:]
     cfg = compose_config(DIGITS_RUN, output_dir=run_dir)
     run = FinishedRun(
         path=run_dir,
         overrides=DIGITS_RUN,
-        output=proc.stdout + proc.stderr,
+        output=stdout + stderr,
         max_epochs=cfg.trainer.max_epochs,
         # the listed epochs it reaches
         analysed=tuple(e for e in cfg.analysis.epochs if e <= cfg.trainer.max_epochs),

@@ -143,26 +143,12 @@ class PairEpochAnalysis:
             pair, datamodule, device, st.max_samples, self.collective, talk, shard_train=sharded
         )
         num_train = len(feats.indices["train"])
-        shard = (
-            Shard(self.collective.comm, feats.train_positions.to(device), num_train)
-            if sharded
-            else None
-        )
+        rows_here = feats.train_positions.to(device) if sharded else None
+        shard = Shard(self.collective.comm, rows_here, num_train) if sharded else None
         num_classes = int(datamodule.num_classes)
         k = num_classes if st.k is None else st.k
-        record: dict = {
-            "schema": RECORD_SCHEMA,
-            "epoch": int(epoch),
-            "global_step": int(global_step),
-            "num_classes": num_classes,
-            "k": k,
-            "num_train": num_train,
-            "ranks": self.collective.world,  # processes that shared it (docs/design.md §3a)
-            "num_test": len(feats.y_test),
-            "feature_dim": int(feats.train[0].shape[1]),
-            "settings": asdict(st) | {"k": k},
-            **dict(meta or {}),
-        }
+        record = _record_head(epoch, global_step, num_classes, k, feats, self.collective, st)
+        record |= dict(meta or {})
         with torch.no_grad():
             pa = PairAnalysis(
                 train=feats.train,
@@ -198,3 +184,19 @@ class PairEpochAnalysis:
             log.info("analysis at epoch %d done in %.1f s", epoch, record["seconds"])
             log.info("%s", headline(record))  # the numbers to look at first (ncib/console.py)
         return record
+
+
+def _record_head(epoch, global_step, num_classes, k, feats, collective, settings) -> dict:
+    """The entries of an analysis record that describe it (docs/design.md §3)."""
+    return {
+        "schema": RECORD_SCHEMA,
+        "epoch": int(epoch),
+        "global_step": int(global_step),
+        "num_classes": num_classes,
+        "k": k,
+        "num_train": len(feats.indices["train"]),
+        "ranks": collective.world,  # processes that shared it (docs/design.md §3a)
+        "num_test": len(feats.y_test),
+        "feature_dim": int(feats.train[0].shape[1]),
+        "settings": asdict(settings) | {"k": k},
+    }

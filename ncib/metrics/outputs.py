@@ -301,7 +301,7 @@ def check_outputs(group: str, scalars: dict[str, float], entries: dict[str, Any]
         if set(made) != set(expected):
             raise RuntimeError(
                 f"analysis group {group!r} made {what} {sorted(set(made) ^ set(expected))} that "
-                "differ from ncib/metrics/registry.py; register them or stop making them"
+                "differ from ncib/metrics/catalogue.py; register them or stop making them"
             )
     return scalars, entries
 

@@ -26,9 +26,7 @@ from ncib.report.figures import (
     TRANSFER_PROBE,
     Recipes,
     Runs,
-    fig2_by_recipe,
     fig2_over_pairs,
-    fig3_by_recipe,
     fig3_over_pairs,
     fig4a_dimension_sweep,
     fig4b_feature_scaling,
@@ -36,8 +34,8 @@ from ncib.report.figures import (
     fig_compression_generalisation,
     fig_identifiability_information,
     fig_information_curve,
-    fig_nc3_by_recipe,
 )
+from ncib.report.recipe_figures import fig2_by_recipe, fig3_by_recipe, fig_nc3_by_recipe
 from ncib.report.tables import PROBE, holds
 
 __all__ = [

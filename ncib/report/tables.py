@@ -88,7 +88,7 @@ def entry(record: dict, name: str):
     for a name the registry does not hold."""
     metric = metric_of(name)
     if metric is None:
-        raise KeyError(f"{name!r} is not a registered metric (ncib/metrics/registry.py)")
+        raise KeyError(f"{name!r} is not a registered metric (ncib/metrics/catalogue.py)")
     part = record.get(metric.group)
     return part.get(name) if isinstance(part, dict) else None
 
@@ -97,7 +97,7 @@ def holds(record: dict, name: str) -> bool:
     """Whether the record has a value of the registered key ``name`` (a scalar or an entry)."""
     metric = metric_of(name)
     if metric is None:
-        raise KeyError(f"{name!r} is not a registered metric (ncib/metrics/registry.py)")
+        raise KeyError(f"{name!r} is not a registered metric (ncib/metrics/catalogue.py)")
     if metric.shape == "scalar":
         return scalar(record, name) is not None
     return entry(record, name) not in (None, [], {})

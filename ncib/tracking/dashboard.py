@@ -55,7 +55,7 @@ def metric(template: str, **axes: str) -> str:
 
     owner = next((m.group for m in METRICS if m.template == template), None)
     if owner is None:
-        raise KeyError(f"{template!r} is not a registered metric (ncib/metrics/registry.py)")
+        raise KeyError(f"{template!r} is not a registered metric (ncib/metrics/catalogue.py)")
     return logged_name(owner, key(template, **axes))
 
 
@@ -92,7 +92,7 @@ def logged(name: str) -> str:
     """The logged name of a registered key (its group's prefix added)."""
     metric = metric_of(name)
     if metric is None:
-        raise KeyError(f"{name!r} is not a registered metric (ncib/metrics/registry.py)")
+        raise KeyError(f"{name!r} is not a registered metric (ncib/metrics/catalogue.py)")
     return logged_name(metric.group, name)
 
 

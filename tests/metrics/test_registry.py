@@ -14,7 +14,7 @@ def test_key_names_the_template_the_axes_and_the_allowed_values():
     assert key("cca/mean_k/{features}", features="raw") == "cca/mean_k/raw"
     with pytest.raises(
         KeyError,
-        match=re.escape("'cca/nope' is not a registered metric (ncib/metrics/registry.py)"),
+        match=re.escape("'cca/nope' is not a registered metric (ncib/metrics/catalogue.py)"),
     ):
         key("cca/nope")
     with pytest.raises(
@@ -50,7 +50,7 @@ def test_check_outputs_names_the_keys_that_differ_from_the_registry():
     del extra["cca/mean_k/raw"]
     message = (
         "analysis group 'identifiability' made scalars ['cca/extra', 'cca/mean_k/raw'] that "
-        "differ from ncib/metrics/registry.py; register them or stop making them"
+        "differ from ncib/metrics/catalogue.py; register them or stop making them"
     )
     with pytest.raises(RuntimeError, match=f"^{re.escape(message)}$"):
         check_outputs("identifiability", extra, entries)
