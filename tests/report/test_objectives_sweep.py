@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from ncib.recipe import DEFAULT_OBJECTIVE, recipe_id, recipe_name, recipe_of
-from ncib.report import figures
+from ncib.report import figures, recipe_figures
 from ncib.report.aggregate import group_recipes
 from ncib.report.jobs import Job
 from ncib.report.sweep import FINISHED, build_sweep_report
@@ -173,14 +173,18 @@ def objectives_sweep(tmp_path):
 
 
 def _record_calls(monkeypatch, name: str, calls: list) -> None:
-    """Note the first argument of every call of the renderer ``figures.<name>``."""
-    original = getattr(figures, name)
+    """Note the first argument of every call of the renderer ``<name>`` by the figures of a
+    recipe and by the comparison figures."""
+    for module in (figures, recipe_figures):
+        if not hasattr(module, name):  # a renderer only one of them uses
+            continue
+        original = getattr(module, name)
 
-    def noting(*args, **kwargs):
-        calls.append(args[0])
-        return original(*args, **kwargs)
+        def noting(*args, _original=original, **kwargs):
+            calls.append(args[0])
+            return _original(*args, **kwargs)
 
-    monkeypatch.setattr(figures, name, noting)
+        monkeypatch.setattr(module, name, noting)
 
 
 def test_the_report_puts_the_objectives_side_by_side(objectives_sweep, monkeypatch):
