@@ -54,6 +54,34 @@ if UNDER_MUTMUT:
     _spawn.start_processes = _start_processes_from_mutmut_home
 
 
+# files that run the app end to end, longest first (their durations under -n 2): collected
+# first, so that pytest-xdist (--dist loadfile) starts them first and no worker begins one of
+# them while the others are finishing; the other files follow in their usual order
+FILES_FIRST = (
+    "rundir/test_resume.py",
+    "tracking/test_wandb.py",  # trains the shared digits run while the resume tests run
+    "test_run_reliability.py",
+    "test_transfer.py",
+    "test_default_run.py",
+    "rundir/test_rundir_lock.py",
+    "test_packaging.py",
+    "test_run.py",
+    "test_untrusted_commands.py",
+    "rundir/test_untrusted_files.py",
+    "test_validation.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    first = {name: i for i, name in enumerate(FILES_FIRST)}
+    tests = Path(__file__).parent
+
+    def rank(item) -> int:
+        return first.get(item.path.relative_to(tests).as_posix(), len(first))
+
+    items.sort(key=rank)  # stable: each file's tests stay together and in order
+
+
 @pytest.fixture(autouse=True)
 def _hermetic(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
