@@ -135,6 +135,7 @@ def analyse_run(
     device = torch.device(device or (f"cuda:{torch.cuda.current_device()}" if cuda else "cpu"))
     model = instantiate(cfg.model).to(device)
     datamodule = instantiate(cfg.dataset.datamodule)
+    _check_memory(plan.settings, model, datamodule, device, collective)  # before any file
     engine = PairEpochAnalysis(
         run_dir, plan.settings, records_name=records_name, collective=collective
     )
@@ -179,6 +180,39 @@ def _choose_name(run_dir: Path, name: str | None, collective) -> str:
             f"{run_dir / records_name} exists; choose another --name (nothing is overwritten)"
         )
     return name
+
+
+def _check_memory(settings, model, datamodule, device, collective) -> None:
+    """Refuse a re-analysis whose analysis would not fit in the memory of each process, before
+    any epoch is loaded: the check a training run makes (docs/design.md §3b), with the ranks of
+    this job (``torchrun``: its processes; on the CPU, those of this host share its memory)."""
+    import os
+
+    from ncib.callbacks.memory import feature_dim
+    from ncib.engine.memory import available_memory, check_analysis_memory, planned_shape
+    from ncib.rundir import RunDirError
+
+    datamodule.setup("fit")
+    d = feature_dim(model)
+    if d is None:
+        return
+    world = 1 if collective is None else collective.world
+    cuda = device.type == "cuda"
+    on_host = 1 if cuda else int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    try:
+        check_analysis_memory(
+            **planned_shape(settings, datamodule.splits, int(datamodule.num_classes)),
+            d=d,
+            world=world,
+            budget=available_memory(device, ranks_on_host=on_host),
+            side_by_side=1 if cuda else None,  # a GPU: one member at a time
+            cuda=cuda,
+        )
+    except MemoryError as err:
+        raise RunDirError(
+            f"the re-analysis would not fit: {err} (for python -m ncib.analyse: analysis keys "
+            "as overrides; more ranks: torchrun --nproc_per_node)"
+        ) from None
 
 
 def _to_wandb(run_dir: Path, records_name: str, overrides) -> None:

@@ -104,3 +104,29 @@ def test_under_torchrun_the_reanalysis_is_shared_and_gives_the_training_records(
                     record["epoch"], group, name, value, got,
                 )  # fmt: skip
     assert (run_dir / records.name.replace("analysis", "report").replace(".jsonl", ".md")).exists()
+
+
+def test_a_reanalysis_that_would_not_fit_is_refused_before_any_file(
+    digits_run, tmp_path, monkeypatch
+):
+    # the training run's memory check, for the re-analysis: in this process, with a budget
+    # that holds the analysis of 700 of digits' 1437 training rows and not of all of them
+    # (360 test rows, the ConvNet's d = 128 features, K = 10, 20 folds)
+    from ncib.analyse import analyse_run
+    from ncib.engine import memory
+    from ncib.rundir import RunDirError
+
+    run_dir = digits_run.copy_to(tmp_path / "run")
+    before = sorted(p.name for p in run_dir.iterdir())
+    budget = int(memory.analysis_bytes_per_rank(700, 360, 128, 10, 1, 20) / 0.9) + 1
+    monkeypatch.setattr(
+        memory, "available_memory", lambda *a, **kw: memory.MemoryBudget(budget, "the budget")
+    )
+    with pytest.raises(
+        RunDirError, match=r"would not fit: .*d=128.*the budget allows.*max_samples=700 "
+    ):
+        analyse_run(run_dir)
+    assert sorted(p.name for p in run_dir.iterdir()) == before  # no records, no overrides file
+    # the subset it names fits
+    fits = memory.MemoryBudget(budget, "the budget")
+    memory.check_analysis_memory(1437, 360, 128, 10, 1, 20, fits, max_samples=700)

@@ -22,12 +22,12 @@ from ncib.engine.memory import (
     MemoryBudget,
     available_memory,
     check_analysis_memory,
+    planned_shape,
     size,
 )
 
 __all__ = ["AnalysisMemoryCheck"]
 log = logging.getLogger("ncib.analysis")
-MIN_SAMPLES_PER_CLASS = 5  # the least analysis.max_samples per class that ncib.config accepts
 
 
 def feature_dim(pl_module) -> int | None:
@@ -54,7 +54,6 @@ class AnalysisMemoryCheck(Callback):
             return
         settings = plans[0].settings
         classes = int(dm.num_classes)
-        intervals = settings.intervals
         device = trainer.strategy.root_device
         budget = available_memory(
             device, ranks_on_host=trainer.num_devices if device.type == "cpu" else 1
@@ -66,16 +65,10 @@ class AnalysisMemoryCheck(Callback):
                 budget.bytes - held, f"{budget.what} less {size(held)} of training images"
             )
         need = check_analysis_memory(
-            n_train=len(splits["train"][1]),
-            n_test=len(splits["test"][1]),
+            **planned_shape(settings, splits, classes),
             d=d,
-            k=settings.k or classes,
             world=trainer.world_size,
-            folds=None if intervals is None else intervals.folds,
             budget=budget,
-            classes=classes,
-            max_samples=settings.max_samples,
-            least=MIN_SAMPLES_PER_CLASS * classes,
             side_by_side=1 if device.type == "cuda" else None,  # a GPU: one member at a time
             cuda=device.type == "cuda",
         )

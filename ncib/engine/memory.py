@@ -60,6 +60,7 @@ __all__ = [
     "available_memory",
     "check_analysis_memory",
     "largest_fitting_samples",
+    "planned_shape",
     "size",
 ]
 
@@ -73,6 +74,7 @@ PROBE_STATE = 90  # d × K float64 arrays per member's probe (module docstring; 
 WORKSPACE = 0.10  # the rest, as a share of the named parts (module docstring)
 CUDA_OVERHEAD = 0.25  # on a GPU, a share of all the above (measured: module docstring)
 HEADROOM = 0.9  # the analysis may use this share of what is available
+MIN_SAMPLES_PER_CLASS = 5  # the least analysis.max_samples per class that ncib.config accepts
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,22 @@ def largest_fitting_samples(
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
     return lo
+
+
+def planned_shape(settings, splits, num_classes: int) -> dict:
+    """The arguments of :func:`check_analysis_memory` that a run's analysis settings
+    (:class:`ncib.engine.AnalysisSettings`) and its data (``splits``: ``{"train": (images,
+    labels), "test": …}``) fix; the feature dimension, ranks and budget come from the job."""
+    intervals = settings.intervals
+    return {
+        "n_train": len(splits["train"][1]),
+        "n_test": len(splits["test"][1]),
+        "k": settings.k or num_classes,
+        "folds": None if intervals is None else intervals.folds,
+        "classes": num_classes,
+        "max_samples": settings.max_samples,
+        "least": MIN_SAMPLES_PER_CLASS * num_classes,
+    }
 
 
 def check_analysis_memory(

@@ -144,7 +144,7 @@ def test_ncib_run_refuses_an_analysis_that_does_not_fit_before_training(tmp_path
 def test_the_suggested_subset_is_one_the_config_accepts():
     from ncib.config import MIN_SAMPLES_PER_CLASS
 
-    assert memory_callback.MIN_SAMPLES_PER_CLASS == MIN_SAMPLES_PER_CLASS
+    assert memory.MIN_SAMPLES_PER_CLASS == MIN_SAMPLES_PER_CLASS
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
