@@ -188,25 +188,23 @@ def _check_memory(settings, model, datamodule, device, collective) -> None:
     this job (``torchrun``: its processes; on the CPU, those of this host share its memory)."""
     import os
 
-    from ncib.callbacks.memory import feature_dim
-    from ncib.engine.memory import available_memory, check_analysis_memory, planned_shape
+    from ncib.engine.memory import check_planned_analysis, pair_feature_dim
     from ncib.rundir import RunDirError
 
     datamodule.setup("fit")
-    d = feature_dim(model)
+    d = pair_feature_dim(model)
     if d is None:
         return
     world = 1 if collective is None else collective.world
-    cuda = device.type == "cuda"
-    on_host = 1 if cuda else int(os.environ.get("LOCAL_WORLD_SIZE", world))
     try:
-        check_analysis_memory(
-            **planned_shape(settings, datamodule.splits, int(datamodule.num_classes)),
-            d=d,
+        check_planned_analysis(
+            settings,
+            datamodule.splits,
+            int(datamodule.num_classes),
+            d,
+            device,
             world=world,
-            budget=available_memory(device, ranks_on_host=on_host),
-            side_by_side=1 if cuda else None,  # a GPU: one member at a time
-            cuda=cuda,
+            ranks_on_host=int(os.environ.get("LOCAL_WORLD_SIZE", world)),
         )
     except MemoryError as err:
         raise RunDirError(

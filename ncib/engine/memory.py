@@ -59,6 +59,8 @@ __all__ = [
     "analysis_memory",
     "available_memory",
     "check_analysis_memory",
+    "check_planned_analysis",
+    "pair_feature_dim",
     "largest_fitting_samples",
     "planned_shape",
     "size",
@@ -292,4 +294,46 @@ def check_analysis_memory(
         f"rows over {world} rank{'s' if world > 1 else ''}, {n_test} test rows, d={d}, "
         f"k={k}; {need.describe()}) but {budget.what} allows {size(allowed)} "
         f"({HEADROOM:.0%}); set {' or '.join(fixes) or 'a smaller analysis'}"
+    )
+
+
+def pair_feature_dim(pair) -> int | None:
+    """The dimension of the features the analysis studies (the first member's encoder); None
+    for a module that is not a pair."""
+    members = getattr(pair, "members", None)
+    if not members:
+        return None
+    dim = getattr(getattr(members[0], "encoder", None), "feature_dim", None)
+    return int(dim) if dim is not None else None
+
+
+def check_planned_analysis(
+    settings,
+    splits,
+    num_classes: int,
+    d: int,
+    device,
+    world: int,
+    ranks_on_host: int = 1,
+    held_images: int = 0,
+) -> AnalysisMemory:
+    """The check of a job's planned analysis, before it starts (a training run's
+    :class:`ncib.callbacks.AnalysisMemoryCheck`, ``python -m ncib.analyse``): the shape from
+    the settings and ``splits`` (:func:`planned_shape`), ``world`` ranks, the memory of
+    ``device`` — a GPU's own (one member at a time, with the CUDA overhead) less
+    ``held_images`` bytes of training images on it, or the host's shared by its
+    ``ranks_on_host`` ranks. Raises ``MemoryError`` as :func:`check_analysis_memory`."""
+    cuda = getattr(device, "type", str(device).split(":")[0]) == "cuda"
+    budget = available_memory(device, ranks_on_host=1 if cuda else ranks_on_host)
+    if held_images:
+        budget = MemoryBudget(
+            budget.bytes - held_images, f"{budget.what} less {size(held_images)} of training images"
+        )
+    return check_analysis_memory(
+        **planned_shape(settings, splits, num_classes),
+        d=d,
+        world=world,
+        budget=budget,
+        side_by_side=1 if cuda else None,  # a GPU: one member at a time
+        cuda=cuda,
     )

@@ -8,7 +8,6 @@ import re
 
 import pytest
 
-import ncib.callbacks.memory as memory_callback
 from ncib.callbacks import AnalysisMemoryCheck, PairAnalysisCallback
 from ncib.data import DigitsDataModule
 from ncib.engine import memory
@@ -114,7 +113,7 @@ def test_the_run_is_refused_before_its_first_step_when_the_analysis_does_not_fit
     plan = {"epochs": [1], "progress": False, "checkpoints": False}
     budget = int(analysis_bytes_per_rank(700, 360, 32, 10, 1, 20) / 0.9) + 1  # digits: N = 1437
     monkeypatch.setattr(
-        memory_callback, "available_memory", lambda *a, **kw: MemoryBudget(budget, "the budget")
+        memory, "available_memory", lambda *a, **kw: MemoryBudget(budget, "the budget")
     )
     steps = []
     with pytest.raises(MemoryError, match=r"per rank .*the budget allows.*max_samples=700 "):
@@ -154,13 +153,13 @@ def test_the_check_reads_the_runs_shape_and_the_memory_of_its_device(monkeypatch
     import torch
 
     seen = {}
-    monkeypatch.setattr(
-        memory_callback,
+    monkeypatch.setattr(  # what the callback's check (ncib.engine.memory) reads
+        memory,
         "available_memory",
         lambda dev, ranks_on_host: seen.update(host=ranks_on_host) or MemoryBudget(GIB, "1 GiB"),
     )
     monkeypatch.setattr(
-        memory_callback,
+        memory,
         "check_analysis_memory",
         lambda **kw: seen.update(kw) or analysis_memory(10, 10, 4, 2),
     )
