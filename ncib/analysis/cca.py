@@ -300,11 +300,12 @@ def canonical_correlations(
     return cca_from_covariance(cross_covariance(a, b, labels), ridge)
 
 
-def check_test_split(cca: CCAResult, a_test: Tensor, b_test: Tensor) -> None:
+def check_test_split(cca: CCAResult, a_test: Tensor, b_test: Tensor, min_rows: int = 2) -> None:
     """Check held-out features ``a_test (N_test, d_a)``, ``b_test (N_test, d_b)`` against a CCA
-    fitted on the training split: paired rows, the fitted widths, one device."""
-    check_matrix("a_test", a_test, min_rows=2)
-    check_matrix("b_test", b_test, min_rows=2)
+    fitted on the training split: paired rows, the fitted widths, one device (``min_rows``: 0
+    for a rank's shard of the test split)."""
+    check_matrix("a_test", a_test, min_rows=min_rows)
+    check_matrix("b_test", b_test, min_rows=min_rows)
     d_a, d_b = cca.directions_a.shape[0], cca.directions_b.shape[0]
     if a_test.shape[1] != d_a or b_test.shape[1] != d_b:
         raise ValueError(

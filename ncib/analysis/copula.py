@@ -284,39 +284,54 @@ def normal_scores_train_test(z_train: Tensor, z_test: Tensor) -> tuple[Tensor, T
     return train, test
 
 
-def sharded_normal_scores(z_train: Tensor, z_test: Tensor, shard: Shard) -> tuple[Tensor, Tensor]:
+def sharded_normal_scores(
+    z_train: Tensor, z_test: Tensor, shard: Shard, test_shard: Shard | None = None
+) -> tuple[Tensor, Tensor]:
     """:func:`normal_scores_train_test` of a training split shared over ranks: ``z_train`` is
-    this rank's shard ``(n_local, d)`` (rows ``shard.rows``), ``z_test (N_test, d)`` the whole test
-    split on every rank. Returns this rank's shard of the training scores and the whole test
-    scores, equal to the single-process scores exactly (ties included: a score depends only on
-    the column's values, not their order).
+    this rank's shard ``(n_local, d)`` (rows ``shard.rows``), ``z_test`` the whole test split on
+    every rank, or this rank's shard of it (rows ``test_shard.rows``) when the test split is
+    shared too. Returns this rank's training scores and its test scores (the whole test split
+    without ``test_shard``), equal to the single-process scores exactly (ties included: a
+    score depends only on the column's values, not their order).
 
     The columns are dealt out in R contiguous blocks: an all-to-all gives rank c block c of every
-    training row (``N × d/R`` values: no rank holds the whole split), rank c scores its block (the
-    same sort as one process), and two more exchanges send the training scores back to the rows'
-    ranks and every test column to every rank."""
+    row of both splits (``(N + N_t) × d/R`` values: no rank holds a whole split), rank c scores
+    its block (the same sort as one process), and a second exchange sends the scores back to
+    the rows' ranks (every test column to every rank when the test split is not shared)."""
     comm = shard.comm
     if comm.world == 1:
         return normal_scores_train_test(z_train, z_test)
     check_matrix("z_train", z_train, min_rows=0)
-    check_matrix("z_test", z_test)
+    check_matrix("z_test", z_test, min_rows=1 if test_shard is None else 0)
     if z_test.shape[1] != z_train.shape[1]:
         raise ValueError(f"z_test has {z_test.shape[1]} columns but z_train has {z_train.shape[1]}")
     d, world, rank = z_train.shape[1], comm.world, comm.rank
     cuts = [round(c * d / world) for c in range(world + 1)]
     widths = [cuts[c + 1] - cuts[c] for c in range(world)]
+    blocks = [slice(cuts[c], cuts[c + 1]) for c in range(world)]
+    mine, new = blocks[rank], z_train.new_empty
+
+    def gather(z: Tensor, sizes: list[int]) -> Tensor:  # block `mine` of every rank's rows
+        received = [new(sizes[r], widths[rank]) for r in range(world)]
+        comm.all_to_all(received, [z[:, b] for b in blocks])
+        return torch.cat(received)
+
     sizes = shard.sizes()
-    mine = slice(cuts[rank], cuts[rank + 1])
-    new = z_train.new_empty
-    received = [new(sizes[r], widths[rank]) for r in range(world)]
-    comm.all_to_all(received, [z_train[:, cuts[c] : cuts[c + 1]] for c in range(world)])
+    train_block = gather(z_train, sizes)
+    if test_shard is None:
+        test_block, test_sizes = z_test[:, mine], None
+    else:
+        test_sizes = test_shard.sizes()
+        test_block = gather(z_test, test_sizes)
     if widths[rank]:
-        train, test = normal_scores_train_test(torch.cat(received), z_test[:, mine])
+        train, test = normal_scores_train_test(train_block, test_block)
     else:  # more ranks than columns: this rank scores none
-        train, test = new(shard.total, 0), new(z_test.shape[0], 0)
-    del received
-    back = [new(len(shard.rows), widths[c]) for c in range(world)]
-    comm.all_to_all(back, list(train.split(sizes)))
-    tests = [new(z_test.shape[0], widths[c]) for c in range(world)]
-    comm.all_to_all(tests, [test] * world)
-    return torch.cat(back, 1), torch.cat(tests, 1)
+        train, test = new(shard.total, 0), new(test_block.shape[0], 0)
+    del train_block, test_block
+
+    def scatter(scores: Tensor, sizes: list[int] | None, rows_here: int) -> Tensor:
+        back = [new(rows_here, widths[c]) for c in range(world)]
+        comm.all_to_all(back, [scores] * world if sizes is None else list(scores.split(sizes)))
+        return torch.cat(back, 1)
+
+    return scatter(train, sizes, len(shard.rows)), scatter(test, test_sizes, z_test.shape[0])

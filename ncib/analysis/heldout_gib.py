@@ -83,6 +83,7 @@ from ._checks import WarningLog
 from ._linalg import no_tf32, row_chunks, work_dtype
 from .cca import CCAResult, canonical_correlations, check_test_split
 from .gib import GIBResult, InformationCurve
+from .shards import Shard
 
 __all__ = [
     "HeldoutCorrelations",
@@ -93,6 +94,7 @@ __all__ = [
     "heldout_gib_from_cca",
     "heldout_gib_from_correlations",
     "heldout_gib_summary",
+    "project_variates",
     "test_variates",
     "variate_correlations",
 ]
@@ -203,6 +205,7 @@ def test_variates(
     b_test: Tensor,
     labels: Tensor | None = None,
     columns: int | None = None,
+    shard: Shard | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The first ``columns`` (default all r) pairs of canonical variates of ``cca`` on the
     test rows, ``((N_t, q), (N_t, q))`` float64, each re-centred on the test split.
@@ -213,45 +216,87 @@ def test_variates(
     collapse the rows are class means of norm ~10 plus a scatter 10⁻³ as large, and the
     within-class canonical directions have weights ~10³, so a float32 product of uncentred
     rows would be mostly rounding (docs/math.md §9). Without labels the test column means are
-    the shift (as before)."""
-    check_test_split(cca, a_test, b_test)
-    f64 = torch.float64
+    the shift (as before).
+
+    ``shard``: the test split shared over ranks (:class:`ncib.analysis.shards.Shard`): the rows
+    given are this rank's, the class means and the re-centring are over all ranks' rows, and
+    the variates returned are this rank's rows."""
+    check_test_split(cca, a_test, b_test, min_rows=2 if shard is None else 0)
     q = cca.directions_a.shape[1] if columns is None else int(columns)
+    return project_variates(
+        (a_test, b_test),
+        (cca.directions_a[:, :q], cca.directions_b[:, :q]),
+        (cca.mean_a, cca.mean_b),
+        labels,
+        shard,
+    )
+
+
+def project_variates(
+    tests: Sequence[Tensor],
+    directions: Sequence[Tensor],
+    means: Sequence[Tensor],
+    labels: Tensor | None = None,
+    shard: Shard | None = None,
+) -> tuple[Tensor, Tensor]:
+    """:func:`test_variates` from the directions ``(d_m, q)`` and training means ``(d_m,)`` of
+    both sides (the fit's, or a refit's broadcast to every rank)."""
+    f64 = torch.float64
     out = []
     with no_tf32():
-        for x, w, mu in (
-            (a_test, cca.directions_a[:, :q], cca.mean_a),
-            (b_test, cca.directions_b[:, :q], cca.mean_b),
-        ):
+        for x, w, mu in zip(tests, directions, means, strict=True):
             dt = work_dtype(x)
-            n = x.shape[0]
+            n_here = x.shape[0]
             if labels is None:
-                group = torch.zeros(n, dtype=torch.long, device=x.device)
+                group = torch.zeros(n_here, dtype=torch.long, device=x.device)
             else:
                 group = labels.to(x.device)
-            groups = int(group.max()) + 1
+            groups = _groups(group, shard)
             sums = torch.zeros(groups, x.shape[1], dtype=f64, device=x.device)
-            for sl in row_chunks(n, x.shape[1]):
+            for sl in row_chunks(n_here, x.shape[1]):
                 sums.index_add_(0, group[sl], x[sl].to(f64))
             count = torch.bincount(group, minlength=groups).to(f64)
+            if shard is not None:  # the test class means of all ranks' rows
+                shard.sum_(sums)
+                shard.sum_(count)
+            n = n_here if shard is None else shard.total
             shift = (sums / count.clamp_min(1.0)[:, None]).to(dt)
-            offset = (shift.to(f64) - mu) @ w  # (groups, q): (s_g − μ) W in float64
+            offset = (shift.to(f64) - mu.to(f64)) @ w.to(f64)  # (groups, q): (s_g − μ) W
             offset -= (count / n) @ offset  # centred: exactly 0 for one group
             w_dt = w.to(dt)
-            s = torch.empty(n, q, dtype=f64, device=x.device)
-            for sl in row_chunks(n, x.shape[1] + q):
+            s = torch.empty(n_here, w.shape[1], dtype=f64, device=x.device)
+            for sl in row_chunks(n_here, x.shape[1] + w.shape[1]):
                 s[sl] = ((x[sl].to(dt) - shift.index_select(0, group[sl])) @ w_dt).to(f64)
-            s -= s.mean(0)
-            for sl in row_chunks(n, q):
+            if shard is None:
+                s -= s.mean(0)
+            else:
+                s -= shard.sum_(s.sum(0)) / n
+            for sl in row_chunks(n_here, w.shape[1]):
                 s[sl] += offset.index_select(0, group[sl])
             out.append(s)
     return out[0], out[1]
 
 
-def variate_correlations(sa: Tensor, sb: Tensor, log: WarningLog) -> Tensor:
+def _groups(group: Tensor, shard: Shard | None) -> int:
+    """The number of row groups (1 + the largest label), over all ranks of a shard."""
+    here = int(group.max()) + 1 if group.numel() else 0
+    if shard is None:
+        return here
+    each = torch.zeros(shard.world, dtype=torch.float64)
+    each[shard.rank] = here
+    return int(shard.sum_(each).max())
+
+
+def variate_correlations(
+    sa: Tensor, sb: Tensor, log: WarningLog, shard: Shard | None = None
+) -> Tensor:
     """``(q,)`` Pearson correlations of the columns of centred variates ``sa``, ``sb``
-    ``(N_t, q)``; a constant variate gets 0 (warning on ``log``)."""
-    var_a, var_b = sa.square().sum(0), sb.square().sum(0)
+    ``(N_t, q)``; a constant variate gets 0 (warning on ``log``). ``shard``: the rows are this
+    rank's of a test split shared over ranks; the sums are over all ranks."""
+    sums = torch.stack([sa.square().sum(0), sb.square().sum(0), (sa * sb).sum(0)])
+    if shard is not None:
+        shard.sum_(sums)
+    var_a, var_b, cross = sums
     denom = (var_a * var_b).sqrt()
     tiny = torch.finfo(torch.float64).tiny
     flat = denom <= tiny
@@ -260,7 +305,7 @@ def variate_correlations(sa: Tensor, sb: Tensor, log: WarningLog) -> Tensor:
             f"{int(flat.sum())} of {sa.shape[1]} canonical variates are constant on the test "
             "split; their held-out correlation is taken as 0"
         )
-    corr = torch.where(flat, 0.0, (sa * sb).sum(0) / denom.clamp_min(tiny))
+    corr = torch.where(flat, 0.0, cross / denom.clamp_min(tiny))
     return corr.clamp(-1.0, 1.0)
 
 

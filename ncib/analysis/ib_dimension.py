@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .etf import class_means, nc4_agreement, ncc_predict
+from .etf import class_means, ncc_predict
 from .pair import PairAnalysis
 from .probe import fit_logistic_probe
 
@@ -72,17 +72,19 @@ def ib_dimension_curve(pa: PairAnalysis, m: int, ks: Sequence[int]) -> list[IBDi
                 h_test,
                 pa.y_test,
                 num_classes=pa.num_classes,
+                shard=pa.shard,
+                test_shard=pa.test_shard,
                 **pa.probe_kwargs,
             )
-            means = class_means(h_train, pa.y_train, pa.num_classes)
+            means = class_means(h_train, pa.y_train, pa.num_classes, pa.shard)
             ncc = ncc_predict(h_train, pa.y_train, h_test, pa.num_classes, means)
             points.append(
                 IBDimensionPoint(
                     k=int(k),
                     probe_train_acc=float(probe.train_acc),
                     probe_test_acc=float(probe.test_acc),
-                    ncc_test_acc=float((ncc == pa.y_test).double().mean()),
-                    nc4_test=float(nc4_agreement(ncc, probe.test_pred)),
+                    ncc_test_acc=pa.fraction(ncc == pa.y_test, "test"),
+                    nc4_test=pa.fraction(ncc == probe.test_pred, "test"),
                     feature_scaling=rep.feature_scaling,
                     warnings=rep.warnings + probe.warnings + means.warnings,
                 )

@@ -47,8 +47,8 @@ from torch import Tensor
 
 from ._checks import WarningLog
 from .cca import CovarianceBlocks, cca_from_covariance
-from .heldout_gib import test_variates, variate_correlations
-from .shards import Comm
+from .heldout_gib import project_variates, test_variates, variate_correlations
+from .shards import Comm, Shard
 
 __all__ = [
     "STATISTICS",
@@ -179,23 +179,80 @@ def _generator(seed: int, stream: int) -> torch.Generator:
 
 
 def null_threshold(
-    sa: Tensor, sb: Tensor, permutations: int, null_level: float, gen: torch.Generator
+    sa: Tensor,
+    sb: Tensor,
+    permutations: int,
+    null_level: float,
+    gen: torch.Generator,
+    shard: Shard | None = None,
 ) -> float:
     """The ``1 − null_level`` quantile of ``max_i corr(sa_i, sb_i[π])`` over random row
-    permutations π (``sa``, ``sb``: centred variates ``(N_t, q)``)."""
-    n = sa.shape[0]
-    norm = (sa.square().sum(0) * sb.square().sum(0)).sqrt().clamp_min(torch.finfo(sa.dtype).tiny)
-    maxima = torch.empty(permutations, dtype=torch.float64)
-    for p in range(permutations):
-        perm = torch.randperm(n, generator=gen).to(sb.device)
-        maxima[p] = ((sa * sb.index_select(0, perm)).sum(0) / norm).max()
-    return float(torch.quantile(maxima, 1.0 - null_level))
+    permutations π (``sa``, ``sb``: centred variates ``(N_t, q)``).
+
+    ``shard``: the rows are this rank's of a test split shared over ranks
+    (:class:`ncib.analysis.shards.Shard`; every rank passes a generator in the same state).
+    The permutations are those of the whole split, the same as one process draws: each rank
+    broadcasts its rows of ``sb`` once, in turn, and every rank adds the products of its rows
+    of ``sa`` with the partners they receive under every permutation. One rank's rows are held
+    at a time; the sums of all ranks are added at the end (:func:`_sharded_permuted_sums`)."""
+    if shard is None:
+        n = sa.shape[0]
+        norm = (sa.square().sum(0) * sb.square().sum(0)).sqrt()
+        perms = (torch.randperm(n, generator=gen) for _ in range(permutations))
+        sums = torch.stack(
+            [(sa * sb.index_select(0, p.to(sb.device))).sum(0) for p in perms]
+        ).to(torch.float64)
+    else:
+        squares = shard.sum_(torch.stack([sa.square().sum(0), sb.square().sum(0)]))
+        norm = (squares[0] * squares[1]).sqrt()
+        sums = _sharded_permuted_sums(sa, sb, permutations, gen, shard)
+    maxima = (sums / norm.clamp_min(torch.finfo(sa.dtype).tiny)).max(1).values
+    return float(torch.quantile(maxima.to(device="cpu", dtype=torch.float64), 1.0 - null_level))
 
 
-def bootstrap_correlations(sa: Tensor, sb: Tensor, replicates: int, gen: torch.Generator) -> Tensor:
+def _sharded_permuted_sums(
+    sa: Tensor, sb: Tensor, permutations: int, gen: torch.Generator, shard: Shard
+) -> Tensor:
+    """``(permutations, q)`` ``Σ_i sa_i · sb_{π(i)}`` over the whole split for the permutations
+    π drawn from ``gen``, with the rows shared over ranks (see :func:`null_threshold`)."""
+    comm, n, dev = shard.comm, shard.total, sa.device
+    rows = shard.rows.to("cpu")
+    # where every global row lives: its rank and its position there (each row is on one rank)
+    owner = torch.zeros(2, n, dtype=torch.float64)
+    owner[0, rows] = float(comm.rank)
+    owner[1, rows] = torch.arange(rows.numel(), dtype=torch.float64)
+    owner = comm.all_reduce_(owner).to(torch.int64)
+    # the partner of each of this rank's rows under each permutation (global row, its owner)
+    partners = torch.stack([torch.randperm(n, generator=gen)[rows] for _ in range(permutations)])
+    held_by = owner[0].index_select(0, partners.flatten()).view_as(partners)
+    position = owner[1].index_select(0, partners.flatten()).view_as(partners)
+    sums = torch.zeros(permutations, sa.shape[1], dtype=torch.float64, device=dev)
+    sizes = shard.sizes()
+    for src in range(comm.world):  # rank src's rows of sb, to every rank in turn
+        block = sb if src == comm.rank else sb.new_empty(sizes[src], sb.shape[1])
+        comm.broadcast_(block, src)
+        for p in range(permutations):
+            mine = (held_by[p] == src).nonzero().squeeze(1)
+            if mine.numel():
+                there = position[p].index_select(0, mine).to(dev)
+                sums[p] += (sa.index_select(0, mine.to(dev)) * block.index_select(0, there)).sum(0)
+        del block
+    return comm.all_reduce_(sums)
+
+
+def bootstrap_correlations(
+    sa: Tensor,
+    sb: Tensor,
+    replicates: int,
+    gen: torch.Generator,
+    shard: Shard | None = None,
+) -> Tensor:
     """``(replicates, q)`` correlations of the variate pairs over bootstrap resamples of the
-    rows (weighted moments: one product per moment, no copies of the rows)."""
-    n = sa.shape[0]
+    rows (weighted moments: one product per moment, no copies of the rows). ``shard``: the
+    rows are this rank's of a test split shared over ranks: every rank draws the resamples of
+    the whole split (the same as one process) and weights its own rows; the weighted sums are
+    added over the ranks."""
+    n = sa.shape[0] if shard is None else shard.total
     counts = torch.multinomial(
         torch.full((n,), 1.0 / n, dtype=torch.float64), n * replicates, True, generator=gen
     )
@@ -205,11 +262,19 @@ def bootstrap_correlations(sa: Tensor, sb: Tensor, replicates: int, gen: torch.G
         counts + torch.arange(replicates).repeat_interleave(n) * n,
         torch.ones(n * replicates, dtype=torch.float64),
     )
+    del counts
+    if shard is not None:
+        w = w[:, shard.rows.to("cpu")]
     w = (w / n).to(sa.device)
-    ma, mb = w @ sa, w @ sb
-    var_a = (w @ sa.square() - ma.square()).clamp_min(0.0)
-    var_b = (w @ sb.square() - mb.square()).clamp_min(0.0)
-    cov = w @ (sa * sb) - ma * mb
+    moments = torch.stack(
+        [w @ sa, w @ sb, w @ sa.square(), w @ sb.square(), w @ (sa * sb)]
+    )  # (5, replicates, q)
+    if shard is not None:
+        shard.sum_(moments)
+    ma, mb, saa, sbb, sab = moments
+    var_a = (saa - ma.square()).clamp_min(0.0)
+    var_b = (sbb - mb.square()).clamp_min(0.0)
+    cov = sab - ma * mb
     denom = (var_a * var_b).sqrt()
     return torch.where(denom > 0, cov / denom.clamp_min(torch.finfo(sa.dtype).tiny), 0.0).clamp(
         -1.0, 1.0
@@ -320,6 +385,62 @@ def refit_correlations(
     return torch.stack(rows)
 
 
+def _sharded_refit_correlations(
+    weights: Sequence[Tensor],
+    resample: Callable[[Tensor], CovarianceBlocks],
+    ridge: float,
+    q: int,
+    test: tuple[Tensor, Tensor, Tensor | None],
+    shard: Shard,
+) -> Tensor:
+    """:func:`refit_correlations` of the fold ``weights`` with the test split shared over
+    ranks: in rounds of R refits, rank c fits refit ``round + c`` (the R CCAs side by side),
+    then each in turn broadcasts the q leading directions and the means of its fit, and every
+    rank projects its test rows on them (one fit's directions received at a time). Returns
+    ``(len(weights), q)`` on every rank."""
+    comm = shard.comm
+    a_test, b_test, labels = test
+    dev, f64 = a_test.device, torch.float64
+    rows = torch.empty(len(weights), q, dtype=f64, device=dev)
+    log = WarningLog("heldout_intervals")
+    caught: list = []
+    for start in range(0, len(weights), comm.world):
+        mine = start + comm.rank
+        fit = None
+        if mine < len(weights):
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                fit = cca_from_covariance(resample(weights[mine]), ridge)
+            caught += seen
+        for src in range(min(comm.world, len(weights) - start)):
+            parts = [
+                torch.empty(a_test.shape[1], q, dtype=f64, device=dev),
+                torch.empty(b_test.shape[1], q, dtype=f64, device=dev),
+                torch.empty(a_test.shape[1], dtype=f64, device=dev),
+                torch.empty(b_test.shape[1], dtype=f64, device=dev),
+            ]
+            if src == comm.rank:
+                for part, value in zip(
+                    parts,
+                    (fit.directions_a[:, :q], fit.directions_b[:, :q], fit.mean_a, fit.mean_b),
+                    strict=True,
+                ):
+                    part.copy_(value)
+            for part in parts:
+                comm.broadcast_(part, src)
+            sa, sb = project_variates((a_test, b_test), parts[:2], parts[2:], labels, shard)
+            rows[start + src] = variate_correlations(sa, sb, log, shard)
+    if caught:  # the refits this rank fitted; each rank warns of its own
+        first = str(caught[0].message).split(":", 1)[0]
+        warnings.warn(
+            f"heldout_intervals: {len(caught)} warning(s) in this rank's CCA refits, the first "
+            f"from {first}: {str(caught[0].message)[:300]}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return rows
+
+
 def normal_quantile(level: float) -> float:
     """z with P(|Z| <= z) = level for a standard normal Z."""
     return NormalDist().inv_cdf(0.5 + 0.5 * level)
@@ -337,6 +458,7 @@ def heldout_intervals(
     names: Sequence[str] = STATISTICS,
     stream: int = 0,
     comm: Comm | None = None,
+    test_shard: Shard | None = None,
 ) -> HeldoutIntervals:
     """Intervals of the held-out statistics ``names`` of one fit (see the module docstring).
 
@@ -353,6 +475,10 @@ def heldout_intervals(
             same arguments: the refits (a d×d CCA each) are dealt out, rank r fitting refits
             r, r+R, …, and their test correlations summed over the ranks; every rank returns
             the same intervals, those of one process.
+        test_shard: the test split shared over the ranks of ``comm``: ``variates`` and
+            ``test`` are this rank's rows. The bootstrap weights each rank's rows of the whole
+            split's resamples; each refit is fitted by one rank and its directions broadcast,
+            and every rank projects its test rows (:func:`_sharded_refit_correlations`).
     """
     r = corr.shape[0]
     cols = [STATISTICS.index(n) for n in names]
@@ -360,7 +486,7 @@ def heldout_intervals(
     estimate = spectrum_statistics(corr[None], k, r, null_rho)[0]
     gen = _generator(settings.seed, 2 * stream)
     boot = spectrum_statistics(
-        bootstrap_correlations(*variates, settings.bootstrap, gen), k, r, null_rho
+        bootstrap_correlations(*variates, settings.bootstrap, gen, test_shard), k, r, null_rho
     )
     refits = 0
     fits = estimate.new_zeros(0, len(STATISTICS))
@@ -371,13 +497,18 @@ def heldout_intervals(
         q = min(r, k if only_mean else max(2 * significant, k + 1) + 10)
         folds = settings.folds
         rank, world = (0, 1) if comm is None else (comm.rank, comm.world)
-        covs = []
-        for i in range(settings.refits):  # every rank draws every resample: the same stream
-            draws = torch.randint(folds, (folds,), generator=gen)
-            if i % world == rank:
-                covs.append(resample(torch.bincount(draws, minlength=folds).to(torch.float64)))
-        mine = refit_correlations(covs, ridge, q, *test) if covs else corr.new_zeros(0, q)
-        if world > 1:
+        weights = [  # every rank draws every resample: the same stream
+            torch.bincount(torch.randint(folds, (folds,), generator=gen), minlength=folds).to(
+                torch.float64
+            )
+            for _ in range(settings.refits)
+        ]
+        if test_shard is not None and world > 1:
+            mine = _sharded_refit_correlations(weights, resample, ridge, q, test, test_shard)
+        else:
+            covs = [resample(w) for i, w in enumerate(weights) if i % world == rank]
+            mine = refit_correlations(covs, ridge, q, *test) if covs else corr.new_zeros(0, q)
+        if world > 1 and test_shard is None:
             spread = corr.new_zeros(settings.refits, q, dtype=torch.float64)
             spread[rank::world] = mine.to(torch.float64)
             mine = comm.all_reduce_(spread)

@@ -83,6 +83,12 @@ class PairAnalysis:
             ``y_test`` the whole test split on every rank. Every rank computes the same numbers,
             equal to those of one process up to the order of summation (docs/design.md §3a);
             call the same methods in the same order on every rank (they communicate).
+        test_shard: the test split shared over the same ranks (needs ``shard``): ``test`` and
+            ``y_test`` are then this rank's test rows ``test_shard.rows`` only. Sums over test
+            rows are all-reduced, the null threshold's permutations and the bootstrap are
+            those of the whole split, and every refit's directions are broadcast to the ranks
+            that project their test rows on them; no rank holds more than its rows of either
+            split (docs/design.md §3a). None: every rank holds the whole test split.
 
     Everything is computed on first request and cached: normal scores per member (train, and
     test scored against train), covariance blocks (raw, normal; train split), CCA, CKA, GIB of
@@ -116,9 +122,22 @@ class PairAnalysis:
         intervals: IntervalSettings | None = IntervalSettings(),  # noqa: B008 (frozen)
         classifier: Sequence[Tensor] | None = None,
         shard: Shard | None = None,
+        test_shard: Shard | None = None,
     ) -> None:
         if len(train) != 2 or len(test) != 2:
             raise ValueError("train and test must each be a pair (member 0, member 1) of features")
+        if test_shard is not None and (
+            shard is None or (test_shard.rank, test_shard.world) != (shard.rank, shard.world)
+        ):
+            raise ValueError(
+                "test_shard needs shard, over the same comm: the test split is shared only over "
+                "the ranks that share the training split"
+            )
+        if test_shard is not None and len(test_shard.rows) != test[0].shape[0]:
+            raise ValueError(
+                f"the test shard lists {len(test_shard.rows)} rows but test[0] has "
+                f"{test[0].shape[0]}"
+            )
         if shard is not None and len(shard.rows) != train[0].shape[0]:
             raise ValueError(
                 f"the shard lists {len(shard.rows)} rows but train[0] has {train[0].shape[0]}"
@@ -129,11 +148,19 @@ class PairAnalysis:
             and not torch.equal(shard.rows.cpu(), torch.arange(shard.total))
         ):  # one process analyses the rows in the order given: its folds follow it
             raise ValueError("a shard of one process must list rows 0..N-1 in order")
+        if (
+            test_shard is not None
+            and test_shard.world == 1
+            and not torch.equal(test_shard.rows.cpu(), torch.arange(test_shard.total))
+        ):
+            raise ValueError("a test shard of one process must list rows 0..N_test-1 in order")
         self.shard = shard if shard is not None and shard.world > 1 else None
+        self.test_shard = test_shard if self.shard is not None else None
         self.num_train = train[0].shape[0] if shard is None else int(shard.total)
+        self.num_test = test[0].shape[0] if self.test_shard is None else int(test_shard.total)
         for m in range(2):
             check_matrix(f"train[{m}]", train[m], min_rows=2 if self.shard is None else 0)
-            check_matrix(f"test[{m}]", test[m], min_rows=2)
+            check_matrix(f"test[{m}]", test[m], min_rows=2 if self.test_shard is None else 0)
             if test[m].shape[1] != train[m].shape[1]:
                 raise ValueError(
                     f"member {m}: test features have {test[m].shape[1]} columns, train {train[m].shape[1]}"
@@ -161,8 +188,9 @@ class PairAnalysis:
         log = WarningLog("PairAnalysis")
         for split, y in (("train", self.y_train), ("test", self.y_test)):
             counts = torch.bincount(y, minlength=self.num_classes).to(torch.float64)
-            if split == "train" and self.shard is not None:
-                self.shard.sum_(counts)
+            split_shard = self.shard if split == "train" else self.test_shard
+            if split_shard is not None:
+                split_shard.sum_(counts)
             absent = int((counts == 0).sum())
             if absent:
                 log.warn(
@@ -210,7 +238,7 @@ class PairAnalysis:
             train, test = self.raw["train"][i], self.raw["test"][i]
             if self.shard is None:
                 return normal_scores_train_test(train, test)
-            return sharded_normal_scores(train, test, self.shard)
+            return sharded_normal_scores(train, test, self.shard, self.test_shard)
 
         self._together(
             [(("normal", i), lambda i=i: scores(i)) for i in range(2)], communicates=True
@@ -218,14 +246,15 @@ class PairAnalysis:
         return self._cache[("normal", m)]
 
     def fraction(self, mask: Tensor, split: str) -> float:
-        """The fraction of True in ``mask``, a boolean per row of ``split`` (train: this rank's
-        rows, counted over all ranks when the analysis is sharded)."""
+        """The fraction of True in ``mask``, a boolean per row of ``split`` this rank holds
+        (counted over all ranks when that split is sharded)."""
         if split not in ("train", "test"):
             raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
         hits = mask.sum(dtype=torch.float64)
-        if split == "test" or self.shard is None:
+        split_shard = self.shard if split == "train" else self.test_shard
+        if split_shard is None:
             return float(hits / mask.numel())
-        return float(self.shard.sum_(hits.reshape(1))[0] / self.num_train)
+        return float(split_shard.sum_(hits.reshape(1))[0] / split_shard.total)
 
     def features(self, kind: str, m: int, split: str) -> Tensor:
         """Features of member m: kind ∈ raw, normal, tk; split ∈ train, test."""
@@ -344,7 +373,10 @@ class PairAnalysis:
         return self._get(
             ("variates", kind),
             lambda: test_variates(
-                self.cca(kind), *(self.features(kind, m, "test") for m in range(2)), self.y_test
+                self.cca(kind),
+                *(self.features(kind, m, "test") for m in range(2)),
+                self.y_test,
+                shard=self.test_shard,
             ),
         )
 
@@ -365,7 +397,7 @@ class PairAnalysis:
             log = WarningLog("heldout_gib")
             log.extend(self.cca(kind).warnings)
             return HeldoutCorrelations(
-                variate_correlations(sa, sb, log), sa.shape[0], log.as_tuple()
+                variate_correlations(sa, sb, log, self.test_shard), self.num_test, log.as_tuple()
             )
 
         return self._get(("heldout_corr", kind), compute)
@@ -380,7 +412,11 @@ class PairAnalysis:
         def compute() -> float:
             gen = _generator(settings.seed, 100 + FEATURES.index(kind))
             return null_threshold(
-                *self.test_variates(kind), settings.permutations, settings.null_level, gen
+                *self.test_variates(kind),
+                settings.permutations,
+                settings.null_level,
+                gen,
+                self.test_shard,
             )
 
         return self._get(("null_rho", kind), compute)
@@ -417,6 +453,7 @@ class PairAnalysis:
                 names,
                 stream=FEATURES.index(kind),
                 comm=None if self.shard is None else self.shard.comm,  # refits dealt out
+                test_shard=self.test_shard,
             )
 
         return self._get(("intervals", kind), compute)
@@ -594,6 +631,7 @@ class PairAnalysis:
                 self.y_test,
                 num_classes=self.num_classes,
                 shard=self.shard,
+                test_shard=self.test_shard,
                 **kwargs,
             )
 

@@ -77,9 +77,10 @@ def _validate(
     y_test: Tensor,
     k: int | None,
     shard: Shard | None = None,
+    test_shard: Shard | None = None,
 ):
     check_matrix("h_train", h_train, min_rows=2 if shard is None else 0)
-    check_matrix("h_test", h_test)
+    check_matrix("h_test", h_test, min_rows=1 if test_shard is None else 0)
     if h_test.shape[1] != h_train.shape[1]:
         raise ValueError(f"h_test has {h_test.shape[1]} columns but h_train has {h_train.shape[1]}")
     if h_test.device != h_train.device:
@@ -105,6 +106,7 @@ def fit_logistic_probe(
     moments: tuple[Tensor, Tensor] | None = None,
     init: tuple[Tensor, Tensor] | None = None,
     shard: Shard | None = None,
+    test_shard: Shard | None = None,
 ) -> ProbeResult:
     """Train a multinomial logistic-regression probe on ``h_train (N, d)``, evaluate on ``h_test``.
 
@@ -131,11 +133,16 @@ def fit_logistic_probe(
             L-BFGS iterates as one process would on the whole split, up to the order of
             summation. ``train_acc`` and ``loss`` are those of the whole split; ``train_pred``
             holds this rank's rows.
+        test_shard: with a :class:`~ncib.analysis.shards.Shard` of the test split, ``h_test``
+            and ``y_test`` are this rank's test rows: ``test_acc`` is over all ranks' rows,
+            ``test_pred`` holds this rank's.
     """
     with no_tf32():
         if shard is not None and num_classes is None:
             raise ValueError("a sharded probe needs num_classes (a shard may not hold every label)")
-        y_train, y_test, k = _validate(h_train, y_train, h_test, y_test, num_classes, shard)
+        y_train, y_test, k = _validate(
+            h_train, y_train, h_test, y_test, num_classes, shard, test_shard
+        )
         log = WarningLog("fit_logistic_probe")
         rows_here, d = h_train.shape
         n = rows_here if shard is None else int(shard.total)
@@ -255,10 +262,16 @@ def fit_logistic_probe(
                 linear((h_test[sl].to(dt) - shift) * scale, wt_dt, b_dt).argmax(1)
                 for sl in row_chunks(*h_test.shape)
             ]
+            or [y_test.new_empty(0)]
         )
+        test_hits = (test_pred == y_test).sum(dtype=torch.float64).reshape(1)
+        n_test = h_test.shape[0]
+        if test_shard is not None:
+            test_shard.sum_(test_hits)
+            n_test = int(test_shard.total)
         return ProbeResult(
             train_acc=correct / n,
-            test_acc=(test_pred == y_test).to(torch.float64).mean(),
+            test_acc=test_hits[0] / n_test,
             train_pred=train_pred,
             test_pred=test_pred,
             weight=w,

@@ -140,11 +140,20 @@ class PairEpochAnalysis:
         datamodule.setup("fit")
         sharded = self.collective.world > 1
         feats = extract_pair_features(
-            pair, datamodule, device, st.max_samples, self.collective, talk, shard_train=sharded
+            pair,
+            datamodule,
+            device,
+            st.max_samples,
+            self.collective,
+            talk,
+            shard_train=sharded,
+            shard_test=sharded,
         )
-        num_train = len(feats.indices["train"])
-        rows_here = feats.train_positions.to(device) if sharded else None
-        shard = Shard(self.collective.comm, rows_here, num_train) if sharded else None
+        shard = test_shard = None
+        if sharded:  # each rank holds its rows of both splits
+            comm = self.collective.comm
+            shard = Shard(comm, feats.train_positions.to(device), len(feats.indices["train"]))
+            test_shard = Shard(comm, feats.test_positions.to(device), len(feats.indices["test"]))
         num_classes = int(datamodule.num_classes)
         k = num_classes if st.k is None else st.k
         record = _record_head(epoch, global_step, num_classes, k, feats, self.collective, st)
@@ -161,6 +170,7 @@ class PairEpochAnalysis:
                 intervals=st.intervals,
                 classifier=rows,
                 shard=shard,
+                test_shard=test_shard,
             )
             scalars: dict[str, float] = {}
             computed = [(g, group_outputs(pa, g)) for g in groups]
@@ -196,7 +206,7 @@ def _record_head(epoch, global_step, num_classes, k, feats, collective, settings
         "k": k,
         "num_train": len(feats.indices["train"]),
         "ranks": collective.world,  # processes that shared it (docs/design.md §3a)
-        "num_test": len(feats.y_test),
+        "num_test": len(feats.indices["test"]),
         "feature_dim": int(feats.train[0].shape[1]),
         "settings": asdict(settings) | {"k": k},
     }

@@ -43,7 +43,8 @@ class PairFeatures:
 
     When the training split is sharded over ranks (``extract_pair_features(shard_train=True)``),
     ``train`` and ``y_train`` hold this rank's rows only: ``train_positions`` are their positions
-    among the ``len(indices["train"])`` analysed training rows (None: all of them)."""
+    among the ``len(indices["train"])`` analysed training rows (None: all of them); likewise
+    ``test_positions`` for the test split (``shard_test=True``)."""
 
     train: tuple[torch.Tensor, ...]
     test: tuple[torch.Tensor, ...]
@@ -51,6 +52,7 @@ class PairFeatures:
     y_test: torch.Tensor
     indices: dict[str, torch.Tensor]
     train_positions: torch.Tensor | None = None
+    test_positions: torch.Tensor | None = None
 
 
 class Collective(Protocol):
@@ -190,6 +192,7 @@ def extract_pair_features(
     collective: Collective | None = None,
     progress: bool = True,
     shard_train: bool = False,
+    shard_test: bool = False,
 ) -> PairFeatures:
     """Features of every member on both splits, in eval mode, each row once.
 
@@ -197,7 +200,8 @@ def extract_pair_features(
     (sub-sampled) split. The test shards are all-gathered and put back in order, so every sample
     appears exactly once; so are the training shards, unless ``shard_train``: then each rank
     keeps its own (``PairFeatures.train_positions``) for a sharded analysis
-    (:class:`ncib.analysis.shards.Shard`). The training subset (``max_samples``) is the same for
+    (:class:`ncib.analysis.shards.Shard`), and likewise the test shards with ``shard_test``
+    (``PairFeatures.test_positions``). The training subset (``max_samples``) is the same for
     every call.
     """
     collective = collective or SingleProcess()
@@ -211,7 +215,9 @@ def extract_pair_features(
     was_training = pair.training
     pair.eval()
     try:
-        feats, labels, used, positions = {}, {}, {}, None
+        feats, labels, used = {}, {}, {}
+        positions: dict[str, torch.Tensor | None] = {"train": None, "test": None}
+        keep = {"train": shard_train, "test": shard_test}
         for split in ("train", "test"):
             y_all = datamodule.splits[split][1]
             rows = (
@@ -219,9 +225,9 @@ def extract_pair_features(
             )
             used[split], labels[split] = rows, y_all[rows]
             local = member_features(pair, datamodule, split, rows[rank::world], device, progress)
-            if world > 1 and split == "train" and shard_train:
-                positions = torch.arange(rank, len(rows), world)
-                labels[split] = labels[split][positions]
+            if world > 1 and keep[split]:
+                positions[split] = torch.arange(rank, len(rows), world)
+                labels[split] = labels[split][positions[split]]
             elif world > 1:
                 longest = -(-len(rows) // world)  # rank 0 holds the most rows
                 padded = [torch.cat([f, f.new_zeros(longest - len(f), f.shape[1])]) for f in local]
@@ -235,5 +241,6 @@ def extract_pair_features(
         labels["train"].to(device),
         labels["test"].to(device),
         used,
-        positions,
+        positions["train"],
+        positions["test"],
     )

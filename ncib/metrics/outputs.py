@@ -205,8 +205,8 @@ def simplex_etf(pa: PairAnalysis) -> Outputs:
                 p.test_acc
             )
         both = (probes[0].test_pred == pa.y_test) & (probes[1].test_pred == pa.y_test)
-        out[key("probe/test_both_correct/{probe_input}", probe_input=kind)] = float(
-            both.double().mean()
+        out[key("probe/test_both_correct/{probe_input}", probe_input=kind)] = pa.fraction(
+            both, "test"
         )
     return out, {}
 

@@ -1,9 +1,10 @@
 """The analysis shared over ranks equals the analysis of one process (docs/design.md §3a).
 
-A synthetic split of N = 301 rows (a multiple of neither 2 nor 3) with ties in a column and one
-class present only in rank 0's strided shard is analysed whole and in R = 2, 3 shards; every
-metric of every group must agree to 1e-6 (relative; 1e-9 absolute near zero), the normal scores
-exactly, and no rank may keep a tensor with as many rows as the whole training split. Ranks
+A synthetic split of N = 301 training and N_t = 151 test rows (multiples of neither 2 nor 3)
+with ties in a column and one class present only in rank 0's strided shard of either split is
+analysed whole and in R = 2, 3 shards (the test split held whole on every rank, or sharded
+too); every metric of every group must agree to 1e-6 (relative; 1e-9 absolute near zero), the
+normal scores exactly, and no rank may keep a tensor with as many rows as a whole split. Ranks
 are threads here (:mod:`tests.helpers.ranks`); ``test_sharded_processes.py`` runs the same with
 gloo processes (slow).
 """
@@ -23,17 +24,19 @@ from ncib.analysis.shards import Shard, SingleProcess, strided_rows
 from ncib.metrics.outputs import ANALYSIS_GROUPS, group_outputs
 from tests.helpers.ranks import ThreadRanks, thread_shard
 
-N, N_TEST, D, K = 301, 150, 12, 7
+N, N_TEST, D, K = 301, 151, 12, 7
 RTOL, ATOL = 1e-6, 1e-9
 
 
 def planted(seed: int = 0):
     """Two members sharing a class structure and a common signal; class K-1 only on rows
-    0, 3, 6, 9 (absent from shards 1 and 2 of three); column 3 of member 0 rounded (ties)."""
+    0, 3, 6, 9 of each split (absent from shards 1 and 2 of three); column 3 of member 0
+    rounded (ties)."""
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, K - 1, (N,), generator=g)
     y[torch.tensor([0, 3, 6, 9])] = K - 1
-    y_test = torch.randint(0, K, (N_TEST,), generator=g)
+    y_test = torch.randint(0, K - 1, (N_TEST,), generator=g)
+    y_test[torch.tensor([0, 3, 6, 9])] = K - 1
     means = 3 * torch.randn(K, D, generator=g)
     labels = torch.cat([y, y_test])
     shared = torch.randn(N + N_TEST, D, generator=g)
@@ -45,11 +48,21 @@ def planted(seed: int = 0):
     return (z0[:N], z1[:N]), (z0[N:], z1[N:]), y, y_test, rows
 
 
-def analysis(shard: Shard | None = None) -> PairAnalysis:
+def analysis(shard: Shard | None = None, test_shard: Shard | None = None) -> PairAnalysis:
     train, test, y, y_test, rows = planted()
     if shard is not None:
         train, y = tuple(z[shard.rows] for z in train), y[shard.rows]
-    return PairAnalysis(train, test, y, y_test, K, k=5, classifier=rows, shard=shard)
+    if test_shard is not None:
+        test, y_test = tuple(z[test_shard.rows] for z in test), y_test[test_shard.rows]
+    return PairAnalysis(
+        train, test, y, y_test, K, k=5, classifier=rows, shard=shard, test_shard=test_shard
+    )
+
+
+def sharded(ranks: ThreadRanks, r: int, test: bool = True) -> PairAnalysis:
+    """Rank r's analysis: its strided shard of the training split and, with ``test``, of the
+    test split (else the whole test split)."""
+    return analysis(thread_shard(ranks, r, N), thread_shard(ranks, r, N_TEST) if test else None)
 
 
 def every_metric(pa: PairAnalysis) -> dict[str, float]:
@@ -96,46 +109,58 @@ def whole():
     return every_metric(analysis())
 
 
+@pytest.mark.parametrize("test", [True, False], ids=["test-sharded", "test-whole"])
 @pytest.mark.parametrize("world", [2, 3])
-def test_every_metric_of_a_sharded_analysis_equals_one_process(whole, world):
+def test_every_metric_of_a_sharded_analysis_equals_one_process(whole, world, test):
     ranks = ThreadRanks(world)
-    results = ranks.run(lambda r: every_metric(analysis(thread_shard(ranks, r, N))))
+    results = ranks.run(lambda r: every_metric(sharded(ranks, r, test)))
     for got in results:
         assert_same_record(got, whole)
 
 
-def test_no_rank_keeps_a_tensor_with_the_whole_training_split():
+def test_no_rank_keeps_a_tensor_with_a_whole_split():
     ranks = ThreadRanks(3)
 
     def work(r):
-        pa = analysis(thread_shard(ranks, r, N))
+        pa = sharded(ranks, r)
         every_metric(pa)
         return pa
 
     for r, pa in enumerate(ranks.run(work)):
         held = list(tensors(pa._cache)) + list(tensors(pa.raw))
         assert held, "the analysis cached nothing"
-        local = len(strided_rows(N, r, 3))
-        assert pa.features("normal", 0, "train").shape[0] == local
-        assert pa.features("tk", 1, "train").shape[0] == local
-        too_big = [tuple(t.shape) for t in held if t.ndim and max(t.shape) >= N]
-        assert not too_big, f"rank {r} keeps tensors with >= N={N} rows: {too_big}"
+        for split, total in (("train", N), ("test", N_TEST)):
+            local = len(strided_rows(total, r, 3))
+            assert pa.features("normal", 0, split).shape[0] == local
+            assert pa.features("tk", 1, split).shape[0] == local
+            assert pa.test_variates("normal")[0].shape[0] == local or split == "train"
+        too_big = [tuple(t.shape) for t in held if t.ndim and max(t.shape) >= N_TEST]
+        assert not too_big, f"rank {r} keeps tensors with >= N_t={N_TEST} rows: {too_big}"
 
 
+@pytest.mark.parametrize("test", [True, False], ids=["test-sharded", "test-whole"])
 @pytest.mark.parametrize(("world", "d"), [(2, 12), (3, 12), (3, 2)])
-def test_sharded_normal_scores_are_exactly_those_of_one_process(world, d):
-    train, test, *_ = planted()
-    z, z_test = train[0][:, :d].contiguous(), test[0][:, :d].contiguous()
+def test_sharded_normal_scores_are_exactly_those_of_one_process(world, d, test):
+    train, test_split, *_ = planted()
+    z, z_test = train[0][:, :d].contiguous(), test_split[0][:, :d].contiguous()
     want_train, want_test = normal_scores_train_test(z, z_test)
     ranks = ThreadRanks(world)
 
     def work(r):
         shard = thread_shard(ranks, r, N)
-        return shard.rows, *sharded_normal_scores(z[shard.rows], z_test, shard)
+        if not test:
+            return (
+                shard.rows,
+                torch.arange(N_TEST),
+                *sharded_normal_scores(z[shard.rows], z_test, shard),
+            )
+        tshard = thread_shard(ranks, r, N_TEST)
+        scores = sharded_normal_scores(z[shard.rows], z_test[tshard.rows], shard, tshard)
+        return shard.rows, tshard.rows, *scores
 
-    for rows, got_train, got_test in ranks.run(work):
+    for rows, test_rows, got_train, got_test in ranks.run(work):
         assert torch.equal(got_train, want_train[rows])  # ties included (column 3)
-        assert torch.equal(got_test, want_test)
+        assert torch.equal(got_test, want_test[test_rows])
 
 
 def test_a_sharded_probe_fits_the_same_optimum():
@@ -144,15 +169,23 @@ def test_a_sharded_probe_fits_the_same_optimum():
     ranks = ThreadRanks(2)
 
     def work(r):
-        shard = thread_shard(ranks, r, N)
-        return fit_logistic_probe(
-            train[0][shard.rows], y[shard.rows], test[0], y_test, num_classes=K, shard=shard
+        shard, tshard = thread_shard(ranks, r, N), thread_shard(ranks, r, N_TEST)
+        got = fit_logistic_probe(
+            train[0][shard.rows],
+            y[shard.rows],
+            test[0][tshard.rows],
+            y_test[tshard.rows],
+            num_classes=K,
+            shard=shard,
+            test_shard=tshard,
         )
+        return got, tshard.rows
 
-    for got in ranks.run(work):
+    for got, test_rows in ranks.run(work):
         torch.testing.assert_close(got.loss, want.loss, rtol=RTOL, atol=0)  # L-BFGS tolerances
         assert float(got.train_acc) == float(want.train_acc)
-        assert torch.equal(got.test_pred, want.test_pred)
+        assert float(got.test_acc) == float(want.test_acc)  # the hits of both ranks
+        assert torch.equal(got.test_pred, want.test_pred[test_rows])
         torch.testing.assert_close(got.weight, want.weight, rtol=1e-4, atol=1e-6)
 
 
@@ -178,19 +211,20 @@ def test_shards_that_do_not_partition_the_split_are_refused():
         ranks.run(wrong_rows)
 
 
-def test_the_refits_are_dealt_out_over_the_ranks(monkeypatch):
+@pytest.mark.parametrize("test", [True, False], ids=["test-sharded", "test-whole"])
+def test_the_refits_are_dealt_out_over_the_ranks(monkeypatch, test):
     from ncib.analysis import intervals
 
     fitted: dict[int, int] = {}
-    original = intervals.refit_correlations
+    original = intervals.cca_from_covariance
 
-    def counted(covariances, *args):
+    def counted(*args):
         rank = int(threading.current_thread().name.split("-")[-1])
-        fitted[rank] = fitted.get(rank, 0) + len(covariances)
-        return original(covariances, *args)
+        fitted[rank] = fitted.get(rank, 0) + 1
+        return original(*args)
 
-    monkeypatch.setattr(intervals, "refit_correlations", counted)
+    monkeypatch.setattr(intervals, "cca_from_covariance", counted)
     ranks = ThreadRanks(3)
-    ranks.run(lambda r: analysis(thread_shard(ranks, r, N)).intervals("normal"), name="rank")
+    ranks.run(lambda r: sharded(ranks, r, test).intervals("normal"), name="rank")
     refits = IntervalSettings().refits  # 20: ranks 0, 1, 2 fit 7, 7, 6
     assert fitted == {r: len(range(r, refits, 3)) for r in range(3)}

@@ -1,6 +1,7 @@
 """The sharded analysis over real gloo processes (torch.distributed, as under DDP) gives the
 numbers of one process: the synthetic split of ``tests/analysis/test_shards.py`` and the
-digits epoch analysis of ``tests/engine/test_sharded_epoch.py``, for R = 2 and 3 (slow: each
+digits epoch analysis of ``tests/engine/test_sharded_epoch.py`` (both splits sharded), for
+R = 2 and 3 (slow: each
 process imports torch and composes the config)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch
 import torch.multiprocessing as mp
 
 from ncib.analysis.shards import Shard, TorchDistributed, strided_rows
-from tests.analysis.test_shards import N, analysis, assert_same_record, every_metric
+from tests.analysis.test_shards import N, N_TEST, analysis, assert_same_record, every_metric
 from tests.engine.test_sharded_epoch import analysed, relative, scalars
 from tests.helpers.ranks import free_port, gloo_init
 
@@ -21,9 +22,11 @@ pytestmark = pytest.mark.slow
 
 def _synthetic(rank, world, port, out):
     gloo_init(rank, world, port)
-    shard = Shard(TorchDistributed(), strided_rows(N, rank, world), N)
+    comm = TorchDistributed()
+    shard = Shard(comm, strided_rows(N, rank, world), N)
+    test_shard = Shard(comm, strided_rows(N_TEST, rank, world), N_TEST)
     with open(f"{out}.{rank}", "w") as f:
-        json.dump(every_metric(analysis(shard)), f)
+        json.dump(every_metric(analysis(shard, test_shard)), f)
 
 
 @pytest.mark.parametrize("world", [2, 3])
