@@ -34,7 +34,8 @@ def test_each_rank_generates_its_rows_of_the_same_split(bench, balanced):
         )
         assert torch.equal(a0, z0[rank::world]) and torch.equal(a1, z1[rank::world])
         assert torch.equal(ya, y[rank::world])
-        assert torch.equal(b0, t0) and torch.equal(b1, t1) and torch.equal(yb, y_test)
+        assert torch.equal(b0, t0[rank::world]) and torch.equal(b1, t1[rank::world])
+        assert torch.equal(yb, y_test[rank::world])
 
 
 def test_balanced_splits_draw_their_classes_evenly(bench):

@@ -23,8 +23,8 @@ load average: the machine may be shared, so compare ratios measured in one run.
 ``--world R[,R...]`` is the distributed mode (docs/design.md §3a): for each R, R fresh processes
 (CPU gloo, or one GPU each over NCCL with ``--device cuda`` when CUDA has R devices; R = 1: one
 fresh process, unsharded) generate the same synthetic split (each keeps only its training rows
-``rank::R``, generated chunk by chunk; the test split whole), analyse it with
-``PairAnalysis(shard=...)`` and report the analysis time, the peak resident memory of each rank
+``rank::R`` of each split, generated chunk by chunk), analyse it with
+``PairAnalysis(shard=..., test_shard=...)`` and report the analysis time, the peak resident memory of each rank
 during the analysis and over its life (``ru_maxrss``), ``torch.cuda.max_memory_allocated`` on
 GPUs, and the per-rank memory of ``ncib.engine.memory`` beside them; a summary table puts every
 R beside the first (list 1 first for the single-process figure) with the largest relative
@@ -113,8 +113,8 @@ def synthetic_pair(
     balanced: bool = False,
 ):
     """Float32 features of a collapsed pair: ``((Z0_tr, Z1_tr), (Z0_te, Z1_te), y_tr, y_te)``;
-    with ``world`` > 1 only the training rows ``rank::world`` of that split (the same numbers:
-    every rank draws every chunk and keeps its rows), the test split whole. ``balanced``: each
+    with ``world`` > 1 only the rows ``rank::world`` of each split (the same numbers: every
+    rank draws every chunk and keeps its rows). ``balanced``: each
     split draws its classes evenly (⌊n/K⌋ or ⌈n/K⌉ each, before the label flips), instead of
     the two splits sharing one even draw.
 
@@ -141,7 +141,7 @@ def synthetic_pair(
     means += 0.5 + 0.25 * torch.rand(dim, generator=g)  # offset so ReLU keeps most structure
     linear_map = torch.randn(dim, dim, generator=g) / math.sqrt(dim)
     index = torch.arange(n)
-    kept = (index >= n_train) | (index % world == rank)  # this rank's training rows, all test
+    kept = torch.where(index < n_train, index, index - n_train) % world == rank  # rank's rows
     n_kept = int(kept.sum())
     z0, z1 = torch.empty(n_kept, dim), torch.empty(n_kept, dim)
     filled = 0
@@ -158,7 +158,7 @@ def synthetic_pair(
     flip = torch.rand(n, generator=g) < 0.03
     y[flip] = torch.randint(0, classes, (int(flip.sum()),), generator=g)
     y = y[kept]
-    t = n_kept - n_test
+    t = int(kept[:n_train].sum())
     return (z0[:t], z1[:t]), (z0[t:], z1[t:]), y[:t], y[t:]
 
 
@@ -500,11 +500,22 @@ def shard_worker(rank: int, world: int, port: int, args: dict, out_dir: str) -> 
         torch.cuda.reset_peak_memory_stats(dev)
     sync()
     before = sampler.reset()
-    shard = Shard(TorchDistributed(), strided_rows(n, rank, world), n) if world > 1 else None
+    shard = test_shard = None
+    if world > 1:
+        comm = TorchDistributed()
+        shard = Shard(comm, strided_rows(n, rank, world), n)
+        test_shard = Shard(comm, strided_rows(n_test, rank, world), n_test)
     intervals = None if args["no_intervals"] else IntervalSettings()
     t0 = time.perf_counter()
     pa = PairAnalysis(
-        (feats[0], feats[1]), (feats[2], feats[3]), y_tr, y_te, k, intervals=intervals, shard=shard
+        (feats[0], feats[1]),
+        (feats[2], feats[3]),
+        y_tr,
+        y_te,
+        k,
+        intervals=intervals,
+        shard=shard,
+        test_shard=test_shard,
     )
     if rank == 0:
         print(f"-- R = {world}: rank 0's stages --", flush=True)

@@ -199,9 +199,9 @@ def null_threshold(
         n = sa.shape[0]
         norm = (sa.square().sum(0) * sb.square().sum(0)).sqrt()
         perms = (torch.randperm(n, generator=gen) for _ in range(permutations))
-        sums = torch.stack(
-            [(sa * sb.index_select(0, p.to(sb.device))).sum(0) for p in perms]
-        ).to(torch.float64)
+        sums = torch.stack([(sa * sb.index_select(0, p.to(sb.device))).sum(0) for p in perms]).to(
+            torch.float64
+        )
     else:
         squares = shard.sum_(torch.stack([sa.square().sum(0), sb.square().sum(0)]))
         norm = (squares[0] * squares[1]).sqrt()
