@@ -79,8 +79,8 @@ class PairAnalysis:
             scores class k; any float dtype and device), for NC2 of the classifier and NC3
             (:meth:`classifier`); None (the default): the members train no classifier.
         shard: the training split shared over ranks (:class:`ncib.analysis.shards.Shard`):
-            ``train`` and ``y_train`` are then this rank's rows ``shard.rows`` only, ``test`` and
-            ``y_test`` the whole test split on every rank. Every rank computes the same numbers,
+            ``train`` and ``y_train`` are then this rank's rows ``shard.rows`` only (``test`` and
+            ``y_test`` the whole test split, unless ``test_shard``). Every rank computes the same numbers,
             equal to those of one process up to the order of summation (docs/design.md §3a);
             call the same methods in the same order on every rank (they communicate).
         test_shard: the test split shared over the same ranks (needs ``shard``): ``test`` and

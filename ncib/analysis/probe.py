@@ -127,8 +127,8 @@ def fit_logistic_probe(
             default: zero). The objective is strictly convex for ``weight_decay > 0``, so the
             optimum is the same; the result differs only within the stopping tolerances.
         shard: with a :class:`ncib.analysis.shards.Shard`, ``h_train`` and ``y_train`` are this
-            rank's rows of the training split (``h_test`` the whole test split on every rank).
-            The objective and its gradient are sums over samples: each evaluation forms them on
+            rank's rows of the training split (``h_test`` the whole test split, unless
+            ``test_shard``). The objective and its gradient are sums over samples: each evaluation forms them on
             the shard and sums them over the ranks (one all-reduce), so every rank runs the same
             L-BFGS iterates as one process would on the whole split, up to the order of
             summation. ``train_acc`` and ``loss`` are those of the whole split; ``train_pred``

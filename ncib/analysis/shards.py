@@ -1,16 +1,15 @@
-"""The training split shared over ranks: each rank holds a shard of the rows (docs/design.md §3a).
+"""The splits shared over ranks: each rank holds a shard of the rows (docs/design.md §3a).
 
-The analysis's expensive quantities over the training split are either **sums over samples**
-(means, covariance blocks, class sums, within-class scatter, probe objectives and gradients,
-counts of correct predictions) or **per-column operations** (normal scores). With a
-:class:`Shard`, :class:`~ncib.analysis.PairAnalysis` is given only this rank's rows of the
-training split; sums are formed on the shard and all-reduced (:meth:`Shard.sum_`), and the
-normal scores of a column are computed by the rank that receives that column over all rows
+The analysis's expensive quantities over a split are either **sums over samples** (means,
+covariance blocks, class sums, within-class scatter, probe objectives and gradients, counts of
+correct predictions, the test variates' moments) or **per-column operations** (normal scores).
+With a :class:`Shard` of each split, :class:`~ncib.analysis.PairAnalysis` is given only this
+rank's rows; sums are formed on the shard and all-reduced (:meth:`Shard.sum_`), and the normal
+scores of a column are computed by the rank that receives that column over all rows
 (:func:`ncib.analysis.copula.sharded_normal_scores`, an all-to-all). Every rank then holds the
-same statistics, and the numbers equal those of one process up to the order of summation.
-
-The test split is not sharded: every rank holds it whole (it is at most 50,000 rows in the
-supported datasets; its null threshold permutes rows across the whole split).
+same statistics, and the numbers equal those of one process up to the order of summation. The
+test split's resamplings (the null threshold's permutations, the bootstrap) are those of the
+whole split, drawn alike on every rank (:mod:`ncib.analysis.intervals`).
 
 :class:`Comm` is the few collectives the analysis needs; :class:`TorchDistributed` provides
 them from ``torch.distributed`` (gloo on the CPU, NCCL on GPUs), :class:`SingleProcess` for one
@@ -120,7 +119,7 @@ def strided_rows(total: int, rank: int, world: int) -> Tensor:
 
 @dataclass(frozen=True)
 class Shard:
-    """This rank's part of a ``total``-row training split.
+    """This rank's part of a ``total``-row split (training or test).
 
     Attributes:
         comm: the ranks (:class:`Comm`).
