@@ -13,7 +13,7 @@ import torch
 import torch.multiprocessing as mp
 
 from ncib.analysis.shards import Shard, TorchDistributed, strided_rows
-from tests.analysis.test_shards import N, N_TEST, analysis, assert_same_record, every_metric
+from tests.analysis.test_shards import N_TEST, N, analysis, assert_same_record, every_metric
 from tests.engine.test_sharded_epoch import analysed, relative, scalars
 from tests.helpers.ranks import free_port, gloo_init
 
