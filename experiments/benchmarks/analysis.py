@@ -475,7 +475,8 @@ def shard_worker(rank: int, world: int, port: int, args: dict, out_dir: str) -> 
     (z0, z1), (z0t, z1t), y_tr, y_te = synthetic_pair(
         n, n_test, dim, k, args["seed"], rank, world, args["balanced"]
     )
-    feats = [t.to(dev) for t in (z0, z1, z0t, z1t)]
+    dtype = getattr(torch, args["precision"])  # analysis.precision: the features' dtype
+    feats = [t.to(dev, dtype) for t in (z0, z1, z0t, z1t)]
     y_tr, y_te = y_tr.to(dev), y_te.to(dev)
     del z0, z1, z0t, z1t
 
@@ -569,7 +570,7 @@ def distributed(args: argparse.Namespace) -> None:
         )
     gib = 2**30
     print(
-        f"distributed mode: N={args.n_train}+{args.n_test}, d={args.dim}, K={args.classes}, "
+        f"distributed mode: N={args.n_train}+{args.n_test}, d={args.dim}, K={args.classes}, {args.precision}, "
         f"device {args.device} ({'NCCL' if args.device == 'cuda' else 'gloo'}), R in {worlds}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()}",
         flush=True,
@@ -663,6 +664,12 @@ def main() -> None:
         default=None,
         metavar="R[,R...]",
         help="distributed mode: the analysis sharded over R processes, for each R (1: unsharded)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("float32", "float64"),
+        default="float32",
+        help="distributed mode: the analysis's precision (analysis.precision: the features cast)",
     )
     args = p.parse_args()
     if args.world:
