@@ -52,7 +52,7 @@ from .intervals import (
 )
 from .moments import class_centred_moments
 from .probe import ProbeResult, fit_logistic_probe
-from .shards import Shard
+from .shards import Shard, broadcast_result
 
 __all__ = ["COVARIANCE_KINDS", "FEATURES", "SPACES", "PairAnalysis"]
 
@@ -185,6 +185,7 @@ class PairAnalysis:
         self.probe_kwargs = dict(probe_kwargs or {})
         self.intervals_settings = intervals
         self._cache: dict[tuple, Any] = {}
+        self._dealt = 0  # decompositions dealt out so far (_together)
         log = WarningLog("PairAnalysis")
         for split, y in (("train", self.y_train), ("test", self.y_test)):
             counts = torch.bincount(y, minlength=self.num_classes).to(torch.float64)
@@ -213,15 +214,31 @@ class PairAnalysis:
                 self.warnings.append(w)
 
     def _together(
-        self, items: Sequence[tuple[tuple, Callable[[], Any]]], communicates: bool = False
+        self,
+        items: Sequence[tuple[tuple, Callable[[], Any]]],
+        communicates: bool = False,
+        spread: type | None = None,
     ) -> None:
         """Compute the missing ``(key, compute)`` items side by side, one thread each
         (:func:`ncib.analysis._linalg.concurrently`: independent jobs such as the two members'
         decompositions keep both CPU cores busy without synchronising them at every step), in
         the order given. Each job must already have what it depends on in the cache. Jobs that
         ``communicates`` (collectives of a sharded analysis) run one after the other, so that
-        every rank issues its collectives in the same order."""
+        every rank issues its collectives in the same order. In a sharded analysis, jobs whose
+        results are of the dataclass ``spread`` (a d×d decomposition and its small results)
+        are dealt out instead, in turn over the ranks across calls (the n-th such job of the
+        analysis to rank n mod R), and each result is broadcast
+        (:func:`ncib.analysis.shards.broadcast_result`), so no rank repeats another's."""
         missing = [(key, fn) for key, fn in items if key not in self._cache]
+        if spread is not None and self.shard is not None:
+            comm = self.shard.comm
+            owners = [(self._dealt + i) % comm.world for i in range(len(missing))]
+            self._dealt += len(missing)
+            mine = {i: fn() for i, (_, fn) in enumerate(missing) if owners[i] == comm.rank}
+            for i, (key, _) in enumerate(missing):
+                value = broadcast_result(mine.get(i), spread, owners[i], comm, self.y_train.device)
+                self._get(key, lambda v=value: v)
+            return
         if communicates and self.shard is not None:
             values = [fn() for _, fn in missing]
         else:
@@ -346,7 +363,8 @@ class PairAnalysis:
             kinds = ["raw", "normal"]
         covs = {k: self.covariance(k) for k in kinds}
         self._together(
-            [(("cca", k), lambda k=k: cca_from_covariance(covs[k], self.ridge)) for k in kinds]
+            [(("cca", k), lambda k=k: cca_from_covariance(covs[k], self.ridge)) for k in kinds],
+            spread=CCAResult,
         )
         return self._cache[("cca", kind)]
 
@@ -381,12 +399,18 @@ class PairAnalysis:
         )
 
     def gib(self, m: int) -> GIBResult:
-        """GIB compressing the normal scores of member m with respect to the other member's."""
+        """GIB compressing the normal scores of member m with respect to the other member's
+        (both members' together: side by side, or on two ranks of a sharded analysis)."""
         _check_member(m)
-        return self._get(
-            ("gib", m),
-            lambda: gib_from_cca(self.cca("normal") if m == 0 else self.cca("normal").swapped()),
+        cca = self.cca("normal")
+        self._together(
+            [
+                (("gib", i), lambda i=i: gib_from_cca(cca if i == 0 else cca.swapped()))
+                for i in range(2)
+            ],
+            spread=GIBResult,
         )
+        return self._cache[("gib", m)]
 
     def heldout_correlations(self, kind: str = "normal") -> HeldoutCorrelations:
         """Test-split correlations of all r pairs of canonical variates of :meth:`cca` (kind ∈
@@ -505,7 +529,9 @@ class PairAnalysis:
             cross = self._cache[("cov", "copula")][i]
             return copula_cca_from_factors(cross, factors[0], factors[1], self.k, self.ridge)
 
-        self._together([(("copula_cca", i), lambda i=i: compute(i)) for i in range(2)])
+        self._together(
+            [(("copula_cca", i), lambda i=i: compute(i)) for i in range(2)], spread=CopulaCCAResult
+        )
         return self._cache[("copula_cca", m)]
 
     def tk(self, m: int) -> IBRepresentation:

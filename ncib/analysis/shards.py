@@ -18,14 +18,22 @@ process. The analysis imports no Lightning: the engine passes the comm in.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
-__all__ = ["Comm", "Shard", "SingleProcess", "TorchDistributed", "strided_rows"]
+__all__ = [
+    "Comm",
+    "Shard",
+    "SingleProcess",
+    "TorchDistributed",
+    "broadcast_result",
+    "strided_rows",
+]
 
 
 class Comm(Protocol):
@@ -164,3 +172,49 @@ class Shard:
         sizes[self.rank] = self.rows.numel()
         self.comm.all_reduce_(sizes)
         return [int(s) for s in sizes]
+
+
+def broadcast_result(value: Any, cls: type, src: int, comm: Comm, device: torch.device) -> Any:
+    """A result dataclass of type ``cls`` computed on rank ``src`` (``value``; None on the other
+    ranks), the same on every rank: its fields' kinds, shapes and plain values go as one JSON
+    message, then each tensor field is broadcast. The fields must be tensors, numbers, strings,
+    None or tuples of those (the analysis's results: :class:`~ncib.analysis.CCAResult`, …); the
+    receivers build ``cls`` themselves, so nothing received names code to run."""
+    names = [f.name for f in fields(cls)]
+    if comm.rank == src:
+        meta = [_describe(getattr(value, name)) for name in names]
+        payload = torch.tensor(list(json.dumps(meta).encode()), dtype=torch.uint8)
+        length = torch.tensor([payload.numel()], dtype=torch.float64)
+    else:
+        length = torch.zeros(1, dtype=torch.float64)
+    comm.broadcast_(length, src)
+    if comm.rank != src:
+        payload = torch.zeros(int(length), dtype=torch.uint8)
+    comm.broadcast_(payload, src)
+    meta = json.loads(bytes(payload.tolist()).decode())
+    values = {}
+    for name, (kind, spec) in zip(names, meta, strict=True):
+        if kind == "tensor":
+            shape, dtype = spec
+            tensor = (
+                getattr(value, name).contiguous()
+                if comm.rank == src
+                else torch.empty(shape, dtype=getattr(torch, dtype), device=device)
+            )
+            values[name] = comm.broadcast_(tensor, src)
+        elif kind == "tuple":
+            values[name] = tuple(spec)
+        else:
+            values[name] = spec
+    return value if comm.rank == src else cls(**values)
+
+
+def _describe(field: Any) -> tuple[str, Any]:
+    """One field of a result for :func:`broadcast_result`: its kind and what rebuilds it."""
+    if isinstance(field, Tensor):
+        return "tensor", (list(field.shape), str(field.dtype).removeprefix("torch."))
+    if isinstance(field, tuple | list) and all(isinstance(v, str | int | float) for v in field):
+        return "tuple", list(field)
+    if field is None or isinstance(field, str | bool | int | float):  # JSON keeps inf and NaN
+        return "value", field
+    raise TypeError(f"broadcast_result cannot send a field of type {type(field).__name__}")

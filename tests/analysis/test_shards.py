@@ -228,3 +228,79 @@ def test_the_refits_are_dealt_out_over_the_ranks(monkeypatch, test):
     ranks.run(lambda r: sharded(ranks, r, test).intervals("normal"), name="rank")
     refits = IntervalSettings().refits  # 20: ranks 0, 1, 2 fit 7, 7, 6
     assert fitted == {r: len(range(r, refits, 3)) for r in range(3)}
+
+
+def test_the_decompositions_are_dealt_out_not_repeated(monkeypatch):
+    """CCA (raw, normal), GIB and copula CCA (both members): each computed by one rank and
+    broadcast; every rank still ends with every result."""
+    from ncib.analysis import pair
+
+    done: dict[str, list[int]] = {}
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            done.setdefault(name, []).append(int(threading.current_thread().name.split("-")[-1]))
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    for name in ("cca_from_covariance", "gib_from_cca", "copula_cca_from_factors"):
+        monkeypatch.setattr(pair, name, counted(name, getattr(pair, name)))
+    ranks = ThreadRanks(2)
+
+    def work(r):
+        pa = sharded(ranks, r)
+        every_metric(pa)
+        return [pa.cca(kind).rho for kind in ("raw", "normal")] + [pa.gib(1).lam]
+
+    results = ranks.run(work, name="rank")
+    assert {name: sorted(r) for name, r in done.items()} == {
+        "cca_from_covariance": [0, 1],  # raw on rank 0, normal on rank 1
+        "gib_from_cca": [0, 1],
+        "copula_cca_from_factors": [0, 1],
+    }
+    for got, want in zip(results[0], results[1], strict=True):
+        assert torch.equal(got, want)
+
+
+def test_a_broadcast_result_arrives_whole_and_refuses_what_it_cannot_send():
+    from ncib.analysis.shards import broadcast_result
+
+    @dataclasses.dataclass(frozen=True)
+    class Result:
+        values: torch.Tensor
+        index: torch.Tensor
+        beta: float
+        n: int
+        note: str | None
+        warnings: tuple[str, ...] = ()
+
+    sent = Result(
+        torch.tensor([[1.5, math.inf], [math.nan, -2.0]], dtype=torch.float64),
+        torch.arange(3),
+        math.inf,
+        7,
+        None,
+        ("one", "two"),
+    )
+    ranks = ThreadRanks(3)
+    got = ranks.run(
+        lambda r: broadcast_result(sent if r == 1 else None, Result, 1, ranks.comm(r), "cpu")
+    )
+    for value in got:
+        assert torch.equal(value.values.nan_to_num(), sent.values.nan_to_num())
+        assert bool(value.values[1, 0].isnan()) and value.index.dtype == torch.int64
+        assert torch.equal(value.index, sent.index)
+        assert (value.beta, value.n, value.note, value.warnings) == (
+            math.inf,
+            7,
+            None,
+            ("one", "two"),
+        )
+
+    @dataclasses.dataclass(frozen=True)
+    class Nested:
+        inner: object
+
+    with pytest.raises(TypeError, match="cannot send a field of type Result"):
+        broadcast_result(Nested(sent), Nested, 0, SingleProcess(), "cpu")
