@@ -61,3 +61,22 @@ def test_world_mode_prints_every_rank_and_the_summary_beside_one_process():
     )
     assert [r[0] for r in rows] == ["1", "2"]
     assert float(rows[0][3]) == 0.0 and float(rows[1][3]) < 1e-5  # the same numbers
+
+
+def test_the_split_does_not_depend_on_the_thread_count_that_draws_it(bench):
+    """R = 1 runs on more threads than each of R ranks: the features must still be the same
+    numbers (float32 products differ in their last bits with the thread count, and the noise-
+    bulk directions turn that into 1e-3 differences of the null threshold)."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        (z0, z1), (t0, t1), *_ = bench.synthetic_pair(3_000, 500, 384, 10, seed=1)
+        torch.set_num_threads(1)
+        for rank in range(2):
+            (a0, a1), (b0, b1), *_ = bench.synthetic_pair(
+                3_000, 500, 384, 10, seed=1, rank=rank, world=2
+            )
+            assert torch.equal(a1, z1[rank::2]) and torch.equal(b1, t1[rank::2])
+            assert torch.equal(a0, z0[rank::2]) and torch.equal(b0, t0[rank::2])
+    finally:
+        torch.set_num_threads(threads)

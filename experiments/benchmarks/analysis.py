@@ -131,29 +131,33 @@ def synthetic_pair(
         )
     else:
         y = (torch.arange(n) % classes)[torch.randperm(n, generator=g)]
-    simplex = (torch.eye(classes) - 1.0 / classes) * math.sqrt(classes / (classes - 1))
+    # float64 products, rounded to float32 at the end: the features do not depend on the
+    # thread count of the process that draws them (a float32 product would, in its last bits,
+    # and the normal scores and the noise-bulk directions turn that into 1e-3 differences)
+    f64 = torch.float64
+    simplex = (torch.eye(classes, dtype=f64) - 1.0 / classes) * math.sqrt(classes / (classes - 1))
     latent = min(2 * classes, dim - classes)  # 2K latent directions where d leaves room
     if latent < 1:
         raise ValueError(f"dim={dim} must exceed classes={classes}")
-    basis, _ = torch.linalg.qr(torch.randn(dim, classes + latent, generator=g))
+    basis, _ = torch.linalg.qr(torch.randn(dim, classes + latent, generator=g).to(f64))
     class_basis, latent_basis = basis[:, :classes], basis[:, classes:]
     means = 8.0 * (simplex + 0.05 * torch.randn(classes, classes, generator=g)) @ class_basis.T
     means += 0.5 + 0.25 * torch.rand(dim, generator=g)  # offset so ReLU keeps most structure
-    linear_map = torch.randn(dim, dim, generator=g) / math.sqrt(dim)
+    linear_map = torch.randn(dim, dim, generator=g).to(f64) / math.sqrt(dim)
     index = torch.arange(n)
     kept = torch.where(index < n_train, index, index - n_train) % world == rank  # rank's rows
     n_kept = int(kept.sum())
     z0, z1 = torch.empty(n_kept, dim), torch.empty(n_kept, dim)
     filled = 0
-    for start in range(0, n, 8192):
+    for start in range(0, n, 8192):  # every rank draws every row, and computes its own
         sl = slice(start, min(n, start + 8192))
         m = sl.stop - sl.start
-        pre = means[y[sl]] + torch.randn(m, latent, generator=g) @ latent_basis.T
-        pre += 0.3 * torch.randn(m, dim, generator=g)
         mine = kept[sl]
+        draws = [torch.randn(m, c, generator=g)[mine].to(f64) for c in (latent, dim, dim)]
+        pre = means[y[sl][mine]] + draws[0] @ latent_basis.T + 0.3 * draws[1]
         out = slice(filled, filled + int(mine.sum()))
-        z1[out] = (pre @ linear_map + 0.5 * torch.randn(m, dim, generator=g)).relu_()[mine]
-        z0[out] = pre.relu_()[mine]
+        z1[out] = (pre @ linear_map + 0.5 * draws[2]).relu_()
+        z0[out] = pre.relu_()
         filled = out.stop
     flip = torch.rand(n, generator=g) < 0.03
     y[flip] = torch.randint(0, classes, (int(flip.sum()),), generator=g)
