@@ -1,6 +1,5 @@
 """The analysis of a pair at an epoch shared over R ranks gives the record of one process, on
-the bundled digits: each rank extracts and keeps its shard of the training split
-(docs/design.md §3a). Ranks are threads here; ``tests/engine/test_sharded_processes.py`` (slow)
+the bundled digits: each rank extracts and keeps its shard of both splits (docs/design.md §3a). Ranks are threads here; ``tests/engine/test_sharded_processes.py`` (slow)
 uses gloo processes.
 
 In float64 the two agree to rounding (1e-9 asserted). In the engine's float32 they agree to
@@ -45,19 +44,24 @@ def scalars(record: dict) -> dict[str, float]:
     }
 
 
-def analysed(feats, settings: AnalysisSettings, dtype, shard=None) -> dict[str, float]:
-    train, y = feats.train, feats.y_train
+def analysed(
+    feats, settings: AnalysisSettings, dtype, shard=None, test_shard=None
+) -> dict[str, float]:
+    train, y, test, y_test = feats.train, feats.y_train, feats.test, feats.y_test
     if shard is not None:
         train, y = tuple(z[shard.rows] for z in train), y[shard.rows]
+    if test_shard is not None:
+        test, y_test = tuple(z[test_shard.rows] for z in test), y_test[test_shard.rows]
     pa = PairAnalysis(
         tuple(z.to(dtype) for z in train),
-        tuple(z.to(dtype) for z in feats.test),
+        tuple(z.to(dtype) for z in test),
         y,
-        feats.y_test,
+        y_test,
         10,
         ridge=settings.ridge,
         intervals=settings.intervals,
         shard=shard,
+        test_shard=test_shard,
     )
     return {
         f"{group}/{name}": value
@@ -118,9 +122,15 @@ def test_in_float64_a_sharded_analysis_of_digits_features_equals_one_process(dig
     settings = AnalysisSettings()
     want = analysed(feats, settings, torch.float64)
     ranks = ThreadRanks(world)
-    n = len(feats.y_train)
+    n, n_test = len(feats.y_train), len(feats.y_test)
     for got in ranks.run(
-        lambda r: analysed(feats, settings, torch.float64, thread_shard(ranks, r, n))
+        lambda r: analysed(
+            feats,
+            settings,
+            torch.float64,
+            thread_shard(ranks, r, n),
+            thread_shard(ranks, r, n_test),
+        )
     ):
         differ = [(k, want[k], got[k]) for k in want if relative(got[k], want[k]) > 1e-9]
         assert not differ, differ[:10]
