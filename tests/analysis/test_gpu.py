@@ -50,30 +50,35 @@ def test_a_sharded_analysis_on_cuda_equals_one_cuda_process(dtype):
     # the sharded code on CUDA tensors (thread ranks; the collectives copy through the host):
     # every metric equals one CUDA process's (float64 to 1e-6; float32 within what float32
     # resolves here, 1e-4 — CUDA's reductions sum in another order than the CPU's)
-    from tests.analysis.test_shards import K, N, every_metric, planted
+    from tests.analysis.test_shards import N_TEST, K, N, every_metric, planted
     from tests.helpers.ranks import ThreadRanks, thread_shard
 
     train, test, y, y_test, rows = planted()
     train, test = [tuple(z.to(dtype).cuda() for z in split) for split in (train, test)]
     y, y_test, rows = y.cuda(), y_test.cuda(), [r.to(dtype).cuda() for r in rows]
 
-    def analysis(shard=None):
-        pick = (lambda z: z) if shard is None else (lambda z: z[shard.rows.cuda()])
+    def analysis(shard=None, test_shard=None):  # both splits sharded, as the engine does
+        def pick(z, part):
+            return z if part is None else z[part.rows.cuda()]
+
         return PairAnalysis(
-            tuple(pick(z) for z in train),
-            test,
-            pick(y),
-            y_test,
+            tuple(pick(z, shard) for z in train),
+            tuple(pick(z, test_shard) for z in test),
+            pick(y, shard),
+            pick(y_test, test_shard),
             K,
             k=5,
             classifier=rows,
             shard=shard,
+            test_shard=test_shard,
         )
 
     whole = every_metric(analysis())
     ranks = ThreadRanks(2)
     tol = 1e-6 if dtype == torch.float64 else 1e-4
-    for got in ranks.run(lambda r: every_metric(analysis(thread_shard(ranks, r, N)))):
+    for got in ranks.run(
+        lambda r: every_metric(analysis(thread_shard(ranks, r, N), thread_shard(ranks, r, N_TEST)))
+    ):
         assert got.keys() == whole.keys()
         for key, want in whole.items():
             if math.isfinite(want):
