@@ -226,6 +226,7 @@ def _sharded_permuted_sums(
     partners = torch.stack([torch.randperm(n, generator=gen)[rows] for _ in range(permutations)])
     held_by = owner[0].index_select(0, partners.flatten()).view_as(partners)
     position = owner[1].index_select(0, partners.flatten()).view_as(partners)
+    del partners, owner
     sums = torch.zeros(permutations, sa.shape[1], dtype=torch.float64, device=dev)
     sizes = shard.sizes()
     for src in range(comm.world):  # rank src's rows of sb, to every rank in turn

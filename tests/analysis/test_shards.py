@@ -304,3 +304,18 @@ def test_a_broadcast_result_arrives_whole_and_refuses_what_it_cannot_send():
 
     with pytest.raises(TypeError, match="cannot send a field of type Result"):
         broadcast_result(Nested(sent), Nested, 0, SingleProcess(), "cpu")
+
+
+def test_the_ib_dimension_curve_of_a_sharded_analysis_equals_one_process():
+    from ncib.analysis.ib_dimension import ib_dimension_curve
+
+    def curve(pa):
+        return [
+            (p.probe_train_acc, p.probe_test_acc, p.ncc_test_acc, p.nc4_test)
+            for p in ib_dimension_curve(pa, 1, [1, 3, 5])
+        ]
+
+    want = curve(analysis())
+    ranks = ThreadRanks(2)
+    for got in ranks.run(lambda r: curve(sharded(ranks, r))):
+        assert got == pytest.approx(want, rel=RTOL)
