@@ -159,3 +159,26 @@ def test_a_reanalysis_that_would_not_fit_is_refused_before_any_file(
     # the subset it names fits
     fits = memory.MemoryBudget(budget, "the budget")
     memory.check_analysis_memory(1437, 360, 128, 10, 1, 20, fits, max_samples=700)
+
+
+def test_the_reanalysis_checks_the_memory_of_its_precision(digits_run, tmp_path, monkeypatch):
+    # analysis.precision=float64 as an override: the memory check of the re-analysis counts
+    # 8 bytes a feature (ncib.engine.memory), and is refused as such before any file
+    from ncib.analyse import analyse_run
+    from ncib.engine import memory
+    from ncib.rundir import RunDirError
+
+    run_dir = digits_run.copy_to(tmp_path / "run")
+    before = sorted(p.name for p in run_dir.iterdir())
+    seen = []
+
+    def check(**shape):
+        seen.append(shape["precision"])
+        raise MemoryError(f"{shape['precision']} checked")
+
+    monkeypatch.setattr(memory, "check_analysis_memory", check)
+    for precision in ("float32", "float64"):
+        with pytest.raises(RunDirError, match=f"would not fit: {precision} checked"):
+            analyse_run(run_dir, [f"analysis.precision={precision}"])
+    assert seen == ["float32", "float64"]
+    assert sorted(p.name for p in run_dir.iterdir()) == before
