@@ -67,6 +67,7 @@ class AnalysisConfig:
     k: int | None = None  # dimension of T_K; null = number of classes
     max_samples: int | None = None  # stratified training subset for large datasets
     ridge: float = 1.0e-6
+    precision: str = "float32"  # float32 | float64: the dtype of the analysis's products
     progress: bool = True
     checkpoints: bool = True  # keep the pair's weights at every analysis epoch
     # intervals of the held-out numbers: a mapping of IntervalSettings' fields, or null for none

@@ -12,7 +12,9 @@ reads the same in every run of a recipe.
 The objective (``objective=…``, conf/objective/) is part of the recipe, but the default one,
 ``supcon``, is left out of it: a run made before the objectives existed has no ``objective``
 key and trained SupCon, so its recipe, and its W&B group, stay those of a SupCon run made
-today. The other objectives name themselves in the W&B group (:func:`recipe_name`).
+today. The other objectives name themselves in the W&B group (:func:`recipe_name`). Likewise a
+key added since (:data:`ncib.rundir.run_config.ADDED_KEYS`, ``analysis.precision``) is part of
+the recipe only at another value than the one earlier runs had.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import json
 from omegaconf import DictConfig, OmegaConf
 
 from ncib.objectives import DEFAULT_OBJECTIVE
-from ncib.rundir.run_config import flat_config
+from ncib.rundir.run_config import ADDED_KEYS, flat_config
 
 __all__ = [
     "DEFAULT_OBJECTIVE",
@@ -77,6 +79,9 @@ def recipe_of(cfg: DictConfig) -> dict[str, object]:
     flat = {k: v for k, v in flat_config(container).items() if not _run_only(k)}
     if flat.get("objective", DEFAULT_OBJECTIVE) == DEFAULT_OBJECTIVE:
         flat.pop("objective", None)
+    for key, earlier in ADDED_KEYS.items():  # absent from runs made before it: the same recipe
+        if key in flat and flat[key] == earlier:
+            del flat[key]
     return flat
 
 

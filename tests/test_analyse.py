@@ -60,6 +60,35 @@ def test_an_override_of_a_key_the_run_does_not_have_is_an_error(
     assert proc.returncode == 2 and "analysis.kk" in proc.stderr.replace("'", "")
 
 
+@pytest.mark.parametrize("earlier", [False, True], ids=["this run", "a run before the key"])
+def test_analysis_precision_is_an_override_that_reaches_the_settings(
+    run_dir_without_checkpoints, earlier
+):
+    """What ``python -m ncib.analyse <run> analysis.precision=float64`` analyses with: the run's
+    config with the override (:func:`ncib.rundir.load_run_config`), read by the plan; a run
+    made before the key existed analysed in float32 and takes the override too."""
+    import yaml
+
+    from ncib.engine.plan import plan_of_run
+    from ncib.rundir import RunDirError, load_run_config
+
+    if earlier:
+        path = run_dir_without_checkpoints / ".hydra" / "config.yaml"
+        cfg = yaml.safe_load(path.read_text())
+        del cfg["analysis"]["precision"]
+        path.write_text(yaml.safe_dump(cfg))
+
+    def settings(*overrides):
+        return plan_of_run(load_run_config(run_dir_without_checkpoints, overrides)).settings
+
+    assert settings().precision == "float32"
+    assert settings("analysis.precision=float64").precision == "float64"
+    with pytest.raises(ValueError, match="analysis.precision must be 'float32' or 'float64'"):
+        settings("analysis.precision=float16")
+    with pytest.raises(RunDirError, match="analysis.precisoin"):  # a typo is still an error
+        settings("analysis.precisoin=float64")
+
+
 @pytest.mark.slow
 def test_under_torchrun_the_reanalysis_is_shared_and_gives_the_training_records(
     digits_run, tmp_path
@@ -130,3 +159,26 @@ def test_a_reanalysis_that_would_not_fit_is_refused_before_any_file(
     # the subset it names fits
     fits = memory.MemoryBudget(budget, "the budget")
     memory.check_analysis_memory(1437, 360, 128, 10, 1, 20, fits, max_samples=700)
+
+
+def test_the_reanalysis_checks_the_memory_of_its_precision(digits_run, tmp_path, monkeypatch):
+    # analysis.precision=float64 as an override: the memory check of the re-analysis counts
+    # 8 bytes a feature (ncib.engine.memory), and is refused as such before any file
+    from ncib.analyse import analyse_run
+    from ncib.engine import memory
+    from ncib.rundir import RunDirError
+
+    run_dir = digits_run.copy_to(tmp_path / "run")
+    before = sorted(p.name for p in run_dir.iterdir())
+    seen = []
+
+    def check(**shape):
+        seen.append(shape["precision"])
+        raise MemoryError(f"{shape['precision']} checked")
+
+    monkeypatch.setattr(memory, "check_analysis_memory", check)
+    for precision in ("float32", "float64"):
+        with pytest.raises(RunDirError, match=f"would not fit: {precision} checked"):
+            analyse_run(run_dir, [f"analysis.precision={precision}"])
+    assert seen == ["float32", "float64"]
+    assert sorted(p.name for p in run_dir.iterdir()) == before

@@ -126,3 +126,22 @@ def test_intervals_null_turns_them_off_and_the_callbacks_read_the_settings(tmp_p
     validate(off)
     callbacks = [instantiate(c) for c in off.callbacks.values() if "_target_" in c]
     assert all(c.settings.intervals is None for c in callbacks if hasattr(c, "settings"))
+
+
+def test_analysis_precision_is_float32_unless_set_and_reaches_the_callbacks_settings(tmp_path):
+    from hydra.utils import instantiate
+
+    from tests.conftest import REPO_ROOT
+
+    cfg = compose_config([], output_dir=tmp_path)
+    assert cfg.analysis.precision == "float32" == AnalysisConfig().precision
+    # conf/config.yaml lists it with the other analysis keys (what a user reads and edits)
+    assert OmegaConf.load(REPO_ROOT / "conf" / "config.yaml").analysis.precision == "float32"
+    for precision in ("float32", "float64"):
+        cfg = compose_config([f"analysis.precision={precision}"], output_dir=tmp_path)
+        validate(cfg)
+        callback = instantiate(cfg.callbacks.analysis)
+        assert callback.plan.settings.precision == precision
+    bad = compose_config(["analysis.precision=float16"], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match="analysis.precision must be 'float32' or 'float64'"):
+        validate(bad)

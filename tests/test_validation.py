@@ -30,6 +30,7 @@ from tests.helpers.app import run_app
             ">= 1",
         ),
         (["dataset=cifar10", "analysis.k=3000"], "analysis.k=3000", "[1, 2048]"),
+        (["analysis.precision=half"], "analysis.precision", "'float32' or 'float64'; got 'half'"),
     ],
 )
 def test_degenerate_settings_are_errors_naming_key_value_and_what_is_allowed(

@@ -4,10 +4,10 @@
 every rank, after the datamodule is set up, before the model moves or a step is taken — it
 finds the run's :class:`~ncib.callbacks.PairAnalysisCallback` (none: nothing to check), reads
 the shape of the analysis (training rows after ``analysis.max_samples``, test rows, the
-encoder's feature dimension, k, the classes, ``analysis.intervals.folds``) and the ranks, and
-calls :func:`ncib.engine.memory.check_planned_analysis`: against the GPU's memory less the
-training images it holds, or the host's available memory shared by this node's ranks on the
-CPU (docs/design.md §3b).
+encoder's feature dimension, k, the classes, ``analysis.intervals``, ``analysis.precision``)
+and the ranks, and calls :func:`ncib.engine.memory.check_planned_analysis`: against the GPU's
+memory less the training images it holds, or the host's available memory shared by this
+node's ranks on the CPU (docs/design.md §3b).
 """
 
 from __future__ import annotations

@@ -161,6 +161,7 @@ def analysis_plan(analysis: Mapping, groups: Sequence[str] | None = None) -> Ana
         k=a.get("k"),
         max_samples=a.get("max_samples"),
         ridge=_ridge(a.get("ridge", 1e-6)),
+        precision=a.get("precision", "float32"),  # absent in runs made before the key
         progress=bool(a.get("progress", True)),
         intervals=intervals if intervals in (None, _DEFAULT_INTERVALS) else dict(intervals),
     )

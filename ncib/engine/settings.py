@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 
 from ncib.analysis.intervals import IntervalSettings, interval_settings
 
-__all__ = ["AnalysisSettings"]
+__all__ = ["PRECISIONS", "AnalysisSettings"]
+
+PRECISIONS = ("float32", "float64")  # analysis.precision: the dtype of the analysis's products
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,12 @@ class AnalysisSettings:
         max_samples: analyse a stratified training subset of at most this many samples,
             the same rows at every epoch and for both members (None: all).
         ridge: relative ridge ε of every covariance.
+        precision: the dtype of the analysis's products (one of :data:`PRECISIONS`):
+            ``float32`` analyses the features as extracted (class-centred float32 products
+            with float64 corrections); ``float64`` casts both members' features on both
+            splits to float64 once after extraction, so that every product is float64 (a
+            sharded analysis then gives the records of one process to ~1e-9; twice the
+            feature memory, docs/design.md §3b).
         progress: log progress and show progress bars.
         intervals: how the held-out numbers' intervals are measured (an
             :class:`~ncib.analysis.IntervalSettings` or a mapping of its fields, the
@@ -30,6 +38,7 @@ class AnalysisSettings:
     k: int | None = None
     max_samples: int | None = None
     ridge: float = 1e-6
+    precision: str = "float32"
     progress: bool = True
     intervals: IntervalSettings | None = field(default_factory=IntervalSettings)
 
@@ -44,14 +53,26 @@ class AnalysisSettings:
             )
         if not self.ridge >= 0:
             raise ValueError(f"analysis.ridge must be >= 0; got {self.ridge!r}")
+        if not isinstance(self.precision, str) or self.precision not in PRECISIONS:
+            raise ValueError(
+                f"analysis.precision must be 'float32' or 'float64'; got {self.precision!r}"
+            )
         if self.intervals is not None and not isinstance(self.intervals, IntervalSettings):
             object.__setattr__(self, "intervals", interval_settings(self.intervals))  # frozen
 
+    @property
+    def dtype(self):
+        """The ``torch`` dtype of :attr:`precision` (``torch.float32`` or ``torch.float64``)."""
+        import torch
+
+        return getattr(torch, self.precision)
+
     def same_analysis(self, other: AnalysisSettings) -> bool:
         """Whether two settings give the same numbers (``progress`` aside)."""
-        return (self.k, self.max_samples, self.ridge, self.intervals) == (
+        return (self.k, self.max_samples, self.ridge, self.precision, self.intervals) == (
             other.k,
             other.max_samples,
             other.ridge,
+            other.precision,
             other.intervals,
         )

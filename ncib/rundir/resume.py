@@ -39,7 +39,7 @@ from ncib.rundir.records import (
     STATE_DIR,
     rewrite_records,
 )
-from ncib.rundir.run_config import flat_config
+from ncib.rundir.run_config import fill_added_keys, flat_config
 
 __all__ = ["MAY_CHANGE_ON_RESUME", "ResumePlan", "prepare_run_dir", "restore_hydra_files"]
 log = logging.getLogger("ncib.rundir.resume")
@@ -88,7 +88,9 @@ def _in_this_layout(first: dict) -> dict:
 
 
 def _config_changes(first: DictConfig, now: DictConfig) -> list[str]:
-    a = flat_config(_in_this_layout(OmegaConf.to_container(first, resolve=False)), keep_empty=True)
+    # a run started before a key was added ran with its earlier value (ADDED_KEYS)
+    first = fill_added_keys(_in_this_layout(OmegaConf.to_container(first, resolve=False)))
+    a = flat_config(first, keep_empty=True)
     b = flat_config(OmegaConf.to_container(now, resolve=False), keep_empty=True)
     changed = []
     for key in sorted(set(a) | set(b)):

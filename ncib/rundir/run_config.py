@@ -8,16 +8,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 __all__ = [
+    "ADDED_KEYS",
     "CONFIG_FILE",
     "SWEEP_FILE",
     "RunDirError",
     "check_run_dir",
+    "fill_added_keys",
     "flat_config",
     "load_run_config",
 ]
 
 CONFIG_FILE = ".hydra/config.yaml"
 SWEEP_FILE = "multirun.yaml"  # Hydra writes it into a sweep directory before any job starts
+# keys added to the config after runs were made, with the value that gives what such a run did:
+# filled into an earlier run's config where it lacks them (a re-analysis can override them, a
+# resume sees no change) and, at that value, no part of a recipe (ncib.recipe)
+ADDED_KEYS = {"analysis.precision": "float32"}
 
 
 class RunDirError(ValueError):
@@ -40,6 +46,20 @@ def check_run_dir(run_dir: str | Path) -> Path:
             "config that python -m ncib.run writes there)"
         )
     return run_dir
+
+
+def fill_added_keys(cfg):
+    """``cfg`` (a config container or a ``DictConfig`` not in struct mode) with each of
+    :data:`ADDED_KEYS` it lacks set to its earlier value, where the key's parent exists; in
+    place, and returned."""
+    for key, value in ADDED_KEYS.items():
+        *parents, leaf = key.split(".")
+        node = cfg
+        for name in parents:
+            node = node.get(name) if hasattr(node, "get") else None
+        if hasattr(node, "get") and leaf not in node:
+            node[leaf] = value
+    return cfg
 
 
 def load_run_config(
@@ -71,6 +91,7 @@ def load_run_config(
             cfg = OmegaConf.load(run_dir / CONFIG_FILE)
         except Exception as err:
             raise RunDirError(f"{run_dir / CONFIG_FILE} is not a readable config: {err}") from err
+        fill_added_keys(cfg)  # a run made before a key: overridable, and read as it ran
         OmegaConf.set_struct(cfg, True)
         cfg.paths.output_dir = str(run_dir)
         bad = [o for o in overrides if "=" not in o or o.startswith(("+", "~"))]

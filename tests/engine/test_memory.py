@@ -23,39 +23,92 @@ from tests.helpers.builders import quiet_trainer, tiny_pair
 IMAGENET32 = {"n_train": 1_281_167, "n_test": 50_000, "d": 2048, "k": 1000}
 
 
+@pytest.mark.parametrize("precision", ["float32", "float64"])
 @pytest.mark.parametrize("world,side", [(1, None), (1, 1), (2, None), (3, None), (8, None)])
-def test_a_rank_holds_its_shard_the_test_split_and_d2_statistics(world, side):
+def test_a_rank_holds_its_shards_and_d2_statistics(world, side, precision):
     n_train, n_test, d, k = IMAGENET32.values()
-    parts = analysis_memory(n_train, n_test, d, k, world, folds=20, side_by_side=side).parts
-    n = math.ceil(n_train / world)  # the largest shard
+    parts = analysis_memory(
+        n_train, n_test, d, k, world, folds=20, side_by_side=side, precision=precision
+    ).parts
+    w = {"float32": 4, "float64": 8}[precision]  # the working dtype's bytes
+    n = math.ceil(n_train / world)  # the largest shard of each split
+    n_t = math.ceil(n_test / world)
     members = side or (2 if world == 1 else 1)  # an unsharded CPU process: both at once
-    assert parts["train features"] == 2 * n * d * 4
-    assert parts["train normal scores"] == 2 * n * d * 4
-    assert parts["T_K of the shard"] == 2 * n * k * 4
-    assert parts["probe"] == members * (n * d * 4 + 2 * n * k * 4)
-    assert parts["probe state"] == members * 90 * d * k * 8  # not sharded: d × K
-    assert parts["test split"] == 2 * n_test * (2 * d + k) * 4  # whole on every rank
-    assert parts["test variates"] == 2 * n_test * d * 8
+    assert parts["train features"] == 2 * n * d * w
+    assert parts["train normal scores"] == 2 * n * d * w
+    assert parts["T_K of the shard"] == 2 * n * k * w
+    assert parts["probe"] == members * (n * d * w + 2 * n * k * w)
+    assert parts["probe state"] == members * 90 * d * k * 8  # not sharded: d × K, float64
+    assert parts["test split"] == 2 * n_t * (2 * d + k) * w  # sharded like the training split
+    assert parts["test variates"] == 2 * n_t * d * 8
     assert parts["d x d statistics"] == 12 * d * d * 8
-    assert parts["per-fold grams"] == 6 * 20 * d * d * 4
+    assert parts["per-fold grams"] == 6 * 20 * d * d * w
+    assert parts["bootstrap weights"] == 200 * n_test * 16  # the whole test split, every world
     cols = math.ceil(d / world)
-    block = members * ((n_train + n_test) * cols * 4 + 64 * (n_train + n_test))
-    if world > 1:  # received column blocks and their concatenation, blocks sent, test gathered
-        block += (2 * n_train * cols + 2 * n * d + n_test * d) * 4
+    block = members * ((n_train + n_test) * cols * w + 16 * w * (n_train + n_test))
+    if world > 1:  # column blocks of both splits received and concatenated, blocks sent back
+        block += (2 * (n_train + n_test) * cols + 2 * (n + n_t) * d) * w
     assert parts["normal-score pass"] == block
+    sharded = world > 1  # one rank's test variates and permutation indices; one refit's directions
+    assert parts["null threshold"] == (n_t * d * 8 + 200 * n_t * 8 if sharded else 0)
+    assert parts["refit directions"] == (2 * d * d * 8 if sharded else 0)
     named = sum(v for name, v in parts.items() if name != "workspace")
     assert parts["workspace"] == int(0.1 * named)
+
+
+def test_without_intervals_no_part_of_them_is_held():
+    parts = analysis_memory(**IMAGENET32, world=4, folds=None).parts
+    assert all(
+        parts[p] == 0
+        for p in ("per-fold grams", "bootstrap weights", "null threshold", "refit directions")
+    )
+    # the intervals' resamples count as set (analysis.intervals.bootstrap, .permutations)
+    more = analysis_memory(**IMAGENET32, world=4, bootstrap=1000, permutations=50).parts
+    assert more["bootstrap weights"] == 1000 * 50_000 * 16
+    assert more["null threshold"] == 12_500 * 2048 * 8 + 50 * 12_500 * 8
+
+
+def test_float64_doubles_what_is_held_in_the_working_dtype_and_nothing_else():
+    single = analysis_memory(**IMAGENET32, world=4).parts
+    double = analysis_memory(**IMAGENET32, world=4, precision="float64").parts
+    working = {
+        "train features",
+        "train normal scores",
+        "T_K of the shard",
+        "normal-score pass",
+        "test split",
+        "probe",
+        "per-fold grams",
+    }
+    for name in single:
+        if name == "workspace":
+            continue
+        factor = 2 if name in working else 1
+        assert double[name] == factor * single[name], name
+    for bad in ("float16", "double", None):
+        with pytest.raises(
+            ValueError, match=f"precision must be 'float32' or 'float64'; got {bad!r}"
+        ):
+            analysis_memory(**IMAGENET32, precision=bad)
 
 
 def test_more_ranks_need_less_per_rank_down_to_the_unsharded_part():
     per_rank = [analysis_bytes_per_rank(**IMAGENET32, world=r) for r in (2, 4, 8, 64)]
     assert per_rank == sorted(per_rank, reverse=True)
     fixed = analysis_memory(**IMAGENET32, world=64).parts
-    unsharded = ("test split", "test variates", "d x d statistics", "per-fold grams", "probe state")
+    unsharded = (
+        "d x d statistics",
+        "per-fold grams",
+        "probe state",
+        "bootstrap weights",
+        "refit directions",
+    )
     floor = sum(fixed[p] for p in unsharded)
     assert 1.1 * floor < per_rank[-1] < 1.1 * floor + 4 * GIB  # + the 10 % workspace
     no_intervals = analysis_bytes_per_rank(**IMAGENET32, world=8, folds=None)
-    assert abs(per_rank[2] - no_intervals - 1.1 * 6 * 20 * 2048**2 * 4) <= 1
+    d, n_t = 2048, math.ceil(50_000 / 8)
+    intervals = 6 * 20 * d**2 * 4 + 200 * 50_000 * 16 + n_t * d * 8 + 200 * n_t * 8 + 2 * d**2 * 8
+    assert abs(per_rank[2] - no_intervals - 1.1 * intervals) <= 1
 
 
 def test_on_a_gpu_the_model_covers_the_measured_peak():
@@ -87,6 +140,47 @@ def test_the_check_passes_what_fits_and_names_what_to_set_otherwise():
     assert analysis_bytes_per_rank(1_281_167, 50_000, 2048, 1000, ranks - 1, 20) > allowed
     # max_samples counts: the subset that fits passes
     check_analysis_memory(**shape, world=1, budget=a100, max_samples=largest)
+
+
+def test_a_float64_analysis_that_does_not_fit_is_told_float32_where_that_fits():
+    shape = dict(n_train=1_281_167, n_test=50_000, d=2048, k=1000, folds=20, least=5000)
+    single = analysis_bytes_per_rank(1_281_167, 50_000, 2048, 1000, 8, 20)
+    double = analysis_bytes_per_rank(1_281_167, 50_000, 2048, 1000, 8, 20, precision="float64")
+    assert 1.8 * single < double < 2 * single  # the float64 parts stay as they are
+    budget = MemoryBudget(int((single + double) / 2 / 0.9), "the budget")
+    assert check_analysis_memory(**shape, world=8, budget=budget).total == single
+    with pytest.raises(MemoryError) as err:
+        check_analysis_memory(**shape, world=8, budget=budget, precision="float64")
+    msg = str(err.value)
+    assert f"{double / GIB:.1f} GiB per rank" in msg and "k=1000, float64;" in msg
+    assert "analysis.precision=float32 (half the feature memory)" in msg
+    # the subset and the ranks it suggests are those that fit in float64
+    largest = int(msg.split("analysis.max_samples=")[1].split()[0])
+    allowed = int(0.9 * budget.bytes)
+    wide = dict(world=8, folds=20, precision="float64")
+    assert analysis_bytes_per_rank(largest, 50_000, 2048, 1000, **wide) <= allowed
+    assert analysis_bytes_per_rank(largest + 1, 50_000, 2048, 1000, **wide) > allowed
+    ranks = int(msg.split("run on ")[1].split()[0])
+    wide["world"] = ranks
+    assert analysis_bytes_per_rank(1_281_167, 50_000, 2048, 1000, **wide) <= allowed
+    wide["world"] = ranks - 1
+    assert analysis_bytes_per_rank(1_281_167, 50_000, 2048, 1000, **wide) > allowed
+
+
+def test_the_planned_check_counts_the_settings_precision(monkeypatch):
+    from ncib.engine.settings import AnalysisSettings
+
+    monkeypatch.setattr(memory, "_meminfo_available", lambda: 2**50)  # all fits
+    splits = {"train": (None, range(10_000)), "test": (None, range(2_000))}
+
+    def need(**settings):
+        return memory.check_planned_analysis(
+            AnalysisSettings(**settings), splits, 10, 128, "cpu", world=2
+        ).parts
+
+    single, double = need(), need(precision="float64")
+    assert double["train features"] == 2 * single["train features"] == 2 * 5_000 * 128 * 8
+    assert double["test split"] == 2 * single["test split"] == 2 * 1_000 * (256 + 10) * 8
 
 
 def test_host_memory_is_shared_by_the_ranks_of_the_host(monkeypatch):
@@ -163,7 +257,13 @@ def test_the_check_reads_the_runs_shape_and_the_memory_of_its_device(monkeypatch
         "check_analysis_memory",
         lambda **kw: seen.update(kw) or analysis_memory(10, 10, 4, 2),
     )
-    plan = {"epochs": [1], "k": 3, "max_samples": 700, "intervals": {"folds": 7}}
+    plan = {
+        "epochs": [1],
+        "k": 3,
+        "max_samples": 700,
+        "precision": "float64",
+        "intervals": {"folds": 7, "bootstrap": 300, "permutations": 100},
+    }
     images = torch.zeros(1000, 3, 8, 8, dtype=torch.uint8)
     dm = SimpleNamespace(
         splits={"train": (images, torch.zeros(1000)), "test": (None, torch.zeros(300))},
@@ -185,6 +285,7 @@ def test_the_check_reads_the_runs_shape_and_the_memory_of_its_device(monkeypatch
         10,
     )
     assert (seen["world"], seen["folds"], seen["max_samples"], seen["least"]) == (4, 7, 700, 50)
+    assert (seen["precision"], seen["bootstrap"], seen["permutations"]) == ("float64", 300, 100)
     if device == "cpu":  # the host's memory is shared by this node's 2 ranks
         assert seen["host"] == 2 and seen["budget"].bytes == GIB
         assert seen["side_by_side"] is None  # the model's default: both members in one process

@@ -83,3 +83,32 @@ def test_the_plans_groups_are_the_outputs_groups():
 
     assert plan.ANALYSIS_GROUPS == tuple(outputs.ANALYSIS_GROUPS)
     assert plan.DEFAULT_GROUPS == tuple(outputs.DEFAULT_GROUPS)
+
+
+def test_analysis_precision_is_float32_or_float64_and_part_of_the_analysis():
+    import torch
+
+    from ncib.engine.settings import AnalysisSettings
+
+    default = analysis_plan({"every_n_epochs": 2}).settings
+    wide = analysis_plan({"every_n_epochs": 2, "precision": "float64"}).settings
+    assert (default.precision, default.dtype) == ("float32", torch.float32)
+    assert (wide.precision, wide.dtype) == ("float64", torch.float64)
+    for bad in ("float16", "double", None, 64):
+        with pytest.raises(ValueError) as err:
+            AnalysisSettings(precision=bad)
+        assert str(err.value) == f"analysis.precision must be 'float32' or 'float64'; got {bad!r}"
+    # another precision gives other numbers; progress does not
+    assert default.same_analysis(AnalysisSettings(progress=False))
+    assert not default.same_analysis(wide) and not wide.same_analysis(default)
+    assert wide.same_analysis(AnalysisSettings(precision="float64", progress=False))
+
+
+def test_a_run_started_before_analysis_precision_resumes_as_float32(tmp_path):
+    now = compose_config([], output_dir=tmp_path)
+    first = OmegaConf.to_container(now, resolve=False)
+    del first["analysis"]["precision"]  # the key did not exist yet: the run analysed in float32
+    first = OmegaConf.create(first)
+    assert _config_changes(first, now) == []
+    wide = compose_config(["analysis.precision=float64"], output_dir=tmp_path)
+    assert _config_changes(first, wide) == ["analysis.precision: 'float32' → 'float64'"]

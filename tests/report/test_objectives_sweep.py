@@ -120,6 +120,18 @@ def test_recipes_are_labelled_by_objective_and_what_else_differs():
     assert alone.objective == "supcon" and alone.label == "digits · convnet · supcon"
 
 
+def test_analysis_precision_at_float32_leaves_the_recipe_as_it_was():
+    """A run made before ``analysis.precision`` analysed in float32 and has no key: the same
+    recipe and W&B group as a float32 run made today; float64 is another recipe."""
+    cfg = compose_config([])
+    before = OmegaConf.create(OmegaConf.to_container(cfg))
+    del before["analysis"]["precision"]
+    assert recipe_id(before) == recipe_id(cfg) and "analysis.precision" not in recipe_of(cfg)
+    wide = compose_config(["analysis.precision=float64"])
+    assert recipe_of(wide)["analysis.precision"] == "float64"
+    assert recipe_id(wide) != recipe_id(cfg)
+
+
 # -- the report over a synthetic sweep of two objectives x two seed pairs --------------------
 
 
