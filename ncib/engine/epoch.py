@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -138,22 +138,7 @@ class PairEpochAnalysis:
                 "analysis at epoch %d: extracting features of %d members", epoch, len(pair.members)
             )
         datamodule.setup("fit")
-        sharded = self.collective.world > 1
-        feats = extract_pair_features(
-            pair,
-            datamodule,
-            device,
-            st.max_samples,
-            self.collective,
-            talk,
-            shard_train=sharded,
-            shard_test=sharded,
-        )
-        shard = test_shard = None
-        if sharded:  # each rank holds its rows of both splits
-            comm = self.collective.comm
-            shard = Shard(comm, feats.train_positions.to(device), len(feats.indices["train"]))
-            test_shard = Shard(comm, feats.test_positions.to(device), len(feats.indices["test"]))
+        feats, shard, test_shard = _features(pair, datamodule, device, st, self.collective, talk)
         num_classes = int(datamodule.num_classes)
         k = num_classes if st.k is None else st.k
         record = _record_head(epoch, global_step, num_classes, k, feats, self.collective, st)
@@ -194,6 +179,38 @@ class PairEpochAnalysis:
             log.info("analysis at epoch %d done in %.1f s", epoch, record["seconds"])
             log.info("%s", headline(record))  # the numbers to look at first (ncib/console.py)
         return record
+
+
+def _features(pair, datamodule, device, settings: AnalysisSettings, collective, talk: bool):
+    """The pair's features (each rank's rows of both splits when ranks share the analysis) in
+    the analysis's precision (``analysis.precision``: float64 casts the extracted float32
+    features once, so that every product of the analysis is float64; float32 leaves them as
+    extracted), and the :class:`~ncib.analysis.shards.Shard` of each split (None in one
+    process)."""
+    sharded = collective.world > 1
+    feats = extract_pair_features(
+        pair,
+        datamodule,
+        device,
+        settings.max_samples,
+        collective,
+        talk,
+        shard_train=sharded,
+        shard_test=sharded,
+    )
+    if settings.dtype == torch.float64 and feats.train[0].dtype != torch.float64:
+        feats = replace(
+            feats,
+            train=tuple(z.to(settings.dtype) for z in feats.train),
+            test=tuple(z.to(settings.dtype) for z in feats.test),
+        )
+    if not sharded:
+        return feats, None, None
+    shards = [  # each rank holds its rows of both splits
+        Shard(collective.comm, positions.to(device), len(feats.indices[split]))
+        for split, positions in (("train", feats.train_positions), ("test", feats.test_positions))
+    ]
+    return feats, *shards
 
 
 def _record_head(epoch, global_step, num_classes, k, feats, collective, settings) -> dict:

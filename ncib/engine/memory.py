@@ -60,8 +60,9 @@ The model is checked against measured peaks by ``experiments/benchmarks/analysis
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
+
+from ncib.engine.budget import GIB, MemoryBudget, available_memory
 
 __all__ = [
     "AnalysisMemory",
@@ -78,7 +79,6 @@ __all__ = [
     "working_bytes",
 ]
 
-GIB = 2**30
 FLOAT32, FLOAT64, INT64 = 4, 8, 8
 WORKING_BYTES = {"float32": FLOAT32, "float64": FLOAT64}  # analysis.precision: bytes a value
 BOOTSTRAP = 200  # resamples of the test rows (analysis.intervals.bootstrap's default)
@@ -217,43 +217,6 @@ def analysis_bytes_per_rank(
         bootstrap=bootstrap,
         permutations=permutations,
     ).total
-
-
-@dataclass(frozen=True)
-class MemoryBudget:
-    """Memory the analysis of one rank may use: ``bytes`` of ``what`` (for the messages)."""
-
-    bytes: int
-    what: str
-
-
-def _meminfo_available() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def available_memory(device, ranks_on_host: int = 1) -> MemoryBudget:
-    """The memory one rank's analysis may use on ``device`` (a ``torch.device`` or string): the
-    GPU's total memory for CUDA; on the CPU the host's available memory (``MemAvailable``)
-    shared by the ``ranks_on_host`` ranks of this node."""
-    kind = getattr(device, "type", str(device).split(":")[0])
-    if kind == "cuda":
-        import torch
-
-        total = torch.cuda.get_device_properties(device).total_memory
-        return MemoryBudget(total, f"{total / GIB:.1f} GiB of GPU memory on {device}")
-    avail = _meminfo_available()
-    if avail is None:
-        avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    share = avail // max(1, ranks_on_host)
-    shared = f", shared by {ranks_on_host} ranks on this host" if ranks_on_host > 1 else ""
-    return MemoryBudget(share, f"{avail / GIB:.1f} GiB of available host memory{shared}")
 
 
 def largest_fitting_samples(

@@ -10,7 +10,7 @@ import pytest
 
 from ncib.callbacks import AnalysisMemoryCheck, PairAnalysisCallback
 from ncib.data import DigitsDataModule
-from ncib.engine import memory
+from ncib.engine import budget, memory
 from ncib.engine.memory import (
     GIB,
     MemoryBudget,
@@ -170,7 +170,7 @@ def test_a_float64_analysis_that_does_not_fit_is_told_float32_where_that_fits():
 def test_the_planned_check_counts_the_settings_precision(monkeypatch):
     from ncib.engine.settings import AnalysisSettings
 
-    monkeypatch.setattr(memory, "_meminfo_available", lambda: 2**50)  # all fits
+    monkeypatch.setattr(budget, "_meminfo_available", lambda: 2**50)  # all fits
     splits = {"train": (None, range(10_000)), "test": (None, range(2_000))}
 
     def need(**settings):
@@ -184,9 +184,9 @@ def test_the_planned_check_counts_the_settings_precision(monkeypatch):
 
 
 def test_host_memory_is_shared_by_the_ranks_of_the_host(monkeypatch):
-    monkeypatch.setattr(memory, "_meminfo_available", lambda: 24 * GIB)
-    assert memory.available_memory("cpu").bytes == 24 * GIB
-    four = memory.available_memory("cpu", ranks_on_host=4)
+    monkeypatch.setattr(budget, "_meminfo_available", lambda: 24 * GIB)
+    assert budget.available_memory("cpu").bytes == 24 * GIB
+    four = budget.available_memory("cpu", ranks_on_host=4)
     assert four.bytes == 6 * GIB and "shared by 4 ranks" in four.what
 
 
