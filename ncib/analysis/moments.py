@@ -113,8 +113,10 @@ class MomentSums:
                 if weights is not None:
                     continue
                 gram = g[0]
-            else:
-                gram = torch.einsum("f,fij->ij", w, g.to(_F64))
+            else:  # fold by fold: no float64 copy of all B fold Grams at once
+                gram = torch.zeros(g.shape[1:], dtype=_F64, device=g.device)
+                for f in w.nonzero().flatten().tolist():
+                    gram.add_(g[f].to(_F64), alpha=float(w[f]))
             corr = csum[i].T @ dev[j] + dev[i].T @ csum[j] + (dev[i].T * counts) @ dev[j]
             blocks[(i, j)] = (gram + corr) / n
         present = counts > 0

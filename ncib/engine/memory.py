@@ -23,16 +23,19 @@ normal-score pass                 per member: (N + N_t) · ⌈d/R⌉ · w (the c
                                   2 · (n + n_t) · d · w (the contiguous blocks sent and the
                                   scores sent back)
 test split, 2 members             2 · n_t · (2d + k) · w (raw, normal scores, T_K)
-test variates, 2 members          2 · n_t · d · 8 (float64)
+test variates, 2 members         4 · n_t · d · 8 (float64; raw and normal scores kept)
 probe                             per member: n · d · w (standardised copy of the shard)
                                   + 2 · n · K · w (logits and their gradient)
 probe state                       per member: 90 · d · K · 8 (the L-BFGS history of float64
                                   d × K iterates and what the allocator keeps of them: fitted
                                   to the measured peaks at K = 1,000, d = 2,048)
-d × d statistics                  12 · d² · 8 (float64 blocks: raw and normal scores 3 each,
-                                  copula 2, and 4 of decomposition workspace)
+d × d statistics                  30 · d² · 8 (float64: 19 kept — covariance blocks, both
+                                  CCAs, GIB and held-out GIB — and one refit's 11; 19 · d² · 8
+                                  without intervals)
 per-fold grams                    6 · B · d² · w (accumulated in the working dtype; none
                                   without intervals)
+per-fold class sums               4 · B · K · d · 8 (float64, raw and normal scores of both
+                                  members; none without intervals)
 bootstrap weights                 S · N_t · (8 + 8) (float64 weights and int64 draws over the
                                   whole test split; none without intervals)
 null threshold                    with R > 1: n_t · d · 8 (one rank's test variates received at
@@ -42,11 +45,12 @@ refit directions                  with R > 1: 2 · d² · 8 (one refit's directi
                                   time); none without intervals
 workspace                         10 % of the above (row chunks of the covariance pass,
                                   decompositions, the allocator's slack)
-CUDA overhead (on a GPU)          25 % of the above (the caching allocator's blocks, cuBLAS and
+CUDA overhead (on a GPU)          10 % of the above (the caching allocator's blocks, cuBLAS and
                                   cuSOLVER workspaces): one H200 at N = 100,000 + 50,000,
                                   d = 2,048, K = 1,000 peaked at 18.1 GiB
                                   (``torch.cuda.max_memory_allocated``) where the parts above
-                                  give 15.1
+                                  give 18.7 (15.1 before the kept d × d blocks and both kinds'
+                                  test variates were counted, when this share was 25 %)
 ================================  =============================================================
 
 The per-member transients (the normal-score pass and the probe) count twice where both
@@ -83,13 +87,18 @@ FLOAT32, FLOAT64, INT64 = 4, 8, 8
 WORKING_BYTES = {"float32": FLOAT32, "float64": FLOAT64}  # analysis.precision: bytes a value
 BOOTSTRAP = 200  # resamples of the test rows (analysis.intervals.bootstrap's default)
 PERMUTATIONS = 200  # permutations of the null threshold (analysis.intervals.permutations')
-DD_BLOCKS = 12  # float64 d × d: raw 3, normal 3, copula 2, decomposition workspace 4
+# float64 d × d kept: covariance blocks raw 3, normal 3, copula 2; CCA raw and normal 4 each;
+# GIB and held-out GIB 1 each per member (tests/engine/test_memory.py counts them) ...
+DD_KEPT = 19
+DD_REFIT = 11  # ... and one refit's at a time: its blocks 3, CCA 4, decomposition workspace 4
+DD_BLOCKS = DD_KEPT + DD_REFIT
+FOLD_SUMS = 4  # per-fold class sums (B, K, d) float64: raw and normal scores of both members
 FOLD_BLOCKS = 6  # per-fold grams per fold, in the working dtype (ncib/analysis/intervals.py)
 SORT_WORKSPACE = 64  # bytes per float32 value of a block of the normal-score sort (copula._score)
 SORT_BLOCK = 2**20  # values sorted at once, at least one column (copula._BLOCK_ELEMENTS)
 PROBE_STATE = 90  # d × K float64 arrays per member's probe (module docstring; measured)
 WORKSPACE = 0.10  # the rest, as a share of the named parts (module docstring)
-CUDA_OVERHEAD = 0.25  # on a GPU, a share of all the above (measured: module docstring)
+CUDA_OVERHEAD = 0.10  # on a GPU, a share of all the above (measured: module docstring)
 HEADROOM = 0.9  # the analysis may use this share of what is available
 MIN_SAMPLES_PER_CLASS = 5  # the least analysis.max_samples per class that ncib.config accepts
 
@@ -170,11 +179,12 @@ def analysis_memory(
         )
         + ((2 * (n_train + n_test) * cols + 2 * (n + n_t) * d) * w if sharded else 0),
         "test split": 2 * n_t * (2 * d + k) * w,
-        "test variates": 2 * n_t * d * FLOAT64,
+        "test variates": 4 * n_t * d * FLOAT64,
         "probe": side_by_side * (n * d + 2 * n * classes) * w,
         "probe state": side_by_side * PROBE_STATE * d * classes * FLOAT64,
-        "d x d statistics": DD_BLOCKS * d * d * FLOAT64,
+        "d x d statistics": (DD_BLOCKS if intervals else DD_KEPT) * d * d * FLOAT64,
         "per-fold grams": FOLD_BLOCKS * (folds or 0) * d * d * w,
+        "per-fold class sums": FOLD_SUMS * (folds or 0) * classes * d * FLOAT64,
         "bootstrap weights": bootstrap * n_test * (FLOAT64 + INT64) if intervals else 0,
         "null threshold": n_t * d * FLOAT64 + permutations * n_t * INT64
         if intervals and sharded
