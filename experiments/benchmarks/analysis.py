@@ -545,7 +545,15 @@ def shard_worker(rank: int, world: int, port: int, args: dict, out_dir: str) -> 
         "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "cuda_max": torch.cuda.max_memory_allocated(dev) if cuda else None,
         "model": analysis_memory(
-            n, n_test, dim, k, world, folds, side_by_side=side, cuda=cuda
+            n,
+            n_test,
+            dim,
+            k,
+            world,
+            folds,
+            side_by_side=side,
+            cuda=cuda,
+            precision=args["precision"],
         ).total,
         "scalars": {key: float(scalars[key]) for key in KEYS},
     }
