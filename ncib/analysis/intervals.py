@@ -375,15 +375,20 @@ def refit_correlations(
             cca = cca_from_covariance(cov, ridge)
             sa, sb = test_variates(cca, a_test, b_test, labels, columns=q)
             rows.append(variate_correlations(sa, sb, log))
+    _warn_once(caught, f"{len(covariances)} CCA refits")
+    return torch.stack(rows)
+
+
+def _warn_once(caught: Sequence[warnings.WarningMessage], where: str) -> None:
+    """One RuntimeWarning for the warnings ``caught`` in the refits (none if there were none)."""
     if caught:
         first = str(caught[0].message).split(":", 1)[0]
         warnings.warn(
-            f"heldout_intervals: {len(caught)} warning(s) in {len(covariances)} CCA refits, "
-            f"the first from {first}: {str(caught[0].message)[:300]}",
+            f"heldout_intervals: {len(caught)} warning(s) in {where}, the first from {first}: "
+            f"{str(caught[0].message)[:300]}",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return torch.stack(rows)
 
 
 def _sharded_refit_correlations(
@@ -431,14 +436,7 @@ def _sharded_refit_correlations(
                 comm.broadcast_(part, src)
             sa, sb = project_variates((a_test, b_test), parts[:2], parts[2:], labels, shard)
             rows[start + src] = variate_correlations(sa, sb, log, shard)
-    if caught:  # the refits this rank fitted; each rank warns of its own
-        first = str(caught[0].message).split(":", 1)[0]
-        warnings.warn(
-            f"heldout_intervals: {len(caught)} warning(s) in this rank's CCA refits, the first "
-            f"from {first}: {str(caught[0].message)[:300]}",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+    _warn_once(caught, "this rank's CCA refits")  # each rank warns of the refits it fitted
     return rows
 
 

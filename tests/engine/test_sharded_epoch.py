@@ -76,19 +76,24 @@ def relative(a: float, b: float) -> float:
     return abs(a - b) / max(abs(a), abs(b))
 
 
-def test_a_sharded_epoch_analysis_of_digits_writes_the_record_of_one_process(digits_pair, tmp_path):
+def one_and_three_ranks(digits_pair, settings: AnalysisSettings, out) -> tuple[dict, list]:
+    """The epoch-0 record of one process (into ``out/one``) and those of three thread ranks
+    (``out/three``)."""
     pair, dm = digits_pair
-    settings = AnalysisSettings(max_samples=None)
-    one = PairEpochAnalysis(tmp_path / "one", settings).run(
-        pair, dm, 0, 0, DEFAULT_GROUPS, device="cpu"
-    )
+    one = PairEpochAnalysis(out / "one", settings).run(pair, dm, 0, 0, DEFAULT_GROUPS, device="cpu")
     ranks = ThreadRanks(3)
 
     def work(r):
-        engine = PairEpochAnalysis(tmp_path / "three", settings, collective=ranks.comm(r))
+        engine = PairEpochAnalysis(out / "three", settings, collective=ranks.comm(r))
         return engine.run(pair, dm, 0, 0, DEFAULT_GROUPS, device="cpu")
 
-    records = ranks.run(work)
+    return one, ranks.run(work)
+
+
+def test_a_sharded_epoch_analysis_of_digits_writes_the_record_of_one_process(digits_pair, tmp_path):
+    pair, dm = digits_pair
+    settings = AnalysisSettings(max_samples=None)
+    one, records = one_and_three_ranks(digits_pair, settings, tmp_path)
     written = read_records(tmp_path / "three" / "analysis.jsonl")
     assert len(written) == 1  # rank 0 alone writes
     assert written[0]["num_train"] == one["num_train"] == 1437
@@ -144,20 +149,12 @@ def test_with_float64_precision_the_records_of_one_and_three_ranks_agree_to_1e_9
     float32 records differ by up to 6e-5 (the test above)."""
     pair, dm = digits_pair
     settings = AnalysisSettings(precision="float64")
-    one = PairEpochAnalysis(tmp_path / "one", settings).run(
-        pair, dm, 0, 0, DEFAULT_GROUPS, device="cpu"
-    )
-    ranks = ThreadRanks(3)
-
-    def work(r):
-        engine = PairEpochAnalysis(tmp_path / "three", settings, collective=ranks.comm(r))
-        return engine.run(pair, dm, 0, 0, DEFAULT_GROUPS, device="cpu")
-
+    one, records = one_and_three_ranks(digits_pair, settings, tmp_path)
     want = scalars(one)
     assert one["settings"]["precision"] == "float64"
     feats = extract_pair_features(pair, dm, torch.device("cpu"), progress=False)
     assert want == pytest.approx(analysed(feats, settings, torch.float64), rel=1e-12, nan_ok=True)
-    for record in ranks.run(work):
+    for record in records:
         got = scalars(record)
         differ = [(k, want[k], got[k]) for k in want if relative(got[k], want[k]) > 1e-9]
         assert not differ, f"{len(differ)} of {len(want)} scalars differ: {differ[:10]}"
