@@ -257,12 +257,9 @@ def bootstrap_correlations(
     counts = torch.multinomial(
         torch.full((n,), 1.0 / n, dtype=torch.float64), n * replicates, True, generator=gen
     )
-    w = torch.zeros(replicates, n, dtype=torch.float64)
-    w.view(-1).index_add_(
-        0,
-        counts + torch.arange(replicates).repeat_interleave(n) * n,
-        torch.ones(n * replicates, dtype=torch.float64),
-    )
+    # row i's multiplicity in resample r: the draws of each resample counted (exact integers)
+    counts.view(replicates, n).add_(torch.arange(replicates)[:, None] * n)
+    w = torch.bincount(counts, minlength=replicates * n).view(replicates, n).to(torch.float64)
     del counts
     if shard is not None:
         w = w[:, shard.rows.to("cpu")]

@@ -38,8 +38,8 @@ per-fold class sums               4 · B · K · d · 8 (float64, raw and normal
                                   members; none without intervals)
 bootstrap weights                 S · N_t · (8 + 8) (float64 weights and int64 draws over the
                                   whole test split; none without intervals)
-null threshold                    with R > 1: n_t · d · 8 (one rank's test variates received at
-                                  a time) + P · n_t · 8 (int64 permutation indices); none
+null threshold                    with R > 1: n_t · d · 8 (one rank's test variates at a time)
+                                  + 3 · P · n_t · 8 (int64 partners, their ranks, positions); none
                                   without intervals
 refit directions                  with R > 1: 2 · d² · 8 (one refit's directions broadcast at a
                                   time); none without intervals
@@ -186,7 +186,7 @@ def analysis_memory(
         "per-fold grams": FOLD_BLOCKS * (folds or 0) * d * d * w,
         "per-fold class sums": FOLD_SUMS * (folds or 0) * classes * d * FLOAT64,
         "bootstrap weights": bootstrap * n_test * (FLOAT64 + INT64) if intervals else 0,
-        "null threshold": n_t * d * FLOAT64 + permutations * n_t * INT64
+        "null threshold": n_t * d * FLOAT64 + 3 * permutations * n_t * INT64
         if intervals and sharded
         else 0,
         "refit directions": 2 * d * d * FLOAT64 if intervals and sharded else 0,

@@ -51,7 +51,7 @@ def test_a_rank_holds_its_shards_and_d2_statistics(world, side, precision):
         block += (2 * (n_train + n_test) * cols + 2 * (n + n_t) * d) * w
     assert parts["normal-score pass"] == block
     sharded = world > 1  # one rank's test variates and permutation indices; one refit's directions
-    assert parts["null threshold"] == (n_t * d * 8 + 200 * n_t * 8 if sharded else 0)
+    assert parts["null threshold"] == (n_t * d * 8 + 3 * 200 * n_t * 8 if sharded else 0)
     assert parts["refit directions"] == (2 * d * d * 8 if sharded else 0)
     named = sum(v for name, v in parts.items() if name != "workspace")
     assert parts["workspace"] == int(0.1 * named)
@@ -73,7 +73,7 @@ def test_without_intervals_no_part_of_them_is_held():
     # the intervals' resamples count as set (analysis.intervals.bootstrap, .permutations)
     more = analysis_memory(**IMAGENET32, world=4, bootstrap=1000, permutations=50).parts
     assert more["bootstrap weights"] == 1000 * 50_000 * 16
-    assert more["null threshold"] == 12_500 * 2048 * 8 + 50 * 12_500 * 8
+    assert more["null threshold"] == 12_500 * 2048 * 8 + 3 * 50 * 12_500 * 8
 
 
 def test_float64_doubles_what_is_held_in_the_working_dtype_and_nothing_else():
@@ -116,7 +116,9 @@ def test_more_ranks_need_less_per_rank_down_to_the_unsharded_part():
     assert 1.1 * floor < per_rank[-1] < 1.1 * floor + 4 * GIB  # + the 10 % workspace
     no_intervals = analysis_bytes_per_rank(**IMAGENET32, world=8, folds=None)
     d, n_t = 2048, math.ceil(50_000 / 8)
-    intervals = 6 * 20 * d**2 * 4 + 200 * 50_000 * 16 + n_t * d * 8 + 200 * n_t * 8 + 2 * d**2 * 8
+    intervals = (
+        6 * 20 * d**2 * 4 + 200 * 50_000 * 16 + n_t * d * 8 + 3 * 200 * n_t * 8 + 2 * d**2 * 8
+    )
     intervals += 4 * 20 * 1000 * d * 8 + 11 * d**2 * 8  # fold class sums; one refit's blocks
     assert abs(per_rank[2] - no_intervals - 1.1 * intervals) <= 1
 
